@@ -1,0 +1,40 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when missing and
+# (re)install the project only when pyproject.toml changed since the last install.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_workspace
+
+.PHONY: demo test test-slow lint schemas venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x "$(PY)" ] || ! "$(PY)" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
+	  interpreter=$$(tools/find-python) || exit 1; \
+	  echo "Creating $(VENV) with $$interpreter"; \
+	  rm -rf "$(VENV)"; "$$interpreter" -m venv "$(VENV)" || exit 1; \
+	fi
+	"$(PY)" -m pip install --quiet --upgrade pip
+	"$(PY)" -m pip install --quiet -e ".[dev]"
+	@touch "$(STAMP)"
+
+demo: $(STAMP)
+	"$(VENV)/bin/attribution" demo --workspace "$(DEMO_DIR)"
+
+test: $(STAMP)
+	"$(PY)" -m pytest -q
+
+test-slow: $(STAMP)
+	"$(PY)" -m pytest -q -m slow
+
+lint: $(STAMP)
+	"$(VENV)/bin/ruff" check src scripts tests benchmarks
+	"$(VENV)/bin/ruff" format --check src scripts tests benchmarks
+
+schemas: $(STAMP)
+	"$(VENV)/bin/attribution" schemas export
+
+clean:
+	rm -rf "$(VENV)" "$(DEMO_DIR)" .pytest_cache .ruff_cache

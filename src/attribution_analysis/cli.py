@@ -1,0 +1,178 @@
+"""The ``attribution`` command: a thin adapter over the step functions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from attribution_analysis import __version__
+from attribution_analysis.adapters import EXIT_INPUT_ERROR, error_payload
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.contracts.validation import ValidateDataParams
+from attribution_analysis.errors import AttributionError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Bayesian MMM and EM / Bayesian allocation, step by step.",
+)
+schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of the contracts.")
+app.add_typer(schemas_app, name="schemas")
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOption = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
+
+
+def _fail(exc: AttributionError | ValidationError) -> typer.Exit:
+    err.print(
+        f"[bold red]error:[/] {error_payload(exc)['message']}", highlight=False, soft_wrap=True
+    )
+    return typer.Exit(EXIT_INPUT_ERROR)
+
+
+@app.command()
+def version() -> None:
+    """Print the package version."""
+    out.print(__version__)
+
+
+@app.command()
+def simulate(
+    kind: Annotated[str, typer.Option(help="mmm | mta | hcp-brick")] = "mmm",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to create.")] = Path("workspace"),
+    seed: int = 7,
+    weeks: int = 156,
+    channels: int = 5,
+    geos: int = 0,
+    lift_tests: int = 0,
+    collinear_pairs: int = 0,
+    n_hcps: int = 400,
+    n_bricks: int = 80,
+    hcp_family: str = "poisson",
+    overwrite: Annotated[bool, typer.Option(help="Replace raw/ and truth/ if present.")] = False,
+) -> None:
+    """Write a simulated workspace (raw files + truth/) with a fixed seed."""
+    from attribution_analysis.simulate import simulate_workspace
+
+    try:
+        params = SimulationParams(
+            kind=kind,
+            seed=seed,
+            weeks=weeks,
+            channels=channels,
+            geos=geos,
+            lift_tests=lift_tests,
+            collinear_pairs=collinear_pairs,
+            n_hcps=n_hcps,
+            n_bricks=n_bricks,
+            hcp_family=hcp_family,
+        )
+        files = simulate_workspace(out_dir, params, overwrite=overwrite)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print(f"simulated {kind} workspace (seed {seed}) in [bold]{out_dir}[/]: {len(files)} files")
+
+
+@app.command()
+def validate(
+    workspace: WorkspaceOption,
+    grain: Annotated[str, typer.Option(help="auto | weekly | daily")] = "auto",
+    country: Annotated[str, typer.Option(help="Holiday calendar (ISO code); '' for none.")] = "US",
+    start: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    end: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    max_gap: Annotated[int, typer.Option(help="Longest gap (periods) imputed.")] = 4,
+) -> None:
+    """Validate raw/ and write analysis/prepared_panel.csv + analysis/data_validation.json."""
+    from attribution_analysis.data.validate import validate_data
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = ValidateDataParams(
+            grain=grain,
+            country=country or None,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            max_gap_periods=max_gap,
+        )
+        report = validate_data(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    _print_validation(report, workspace)
+
+
+def _print_validation(report, workspace: Path) -> None:
+    window = report.window
+    out.print(
+        f"[bold green]{report.status}[/]: {window.n_periods} {report.grain} periods, "
+        f"{window.start} to {window.end}" + (f", geos {window.geos}" if window.geos else "")
+    )
+    table = Table("channel", "spend", "active", "imputed", "confidence")
+    for ch in report.channels:
+        table.add_row(
+            ch.channel,
+            f"{ch.total_spend:,.0f}",
+            f"{ch.active_share:.0%}",
+            str(ch.imputed_periods),
+            ch.confidence,
+        )
+    out.print(table)
+    for finding in report.warnings:
+        out.print(f"[yellow]warning[/] {finding.code}: {finding.message}", highlight=False)
+    out.print(f"report: {workspace / 'analysis' / 'data_validation.json'}")
+
+
+@app.command()
+def runs(workspace: WorkspaceOption, step: str | None = None, limit: int = 20) -> None:
+    """List the step runs recorded in the workspace's run registry (the audit trail)."""
+    from attribution_analysis.registry import RunRegistry
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        records = RunRegistry(Workspace.open(workspace)).list_runs(step, limit)
+    except AttributionError as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(records, default=str))
+
+
+@app.command()
+def demo(
+    workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("demo_workspace"),
+) -> None:
+    """Build the bundled demo workspace from the simulator and run the pipeline on it."""
+    from attribution_analysis.demo import run_demo
+
+    try:
+        run_demo(workspace, out)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path = Path("schemas")) -> None:
+    """Write every contract's JSON Schema to DIRECTORY."""
+    from attribution_analysis.schemas import export_schemas
+
+    written = export_schemas(directory)
+    out.print(f"wrote {len(written)} schemas to {directory}")
+
+
+@schemas_app.command("check")
+def schemas_check(directory: Path = Path("schemas")) -> None:
+    """Fail (exit 1) when DIRECTORY's schemas differ from the models."""
+    from attribution_analysis.schemas import schema_drift
+
+    problems = schema_drift(directory)
+    for problem in problems:
+        err.print(problem)
+    if problems:
+        err.print("run `attribution schemas export` to regenerate them.")
+        raise typer.Exit(1)
+    out.print("schemas are up to date")

@@ -1,0 +1,147 @@
+"""Output files of the MMM and allocation steps (canonical shapes other skills parse).
+
+Fields may be added by the steps that write these files; the ones here are the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from attribution_analysis.contracts.common import Finding, Interval, Metadata, StrictModel
+
+Target = Literal["conversions", "revenue"]
+MMMMethod = Literal["bayesian_nuts", "bayesian_map", "bayesian_advi", "ridge_bootstrap"]
+
+
+# ----- analysis/mmm_channel_contributions.json ----------------------------------------------
+class ChannelContribution(StrictModel):
+    channel: str = Field(description="Channel name.")
+    total_contribution: Interval = Field(description="Contribution over the window (target units).")
+    share_of_media: Interval = Field(description="Share of total media contribution (0-1).")
+    roas: Interval = Field(description="Contribution per unit of spend over the window.")
+    mroas: Interval = Field(description="Marginal ROAS at current spend (next unit of spend).")
+    spend: float = Field(description="Spend over the window.")
+
+
+class BaseContribution(StrictModel):
+    total: Interval = Field(description="Intercept + trend + seasonality + controls.")
+
+
+class SumCheck(StrictModel):
+    relative_error: float = Field(description="|base + media - fitted| / fitted, over the window.")
+    tolerance: float = Field(default=0.02, description="Acceptance threshold (seed: 2%).")
+    passed: bool = Field(description="relative_error <= tolerance.")
+
+
+class ChannelContributions(StrictModel):
+    """``analysis/mmm_channel_contributions.json``."""
+
+    metadata: Metadata
+    target: Target
+    method: MMMMethod
+    channels: list[ChannelContribution]
+    base: BaseContribution
+    sum_check: SumCheck
+    weekly_table: str | None = Field(
+        default=None,
+        description="Path of the C(channel, period[, geo]) table the allocation step reads.",
+    )
+
+
+# ----- analysis/mmm_diagnostics.json ----------------------------------------------------------
+class Criterion(StrictModel):
+    name: str = Field(description="e.g. 'max_rhat', 'min_ess_bulk', 'ppc_coverage_90'.")
+    value: float | None = Field(description="Measured value.")
+    threshold: float = Field(description="Acceptance threshold.")
+    rule: str = Field(description="e.g. 'R-hat < 1.05'.")
+    passed: bool
+
+
+class MMMDiagnostics(StrictModel):
+    """``analysis/mmm_diagnostics.json``."""
+
+    metadata: Metadata
+    method: MMMMethod
+    passed: bool = Field(description="All acceptance criteria passed.")
+    criteria: list[Criterion]
+    divergences: int = Field(ge=0)
+    loo: dict[str, float | None] = Field(
+        default_factory=dict, description="elpd_loo, se, p_loo, max Pareto k."
+    )
+    remedies_tried: list[str] = Field(default_factory=list)
+    override: str | None = Field(
+        default=None, description="Who overrode a failing model, and why (recorded)."
+    )
+    findings: list[Finding] = Field(default_factory=list)
+
+
+# ----- analysis/mmm_budget_optimization.json --------------------------------------------------
+class ChannelAllocation(StrictModel):
+    channel: str
+    current_spend: float
+    recommended_spend: float
+    change_pct: float
+    min_spend: float | None = None
+    max_spend: float | None = None
+    saturation_flag: bool = False
+
+
+class ScenarioResult(StrictModel):
+    name: str
+    allocation: dict[str, float]
+    expected_outcome: Interval
+    lift_vs_current: Interval
+    probability_better: float = Field(ge=0, le=1)
+
+
+class BudgetOptimization(StrictModel):
+    """``analysis/mmm_budget_optimization.json``."""
+
+    metadata: Metadata
+    total_budget: float = Field(gt=0, description="Total budget over the horizon.")
+    horizon_periods: int = Field(ge=1)
+    allocations: list[ChannelAllocation]
+    expected_outcome_current: Interval
+    expected_outcome_recommended: Interval
+    expected_lift: Interval
+    probability_better: float = Field(ge=0, le=1)
+    scenarios: list[ScenarioResult] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+
+
+# ----- analysis/allocation_summary.json + mta_allocation.csv -----------------------------------
+class AllocationRow(StrictModel):
+    """One row of ``analysis/mta_allocation.csv``."""
+
+    group: str = Field(description="Group id (brick, or channel|period|geo cell).")
+    entity: str = Field(description="Entity id (HCP, or campaign/creative).")
+    allocated: float = Field(ge=0, description="Share of the group total credited to the entity.")
+    lower_90: float | None = Field(default=None, description="Bayes: 5% quantile.")
+    upper_90: float | None = Field(default=None, description="Bayes: 95% quantile.")
+
+
+class EntityProductivity(StrictModel):
+    entity: str
+    productivity: float = Field(description="Estimated lambda (scale fixed: mean 1).")
+    total_allocated: float
+    total_exposure: float
+    lower_90: float | None = None
+    upper_90: float | None = None
+
+
+class AllocationSummary(StrictModel):
+    """``analysis/allocation_summary.json``."""
+
+    metadata: Metadata
+    method: Literal["em", "bayes"]
+    family: Literal["poisson", "gamma"]
+    covariates: list[str] = Field(default_factory=list)
+    coefficients: dict[str, float] = Field(default_factory=dict)
+    entities: list[EntityProductivity]
+    loglik_trace: list[float] = Field(default_factory=list)
+    converged: bool
+    iterations: int
+    mass_conservation_max_rel_error: float
+    findings: list[Finding] = Field(default_factory=list)

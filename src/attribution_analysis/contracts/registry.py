@@ -1,0 +1,24 @@
+"""Every contract exported to ``schemas/`` (file stem -> model)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from attribution_analysis.contracts import inputs, outputs, validation
+
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "input.campaign_spend_row": inputs.CampaignSpendRow,
+    "input.conversions_row": inputs.ConversionsRow,
+    "input.external_factor_row": inputs.ExternalFactorRow,
+    "input.campaign_metadata_row": inputs.CampaignMetadataRow,
+    "input.brick_sales_row": inputs.BrickSalesRow,
+    "input.hcp_brick_row": inputs.HcpBrickRow,
+    "input.hcp_row": inputs.HcpRow,
+    "input.incrementality_result": inputs.IncrementalityResult,
+    "output.data_validation": validation.DataValidationReport,
+    "output.mmm_channel_contributions": outputs.ChannelContributions,
+    "output.mmm_diagnostics": outputs.MMMDiagnostics,
+    "output.mmm_budget_optimization": outputs.BudgetOptimization,
+    "output.allocation_summary": outputs.AllocationSummary,
+    "output.mta_allocation_row": outputs.AllocationRow,
+}

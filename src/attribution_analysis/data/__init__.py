@@ -1,0 +1,1 @@
+"""Loading, validating and preparing the workspace's raw tables for modelling."""

@@ -1,0 +1,43 @@
+"""Shared fixtures: simulated workspaces (built once per session) and the corpus."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.simulate import simulate_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(__file__).parent / "corpus"
+
+
+@pytest.fixture(scope="session")
+def simulated_root(tmp_path_factory: pytest.TempPathFactory):
+    """Factory: a simulated workspace per parameter set, built once, copied per test."""
+    cache: dict[str, Path] = {}
+
+    def build(**kwargs) -> Path:
+        params = SimulationParams(**kwargs)
+        key = params.model_dump_json()
+        if key not in cache:
+            folder = tmp_path_factory.mktemp("sim")
+            simulate_workspace(folder, params)
+            cache[key] = folder
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture
+def simulated(simulated_root, tmp_path: Path):
+    """Factory: a private copy of a simulated workspace, safe to modify."""
+
+    def make(**kwargs) -> Path:
+        target = tmp_path / "ws"
+        shutil.copytree(simulated_root(**kwargs), target)
+        return target
+
+    return make

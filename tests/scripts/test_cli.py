@@ -1,0 +1,85 @@
+"""The command-line adapters: same steps, JSON status, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from attribution_analysis.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+
+
+def test_simulate_then_validate_through_the_attribution_command(tmp_path):
+    root = tmp_path / "ws"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--kind",
+            "mta",
+            "--out",
+            str(root),
+            "--weeks",
+            "60",
+            "--channels",
+            "3",
+            "--seed",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["validate", "--workspace", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "passed" in result.output
+    assert (root / "analysis" / "data_validation.json").exists()
+    result = runner.invoke(app, ["runs", "--workspace", str(root)])
+    assert "validate_data" in result.output
+
+
+def test_bad_parameters_exit_2_with_a_message(tmp_path):
+    result = runner.invoke(app, ["simulate", "--kind", "nope", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "kind" in result.output
+    result = runner.invoke(app, ["validate", "--workspace", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_fit_mmm_validate_prints_ok_json(simulated):
+    root = simulated(kind="mmm", seed=5, weeks=60, channels=2)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "fit_mmm.py"),
+            "--validate",
+            "--workspace",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["status"] == "ok" and payload["window"]["n_periods"] == 60
+    assert "analysis/prepared_panel.csv" in payload["outputs"]
+
+
+def test_fit_mmm_without_validate_refuses_instead_of_pretending(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fit_mmm.py"), "--workspace", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "not available in this version" in result.stderr
+
+
+def test_schemas_check_command_reports_up_to_date():
+    result = runner.invoke(app, ["schemas", "check", "--directory", str(REPO / "schemas")])
+    assert result.exit_code == 0, result.output
