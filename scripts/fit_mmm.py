@@ -1,26 +1,32 @@
 #!/usr/bin/env python
-"""Validate workspace data for the MMM (seed spec step 1).
+"""Validate workspace data (seed step 1) or fit the Bayesian MMM (steps 2-3).
 
 Usage:
     python scripts/fit_mmm.py --validate --workspace DIR [--grain auto|weekly|daily]
         [--country US] [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--max-gap 4]
+    python scripts/fit_mmm.py --workspace DIR [--calibrate] [--quick map|advi]
+        [--config CONFIG.json] [--backend nutpie|pymc|numpyro] [--draws N] [--tune N]
+        [--chains N] [--target-accept P] [--seed S] [--no-cache]
 
-Prints one JSON object: {"status": "ok", ...summary, "outputs": [...]} or
-{"status": "error", "error": {"message", "file", "column", "rows", "fix", ...}}.
-Exit codes: 0 ok, 2 bad input (nothing written).
+--config holds an MMMConfig as JSON (target, adstock, l_max, saturation,
+yearly_seasonality, financial_services, priors...; see schemas/).
 
-Model fitting (without --validate) is not part of this version yet; the script refuses it
-rather than pretend.
+Prints one JSON object: {"status": "ok", ...} or {"status": "error", "error": {"message",
+"file", "column", "rows", "fix", ...}}. Exit codes: 0 ok, 2 bad input (nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from attribution_analysis.adapters import run_json
+from attribution_analysis.adapters import rich_progress, run_json
+from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.data.validate import validate_data
+from attribution_analysis.errors import ParameterError
 from attribution_analysis.workspace import Workspace
 
 
@@ -33,18 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default=None, help="first date of the window")
     parser.add_argument("--end", default=None, help="last date of the window")
     parser.add_argument("--max-gap", type=int, default=4, help="longest gap imputed (periods)")
+    parser.add_argument("--calibrate", action="store_true", help="use the lift tests")
+    parser.add_argument("--quick", choices=["map", "advi"], default=None)
+    parser.add_argument("--config", default=None, help="MMMConfig JSON file")
+    parser.add_argument("--backend", choices=["nutpie", "pymc", "numpyro"], default=None)
+    parser.add_argument("--draws", type=int, default=None)
+    parser.add_argument("--tune", type=int, default=None)
+    parser.add_argument("--chains", type=int, default=None)
+    parser.add_argument("--target-accept", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--no-cache", action="store_true", help="refit even if cached")
     args = parser.parse_args(argv)
-    if not args.validate:
-        parser.error("model fitting is not available in this version; run with --validate")
 
-    def action() -> dict:
-        params = ValidateDataParams(
-            grain=args.grain,
-            country=args.country or None,
-            start=args.start,
-            end=args.end,
-            max_gap_periods=args.max_gap,
-        )
+    def validate() -> dict:
+        params = ValidateDataParams(grain=args.grain, country=args.country or None,
+                                    start=args.start, end=args.end,
+                                    max_gap_periods=args.max_gap)
         report = validate_data(Workspace.open(args.workspace), params)
         return {
             "step": "validate_data",
@@ -53,14 +63,34 @@ def main(argv: list[str] | None = None) -> int:
             "window": report.window.model_dump(mode="json"),
             "channels": [c.channel for c in report.channels],
             "warnings": [w.model_dump(mode="json") for w in report.warnings],
-            "outputs": [
-                report.panel.path,
-                "analysis/data_validation.json",
-                *([report.campaign_panel.path] if report.campaign_panel else []),
-            ],
+            "outputs": [report.panel.path, "analysis/data_validation.json",
+                        *([report.campaign_panel.path] if report.campaign_panel else [])],
         }
 
-    return run_json(action)
+    def fit() -> dict:
+        from attribution_analysis.mmm.fit import fit_mmm
+
+        config = MMMConfig()
+        if args.config:
+            try:
+                config = MMMConfig.model_validate(json.loads(Path(args.config).read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise ParameterError(f"could not read --config {args.config}: {exc}.",
+                                     fix="pass a JSON file holding an MMMConfig.") from None
+        sampler = {k: v for k, v in {"backend": args.backend, "draws": args.draws,
+                                     "tune": args.tune, "chains": args.chains,
+                                     "target_accept": args.target_accept}.items()
+                   if v is not None}
+        params = FitMMMParams(config=config, sampler=SamplerSettings(**sampler),
+                              calibrate=args.calibrate, quick=args.quick,
+                              use_cache=not args.no_cache,
+                              **({"seed": args.seed} if args.seed is not None else {}))
+        with rich_progress("fit_mmm") as progress:
+            result = fit_mmm(Workspace.open(args.workspace), params, progress)
+        return {"step": "fit_mmm", **result.model_dump(mode="json"),
+                "outputs": [result.model_path, "analysis/mmm_fit.json"]}
+
+    return run_json(validate if args.validate else fit)
 
 
 if __name__ == "__main__":

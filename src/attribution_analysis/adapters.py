@@ -7,9 +7,10 @@ traceback never does for input problems.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -47,7 +48,9 @@ def emit(payload: dict[str, Any]) -> None:
 def run_json(action: Callable[[], dict[str, Any]]) -> int:
     """Run ``action``; print its payload with status 'ok', or the error with status 'error'."""
     try:
-        payload = action()
+        # Libraries print chatter ("Sampling: [y]"); stdout is reserved for the JSON answer.
+        with contextlib.redirect_stdout(sys.stderr):
+            payload = action()
     except (AttributionError, ValidationError) as exc:
         error = error_payload(exc)
         emit({"status": "error", "error": error})
@@ -55,3 +58,21 @@ def run_json(action: Callable[[], dict[str, Any]]) -> int:
         return EXIT_INPUT_ERROR
     emit({"status": "ok", **payload})
     return 0
+
+
+@contextlib.contextmanager
+def rich_progress(label: str) -> Iterator[Callable[[float, float, str], None]]:
+    """A progress callback drawing a rich bar on stderr (stdout stays clean JSON)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[message]}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(label, total=1.0, message="")
+
+        def update(done: float, total: float, message: str) -> None:
+            bar.update(task, completed=done, total=max(total, 1e-9), message=message)
+
+        yield update

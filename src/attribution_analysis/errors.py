@@ -84,3 +84,10 @@ class ParameterError(AttributionError):
 
     def __init__(self, problem: str, fix: str = "") -> None:
         super().__init__(problem=problem, fix=fix, code="invalid_parameter")
+
+
+class ModelRejectedError(AttributionError):
+    """The fitted model failed its checks; using it needs an explicit, recorded override."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem=problem, fix=fix, code="model_rejected")

@@ -5,7 +5,7 @@ Fields may be added by the steps that write these files; the ones here are the c
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -48,6 +48,11 @@ class ChannelContributions(StrictModel):
         default=None,
         description="Path of the C(channel, period[, geo]) table the allocation step reads.",
     )
+    draws_file: str | None = Field(
+        default=None, description="NetCDF of C(channel, period[, geo]) posterior draws."
+    )
+    roas_unit: str | None = Field(default=None, description="Unit of ROAS and marginal ROAS.")
+    findings: list[Finding] = Field(default_factory=list)
 
 
 # ----- analysis/mmm_diagnostics.json ----------------------------------------------------------
@@ -75,6 +80,21 @@ class MMMDiagnostics(StrictModel):
         default=None, description="Who overrode a failing model, and why (recorded)."
     )
     findings: list[Finding] = Field(default_factory=list)
+    convergence: dict[str, float | int | None] = Field(
+        default_factory=dict, description="max_rhat, min_ess_bulk, min_ess_tail, divergences.")
+    ppc: dict[str, Any] = Field(default_factory=dict, description="Posterior predictive check: "
+                                "coverage_90, mape, r2 and the series for the coverage plot.")
+    loo_pit: dict[str, Any] = Field(default_factory=dict, description="LOO-PIT values and their "
+                                    "KS distance from uniform (calibration).")
+    prior_sensitivity: list[dict[str, Any]] = Field(
+        default_factory=list, description="Power-scaling sensitivity per parameter (psense).")
+    prior_comparison: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per channel: mean ROAS under the default and under "
+        "vague priors, relative shift, posterior overlap, prior_dominates flag.")
+    backtest: dict[str, Any] | None = Field(default=None, description="Out-of-sample check on "
+                                            "held-out final periods: MAPE and 90% coverage.")
+    trace: dict[str, Any] = Field(default_factory=dict, description="Thinned draws per chain "
+                                  "for trace plots.")
 
 
 # ----- analysis/mmm_budget_optimization.json --------------------------------------------------

@@ -226,8 +226,9 @@ def _prepare(
                 severity="warning",
                 value=int(target_flag.sum()),
                 rule="imputed outcome periods > 0",
-                message=f"{int(target_flag.sum())} outcome periods were imputed; the model step "
-                "leaves them out of the likelihood (column imputed_target).",
+                message=f"{int(target_flag.sum())} outcome periods were imputed; the fit uses them "
+            "(PyMC-Marketing has no likelihood mask) and the model checks leave them out "
+            "of the predictive coverage (column imputed_target).",
             )
         )
 

@@ -1,0 +1,222 @@
+"""The ``decompose_contributions`` step: who drove the outcome, with intervals.
+
+Contributions come from PyMC-Marketing's own deterministics evaluated on the stored
+posterior (no re-implementation); marginal ROAS from the same graph with every channel's
+spend raised by 1% at once, which is exact per channel because a channel's contribution
+depends only on its own spend.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.outputs import (
+    BaseContribution,
+    ChannelContribution,
+    ChannelContributions,
+    SumCheck,
+)
+from attribution_analysis.errors import MissingInputError, ModelRejectedError
+from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.provenance import build_metadata
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.summaries import interval
+from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
+
+STEP = "decompose_contributions"
+OUTPUT = "analysis/mmm_channel_contributions.json"
+WEEKLY = "analysis/mmm_weekly_contributions.csv"
+DRAWS = "analysis/model/channel_contribution_draws.nc"
+DIAGNOSTICS = "analysis/mmm_diagnostics.json"
+SUM_TOLERANCE = 0.02
+MARGINAL_STEP = 0.01
+STORED_DRAWS = 500
+BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution",
+              "control_contribution")
+
+
+def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str, Any]:
+    """The diagnostics must exist and pass, unless the user overrides (recorded)."""
+    path = ws.resolve(DIAGNOSTICS)
+    if not path.exists():
+        raise MissingInputError(
+            "the model has not been validated (analysis/mmm_diagnostics.json is missing).",
+            fix="run `python scripts/validate_model.py --workspace DIR` first.", file=DIAGNOSTICS,
+        )
+    diagnostics = json.loads(path.read_text())
+    manifest = json.loads(ws.resolve("analysis/mmm_fit.json").read_text())
+    if diagnostics["metadata"]["input_hashes"] != manifest["metadata"]["input_hashes"]:
+        raise ModelRejectedError(
+            "the diagnostics belong to an earlier fit.",
+            fix="run `python scripts/validate_model.py --workspace DIR` on the current fit.",
+        )
+    failed = [c["name"] for c in diagnostics["criteria"] if not c["passed"]]
+    if failed and not override_reason:
+        raise ModelRejectedError(
+            f"the model failed its acceptance criteria ({', '.join(failed)}); results from it "
+            "would not be defensible.",
+            fix="refit (more draws, tighter priors, lift-test calibration) or, knowingly, pass "
+            "--override-reason \"...\" (it is recorded in every output).",
+        )
+    return {"failed_criteria": failed, "override_reason": override_reason if failed else None}
+
+
+def decompose_contributions(ws: Workspace, override_reason: str | None = None,
+                            progress: Progress | None = None) -> ChannelContributions:
+    registry = RunRegistry(ws)
+    with registry.track(STEP, {"override_reason": override_reason}) as run:
+        gate = require_valid_model(ws, override_reason)
+        fitted = open_fit(ws)
+        run.input_hashes = fitted.input_hashes
+        report(progress, 0, 3, "evaluating contributions on the posterior")
+        parts = contribution_draws(fitted)
+        report(progress, 1, 3, "marginal returns")
+        marginal = marginal_contribution_draws(fitted, parts["channel"])
+        report(progress, 2, 3, "summaries")
+        result, weekly, draws_tree = _summarise(fitted, parts, marginal, gate, run.run_id)
+        outputs = {OUTPUT: json_bytes(result.model_dump(mode="json")), WEEKLY: csv_bytes(weekly),
+                   DRAWS: _tree_bytes(ws, draws_tree)}
+        ws.commit(outputs)
+        run.outputs = list(outputs)
+        report(progress, 3, 3, "done")
+        return result
+
+
+def contribution_draws(fitted: FittedModel, channel_data: np.ndarray | None = None
+                       ) -> dict[str, xr.DataArray]:
+    """Per-draw contributions in original units: channel (sample, date[, geo], channel),
+    base parts and the fitted mean ``mu``."""
+    import pymc as pm
+
+    model = fitted.mmm.model
+    deterministic = {d.name for d in model.deterministics}
+    names = ["channel_contribution", "mu"] + [p for p in BASE_PARTS if p in deterministic]
+    posterior = fitted.tree["posterior"].to_dataset()
+    free = [v.name for v in model.free_RVs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if channel_data is not None:
+            original = model["channel_data"].get_value()
+            model["channel_data"].set_value(channel_data)
+        try:
+            values = pm.compute_deterministics(posterior[free], model=model, var_names=names,
+                                               progressbar=False)
+        finally:
+            if channel_data is not None:
+                model["channel_data"].set_value(original)
+    scale = fitted.target_scale
+    out = {}
+    for name in names:
+        out[name.replace("_contribution", "")] = (values[name] * scale).stack(
+            sample=("chain", "draw"))
+    out["intercept_contribution"] = (posterior["intercept_contribution"] * scale).stack(
+        sample=("chain", "draw"))
+    return out
+
+
+def marginal_contribution_draws(fitted: FittedModel, current: xr.DataArray) -> xr.DataArray:
+    """Extra contribution per channel from 1% more spend in every period (per draw)."""
+    raised = fitted.mmm.model["channel_data"].get_value() * (1 + MARGINAL_STEP)
+    bumped = contribution_draws(fitted, channel_data=raised)["channel"]
+    return bumped - current
+
+
+def _totals(values: xr.DataArray) -> np.ndarray:
+    """Sum over everything but channel and sample: (sample, channel) or (sample,)."""
+    keep = [d for d in ("sample", "channel") if d in values.dims]
+    return values.sum([d for d in values.dims if d not in keep]).transpose(*keep).values
+
+
+def _per_sample(values: xr.DataArray) -> np.ndarray:
+    return values.sum([d for d in values.dims if d != "sample"]).values
+
+
+def _summarise(fitted: FittedModel, parts: dict[str, xr.DataArray], marginal: xr.DataArray,
+               gate: dict[str, Any], run_id: str):
+    data = fitted.data
+    channels = [str(c) for c in parts["channel"]["channel"].values]
+    media = _totals(parts["channel"])  # (sample, channel)
+    media_total = media.sum(axis=1)
+    spend = np.array([data.X[c].sum() for c in channels])
+    extra = _totals(marginal)
+    # Base = intercept (one value per geo, every period) + seasonality + controls.
+    base = _per_sample(parts["intercept_contribution"]) * parts["channel"].sizes["date"]
+    for name in ("yearly_seasonality", "control"):
+        if name in parts:
+            base = base + _per_sample(parts[name])
+    fitted_total = _per_sample(parts["mu"])
+    error = float(abs((base + media_total).mean() - fitted_total.mean()) / abs(
+        fitted_total.mean()))
+    findings = []
+    observed = float(data.y.sum())
+    fit_gap = (fitted_total.mean() - observed) / observed
+    findings.append(Finding(
+        code="fitted_vs_observed", severity="info", value=round(float(fit_gap), 6),
+        message=f"the fitted total differs from the observed total by {fit_gap:+.2%}.",
+    ))
+    if gate["override_reason"]:
+        findings.append(Finding(
+            code="override", severity="warning",
+            message=f"the model failed {gate['failed_criteria']} and was used anyway: "
+            f"{gate['override_reason']}",
+        ))
+    rows = []
+    for c, channel in enumerate(channels):
+        rows.append(ChannelContribution(
+            channel=channel,
+            total_contribution=interval(media[:, c]),
+            share_of_media=interval(media[:, c] / media_total),
+            roas=interval(media[:, c] / spend[c]),
+            mroas=interval(extra[:, c] / (MARGINAL_STEP * spend[c])),
+            spend=float(spend[c]),
+        ))
+    metadata = build_metadata(
+        step=STEP, input_hashes=fitted.input_hashes, data_range=data.report.window,
+        seed=fitted.params.seed, sampler=fitted.params.sampler.model_dump(mode="json"),
+        run_id=run_id, extra={"fit_key": fitted.manifest["result"]["fit_key"], **gate},
+    )
+    result = ChannelContributions(
+        metadata=metadata, target=data.target, method=fitted.method, channels=rows,
+        base=BaseContribution(total=interval(base)),
+        sum_check=SumCheck(relative_error=error, tolerance=SUM_TOLERANCE,
+                           passed=error <= SUM_TOLERANCE),
+        weekly_table=WEEKLY, draws_file=DRAWS, findings=findings,
+        roas_unit=f"{data.target} per unit of spend",
+    )
+    weekly = _weekly_table(parts["channel"], data)
+    draws_tree = _draws_tree(parts["channel"])
+    return result, weekly, draws_tree
+
+
+def _weekly_table(channel: xr.DataArray, data: Any) -> pd.DataFrame:
+    mean = channel.mean("sample")
+    low = channel.quantile(0.05, dim="sample").drop_vars("quantile")
+    high = channel.quantile(0.95, dim="sample").drop_vars("quantile")
+    frame = xr.Dataset({"contribution": mean, "lower_90": low, "upper_90": high}).to_dataframe()
+    frame = frame.reset_index()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+    keys = ["date", *(["geo"] if "geo" in frame else []), "channel"]
+    return frame[[*keys, "contribution", "lower_90", "upper_90"]].sort_values(keys)
+
+
+def _draws_tree(channel: xr.DataArray) -> xr.Dataset:
+    step = max(1, channel.sizes["sample"] // STORED_DRAWS)
+    thin = channel.isel(sample=slice(None, None, step))
+    thin = thin.drop_vars(["sample", "chain", "draw"], errors="ignore")
+    thin = thin.assign_coords(sample=np.arange(thin.sizes["sample"]))
+    return xr.Dataset({"channel_contribution": thin})
+
+
+def _tree_bytes(ws: Workspace, dataset: xr.Dataset) -> bytes:
+    with ws.staging_dir() as scratch:
+        path = scratch / "draws.nc"
+        dataset.to_netcdf(path, engine="h5netcdf")
+        return path.read_bytes()

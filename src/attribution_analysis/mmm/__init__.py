@@ -1,0 +1,1 @@
+"""The Bayesian MMM on PyMC-Marketing: build, sample fast, calibrate, diagnose, decompose."""

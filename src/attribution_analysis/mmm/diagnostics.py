@@ -1,0 +1,337 @@
+"""The ``validate_model`` step: convergence, predictive checks, LOO, sensitivity, backtest."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.outputs import Criterion, MMMDiagnostics
+from attribution_analysis.mmm.convergence import (
+    DIVERGENCE_SHARE_LIMIT,
+    ESS_LIMIT,
+    RHAT_LIMIT,
+    convergence_summary,
+)
+from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.mmm.sensitivity import compare_with_vague_priors
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.provenance import build_metadata
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.workspace import Workspace, json_bytes
+
+STEP = "validate_model"
+OUTPUT = "analysis/mmm_diagnostics.json"
+COVERAGE_LIMIT = 0.90
+PPC_DRAWS = 1000
+PARETO_K_LIMIT = 0.7
+TRACE_DRAWS = 200
+
+
+def validate_model(ws: Workspace, backtest_periods: int | None = 13, seed: int = 1,
+                   sensitivity_refit: bool = True,
+                   progress: Progress | None = None) -> MMMDiagnostics:
+    """Check the current fit against the seed's criteria and write mmm_diagnostics.json.
+
+    ``sensitivity_refit`` refits with vague priors and compares each channel's ROAS (the
+    seed asks for it always; it costs one more fit). ``backtest_periods`` holds out the last
+    periods, refits and scores the forecast (None or 0 skips it).
+    """
+    registry = RunRegistry(ws)
+    params = {"backtest_periods": backtest_periods, "seed": seed,
+              "sensitivity_refit": sensitivity_refit}
+    with registry.track(STEP, params) as run:
+        fitted = open_fit(ws)
+        run.input_hashes = fitted.input_hashes
+        report(progress, 0, 4, "convergence")
+        tree = fitted.tree
+        quick = fitted.method != "bayesian_nuts"
+        summary = convergence_summary(tree) if not quick else {}
+        report(progress, 1, 4, "posterior predictive checks")
+        ppc = posterior_predictive_check(fitted, seed)
+        report(progress, 2, 4, "LOO and prior sensitivity")
+        loo, loo_pit, findings = loo_checks(fitted, ppc["draws"]) if not quick else ({}, {}, [])
+        sensitivity = prior_sensitivity(fitted) if not quick else []
+        comparison = (compare_with_vague_priors(fitted, seed)
+                      if sensitivity_refit and not quick else [])
+        for row in comparison:
+            if row["prior_dominates"]:
+                findings.append(Finding(
+                    code="prior_dominates", severity="warning", subject=row["channel"],
+                    value=round(row["relative_shift"], 4), threshold=0.2,
+                    rule="|ROAS shift| > 20% or posterior overlap < 0.5 under vague priors",
+                    message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
+                    f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
+                    "pin it down. A lift test on this channel would.",
+                ))
+        report(progress, 3, 4, "backtest")
+        backtest = (run_backtest(ws, fitted, backtest_periods, seed)
+                    if backtest_periods and not quick else None)
+        criteria = _criteria(summary, ppc["coverage_90"], quick)
+        findings += _sensitivity_findings(sensitivity)
+        if quick:
+            findings.append(Finding(code="quick_fit", severity="error",
+                                    message="a quick (MAP/ADVI) fit cannot pass the convergence "
+                                    "criteria; fit with NUTS before deciding anything."))
+        diagnostics = MMMDiagnostics(
+            metadata=build_metadata(step=STEP, input_hashes=fitted.input_hashes,
+                                    data_range=fitted.data.report.window, seed=seed,
+                                    sampler=fitted.params.sampler.model_dump(mode="json"),
+                                    run_id=run.run_id),
+            method=fitted.method, passed=all(c.passed for c in criteria), criteria=criteria,
+            divergences=int(summary.get("divergences", 0) or 0), loo=loo,
+            remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
+            findings=findings, ppc=_drop(ppc, "draws"), loo_pit=loo_pit,
+            prior_sensitivity=sensitivity, prior_comparison=comparison, backtest=backtest,
+            trace=_trace(tree),
+            convergence=summary,
+        )
+        ws.commit({OUTPUT: json_bytes(diagnostics.model_dump(mode="json"))})
+        run.outputs = [OUTPUT]
+        report(progress, 4, 4, "done")
+        return diagnostics
+
+
+def _drop(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in mapping.items() if k != key}
+
+
+def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Criterion]:
+    rhat = summary.get("max_rhat")
+    ess = summary.get("min_ess_bulk")
+    draws = summary.get("draws") or 1
+    share = (summary.get("divergences") or 0) / draws
+    return [
+        Criterion(name="max_rhat", value=rhat, threshold=RHAT_LIMIT, rule="R-hat < 1.05",
+                  passed=not quick and rhat is not None and rhat < RHAT_LIMIT),
+        Criterion(name="min_ess_bulk", value=ess, threshold=ESS_LIMIT,
+                  rule="bulk ESS > 400 for every parameter",
+                  passed=not quick and ess is not None and ess > ESS_LIMIT),
+        Criterion(name="ppc_coverage_90", value=coverage, threshold=COVERAGE_LIMIT,
+                  rule=">= 90% of observations inside the 90% posterior predictive interval",
+                  passed=coverage >= COVERAGE_LIMIT),
+        Criterion(name="divergence_share", value=share if not quick else None,
+                  threshold=DIVERGENCE_SHARE_LIMIT, rule="divergent transitions <= 0.1% of draws",
+                  passed=not quick and share <= DIVERGENCE_SHARE_LIMIT),
+    ]
+
+
+def _thinned(posterior: xr.Dataset, n: int) -> xr.Dataset:
+    stacked = posterior.stack(sample=("chain", "draw"))
+    step = max(1, stacked.sizes["sample"] // n)
+    thin = stacked.isel(sample=slice(None, None, step))
+    thin = thin.drop_vars(["chain", "draw", "sample"])
+    return thin.assign_coords(sample=np.arange(thin.sizes["sample"])).expand_dims(
+        chain=[0]).rename(sample="draw")
+
+
+def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]:
+    """Share of observed periods inside the 90% predictive interval, in original units."""
+    import pymc as pm
+
+    posterior = _thinned(fitted.tree["posterior"].to_dataset(), PPC_DRAWS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictive = pm.sample_posterior_predictive(
+            posterior, model=fitted.mmm.model, var_names=[fitted.mmm.output_var],
+            random_seed=seed, progressbar=False,
+        )
+    draws = predictive["posterior_predictive"][fitted.mmm.output_var] * fitted.target_scale
+    observed = _observed_original(fitted)
+    low = draws.quantile(0.05, dim=("chain", "draw"))
+    high = draws.quantile(0.95, dim=("chain", "draw"))
+    inside = ((observed >= low) & (observed <= high)).values.ravel()
+    keep = ~_imputed_mask(fitted)
+    mean = draws.mean(("chain", "draw")).values.ravel()[keep]
+    obs = observed.values.ravel()[keep]
+    return {
+        "coverage_90": float(inside[keep].mean()),
+        "n_observations": int(keep.sum()),
+        "excluded_imputed": int((~keep).sum()),
+        "mape": float(np.mean(np.abs(mean - obs) / np.maximum(np.abs(obs), 1e-9))),
+        "r2": float(1 - np.sum((obs - mean) ** 2) / np.sum((obs - obs.mean()) ** 2)),
+        "series": {"observed": obs.tolist(), "mean": mean.tolist(),
+                   "lower_90": low.values.ravel()[keep].tolist(),
+                   "upper_90": high.values.ravel()[keep].tolist()},
+        "draws": predictive,
+    }
+
+
+def _observed_original(fitted: FittedModel) -> xr.DataArray:
+    observed = fitted.tree["observed_data"].to_dataset()[fitted.mmm.output_var]
+    return observed * fitted.target_scale
+
+
+def _imputed_mask(fitted: FittedModel) -> np.ndarray:
+    """Imputed outcome cells, in the model's (date[, geo]) order."""
+    flags = fitted.data.imputed_target
+    if fitted.data.geo:  # the panel is geo-major; the model's target is (date, geo)
+        flags = flags.reshape(fitted.data.X["geo"].nunique(), -1).T.ravel()
+    return flags
+
+
+def loo_checks(fitted: FittedModel, predictive: Any) -> tuple[dict[str, float | None],
+                                                               dict[str, Any], list[Finding]]:
+    import pymc as pm
+
+    findings: list[Finding] = []
+    tree = fitted.tree.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = pm.stats.compute_log_likelihood(tree, model=fitted.mmm.model,
+                                               var_names=[fitted.mmm.output_var],
+                                               extend_inferencedata=True, progressbar=False)
+        result = azs.loo(tree)
+    pareto_k = np.asarray(result.pareto_k).ravel()
+    bad = int((pareto_k > PARETO_K_LIMIT).sum())
+    if bad:
+        findings.append(Finding(
+            code="high_pareto_k", severity="warning", value=bad, threshold=PARETO_K_LIMIT,
+            rule="Pareto k > 0.7",
+            message=f"{bad} observations have Pareto k > 0.7: LOO is unreliable there (outliers "
+            "or highly influential weeks); look at those weeks before comparing models.",
+        ))
+    loo = {"elpd_loo": float(result.elpd), "se": float(result.se), "p_loo": float(result.p),
+           "max_pareto_k": float(np.nanmax(pareto_k)), "n_pareto_k_above_0_7": bad}
+    loo_pit = _loo_pit(tree, predictive, fitted)
+    if loo_pit.get("ks_distance", 0) > loo_pit.get("ks_critical_95", 1):
+        findings.append(Finding(
+            code="loo_pit_miscalibrated", severity="warning", value=loo_pit["ks_distance"],
+            threshold=loo_pit["ks_critical_95"], rule="KS distance of LOO-PIT from uniform",
+            message="the leave-one-out predictive distribution is miscalibrated (LOO-PIT not "
+            "uniform): intervals are too narrow or too wide.",
+        ))
+    return loo, loo_pit, findings
+
+
+def _loo_pit(tree: xr.DataTree, predictive: Any, fitted: FittedModel) -> dict[str, Any]:
+    name = fitted.mmm.output_var
+    combined = tree.copy()
+    thin = _thinned(tree["posterior"].to_dataset(), PPC_DRAWS)
+    log_lik = _thinned(tree["log_likelihood"].to_dataset(), PPC_DRAWS)
+    combined = xr.DataTree.from_dict({
+        "/posterior": thin, "/log_likelihood": log_lik,
+        "/posterior_predictive": predictive["posterior_predictive"].to_dataset(),
+        "/observed_data": tree["observed_data"].to_dataset(),
+    })
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pit = azs.loo_pit(combined, var_names=[name])
+    values = np.sort(np.asarray(pit[name]).ravel())
+    n = len(values)
+    ecdf = np.arange(1, n + 1) / n
+    distance = float(np.max(np.abs(ecdf - values)))
+    return {"ks_distance": distance, "ks_critical_95": float(1.36 / np.sqrt(n)),
+            "values": values.tolist()}
+
+
+def prior_sensitivity(fitted: FittedModel) -> list[dict[str, Any]]:
+    """Power-scaling sensitivity (no refit): flags prior-data conflict or a weak likelihood."""
+    import pymc as pm
+
+    tree = fitted.tree.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tree = pm.stats.compute_log_likelihood(tree, model=fitted.mmm.model,
+                                               var_names=[fitted.mmm.output_var],
+                                               extend_inferencedata=True, progressbar=False)
+        tree = pm.stats.compute_log_prior(tree, model=fitted.mmm.model,
+                                          extend_inferencedata=True)
+        names = [v.name for v in fitted.mmm.model.free_RVs]
+        table = azs.psense_summary(tree, var_names=names)
+    rows = []
+    frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    for label, row in frame.iterrows():
+        rows.append({"parameter": str(label), "prior": float(row["prior"]),
+                     "likelihood": float(row["likelihood"]), "diagnosis": str(row["diagnosis"])})
+    return rows
+
+
+def _sensitivity_findings(rows: list[dict[str, Any]]) -> list[Finding]:
+    flagged = [r for r in rows if r["diagnosis"].startswith("potential")]
+    if not flagged:
+        return []
+    names = ", ".join(f"{r['parameter']} ({r['diagnosis']})" for r in flagged[:8])
+    return [Finding(
+        code="prior_sensitivity", severity="warning", value=len(flagged),
+        rule="power-scaling sensitivity > 0.05",
+        message=f"power-scaling flags {names}; see prior_comparison for what that does to "
+        "each channel's ROAS, and consider a lift test where the prior dominates.",
+    )]
+
+
+def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) -> dict[str, Any]:
+    """Refit on all but the last ``periods`` periods, predict them, score the forecast."""
+    from attribution_analysis.mmm.build import build_mmm, structure_key
+    from attribution_analysis.mmm.panel import ModelData
+    from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
+
+    data = fitted.data
+    dates = np.sort(data.X["date"].unique())
+    if len(dates) <= periods * 3:
+        return {"skipped": f"only {len(dates)} periods: too few to hold out {periods}"}
+    cutoff = dates[-periods]
+    train = data.X["date"] < cutoff
+    train_data = ModelData(
+        X=data.X[train].reset_index(drop=True), y=data.y[train].reset_index(drop=True),
+        channels=data.channels, controls=data.controls, geo=data.geo, target=data.target,
+        report=data.report, input_hashes=data.input_hashes,
+        imputed_target=data.imputed_target[train.to_numpy()],
+    )
+    params: FitMMMParams = fitted.params
+    mmm = build_mmm(train_data, params.config)
+    structure = structure_key(train_data, params.config, {"backtest": True})
+    outcome = sample_posterior(mmm, params.sampler, seed, structure)
+    attach_posterior(mmm, outcome.idata)
+    holdout = data.X[~train].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = mmm.sample_posterior_predictive(
+            holdout, include_last_observations=True, extend_idata=False, progressbar=False,
+            random_seed=seed,
+        )
+    # Predictions come on the model's scaled target; the training fit's scale maps them back.
+    scale = float(np.max(mmm.model["target_scale"].get_value()))
+    draws = predicted[mmm.output_var]
+    if "sample" not in draws.dims:
+        draws = draws.stack(sample=[d for d in ("chain", "draw") if d in draws.dims])
+    draws = draws * (xr.DataArray(mmm.model["target_scale"].get_value(), dims=("geo",))
+                     if data.geo else scale)
+    # Match the panel's row order (geo-major) used by data.y.
+    draws = draws.transpose(*(["geo", "date"] if data.geo else ["date"]), "sample")
+    actual = data.y[~train].to_numpy()
+    mean = draws.mean("sample").values.ravel()
+    low = draws.quantile(0.05, dim="sample").values.ravel()
+    high = draws.quantile(0.95, dim="sample").values.ravel()
+    return {
+        "holdout_periods": periods, "cutoff": str(pd.Timestamp(cutoff).date()),
+        "mape": float(np.mean(np.abs(mean - actual) / np.maximum(np.abs(actual), 1e-9))),
+        "coverage_90": float(np.mean((actual >= low) & (actual <= high))),
+        "train_min_ess_bulk": convergence_summary(mmm.idata)["min_ess_bulk"],
+    }
+
+
+def _trace(tree: xr.DataTree) -> dict[str, Any]:
+    """Thinned draws per chain of each scalar or per-channel parameter, for trace plots."""
+    posterior = tree["posterior"].to_dataset()
+    step = max(1, posterior.sizes["draw"] // TRACE_DRAWS)
+    out: dict[str, Any] = {}
+    for name, var in posterior.data_vars.items():
+        if "date" in var.dims or var.ndim > 3:
+            continue
+        thin = var.isel(draw=slice(None, None, step))
+        extra = [d for d in thin.dims if d not in ("chain", "draw")]
+        if not extra:
+            out[name] = thin.values.round(6).tolist()
+        else:
+            flat = thin.stack(item=extra)
+            out[name] = {"/".join(str(v) for v in np.atleast_1d(flat["item"].values[i])):
+                         flat.isel(item=i).values.round(6).tolist()
+                         for i in range(flat.sizes["item"])}
+    return out

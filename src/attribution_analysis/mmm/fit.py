@@ -1,0 +1,152 @@
+"""The ``fit_mmm`` step: prepared panel -> posterior (DataTree) in the workspace."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.mmm import FitMMMParams, FitMMMResult, SamplerSettings
+from attribution_analysis.mmm import store
+from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
+from attribution_analysis.mmm.calibration import lift_test_frame, read_lift_tests
+from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
+from attribution_analysis.mmm.panel import ModelData, load_model_data
+from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.provenance import build_metadata
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.workspace import Workspace, json_bytes
+
+STEP = "fit_mmm"
+
+
+def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[str, str]]:
+    """Load the data and build the (calibrated) model: what fit and later steps share."""
+    config = params.config
+    data = load_model_data(ws, config.target, config.use_trend, config.use_holidays,
+                           config.use_external_factors)
+    hashes = dict(data.input_hashes)
+    mmm = build_mmm(data, config)
+    if params.calibrate:
+        tests, digest = read_lift_tests(ws)
+        hashes["analysis/incrementality_results.json"] = digest
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            mmm.add_lift_test_measurements(lift_test_frame(tests, data))
+    return data, mmm, hashes
+
+
+def retry_settings(settings: SamplerSettings) -> SamplerSettings:
+    """One remedy: twice the draws and warm-up, a smaller step (higher target accept)."""
+    return settings.model_copy(update={
+        "draws": settings.draws * 2, "tune": settings.tune * 2,
+        "target_accept": max(settings.target_accept, 0.98),
+    })
+
+
+def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
+            progress: Progress | None = None) -> FitMMMResult:
+    params = params or FitMMMParams()
+    registry = RunRegistry(ws)
+    with registry.track(STEP, params.model_dump(mode="json")) as run:
+        start = time.perf_counter()
+        data, mmm, hashes = prepare(ws, params)
+        run.input_hashes = hashes
+        settings = {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
+                    "calibrate": params.calibrate, "quick": params.quick,
+                    "lift_hash": hashes.get("analysis/incrementality_results.json")}
+        key = fit_key(data, params.config, settings)
+        relative = store.model_path(key)
+        if params.use_cache and ws.resolve(relative).exists():
+            tree = store.load_tree(ws, relative)
+            result = _result(params, data, tree, key, relative, cached=True,
+                             wall=time.perf_counter() - start)
+            outputs = {store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id)}
+            ws.commit(outputs)
+            run.outputs = [store.MANIFEST]
+            return result
+        remedies: list[str] = []
+        sampling_seconds: float | None = None
+        compile_reused = False
+        if params.quick:
+            report(progress, 0, 1, f"quick fit ({params.quick})")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = mmm.fit(data.X, data.y, method=params.quick, random_seed=params.seed,
+                               progressbar=False)
+            report(progress, 1, 1, "quick fit done")
+        else:
+            structure = structure_key(data, params.config, {"calibrate": params.calibrate,
+                                                            "n_lift": _n_lift(mmm)})
+            sampler = params.sampler
+            outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
+            tree = attach_posterior(mmm, outcome.idata)
+            sampling_seconds, compile_reused = outcome.seconds, outcome.compile_reused
+            if params.retry and not passes_gates(convergence_summary(tree)):
+                sampler = retry_settings(sampler)
+                remedies.append(
+                    f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
+                    f"target_accept {sampler.target_accept} after failing the gates")
+                outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
+                tree = attach_posterior(mmm, outcome.idata)
+                sampling_seconds = (sampling_seconds or 0) + outcome.seconds
+        result = _result(params, data, tree, key, relative, cached=False,
+                         wall=time.perf_counter() - start, sampling=sampling_seconds,
+                         reused=compile_reused, remedies=remedies)
+        outputs = {
+            relative: store.tree_bytes(ws, tree),
+            store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id),
+        }
+        ws.commit(outputs)
+        run.outputs = list(outputs)
+        return result
+
+
+def _n_lift(mmm: Any) -> int:
+    return sum(1 for name in mmm.model.named_vars if name.startswith("lift_measurements"))
+
+
+def _result(params: FitMMMParams, data: ModelData, tree: Any, key: str, relative: str, *,
+            cached: bool, wall: float, sampling: float | None = None, reused: bool = False,
+            remedies: list[str] | None = None) -> FitMMMResult:
+    quick = params.quick is not None
+    summary = {} if quick else convergence_summary(tree)
+    findings = []
+    if quick:
+        findings.append(Finding(
+            code="quick_fit", severity="warning",
+            message=f"quick {params.quick.upper()} fit: a first look, not for decisions "
+            "(no full posterior; intervals are missing or approximate).",
+        ))
+    elif not passes_gates(summary):
+        findings.append(Finding(
+            code="convergence_gates_failed", severity="error",
+            message="the sampler did not pass the convergence gates (R-hat < 1.05, bulk ESS > "
+            "400, no divergences) even after the retry; do not use this fit for decisions.",
+        ))
+    return FitMMMResult(
+        method={"map": "bayesian_map", "advi": "bayesian_advi"}.get(params.quick or "",
+                                                                      "bayesian_nuts"),
+        model_path=relative, fit_key=key, cached=cached, wall_seconds=round(wall, 3),
+        sampling_seconds=None if sampling is None else round(sampling, 3),
+        compile_reused=reused, channels=data.channels, n_observations=len(data.y),
+        convergence=summary, for_decisions=not quick and passes_gates(summary),
+        remedies_tried=remedies or [], findings=findings,
+    )
+
+
+def _manifest(ws: Workspace, params: FitMMMParams, data: ModelData, result: FitMMMResult,
+              hashes: dict[str, str], run_id: str) -> bytes:
+    metadata = build_metadata(
+        step=STEP, input_hashes=hashes, data_range=data.report.window, seed=params.seed,
+        sampler=params.sampler.model_dump(mode="json"), run_id=run_id,
+    )
+    return json_bytes({
+        "metadata": metadata.model_dump(mode="json"),
+        "params": params.model_dump(mode="json"),
+        "result": result.model_dump(mode="json"),
+        "target": data.target,
+        "controls": data.controls,
+    })

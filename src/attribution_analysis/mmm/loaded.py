@@ -1,0 +1,57 @@
+"""Reopen the current fit: rebuild the same model on the same data and attach its posterior."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import xarray as xr
+
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.errors import WorkspaceError
+from attribution_analysis.mmm import store
+from attribution_analysis.mmm.build import fit_key
+from attribution_analysis.mmm.panel import ModelData
+from attribution_analysis.workspace import Workspace
+
+
+@dataclass
+class FittedModel:
+    mmm: Any
+    data: ModelData
+    tree: xr.DataTree
+    params: FitMMMParams
+    manifest: dict[str, Any]
+    input_hashes: dict[str, str]
+
+    @property
+    def method(self) -> str:
+        return str(self.manifest["result"]["method"])
+
+    @property
+    def target_scale(self) -> xr.DataArray:
+        """Scale of the target (a number, or one per geo) to map back to original units."""
+        model = self.mmm.model
+        dims = model.named_vars_to_dims.get("target_scale", ())
+        return xr.DataArray(model["target_scale"].get_value(), dims=dims,
+                            coords={d: list(model.coords[d]) for d in dims})
+
+
+def open_fit(ws: Workspace) -> FittedModel:
+    from attribution_analysis.mmm.fit import prepare
+
+    manifest = store.read_manifest(ws)
+    params = FitMMMParams.model_validate(manifest["params"])
+    data, mmm, hashes = prepare(ws, params)
+    settings = {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
+                "calibrate": params.calibrate, "quick": params.quick,
+                "lift_hash": hashes.get("analysis/incrementality_results.json")}
+    if fit_key(data, params.config, settings) != manifest["result"]["fit_key"]:
+        raise WorkspaceError(
+            "the prepared data or lift tests changed since the model was fitted.",
+            fix="fit again (`python scripts/fit_mmm.py --workspace DIR`).", file=store.MANIFEST,
+        )
+    tree = store.load_tree(ws, manifest["result"]["model_path"])
+    mmm.idata = tree
+    mmm.is_fitted_ = True
+    return FittedModel(mmm, data, tree, params, manifest, hashes)

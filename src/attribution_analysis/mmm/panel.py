@@ -1,0 +1,91 @@
+"""Read the prepared panel written by validate_data, refusing stale or failed validations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from attribution_analysis.contracts.validation import DataValidationReport
+from attribution_analysis.errors import MissingInputError, WorkspaceError
+from attribution_analysis.workspace import Workspace
+
+REPORT = "analysis/data_validation.json"
+
+
+@dataclass
+class ModelData:
+    """The modelling table: X (date[, geo], channels, controls) and y, plus provenance."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    channels: list[str]
+    controls: list[str]
+    geo: bool
+    target: str
+    report: DataValidationReport
+    input_hashes: dict[str, str]
+    imputed_target: np.ndarray  # bool per panel row: outcome imputed by validation
+
+    @property
+    def spend(self) -> pd.DataFrame:
+        return self.X[self.channels]
+
+
+def load_model_data(ws: Workspace, target: str | None, use_trend: bool, use_holidays: bool,
+                    use_external_factors: bool) -> ModelData:
+    path = ws.resolve(REPORT)
+    if not path.exists():
+        raise MissingInputError(
+            "analysis/data_validation.json is missing: the data has not been validated.",
+            fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
+            file=REPORT,
+        )
+    report = DataValidationReport.model_validate(json.loads(path.read_text()))
+    current = ws.input_hashes([ws.resolve(p) for p in report.metadata.input_hashes
+                               if ws.resolve(p).exists()])
+    changed = sorted(p for p, h in report.metadata.input_hashes.items() if current.get(p) != h)
+    new = sorted(set(current) - set(report.metadata.input_hashes))
+    if changed or len(current) < len(report.metadata.input_hashes):
+        raise WorkspaceError(
+            f"raw files changed or disappeared since the data was validated ({changed}).",
+            fix="validate again: `python scripts/fit_mmm.py --validate --workspace DIR`.",
+            file=REPORT,
+        )
+    del new  # files added after validation are not inputs of this model
+    target = target or report.target_default
+    if target not in report.panel.target_columns:
+        raise WorkspaceError(
+            f"target '{target}' is not in the prepared panel ({report.panel.target_columns}).",
+            fix="choose one of the outcome columns conversions.csv provides.",
+        )
+    panel = pd.read_csv(ws.resolve(report.panel.path), parse_dates=["date"])
+    channels = report.panel.channels
+    columns = {"date": panel["date"]}
+    if report.panel.geo_column:
+        columns["geo"] = panel[report.panel.geo_column].astype(str)
+    for ch in channels:
+        columns[ch] = panel[report.panel.spend_columns[ch]].astype(float)
+    controls = []
+    if use_trend:
+        controls.append("trend")
+    if use_holidays:
+        controls += report.controls.holiday_columns
+    if use_external_factors:
+        controls += report.controls.external_factors
+    for name in list(controls):
+        values = panel[name].astype(float)
+        scale = np.abs(values).max()
+        if scale == 0 or values.nunique() <= 1:
+            controls.remove(name)  # constant: nothing to explain, would break identifiability
+            continue
+        # PyMC-Marketing leaves controls unscaled under one shared prior; put each on
+        # [-1, 1] so that prior means the same thing for every control.
+        columns[name] = values / scale
+    X = pd.DataFrame(columns)
+    y = panel[target].astype(float).rename(target)
+    imputed = panel["imputed_target"].astype(bool).to_numpy()
+    return ModelData(X, y, channels, controls, bool(report.panel.geo_column), target, report,
+                     dict(report.metadata.input_hashes), imputed)

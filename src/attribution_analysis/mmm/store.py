@@ -1,0 +1,54 @@
+"""Where fits live: ``analysis/model/mmm_<key>.nc`` (ArviZ DataTree) + ``analysis/mmm_fit.json``.
+
+``mmm_fit.json`` names the current fit, its configuration and the data it was fitted on, so
+later steps rebuild the same model and refuse a fit whose data has changed since.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import xarray as xr
+
+from attribution_analysis.errors import MissingInputError
+from attribution_analysis.workspace import Workspace
+
+MANIFEST = "analysis/mmm_fit.json"
+MODEL_DIR = "analysis/model"
+
+
+def model_path(key: str) -> str:
+    return f"{MODEL_DIR}/mmm_{key}.nc"
+
+
+def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
+    """Serialise ``tree`` to NetCDF bytes (through a scratch file inside the workspace)."""
+    with ws.staging_dir() as scratch:
+        path = scratch / "fit.nc"
+        clean = tree.copy()
+        for node in clean.subtree:
+            for name, value in list(node.attrs.items()):
+                if not isinstance(value, str | int | float):
+                    node.attrs[name] = json.dumps(value, default=str)
+        clean.to_netcdf(path, engine="h5netcdf")
+        return path.read_bytes()
+
+
+def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
+    path = ws.resolve(relative)
+    if not path.exists():
+        raise MissingInputError(f"{relative} is missing.", fix="fit the model again.",
+                                file=relative)
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        return tree.load()
+
+
+def read_manifest(ws: Workspace) -> dict[str, Any]:
+    path = ws.resolve(MANIFEST)
+    if not path.exists():
+        raise MissingInputError(
+            "no fitted model: analysis/mmm_fit.json is missing.",
+            fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.", file=MANIFEST,
+        )
+    return json.loads(path.read_text())
