@@ -69,15 +69,15 @@ def test_fit_mmm_validate_prints_ok_json(simulated):
     assert "analysis/prepared_panel.csv" in payload["outputs"]
 
 
-def test_fit_mmm_without_validate_refuses_instead_of_pretending(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "fit_mmm.py"), "--workspace", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_fitting_an_unvalidated_workspace_says_what_to_run_first(simulated):
+    root = simulated(kind="mmm", seed=5, weeks=60, channels=2)
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "fit_mmm.py"),
+                             "--workspace", str(root)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 2
-    assert "not available in this version" in result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["error"]["code"] == "missing_input"
+    assert "--validate" in payload["error"]["fix"]
 
 
 def test_schemas_check_command_reports_up_to_date():

@@ -1,0 +1,34 @@
+"""A small real NUTS fit shared by the MMM tests (the default suite keeps one real fit)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.data.validate import validate_data
+from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.workspace import Workspace
+
+SMALL = SimulationParams(kind="mmm", seed=31, weeks=104, channels=3, lift_tests=1)
+
+
+@pytest.fixture(scope="session")
+def fitted_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fitted")
+    simulate_workspace(root, SMALL)
+    ws = Workspace.open(root)
+    validate_data(ws)
+    fit_mmm(ws, FitMMMParams())
+    return root
+
+
+@pytest.fixture
+def fitted(fitted_root: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "ws"
+    shutil.copytree(fitted_root, target)
+    return target

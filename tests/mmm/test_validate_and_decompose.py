@@ -1,0 +1,64 @@
+"""validate_model and decompose_contributions on a real fit, checked against the truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contributions import decompose_contributions
+from attribution_analysis.errors import MissingInputError, ModelRejectedError
+from attribution_analysis.mmm.diagnostics import validate_model
+from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.workspace import Workspace
+
+
+def test_decomposition_needs_a_validated_model(fitted):
+    with pytest.raises(MissingInputError, match="validated"):
+        decompose_contributions(Workspace.open(fitted))
+
+
+def test_validation_then_decomposition_recover_the_truth(fitted):
+    ws = Workspace.open(fitted)
+    diagnostics = validate_model(ws, backtest_periods=13, sensitivity_refit=False)
+    assert {c.name for c in diagnostics.criteria} == {
+        "max_rhat", "min_ess_bulk", "ppc_coverage_90", "divergence_share"}
+    assert diagnostics.ppc["coverage_90"] >= 0.9
+    assert diagnostics.loo["elpd_loo"] is not None
+    assert diagnostics.backtest["coverage_90"] >= 0.7  # 13 weeks: a coarse check
+    assert diagnostics.backtest["mape"] < 0.1
+    assert diagnostics.passed
+    result = decompose_contributions(ws)
+    truth = json.loads((fitted / "truth" / "parameters.json").read_text())["channels"]
+    assert result.sum_check.passed
+    shares = {c.channel: c.share_of_media.mean for c in result.channels}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    # Shares within 10 points of the truth on this small panel (the slow suite is stricter).
+    for channel, share in shares.items():
+        assert abs(share - truth[channel]["share_of_media"]) < 0.10, (channel, share)
+    for c in result.channels:
+        assert c.total_contribution.hdi_90[0] < c.total_contribution.mean < \
+            c.total_contribution.hdi_90[1]
+        # more spend never lowers the outcome (Hill curves increase); S-shaped curves may
+        # have a marginal return above the average one, so no ordering is asserted.
+        assert c.mroas.hdi_90[0] >= 0 and np.isfinite(c.mroas.hdi_90[1])
+    weekly = (fitted / "analysis" / "mmm_weekly_contributions.csv").read_text().splitlines()
+    assert len(weekly) == 1 + 104 * len(result.channels)
+    written = json.loads((fitted / "analysis" / "mmm_channel_contributions.json").read_text())
+    assert written["channels"][0]["total_contribution"]["hdi_95"]
+    assert written["metadata"]["input_hashes"]
+
+
+def test_a_failing_model_is_refused_unless_overridden_and_the_override_is_recorded(fitted):
+    ws = Workspace.open(fitted)
+    fit_mmm(ws, FitMMMParams(quick="map"))
+    diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
+    assert not diagnostics.passed
+    with pytest.raises(ModelRejectedError, match="override"):
+        decompose_contributions(ws)
+    result = decompose_contributions(ws, override_reason="exploring a MAP fit in a test")
+    assert result.metadata.extra["override_reason"] == "exploring a MAP fit in a test"
+    assert any(f.code == "override" for f in result.findings)
+    assert np.isfinite(result.channels[0].roas.mean)
