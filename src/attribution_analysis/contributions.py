@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,11 +78,10 @@ def decompose_contributions(ws: Workspace, override_reason: str | None = None,
         fitted = open_fit(ws)
         run.input_hashes = fitted.input_hashes
         report(progress, 0, 3, "evaluating contributions on the posterior")
-        parts = contribution_draws(fitted)
-        report(progress, 1, 3, "marginal returns")
-        marginal = marginal_contribution_draws(fitted, parts["channel"])
+        draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(
+            fitted)
         report(progress, 2, 3, "summaries")
-        result, weekly, draws_tree = _summarise(fitted, parts, marginal, gate, run.run_id)
+        result, weekly, draws_tree = _summarise(fitted, draws, gate, run.run_id)
         outputs = {OUTPUT: json_bytes(result.model_dump(mode="json")), WEEKLY: csv_bytes(weekly),
                    DRAWS: _tree_bytes(ws, draws_tree)}
         ws.commit(outputs)
@@ -139,20 +139,48 @@ def _per_sample(values: xr.DataArray) -> np.ndarray:
     return values.sum([d for d in values.dims if d != "sample"]).values
 
 
-def _summarise(fitted: FittedModel, parts: dict[str, xr.DataArray], marginal: xr.DataArray,
-               gate: dict[str, Any], run_id: str):
-    data = fitted.data
-    channels = [str(c) for c in parts["channel"]["channel"].values]
-    media = _totals(parts["channel"])  # (sample, channel)
-    media_total = media.sum(axis=1)
-    spend = np.array([data.X[c].sum() for c in channels])
-    extra = _totals(marginal)
+@dataclass
+class Draws:
+    """Per-draw (or per bootstrap replicate) pieces of the decomposition."""
+
+    channel: xr.DataArray  # (sample, date[, geo], channel), original units
+    marginal: np.ndarray  # (sample, channel): extra outcome from MARGINAL_STEP more spend
+    base: np.ndarray  # (sample,): intercept + seasonality + controls over the window
+    fitted: np.ndarray  # (sample,): the model's fitted total over the window
+
+
+def _bayes_draws(fitted: FittedModel) -> Draws:
+    parts = contribution_draws(fitted)
+    marginal = _totals(marginal_contribution_draws(fitted, parts["channel"]))
     # Base = intercept (one value per geo, every period) + seasonality + controls.
     base = _per_sample(parts["intercept_contribution"]) * parts["channel"].sizes["date"]
     for name in ("yearly_seasonality", "control"):
         if name in parts:
             base = base + _per_sample(parts[name])
-    fitted_total = _per_sample(parts["mu"])
+    return Draws(parts["channel"], marginal, base, _per_sample(parts["mu"]))
+
+
+def _ridge_draws(fitted: FittedModel) -> Draws:
+    from attribution_analysis.mmm.build import effective_l_max
+    from attribution_analysis.mmm.ridge import marginal_contribution
+
+    boot = fitted.tree["bootstrap"].to_dataset()
+    spend = fitted.data.X[fitted.data.channels].to_numpy(dtype=float)
+    marginal = marginal_contribution(fitted.tree, spend, effective_l_max(fitted.params.config),
+                                     MARGINAL_STEP)
+    return Draws(boot["channel_contribution"], marginal, _per_sample(boot["base"]),
+                 _per_sample(boot["mu"]))
+
+
+def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: str):
+    data = fitted.data
+    channels = [str(c) for c in draws.channel["channel"].values]
+    media = _totals(draws.channel)  # (sample, channel)
+    media_total = media.sum(axis=1)
+    spend = np.array([data.X[c].sum() for c in channels])
+    extra = draws.marginal
+    base = draws.base
+    fitted_total = draws.fitted
     error = float(abs((base + media_total).mean() - fitted_total.mean()) / abs(
         fitted_total.mean()))
     findings = []
@@ -191,8 +219,8 @@ def _summarise(fitted: FittedModel, parts: dict[str, xr.DataArray], marginal: xr
         weekly_table=WEEKLY, draws_file=DRAWS, findings=findings,
         roas_unit=f"{data.target} per unit of spend",
     )
-    weekly = _weekly_table(parts["channel"], data)
-    draws_tree = _draws_tree(parts["channel"])
+    weekly = _weekly_table(draws.channel, data)
+    draws_tree = _draws_tree(draws.channel)
     return result, weekly, draws_tree
 
 

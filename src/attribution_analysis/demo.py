@@ -6,9 +6,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from attribution_analysis.adapters import rich_progress
+from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
+from attribution_analysis.contributions import decompose_contributions
 from attribution_analysis.data.validate import validate_data
+from attribution_analysis.mmm.diagnostics import validate_model
+from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
@@ -40,6 +45,33 @@ def run_demo(root: Path, console: Console) -> None:
         console.print(f"   warning {finding.code}: {finding.message}", highlight=False)
     console.print(f"   validation report: {root / 'analysis' / 'data_validation.json'}")
     console.print(f"   prepared panel:    {root / 'analysis' / 'prepared_panel.csv'}")
+    ws = Workspace.open(root)
+    with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress:
+        fit = fit_mmm(ws, FitMMMParams(calibrate=True), progress)
+    conv = fit.convergence
+    console.print(f"3. fit_mmm: {fit.method}, {fit.wall_seconds:.0f} s"
+                  f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
+                  f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences")
+    with rich_progress("validate_model") as progress:
+        diagnostics = validate_model(ws, progress=progress)
+    failed = [c.name for c in diagnostics.criteria if not c.passed]
+    verdict = "passed" if diagnostics.passed else f"FAILED {failed}"
+    console.print(f"4. validate_model: {verdict}, predictive coverage {diagnostics.ppc['coverage_90']:.0%}, backtest MAPE "
+                  f"{diagnostics.backtest.get('mape', float('nan')):.1%}")
+    if not diagnostics.passed:
+        console.print("   The model failed its acceptance criteria; the demo stops here, as the "
+                      "pipeline would.")
+        return
+    result = decompose_contributions(ws)
+    console.print("5. decompose_contributions (90% intervals):")
+    for channel in result.channels:
+        low, high = channel.total_contribution.hdi_90
+        r_low, r_high = channel.roas.hdi_90
+        mean = channel.total_contribution.mean
+        console.print(f"   {channel.channel:12s} contribution {mean:9,.0f}"
+                      f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
+                      f"[{r_low:.4f}, {r_high:.4f}] {result.roas_unit}", highlight=False)
+    console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
     console.print("Steps still to come in this version (not run): " + ", ".join(PENDING_STEPS))
     console.print(
         "No executive report yet: it is written by the report step, which is not "

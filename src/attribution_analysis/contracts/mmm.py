@@ -62,6 +62,12 @@ class FitMMMParams(StrictModel):
                             " lift tests as likelihood terms.")
     quick: QuickMethod | None = Field(default=None, description="'map' or 'advi': a first answer "
                                       "in seconds, labelled not for decisions.")
+    method: Literal["nuts", "ridge"] = Field(
+        default="nuts", description="'ridge': the Robyn-style fallback (tuned transforms, "
+        "ridge, bootstrap intervals) on request.")
+    fallback_to_ridge: bool = Field(
+        default=True, description="Fit the ridge fallback when NUTS is unavailable or fails "
+        "the gates after its retry (national panels).")
     use_cache: bool = Field(default=True, description="Reuse a stored fit of the same data and "
                             "configuration.")
     retry: bool = Field(default=True, description="Refit once with longer, more careful sampling"

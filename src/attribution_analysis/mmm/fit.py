@@ -38,6 +38,14 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
     return data, mmm, hashes
 
 
+def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]:
+    """Everything besides data and model configuration that changes the fit (cache key)."""
+    return {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
+            "calibrate": params.calibrate, "quick": params.quick, "method": params.method,
+            "fallback_to_ridge": params.fallback_to_ridge, "retry": params.retry,
+            "lift_hash": hashes.get("analysis/incrementality_results.json")}
+
+
 def retry_settings(settings: SamplerSettings) -> SamplerSettings:
     """One remedy: twice the draws and warm-up, a smaller step (higher target accept)."""
     return settings.model_copy(update={
@@ -54,10 +62,7 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
         start = time.perf_counter()
         data, mmm, hashes = prepare(ws, params)
         run.input_hashes = hashes
-        settings = {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
-                    "calibrate": params.calibrate, "quick": params.quick,
-                    "lift_hash": hashes.get("analysis/incrementality_results.json")}
-        key = fit_key(data, params.config, settings)
+        key = fit_key(data, params.config, fit_settings(params, hashes))
         relative = store.model_path(key)
         if params.use_cache and ws.resolve(relative).exists():
             tree = store.load_tree(ws, relative)
@@ -70,7 +75,9 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
         remedies: list[str] = []
         sampling_seconds: float | None = None
         compile_reused = False
-        if params.quick:
+        if params.method == "ridge":
+            tree = _ridge(data, params, progress)
+        elif params.quick:
             report(progress, 0, 1, f"quick fit ({params.quick})")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -92,6 +99,13 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
                 outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
                 tree = attach_posterior(mmm, outcome.idata)
                 sampling_seconds = (sampling_seconds or 0) + outcome.seconds
+            if (not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge
+                    and not data.geo):
+                summary = convergence_summary(tree)
+                remedies.append(
+                    f"NUTS still failed the gates (max R-hat {summary['max_rhat']:.3f}, min "
+                    f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model")
+                tree = _ridge(data, params, progress)
         result = _result(params, data, tree, key, relative, cached=False,
                          wall=time.perf_counter() - start, sampling=sampling_seconds,
                          reused=compile_reused, remedies=remedies)
@@ -104,6 +118,17 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
         return result
 
 
+def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> Any:
+    from attribution_analysis.mmm.build import effective_l_max
+    from attribution_analysis.mmm.ridge import fit_ridge
+
+    report(progress, 0, 1, "ridge fallback: tuning transforms")
+    fit = fit_ridge(data, effective_l_max(params.config), params.config.yearly_seasonality,
+                    params.seed)
+    report(progress, 1, 1, "ridge fallback done")
+    return fit.tree
+
+
 def _n_lift(mmm: Any) -> int:
     return sum(1 for name in mmm.model.named_vars if name.startswith("lift_measurements"))
 
@@ -111,9 +136,23 @@ def _n_lift(mmm: Any) -> int:
 def _result(params: FitMMMParams, data: ModelData, tree: Any, key: str, relative: str, *,
             cached: bool, wall: float, sampling: float | None = None, reused: bool = False,
             remedies: list[str] | None = None) -> FitMMMResult:
-    quick = params.quick is not None
-    summary = {} if quick else convergence_summary(tree)
+    ridge = "bootstrap" in tree.children
+    quick = params.quick is not None and not ridge
+    summary = {} if quick or ridge else convergence_summary(tree)
     findings = []
+    if ridge:
+        findings.append(Finding(
+            code="ridge_fallback", severity="warning",
+            message="ridge_bootstrap: ridge regression on tuned adstock/saturation transforms "
+            "with moving-block bootstrap intervals. The intervals hold the transforms fixed, so "
+            "they understate uncertainty compared with a posterior; prefer NUTS when it passes.",
+        ))
+        return FitMMMResult(
+            method="ridge_bootstrap", model_path=relative, fit_key=key, cached=cached,
+            wall_seconds=round(wall, 3), channels=data.channels,
+            n_observations=len(data.y), convergence={}, for_decisions=True,
+            remedies_tried=remedies or [], findings=findings,
+        )
     if quick:
         findings.append(Finding(
             code="quick_fit", severity="warning",

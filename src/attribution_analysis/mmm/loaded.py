@@ -38,15 +38,13 @@ class FittedModel:
 
 
 def open_fit(ws: Workspace) -> FittedModel:
-    from attribution_analysis.mmm.fit import prepare
+    from attribution_analysis.mmm.fit import fit_settings, prepare
 
     manifest = store.read_manifest(ws)
     params = FitMMMParams.model_validate(manifest["params"])
     data, mmm, hashes = prepare(ws, params)
-    settings = {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
-                "calibrate": params.calibrate, "quick": params.quick,
-                "lift_hash": hashes.get("analysis/incrementality_results.json")}
-    if fit_key(data, params.config, settings) != manifest["result"]["fit_key"]:
+    if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"][
+            "fit_key"]:
         raise WorkspaceError(
             "the prepared data or lift tests changed since the model was fitted.",
             fix="fit again (`python scripts/fit_mmm.py --workspace DIR`).", file=store.MANIFEST,

@@ -1,0 +1,47 @@
+"""The Robyn-style ridge fallback: labelled, bootstrapped, and refused for geo panels."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.contributions import decompose_contributions
+from attribution_analysis.data.validate import validate_data
+from attribution_analysis.errors import ParameterError
+from attribution_analysis.mmm.diagnostics import validate_model
+from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.workspace import Workspace
+
+
+def test_ridge_fallback_is_labelled_and_gives_bootstrap_intervals(tmp_path):
+    simulate_workspace(tmp_path, SimulationParams(kind="mmm", seed=12, weeks=104, channels=3))
+    ws = Workspace.open(tmp_path)
+    validate_data(ws)
+    result = fit_mmm(ws, FitMMMParams(method="ridge"))
+    assert result.method == "ridge_bootstrap"
+    assert any(f.code == "ridge_fallback" for f in result.findings)
+    diagnostics = validate_model(ws)
+    assert diagnostics.method == "ridge_bootstrap"
+    assert [c.name for c in diagnostics.criteria] == ["ppc_coverage_90"]
+    contributions = decompose_contributions(ws, override_reason="comparing with the fallback")
+    truth = json.loads((tmp_path / "truth" / "parameters.json").read_text())["channels"]
+    assert contributions.method == "ridge_bootstrap"
+    for channel in contributions.channels:
+        low, high = channel.total_contribution.hdi_90
+        assert 0 <= low < high
+        # ridge shrinks towards zero: same order of magnitude as the truth, not more
+        assert 0.3 < channel.total_contribution.mean / truth[channel.channel][
+            "total_contribution"] < 1.5
+
+
+def test_ridge_refuses_geo_panels(tmp_path):
+    simulate_workspace(tmp_path, SimulationParams(kind="mmm", seed=12, weeks=60, channels=2,
+                                                  geos=2))
+    ws = Workspace.open(tmp_path)
+    validate_data(ws)
+    with pytest.raises(ParameterError, match="national"):
+        fit_mmm(ws, FitMMMParams(method="ridge"))
