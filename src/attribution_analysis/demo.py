@@ -56,8 +56,10 @@ def run_demo(root: Path, console: Console) -> None:
         diagnostics = validate_model(ws, progress=progress)
     failed = [c.name for c in diagnostics.criteria if not c.passed]
     verdict = "passed" if diagnostics.passed else f"FAILED {failed}"
-    console.print(f"4. validate_model: {verdict}, predictive coverage {diagnostics.ppc['coverage_90']:.0%}, backtest MAPE "
-                  f"{diagnostics.backtest.get('mape', float('nan')):.1%}")
+    coverage = diagnostics.ppc["coverage_90"]
+    mape = (diagnostics.backtest or {}).get("mape", float("nan"))
+    console.print(f"4. validate_model: {verdict}, predictive coverage {coverage:.0%}, "
+                  f"backtest MAPE {mape:.1%}")
     if not diagnostics.passed:
         console.print("   The model failed its acceptance criteria; the demo stops here, as the "
                       "pipeline would.")
