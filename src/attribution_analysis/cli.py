@@ -130,6 +130,30 @@ def _print_validation(report, workspace: Path) -> None:
 
 
 @app.command()
+def allocate(
+    workspace: WorkspaceOption,
+    method: Annotated[str, typer.Option(help="em | bayes")] = "em",
+    family: Annotated[str, typer.Option(help="poisson (units) | gamma (currency)")] = "poisson",
+    covariates: Annotated[str, typer.Option(help="comma-separated covariate specs")] = "",
+    ridge: Annotated[float, typer.Option(help="ridge penalty of the GLM M-step")] = 1.0,
+    source: Annotated[str, typer.Option(help="auto | hcp-brick | mta")] = "auto",
+) -> None:
+    """Split group totals (brick sales, or MMM channel contributions) across entities."""
+    from attribution_analysis.allocation.step import allocate as allocate_step
+    from attribution_analysis.allocation.step import summary_payload
+    from attribution_analysis.contracts.allocation import AllocateParams
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = AllocateParams(source=source, method=method, family=family, ridge=ridge,
+                                covariates=[c for c in covariates.split(",") if c.strip()])
+        report = allocate_step(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(summary_payload(report), default=str))
+
+
+@app.command()
 def runs(workspace: WorkspaceOption, step: str | None = None, limit: int = 20) -> None:
     """List the step runs recorded in the workspace's run registry (the audit trail)."""
     from attribution_analysis.registry import RunRegistry

@@ -36,6 +36,9 @@ STEP = "decompose_contributions"
 OUTPUT = "analysis/mmm_channel_contributions.json"
 WEEKLY = "analysis/mmm_weekly_contributions.csv"
 DRAWS = "analysis/model/channel_contribution_draws.nc"
+DRAWS_CSV = "analysis/mmm_contribution_draws.csv"  # what the allocation step reads
+TRANSFORMS = "analysis/mmm_transforms.json"  # posterior-mean curves for effective exposure
+CSV_DRAWS = 200
 DIAGNOSTICS = "analysis/mmm_diagnostics.json"
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
@@ -83,7 +86,11 @@ def decompose_contributions(ws: Workspace, override_reason: str | None = None,
         report(progress, 2, 3, "summaries")
         result, weekly, draws_tree = _summarise(fitted, draws, gate, run.run_id)
         outputs = {OUTPUT: json_bytes(result.model_dump(mode="json")), WEEKLY: csv_bytes(weekly),
-                   DRAWS: _tree_bytes(ws, draws_tree)}
+                   DRAWS: _tree_bytes(ws, draws_tree),
+                   DRAWS_CSV: csv_bytes(_draws_table(draws_tree, CSV_DRAWS))}
+        transforms = channel_transforms(fitted)
+        if transforms is not None:
+            outputs[TRANSFORMS] = json_bytes(transforms)
         ws.commit(outputs)
         run.outputs = list(outputs)
         report(progress, 3, 3, "done")
@@ -241,6 +248,49 @@ def _draws_tree(channel: xr.DataArray) -> xr.Dataset:
     thin = thin.drop_vars(["sample", "chain", "draw"], errors="ignore")
     thin = thin.assign_coords(sample=np.arange(thin.sizes["sample"]))
     return xr.Dataset({"channel_contribution": thin})
+
+
+def _draws_table(dataset: xr.Dataset, n: int) -> pd.DataFrame:
+    """Long table (date[, geo], channel, draw, contribution) of ``n`` evenly spaced draws."""
+    values = dataset["channel_contribution"]
+    step = max(1, values.sizes["sample"] // n)
+    thin = values.isel(sample=slice(None, None, step)).rename(sample="draw")
+    thin = thin.assign_coords(draw=np.arange(thin.sizes["draw"]))
+    frame = thin.to_dataframe().reset_index()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
+    keys = ["date", *(["geo"] if "geo" in frame else []), "channel", "draw"]
+    return frame.rename(columns={"channel_contribution": "contribution"})[
+        [*keys, "contribution"]]
+
+
+def channel_transforms(fitted: FittedModel) -> dict[str, Any] | None:
+    """Posterior-mean adstock and saturation per channel, in the allocation contract's form.
+
+    Only geometric adstock has a single retention rate to hand over; Weibull fits return
+    None and the allocation step then asks for transforms explicitly.
+    """
+    from attribution_analysis.mmm.build import effective_l_max
+
+    config = fitted.params.config
+    if config.adstock != "geometric":
+        return None
+    if fitted.method == "ridge_bootstrap":
+        source = fitted.tree["hyperparameters"].to_dataset()
+    else:
+        source = fitted.tree["posterior"].to_dataset()
+    mean_over = [d for d in ("chain", "draw", "geo") if d in source.dims]
+    out = {}
+    for channel in fitted.data.channels:
+        def value(name: str, ch: str = channel) -> float:
+            return float(source[name].sel(channel=ch).mean(
+                [d for d in mean_over if d in source[name].dims]))
+
+        saturation = ({"kind": "hill", "slope": value("saturation_slope"),
+                       "kappa": value("saturation_kappa")} if config.saturation == "hill"
+                      else {"kind": "logistic", "lam": value("saturation_lam")})
+        out[channel] = {"alpha": min(value("adstock_alpha"), 0.999),
+                        "l_max": effective_l_max(config), "saturation": saturation}
+    return out
 
 
 def _tree_bytes(ws: Workspace, dataset: xr.Dataset) -> bytes:

@@ -7,6 +7,8 @@ from pathlib import Path
 from rich.console import Console
 
 from attribution_analysis.adapters import rich_progress
+from attribution_analysis.allocation.step import allocate
+from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
@@ -74,6 +76,15 @@ def run_demo(root: Path, console: Console) -> None:
                       f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
                       f"[{r_low:.4f}, {r_high:.4f}] {result.roas_unit}", highlight=False)
     console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
+    allocation = allocate(ws, AllocateParams(
+        source="mta", family="gamma", covariates=["objective", "creative_family"]))
+    console.print(f"6. allocate (campaigns within channels, EM {allocation.family}): "
+                  f"{len(allocation.entities)} campaigns, mass conservation error "
+                  f"{allocation.mass_conservation_max_rel_error:.1e}")
+    for finding in allocation.findings[:6]:
+        console.print(f"   {finding.severity} {finding.code}: {finding.message}",
+                      highlight=False)
+    console.print(f"   campaign credit: {root / 'analysis' / 'mta_allocation.csv'}")
     console.print("Steps still to come in this version (not run): " + ", ".join(PENDING_STEPS))
     console.print(
         "No executive report yet: it is written by the report step, which is not "

@@ -84,7 +84,7 @@ def test_a_compiled_model_reused_on_new_data_samples_the_new_posterior(simulated
         validate_data(Workspace.open(root))
         roots.append(root)
     COMPILED.clear()
-    params = FitMMMParams(sampler=FAST, retry=False)
+    params = FitMMMParams(sampler=FAST, retry=False, fallback_to_ridge=False)
     first = fit_mmm(Workspace.open(roots[0]), params)
     reused = fit_mmm(Workspace.open(roots[1]), params)
     assert not first.compile_reused and reused.compile_reused
@@ -126,7 +126,8 @@ def test_calibration_pulls_the_tested_channel_towards_the_lift_test(fitted):
     tests = [{**tests[0], "lift": claimed, "ci_lower": 0.95 * claimed,
               "ci_upper": 1.05 * claimed}]
     (fitted / "analysis" / "incrementality_results.json").write_text(json.dumps(tests))
-    fit_mmm(ws, FitMMMParams(calibrate=True, sampler=FAST, retry=False))
+    fit_mmm(ws, FitMMMParams(calibrate=True, sampler=FAST, retry=False,
+                           fallback_to_ridge=False))
     after = in_window(open_fit(ws))
     assert after > 1.5 * before, (before, after, claimed)
 

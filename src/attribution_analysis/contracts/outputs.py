@@ -129,39 +129,3 @@ class BudgetOptimization(StrictModel):
     probability_better: float = Field(ge=0, le=1)
     scenarios: list[ScenarioResult] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
-
-
-# ----- analysis/allocation_summary.json + mta_allocation.csv -----------------------------------
-class AllocationRow(StrictModel):
-    """One row of ``analysis/mta_allocation.csv``."""
-
-    group: str = Field(description="Group id (brick, or channel|period|geo cell).")
-    entity: str = Field(description="Entity id (HCP, or campaign/creative).")
-    allocated: float = Field(ge=0, description="Share of the group total credited to the entity.")
-    lower_90: float | None = Field(default=None, description="Bayes: 5% quantile.")
-    upper_90: float | None = Field(default=None, description="Bayes: 95% quantile.")
-
-
-class EntityProductivity(StrictModel):
-    entity: str
-    productivity: float = Field(description="Estimated lambda (scale fixed: mean 1).")
-    total_allocated: float
-    total_exposure: float
-    lower_90: float | None = None
-    upper_90: float | None = None
-
-
-class AllocationSummary(StrictModel):
-    """``analysis/allocation_summary.json``."""
-
-    metadata: Metadata
-    method: Literal["em", "bayes"]
-    family: Literal["poisson", "gamma"]
-    covariates: list[str] = Field(default_factory=list)
-    coefficients: dict[str, float] = Field(default_factory=dict)
-    entities: list[EntityProductivity]
-    loglik_trace: list[float] = Field(default_factory=list)
-    converged: bool
-    iterations: int
-    mass_conservation_max_rel_error: float
-    findings: list[Finding] = Field(default_factory=list)

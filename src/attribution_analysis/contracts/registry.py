@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from attribution_analysis.contracts import inputs, outputs, validation
+from attribution_analysis.contracts import allocation, inputs, mmm, outputs, simulation, validation
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "input.campaign_spend_row": inputs.CampaignSpendRow,
@@ -19,6 +19,11 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "output.mmm_channel_contributions": outputs.ChannelContributions,
     "output.mmm_diagnostics": outputs.MMMDiagnostics,
     "output.mmm_budget_optimization": outputs.BudgetOptimization,
-    "output.allocation_summary": outputs.AllocationSummary,
-    "output.mta_allocation_row": outputs.AllocationRow,
+    "input.contribution_row": allocation.ContributionRow,
+    "output.allocation_summary": allocation.AllocationReport,
+    "output.mta_allocation_row": allocation.AllocationRecord,
+    "params.validate_data": validation.ValidateDataParams,
+    "params.fit_mmm": mmm.FitMMMParams,
+    "params.allocate": allocation.AllocateParams,
+    "params.simulate": simulation.SimulationParams,
 }

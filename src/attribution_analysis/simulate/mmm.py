@@ -83,6 +83,7 @@ class MMMTruth:
     dates: pd.DatetimeIndex
     params: dict[str, dict[str, float]]
     spend: np.ndarray  # (geo, week, channel)
+    response_spend: np.ndarray  # what drives the response: spend, or mix-weighted spend (mta)
     impressions: np.ndarray
     clicks: np.ndarray
     contributions: np.ndarray  # conversions, (geo, week, channel)
@@ -166,7 +167,11 @@ def simulate_outcome(
     clicks: np.ndarray,
     params: dict[str, dict[str, float]],
     country: str,
+    response_spend: np.ndarray | None = None,
 ) -> MMMTruth:
+    """The outcome. ``response_spend`` (default: ``spend``) is what the media curves see;
+    the MTA world passes spend weighted by the week's campaign productivity mix."""
+    response_spend = spend if response_spend is None else response_spend
     n_weeks = len(dates)
     t = np.linspace(0, 1, n_weeks)
     days = (dates + pd.Timedelta(days=3) - pd.Timestamp("1970-01-01")).days.to_numpy()
@@ -185,7 +190,7 @@ def simulate_outcome(
     trend_growth = 0.15
     base_unit = 1 + trend_growth * t + season + 0.03 * holiday_days - 0.04 * competitor
     baseline = INTERCEPT * geo_weights[:, None] * base_unit[None, :]
-    response = media_response(spend, params, channels)
+    response = media_response(response_spend, params, channels)
     contributions = np.zeros_like(spend)
     for c, channel in enumerate(channels):
         # beta chosen so that, on average, the channel delivers its target share of the
@@ -207,6 +212,7 @@ def simulate_outcome(
         dates=dates,
         params=params,
         spend=spend,
+        response_spend=response_spend,
         impressions=impressions,
         clicks=clicks,
         contributions=contributions,
@@ -242,14 +248,14 @@ def lift_tests(rng: np.random.Generator, truth: MMMTruth, n_tests: int) -> list[
         first = int(late[-1] - 3) if len(late) else n_weeks - 4 - L_MAX
         first = max(first, 0)
         window = slice(first, first + 4)
-        dark = truth.spend.copy()
+        dark = truth.response_spend.copy()
         dark[:, window, c] = 0.0
         p = {ch: dict(v) for ch, v in truth.params.items()}
-        full = media_response(truth.spend, p, truth.channels)[:, :, c]
+        full = media_response(truth.response_spend, p, truth.channels)[:, :, c]
         # The counterfactual keeps the factual max scaling: the model's scale is fixed.
         off = np.zeros_like(full)
         for g in range(truth.spend.shape[0]):
-            scale = truth.spend[g, :, c].max()
+            scale = truth.response_spend[g, :, c].max()
             adstocked = geometric_adstock(dark[g, :, c] / scale, p[channel]["adstock_alpha"], L_MAX)
             off[g] = hill(adstocked, p[channel]["hill_slope"], p[channel]["hill_kappa"])
         weights = truth.contributions[:, :, c] / np.where(full > 0, full, 1.0)

@@ -3,6 +3,8 @@
 Each channel's weekly impressions and spend are split across 4-12 campaigns with staggered,
 overlapping flights (campaign 1 is always on). Campaign productivity is
 lambda_k = exp(objective + creative family effects + noise), mean 1 within the channel. The
+channel's response is driven by its spend weighted by the week's productivity mix
+(``productivity_weighted_spend``), so productive weeks deliver more. The
 true split of the channel's contribution C(channel, week[, geo]) is proportional to
 lambda_k * adstock(impressions_k)_t (times optional multiplicative noise), so it adds up to
 C exactly. Saturation acts on the channel total, so it is common to all campaigns of a week
@@ -118,6 +120,25 @@ def split_media(
             parts["impressions"].append(_largest_remainder(impressions[g, :, c], share, 1.0))
             parts["clicks"].append(_largest_remainder(clicks[g, :, c], share, 1.0))
         out[channel] = {m: np.round(np.stack(v), 2) for m, v in parts.items()}
+    return out
+
+
+def productivity_weighted_spend(truth: CampaignTruth, channels: list[str], spend: np.ndarray,
+                                campaign_media: dict) -> np.ndarray:
+    """Channel spend scaled by the week's impression-weighted campaign productivity.
+
+    This is what makes campaign productivity observable at all: a week whose impressions
+    lean on productive campaigns yields more outcome per unit of spend. Mean productivity is
+    1, so the scale of spend is kept on average.
+    """
+    out = spend.copy()
+    meta = truth.metadata
+    for c, channel in enumerate(channels):
+        lam = meta.loc[meta["channel"] == channel, "lambda_true"].to_numpy()
+        imp = campaign_media[channel]["impressions"]  # (geo, week, k)
+        total = imp.sum(axis=2)
+        mix = np.where(total > 0, (imp * lam).sum(axis=2) / np.where(total > 0, total, 1), 1.0)
+        out[:, :, c] = spend[:, :, c] * mix
     return out
 
 

@@ -1,0 +1,204 @@
+"""Effective exposure: campaign impressions through the channel's MMM adstock and saturation.
+
+The allocation weighs each campaign by what the MMM says its impressions are worth in a
+period: carried over by the channel's geometric adstock and bent by its saturation curve,
+with parameters passed as plain numbers per channel (:class:`ChannelTransform`). The curves
+are the NumPy twins in :mod:`attribution_analysis.transforms`, tested equal to
+PyMC-Marketing's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from attribution_analysis.contracts.allocation import (
+    ChannelTransform,
+    HillSaturation,
+    LogisticSaturation,
+    SaturationOn,
+)
+from attribution_analysis.errors import DataValidationError, MissingInputError, ParameterError
+from attribution_analysis.transforms import geometric_adstock, hill, logistic_saturation
+
+NATIONAL = ""
+
+
+def channel_transform(spec: ChannelTransform | Mapping[str, Any], channel: str) -> ChannelTransform:
+    """Read one channel's transform from our contract or from the simulator's flat keys.
+
+    Accepted flat keys: ``adstock_alpha`` (or ``alpha``), ``l_max``, ``hill_slope`` and
+    ``hill_kappa``, or ``logistic_lam``; other keys (beta, shares...) are ignored.
+    """
+    if isinstance(spec, ChannelTransform):
+        return spec
+    data = dict(spec)
+    try:
+        if "saturation" in data or ("alpha" in data and "adstock_alpha" not in data):
+            keep = {k: data[k] for k in ("alpha", "l_max", "saturation") if k in data}
+            return ChannelTransform.model_validate(keep)
+        saturation: HillSaturation | LogisticSaturation | None = None
+        if "hill_slope" in data or "hill_kappa" in data:
+            saturation = HillSaturation(slope=data["hill_slope"], kappa=data["hill_kappa"])
+        elif "logistic_lam" in data:
+            saturation = LogisticSaturation(lam=data["logistic_lam"])
+        return ChannelTransform(
+            alpha=data["adstock_alpha"], l_max=int(data["l_max"]), saturation=saturation
+        )
+    except (KeyError, ValidationError, TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"the media transform of channel '{channel}' is incomplete or invalid ({exc}).",
+            fix="give alpha (0-1), l_max (periods) and optionally saturation "
+            "{kind: hill, slope, kappa} or {kind: logistic, lam}.",
+        ) from None
+
+
+def transforms_from_json(path: Path, shown: str) -> dict[str, ChannelTransform]:
+    """Channel transforms from a JSON file: ``{channel: {...}}`` or the simulator's
+    ``truth/parameters.json`` (whose ``channels`` key holds them)."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingInputError(
+            f"{shown} does not exist.",
+            fix="give the adstock/saturation parameters per channel (JSON).",
+            file=shown,
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            problem=f"the file is not valid JSON ({exc.msg}).",
+            fix="write {channel: {alpha, l_max, saturation}}.",
+            file=shown,
+            rows=(exc.lineno,),
+            code="malformed_json",
+        ) from None
+    channels = payload.get("channels", payload) if isinstance(payload, dict) else None
+    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
+        raise DataValidationError(
+            problem="expected an object {channel: {alpha, l_max, saturation}}.",
+            fix="write one entry per channel.",
+            file=shown,
+            code="malformed_json",
+        )
+    return {str(ch): channel_transform(spec, str(ch)) for ch, spec in channels.items()}
+
+
+def _saturate(x: np.ndarray, transform: ChannelTransform) -> np.ndarray:
+    sat = transform.saturation
+    if sat is None:
+        return x
+    if isinstance(sat, HillSaturation):
+        return hill(x, sat.slope, sat.kappa)
+    return logistic_saturation(x, sat.lam)
+
+
+def build_effective_exposure(
+    panel: pd.DataFrame,
+    transforms: Mapping[str, ChannelTransform | Mapping[str, Any]],
+    saturation_on: SaturationOn = "channel_total",
+) -> pd.DataFrame:
+    """Campaign-level effective exposure per period (and geo).
+
+    Parameters
+    ----------
+    panel
+        Long table with columns date, channel, campaign, impressions (and geo). Campaigns
+        absent in a period count as zero impressions; rows of one (date, geo, channel,
+        campaign) are summed (creatives).
+    transforms
+        ``{channel: ChannelTransform}`` or plain dicts (see :func:`channel_transform`).
+    saturation_on
+        ``"channel_total"`` (default): adstock each campaign, add them up to the channel's
+        adstocked total A_t, saturate that total as the MMM does, s_t = sat(A_t / scale), and
+        give each campaign s_t * a_ct / A_t. The MMM only ever sees the channel total, so this
+        is its own view of saturation; the common factor s_t / A_t cancels in the shares of a
+        period, so the split among campaigns follows their adstocked impressions.
+        ``"campaign"``: each campaign is saturated alone, sat(a_ct / scale), which favours
+        small campaigns in periods where the channel is saturated. In both, ``scale`` is the
+        maximum of the channel's raw impressions per geo (the MMM's max scaling).
+
+    Returns
+    -------
+    DataFrame
+        date, [geo], channel, campaign, impressions, adstocked, effective_exposure; one row
+        per (period, geo, channel, campaign) on the full period grid, zeros included.
+    """
+    required = {"date", "channel", "campaign", "impressions"}
+    missing = required - set(panel.columns)
+    if missing:
+        raise DataValidationError(
+            problem=f"the campaign panel lacks columns {sorted(missing)}.",
+            fix="rerun `attribution validate` to rebuild analysis/prepared_campaign_panel.csv.",
+            column=sorted(missing)[0],
+            code="missing_column",
+        )
+    unknown = sorted(set(panel["channel"]) - set(transforms))
+    if unknown:
+        raise ParameterError(
+            f"no adstock/saturation parameters for channel(s) {unknown}.",
+            fix="add them to the transforms (from the MMM fit).",
+        )
+    params = {ch: channel_transform(transforms[ch], ch) for ch in sorted(set(panel["channel"]))}
+    has_geo = "geo" in panel.columns
+    frame = panel.assign(geo=panel["geo"].astype(str) if has_geo else NATIONAL)
+    dates = np.sort(pd.to_datetime(frame["date"]).unique())
+    t = np.searchsorted(dates, pd.to_datetime(frame["date"]).to_numpy())
+    series = frame[["geo", "channel", "campaign"]].astype(str).drop_duplicates()
+    series = series.sort_values(["geo", "channel", "campaign"]).reset_index(drop=True)
+    s = pd.MultiIndex.from_frame(series).get_indexer(
+        pd.MultiIndex.from_frame(frame[["geo", "channel", "campaign"]].astype(str))
+    )
+    n_t, n_s = len(dates), len(series)
+    # Dense (period x series) grid by a weighted bincount: absent rows are zeros, repeated
+    # rows (creatives) add up, without a Python loop over campaigns.
+    flat = np.bincount(
+        t * n_s + s, weights=frame["impressions"].to_numpy(dtype=float), minlength=n_t * n_s
+    )
+    impressions = flat.reshape(n_t, n_s)
+    channel_of = series["channel"].to_numpy()
+    alpha = np.array([params[ch].alpha for ch in channel_of])
+    l_max = np.array([params[ch].l_max for ch in channel_of])
+    adstocked = np.zeros_like(impressions)
+    for window in np.unique(l_max):  # one pass per distinct window length (a few at most)
+        cols = np.flatnonzero(l_max == window)
+        adstocked[:, cols] = geometric_adstock(impressions[:, cols], alpha[cols], int(window))
+
+    # Channel-level quantities per (geo, channel): the sum over its campaigns and its max.
+    key = pd.MultiIndex.from_frame(series[["geo", "channel"]])
+    cell, cells = pd.factorize(key)
+    n_c = len(cells)
+    onehot = np.zeros((n_s, n_c))
+    onehot[np.arange(n_s), cell] = 1.0
+    channel_raw = impressions @ onehot
+    channel_adstocked = adstocked @ onehot
+    scale = channel_raw.max(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    effective = np.zeros_like(adstocked)
+    for ch, transform in params.items():
+        cols = np.flatnonzero(channel_of == ch)
+        cell_cols = cell[cols]
+        if saturation_on == "channel_total":
+            total = channel_adstocked[:, cell_cols]
+            level = _saturate(total / scale[cell_cols], transform)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                effective[:, cols] = np.where(total > 0, level * adstocked[:, cols] / total, 0.0)
+        else:
+            effective[:, cols] = _saturate(adstocked[:, cols] / scale[cell_cols], transform)
+    out = pd.DataFrame(
+        {
+            "date": np.repeat(pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(), n_s),
+            "geo": np.tile(series["geo"].to_numpy(), n_t),
+            "channel": np.tile(channel_of, n_t),
+            "campaign": np.tile(series["campaign"].to_numpy(), n_t),
+            "impressions": impressions.ravel(),
+            "adstocked": adstocked.ravel(),
+            "effective_exposure": effective.ravel(),
+        }
+    )
+    return out if has_geo else out.drop(columns="geo")

@@ -1,0 +1,495 @@
+"""Read a workspace's allocation inputs into an :class:`AllocationProblem`.
+
+Two layouts:
+
+* ``hcp-brick``: ``raw/brick_sales.csv`` (groups and totals), ``raw/hcp_brick.csv``
+  (exposure), ``raw/hcps.csv`` (entities and their covariates; optional without covariates).
+* ``mta``: channel contributions C(channel, period[, geo]) from ``--contributions`` (or, in a
+  simulated workspace, ``truth/contributions.csv`` standing in for the MMM's output), split
+  across the channel's campaigns by their effective exposure, built from
+  ``analysis/prepared_campaign_panel.csv`` (written by ``attribution validate``) and the
+  channel's adstock/saturation; covariates from ``raw/campaign_metadata.csv``.
+
+Every table goes through :func:`attribution_analysis.data.tables.load_table` with its row
+model, so bad input gets the project's file / column / row errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attribution_analysis.allocation.covariates import parse_spec
+from attribution_analysis.allocation.exposure import build_effective_exposure, transforms_from_json
+from attribution_analysis.allocation.problem import AllocationProblem, Origin, build_problem
+from attribution_analysis.contracts.allocation import (
+    AllocateParams,
+    ChannelTransform,
+    ContributionRow,
+)
+from attribution_analysis.contracts.common import DataRange, Finding
+from attribution_analysis.contracts.inputs import (
+    BrickSalesRow,
+    CampaignMetadataRow,
+    CampaignSpendRow,
+    HcpBrickRow,
+    HcpRow,
+)
+from attribution_analysis.data.tables import LINE, check_unique, load_table, table_spec
+from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.workspace import Workspace
+
+BRICK_SALES = "raw/brick_sales.csv"
+HCP_BRICK = "raw/hcp_brick.csv"
+HCPS = "raw/hcps.csv"
+CAMPAIGN_PANEL = "analysis/prepared_campaign_panel.csv"
+CAMPAIGN_METADATA = "raw/campaign_metadata.csv"
+TRUTH_CONTRIBUTIONS = "truth/contributions.csv"
+MMM_CONTRIBUTIONS = "analysis/mmm_contribution_draws.csv"  # written by decompose_contributions
+MMM_TRANSFORMS = "analysis/mmm_transforms.json"
+TRUTH_PARAMETERS = "truth/parameters.json"
+
+BRICK_SALES_SPEC = table_spec("brick_sales", BrickSalesRow)
+HCP_BRICK_SPEC = table_spec("hcp_brick", HcpBrickRow)
+HCPS_SPEC = table_spec("hcps", HcpRow)
+PANEL_SPEC = table_spec("campaign_panel", CampaignSpendRow)
+METADATA_SPEC = table_spec("campaign_metadata", CampaignMetadataRow)
+CONTRIBUTIONS_SPEC = table_spec("contributions", ContributionRow)
+UNEXPOSED = "unexposed"
+
+
+@dataclass
+class LoadedInputs:
+    """A problem plus what the step needs to label, explain and check it."""
+
+    source: str  # 'hcp-brick' | 'mta'
+    problem: AllocationProblem
+    files: list[Path]
+    entity_block: np.ndarray  # (H,) block label (channel, or connected block)
+    group_block: np.ndarray  # (G,) block label
+    covariate_table: pd.DataFrame | None = None
+    covariate_key: str = "entity"
+    covariate_file: str | None = None
+    group_columns: pd.DataFrame | None = None  # mta: date, channel[, geo] per group
+    draws: np.ndarray | None = None  # mta: (D, G) contribution draws
+    data_range: DataRange | None = None
+    zero_exposure_rule: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    truth_inputs: bool = False  # contributions or transforms read from truth/
+
+
+def _existing(ws: Workspace, relative: str) -> Path | None:
+    path = ws.resolve(relative)
+    return path if path.is_file() else None
+
+
+def _load(ws: Workspace, relative: str, spec, keys: list[str], what: str) -> pd.DataFrame:
+    path = ws.resolve(relative)
+    frame, _ = load_table(path, relative, spec)
+    check_unique(frame, [k for k in keys if k in frame.columns], relative, what)
+    return frame
+
+
+def _cell_label(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """'channel|date[|geo]' labels, built column-wise (no per-row Python join)."""
+    label = frame[keys[0]].astype(str)
+    for key in keys[1:]:
+        label = label + "|" + frame[key].astype(str)
+    return label
+
+
+def detect_source(ws: Workspace) -> str:
+    return "hcp-brick" if _existing(ws, BRICK_SALES) else "mta"
+
+
+def _component_labels(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray]:
+    """Connected blocks labelled block_1, block_2, ... by size; unexposed entities apart."""
+    n, group_block, entity_block = problem.blocks
+    exposed = problem.entity_exposure > 0
+    size = np.bincount(entity_block[exposed], minlength=n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-size, kind="stable")] = np.arange(1, n + 1)
+    names = np.array([f"block_{r}" for r in rank], dtype=object)
+    entity_labels = np.where(exposed, names[entity_block], UNEXPOSED)
+    return entity_labels.astype(object), names[group_block]
+
+
+def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    for required in (BRICK_SALES, HCP_BRICK):
+        if _existing(ws, required) is None:
+            raise MissingInputError(
+                f"{required} is missing: the HCP-brick allocation needs brick sales and HCP "
+                "visits per brick.",
+                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
+                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
+                file=required,
+            )
+    sales = _load(ws, BRICK_SALES, BRICK_SALES_SPEC, ["brick_id"], "brick")
+    pairs = _load(ws, HCP_BRICK, HCP_BRICK_SPEC, ["hcp_id", "brick_id"], "HCP-brick")
+    files = [ws.resolve(BRICK_SALES), ws.resolve(HCP_BRICK)]
+    findings: list[Finding] = []
+    if "exposure" in pairs.columns:
+        exposure = pairs["exposure"].to_numpy(dtype=float)
+        rule = "exposure column used as given"
+    elif "visits" in pairs.columns:
+        visits = pairs["visits"].to_numpy(dtype=float)
+        zero = visits == 0
+        exposure = np.where(zero, params.zero_visit_exposure, visits)
+        rule = (
+            f"pairs listed with 0 visits keep exposure {params.zero_visit_exposure:g} (an HCP "
+            "assigned to a brick prescribes there between visits); other pairs use their visits"
+        )
+        if zero.any():
+            findings.append(
+                Finding(
+                    code="zero_visits",
+                    severity="info",
+                    subject=HCP_BRICK,
+                    value=float(zero.sum()),
+                    message=f"{int(zero.sum())} HCP-brick pairs have 0 visits; they were given "
+                    f"exposure {params.zero_visit_exposure:g} (zero_visit_exposure)"
+                    + (", so they get no credit." if params.zero_visit_exposure == 0 else "."),
+                )
+            )
+    else:
+        raise DataValidationError(
+            problem="hcp_brick.csv needs a 'visits' or an 'exposure' column.",
+            fix="add the visits of each HCP in each brick.",
+            file=HCP_BRICK,
+            column="visits",
+            rows=(1,),
+            code="missing_column",
+        )
+    hcps = None
+    entities = sorted(set(pairs["hcp_id"]))
+    if _existing(ws, HCPS):
+        hcps = _load(ws, HCPS, HCPS_SPEC, ["hcp_id"], "HCP")
+        files.append(ws.resolve(HCPS))
+        entities = sorted(set(entities) | set(hcps["hcp_id"]))
+        idle = sorted(set(hcps["hcp_id"]) - set(pairs["hcp_id"]))
+        if idle:
+            findings.append(
+                Finding(
+                    code="entities_in_no_group",
+                    severity="warning",
+                    subject=HCPS,
+                    value=float(len(idle)),
+                    message=f"{len(idle)} HCPs of hcps.csv work in no brick of hcp_brick.csv "
+                    f"(e.g. {idle[0]}); they get no credit. With covariates, their productivity "
+                    "is predicted (cold start) and flagged.",
+                )
+            )
+    elif params.covariates:
+        raise MissingInputError(
+            f"{HCPS} is missing but covariates {params.covariates} were requested.",
+            fix="add raw/hcps.csv (hcp_id and covariate columns) or drop --covariates.",
+            file=HCPS,
+        )
+    exposure_column = "exposure" if "exposure" in pairs.columns else "visits"
+    problem = build_problem(
+        sales,
+        pairs.assign(**{exposure_column: exposure}),
+        entities=entities,
+        origin=Origin(
+            totals_file=BRICK_SALES,
+            total_column="sales",
+            group_column="brick_id",
+            pairs_file=HCP_BRICK,
+            entity_column="hcp_id",
+            exposure_column=exposure_column,
+        ),
+    )
+    entity_block, group_block = _component_labels(problem)
+    return LoadedInputs(
+        source="hcp-brick",
+        problem=problem,
+        files=files,
+        entity_block=entity_block,
+        group_block=group_block,
+        covariate_table=hcps,
+        covariate_key="hcp_id",
+        covariate_file=HCPS if hcps is not None else None,
+        zero_exposure_rule=rule,
+        findings=findings,
+    )
+
+
+def _transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[Path], bool]:
+    if params.transforms is not None:
+        return dict(params.transforms), [], False
+    if params.transforms_file is not None:
+        path = ws.resolve(params.transforms_file)
+        return transforms_from_json(path, params.transforms_file), [path], False
+    path = _existing(ws, MMM_TRANSFORMS)
+    if path is not None:
+        return transforms_from_json(path, MMM_TRANSFORMS), [path], False
+    path = _existing(ws, TRUTH_PARAMETERS)
+    if path is None:
+        raise MissingInputError(
+            "no adstock/saturation parameters per channel were given.",
+            fix="pass transforms_file (JSON {channel: {alpha, l_max, saturation}}) from the MMM "
+            "fit; simulated workspaces use truth/parameters.json automatically.",
+            file=TRUTH_PARAMETERS,
+        )
+    return transforms_from_json(path, TRUTH_PARAMETERS), [path], True
+
+
+def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> np.ndarray:
+    draws = contrib["draw"].to_numpy(dtype=float)
+    if (draws != np.round(draws)).any():
+        bad = draws != np.round(draws)
+        raise DataValidationError(
+            problem="draw must be a whole number.",
+            fix="number the draws 0, 1, 2, ...",
+            file=shown,
+            column="draw",
+            rows=[int(x) for x in contrib.loc[bad, LINE]],
+            code="not_a_number",
+        )
+    wide = contrib.pivot_table(index="draw", columns=keys, values="contribution", aggfunc="sum")
+    if wide.isna().to_numpy().any():
+        raise DataValidationError(
+            problem="some draws lack some (date, channel) cells.",
+            fix="give every draw a row for every cell.",
+            file=shown,
+            column="draw",
+            code="incomplete_draws",
+        )
+    return wide
+
+
+def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    findings: list[Finding] = []
+    truth_inputs = False
+    if params.contributions is not None:
+        shown = params.contributions
+        path = ws.resolve(shown)
+        if not path.is_file():
+            raise MissingInputError(
+                f"{shown} does not exist.",
+                fix="give the workspace-relative path of the contributions CSV "
+                "(date, channel, [geo], contribution[, draw]).",
+                file=shown,
+            )
+    elif (path := _existing(ws, MMM_CONTRIBUTIONS)) is not None:
+        shown = MMM_CONTRIBUTIONS
+    else:
+        shown = TRUTH_CONTRIBUTIONS
+        path = _existing(ws, shown)
+        if path is None:
+            raise MissingInputError(
+                "no channel contributions to allocate: the MMM's C(channel, period[, geo]) "
+                "table is missing.",
+                fix="run the MMM steps (fit_mmm.py, validate_model.py, compute_contributions.py "
+                "write analysis/mmm_contribution_draws.csv) or pass --contributions CSV "
+                "(date, channel, [geo], contribution[, draw]).",
+                file="analysis/<contributions>.csv",
+            )
+        truth_inputs = True
+        findings.append(
+            Finding(
+                code="contributions_from_truth",
+                severity="info",
+                subject=shown,
+                message="the channel contributions are the simulator's truth "
+                "(truth/contributions.csv), standing in for the MMM's output.",
+            )
+        )
+    panel_path = _existing(ws, CAMPAIGN_PANEL)
+    if panel_path is None:
+        raise MissingInputError(
+            f"{CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
+            fix="run `attribution validate -w DIR` (or scripts/fit_mmm.py --validate) on a "
+            "workspace with campaign-level spend files first.",
+            file=CAMPAIGN_PANEL,
+        )
+    geo_keys = ["date", "channel", "geo", "draw"]
+    contrib = _load(ws, shown, CONTRIBUTIONS_SPEC, geo_keys, "contribution")
+    panel = _load(
+        ws, CAMPAIGN_PANEL, PANEL_SPEC, ["date", "geo", "channel", "campaign", "creative"], "panel"
+    )
+    if "campaign" not in panel.columns:
+        raise DataValidationError(
+            problem="the campaign panel has no campaign column.",
+            fix="campaign-level spend files are needed to split channels across campaigns.",
+            file=CAMPAIGN_PANEL,
+            column="campaign",
+            code="missing_column",
+        )
+    transforms, transform_files, from_truth = _transforms(ws, params)
+    truth_inputs = truth_inputs or from_truth
+    if from_truth:
+        findings.append(
+            Finding(
+                code="transforms_from_truth",
+                severity="info",
+                subject=TRUTH_PARAMETERS,
+                message="adstock and saturation parameters are the simulator's truth "
+                "(truth/parameters.json), standing in for the MMM fit.",
+            )
+        )
+    with_geo = "geo" in contrib.columns
+    if with_geo and "geo" not in panel.columns:
+        raise DataValidationError(
+            problem="the contributions are per geo but the campaign panel is national.",
+            fix="give campaign spend files a geo column, or national contributions.",
+            file=shown,
+            column="geo",
+            code="misaligned_geos",
+        )
+    media = panel[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
+    known = {ch: transforms[ch] for ch in set(media["channel"]) if ch in transforms}
+    missing = sorted(set(media["channel"]) - set(known))
+    if missing:
+        raise MissingInputError(
+            f"no adstock/saturation parameters for channel(s) {missing}.",
+            fix="add them to the transforms (from the MMM fit).",
+            file=params.transforms_file or TRUTH_PARAMETERS,
+        )
+    effective = build_effective_exposure(
+        media,
+        {ch: ChannelTransform.model_validate(t) for ch, t in known.items()},
+        params.saturation_on,
+    )
+
+    keys = ["channel", "date", *(["geo"] if with_geo else [])]
+    contrib = contrib.assign(date=contrib["date"].dt.strftime("%Y-%m-%d"))
+    draws = None
+    if "draw" in contrib.columns:
+        wide = _draw_matrix(contrib, keys, shown)
+        cells = wide.columns.to_frame(index=False)
+        draws = wide.to_numpy(dtype=float)
+        totals = cells.assign(total=draws.mean(axis=0))
+        totals[LINE] = 0
+    else:
+        totals = contrib[[*keys, "contribution", LINE]].rename(columns={"contribution": "total"})
+    totals = totals.sort_values(keys).reset_index(drop=True)
+    group_labels = _cell_label(totals, keys).to_numpy()
+    totals = totals.assign(group=lambda f: group_labels)
+    if draws is not None:
+        order = pd.MultiIndex.from_frame(cells[keys].astype(str)).get_indexer(
+            pd.MultiIndex.from_frame(totals[keys].astype(str))
+        )
+        draws = draws[:, order]
+
+    campaigns = effective[["channel", "campaign"]].drop_duplicates()
+    meta_path = _existing(ws, CAMPAIGN_METADATA)
+    meta = None
+    if meta_path is not None:
+        meta = _load(ws, CAMPAIGN_METADATA, METADATA_SPEC, ["campaign", "channel"], "campaign")
+        idle = meta.loc[
+            ~meta["campaign"].isin(set(campaigns["campaign"])) & meta["channel"].isin(known),
+            ["channel", "campaign"],
+        ]
+        if len(idle):
+            # Campaigns with metadata but no impressions in the window: kept as entities so
+            # they are reported (no exposure, no credit), never silently missing.
+            campaigns = pd.concat([campaigns, idle], ignore_index=True)
+            findings.append(
+                Finding(
+                    code="entities_in_no_group",
+                    severity="info",
+                    subject=CAMPAIGN_METADATA,
+                    value=float(len(idle)),
+                    message=f"{len(idle)} campaigns of {CAMPAIGN_METADATA} delivered no "
+                    f"impressions in the window (e.g. {idle['campaign'].iloc[0]}); they get no "
+                    "credit.",
+                )
+            )
+    shared = campaigns["campaign"].duplicated(keep=False)
+    entity_of = dict(
+        zip(
+            zip(campaigns["channel"], campaigns["campaign"], strict=True),
+            np.where(
+                shared, campaigns["channel"] + "/" + campaigns["campaign"], campaigns["campaign"]
+            ),
+            strict=True,
+        )
+    )
+    rows = effective[effective["effective_exposure"] > 0]
+    rows = rows.assign(
+        entity=[entity_of[k] for k in zip(rows["channel"], rows["campaign"], strict=True)],
+        group=_cell_label(rows, keys),
+    )
+    rows = rows[rows["group"].isin(set(group_labels))]
+    entity_labels = sorted(entity_of.values())
+    problem = build_problem(
+        totals[["group", "total", LINE]].rename(columns={"total": "contribution"}),
+        rows[["group", "entity", "effective_exposure"]].rename(columns={"entity": "campaign"}),
+        entities=entity_labels,
+        origin=Origin(
+            totals_file=shown,
+            total_column="contribution",
+            group_column="group",
+            pairs_file=CAMPAIGN_PANEL,
+            entity_column="campaign",
+            exposure_column="effective_exposure",
+        ),
+    )
+    channel_of_entity = {entity_of[k]: k[0] for k in entity_of}
+    entity_block = np.array([channel_of_entity[e] for e in problem.entity_labels], dtype=object)
+
+    files = [path, panel_path, *transform_files]
+    table = campaigns.assign(
+        entity=[entity_of[k] for k in zip(campaigns["channel"], campaigns["campaign"], strict=True)]
+    )
+    covariate_file = None
+    if meta is not None and meta_path is not None:
+        files.append(meta_path)
+        covariate_file = CAMPAIGN_METADATA
+        table = table.merge(meta, on=["channel", "campaign"], how="left")
+        user_columns = {parse_spec(c).column for c in params.covariates}
+        needs_meta = bool(user_columns - {"channel"})
+        absent = table[LINE].isna().to_numpy()
+        if needs_meta and absent.any():
+            raise DataValidationError(
+                problem=f"campaign '{table.loc[absent, 'campaign'].iloc[0]}' has impressions "
+                f"but no row in {CAMPAIGN_METADATA} ({int(absent.sum())} campaigns lack one).",
+                fix="add a metadata row per campaign (campaign, channel, objective, ...).",
+                file=CAMPAIGN_METADATA,
+                column="campaign",
+                code="missing_entity",
+            )
+        table[LINE] = table[LINE].fillna(0).astype(int)
+    elif {parse_spec(c).column for c in params.covariates} - {"channel"}:
+        raise MissingInputError(
+            f"{CAMPAIGN_METADATA} is missing but covariates {params.covariates} were requested.",
+            fix="add raw/campaign_metadata.csv (campaign, channel, objective, format, ...).",
+            file=CAMPAIGN_METADATA,
+        )
+    dates = pd.to_datetime(totals["date"])
+    step = np.diff(np.sort(dates.unique()))
+    grain = "daily" if len(step) and np.median(step) == np.timedelta64(1, "D") else "weekly"
+    data_range = DataRange(
+        start=dates.min().date(),
+        end=dates.max().date(),
+        grain=grain,
+        n_periods=int(dates.nunique()),
+        geos=sorted(totals["geo"].unique().tolist()) if with_geo else [],
+    )
+    group_block = totals["channel"].to_numpy(dtype=object)
+    return LoadedInputs(
+        source="mta",
+        problem=problem,
+        files=files,
+        entity_block=entity_block,
+        group_block=group_block,
+        covariate_table=table.drop(columns=["campaign"]).rename(columns={"entity": "campaign"}),
+        covariate_key="campaign",
+        covariate_file=covariate_file,
+        group_columns=totals[keys].reset_index(drop=True),
+        draws=draws,
+        data_range=data_range,
+        zero_exposure_rule="campaign-cell pairs with zero effective exposure carry no credit and "
+        "are left out; cells whose campaigns all have zero exposure are listed as unallocated",
+        findings=findings,
+        truth_inputs=truth_inputs,
+    )
+
+
+def load_inputs(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    source = params.source if params.source != "auto" else detect_source(ws)
+    return load_hcp_brick(ws, params) if source == "hcp-brick" else load_mta(ws, params)

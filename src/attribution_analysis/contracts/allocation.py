@@ -1,0 +1,459 @@
+"""Contracts of the ``allocate`` step: its parameters, the media transforms it applies to
+campaign impressions, the optional contributions table it reads, and the two files it writes
+(``analysis/mta_allocation.csv`` rows and ``analysis/allocation_summary.json``).
+
+The output models extend the canonical shapes sketched in ``contracts/outputs.py`` (same
+core field names: group, entity, allocated, lower_90, upper_90; method, family, covariates,
+coefficients, entities, converged, iterations, mass_conservation_max_rel_error, findings).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from attribution_analysis.contracts.common import (
+    Finding,
+    Identifier,
+    Metadata,
+    StrictModel,
+)
+
+Family = Literal["poisson", "gamma"]
+Method = Literal["em", "bayes"]
+Source = Literal["auto", "hcp-brick", "mta"]
+SaturationOn = Literal["channel_total", "campaign"]
+
+
+def _kind(kind: str) -> dict[str, str]:
+    return {"x-kind": kind}
+
+
+# ----- media transforms (effective exposure) ---------------------------------------------------
+class HillSaturation(StrictModel):
+    """Hill curve x^slope / (x^slope + kappa^slope) on adstocked impressions / channel max."""
+
+    kind: Literal["hill"] = Field(default="hill", description="Saturation family: Hill.")
+    slope: float = Field(gt=0, description="Hill slope (shape); > 1 gives an S-curve.")
+    kappa: float = Field(gt=0, description="Half-saturation point, in units of the channel max.")
+
+
+class LogisticSaturation(StrictModel):
+    """Logistic saturation (1 - e^{-lam x}) / (1 + e^{-lam x}), as in PyMC-Marketing."""
+
+    kind: Literal["logistic"] = Field(
+        default="logistic", description="Saturation family: logistic."
+    )
+    lam: float = Field(gt=0, description="Logistic steepness, in units of 1 / channel max.")
+
+
+Saturation = Annotated[HillSaturation | LogisticSaturation, Field(discriminator="kind")]
+
+
+class ChannelTransform(StrictModel):
+    """One channel's media transforms, as plain numbers (from the MMM fit or the simulator)."""
+
+    alpha: float = Field(ge=0, lt=1, description="Geometric adstock retention rate per period.")
+    l_max: int = Field(ge=1, le=104, description="Adstock window in periods (weights normalised).")
+    saturation: Saturation | None = Field(
+        default=None,
+        description="Saturation curve; null applies adstock only (the split is then the same "
+        "as with saturation on the channel total).",
+    )
+
+
+# ----- the contributions table (MMM output or an explicit CSV) ---------------------------------
+class ContributionRow(StrictModel):
+    """One row of the contributions CSV read by the MTA allocation: C(channel, period[, geo]).
+
+    With a ``draw`` column the file holds posterior draws (one row per draw and cell); the
+    point allocation uses their mean and every draw is re-split for the intervals.
+    """
+
+    date: dt.date = Field(
+        description="Period (first day of the week) of the contribution (ISO 8601).",
+        json_schema_extra=_kind("date"),
+    )
+    channel: Identifier = Field(
+        description="Channel, as in the campaign spend files.",
+        json_schema_extra=_kind("identifier"),
+    )
+    contribution: float = Field(
+        ge=0,
+        description="Incremental outcome the MMM credits to the channel in this cell.",
+        json_schema_extra=_kind("number"),
+    )
+    geo: Identifier | None = Field(
+        default=None,
+        description="Geo of the cell, for geo models.",
+        json_schema_extra=_kind("identifier"),
+    )
+    draw: float | None = Field(
+        default=None,
+        ge=0,
+        description="Posterior draw index, when the file holds draws.",
+        json_schema_extra=_kind("number"),
+    )
+
+
+# ----- step parameters -------------------------------------------------------------------------
+class AllocateParams(StrictModel):
+    """Parameters of the ``allocate`` step."""
+
+    source: Source = Field(
+        default="auto",
+        description="'hcp-brick' (raw/brick_sales.csv, raw/hcp_brick.csv, raw/hcps.csv), 'mta' "
+        "(channel contributions split across campaigns) or 'auto' (hcp-brick when "
+        "raw/brick_sales.csv exists, else mta).",
+    )
+    method: Method = Field(
+        default="em", description="'em' (maximum likelihood) or 'bayes' (hierarchical, NUTS)."
+    )
+    family: Family = Field(
+        default="poisson",
+        description="'poisson' for units (and as quasi-likelihood for contributions); 'gamma' for "
+        "currency (common shape). The split rule is the same; the fit of the rates differs.",
+    )
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Entity covariates for a log-link GLM of the rates: column names of "
+        "raw/hcps.csv or raw/campaign_metadata.csv, optionally wrapped as log(col), log1p(col), "
+        "sqrt(col), col/NUMBER or cat(col). Text columns become indicators against their most "
+        "frequent level. Empty: one free rate per entity.",
+    )
+    ridge: float = Field(
+        default=1.0,
+        ge=0,
+        description="Ridge penalty on standardised covariate coefficients (not the intercept), "
+        "in units of the information of one average group.",
+    )
+    tol: float = Field(
+        default=1e-8,
+        gt=0,
+        lt=1,
+        description="Relative tolerance on the change of the objective and of the rates.",
+    )
+    max_iter: int = Field(default=10_000, ge=1, description="Most EM passes over the table.")
+    accelerate: bool = Field(
+        default=True, description="SQUAREM acceleration with a monotonicity safeguard."
+    )
+    zero_visit_exposure: float = Field(
+        default=0.5,
+        ge=0,
+        description="hcp-brick: exposure given to a listed HCP-brick pair with 0 visits (an HCP "
+        "assigned to a brick prescribes there between visits). 0 gives such pairs no credit.",
+    )
+    contributions: str | None = Field(
+        default=None,
+        description="mta: workspace-relative CSV of contributions (date, channel, [geo], "
+        "contribution[, draw]). Default: truth/contributions.csv of a simulated workspace.",
+    )
+    transforms: dict[str, ChannelTransform] | None = Field(
+        default=None,
+        description="mta: adstock/saturation per channel. Default: truth/parameters.json of a "
+        "simulated workspace.",
+    )
+    transforms_file: str | None = Field(
+        default=None,
+        description="mta: workspace-relative JSON file {channel: {alpha, l_max, saturation}} "
+        "(or the simulator's keys adstock_alpha, l_max, hill_slope, hill_kappa).",
+    )
+    saturation_on: SaturationOn = Field(
+        default="channel_total",
+        description="mta: saturate the channel's adstocked total and share it pro rata "
+        "('channel_total', the MMM's own view) or saturate each campaign alone ('campaign').",
+    )
+    bootstrap: int = Field(
+        default=50,
+        ge=0,
+        le=2000,
+        description="Bootstrap replicates (groups resampled) for the stability of the "
+        "productivity ranking; 0 skips it.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of the bootstrap and the sampler.")
+    draws: int = Field(default=1000, ge=50, description="bayes: posterior draws per chain.")
+    tune: int = Field(default=1000, ge=50, description="bayes: tuning steps per chain.")
+    chains: int = Field(default=2, ge=1, le=16, description="bayes: chains.")
+    target_accept: float = Field(
+        default=0.9, gt=0.5, lt=1, description="bayes: NUTS target acceptance rate."
+    )
+
+    @model_validator(mode="after")
+    def _one_transform_source(self) -> AllocateParams:
+        if self.transforms is not None and self.transforms_file is not None:
+            raise ValueError("give transforms or transforms_file, not both")
+        return self
+
+
+# ----- analysis/mta_allocation.csv -------------------------------------------------------------
+class AllocationRecord(StrictModel):
+    """One row of ``analysis/mta_allocation.csv``: an entity's credit in a group."""
+
+    group: str = Field(description="Group id: brick, or 'channel|date[|geo]' cell.")
+    entity: str = Field(description="Entity id: HCP, or campaign.")
+    block: str = Field(
+        description="Connected block of groups and entities (the channel for campaigns); rates "
+        "are compared within a block."
+    )
+    date: dt.date | None = Field(default=None, description="mta: period of the cell.")
+    channel: str | None = Field(default=None, description="mta: channel of the cell.")
+    geo: str | None = Field(default=None, description="mta: geo of the cell, for geo models.")
+    exposure: float = Field(ge=0, description="Exposure used (visits, or effective impressions).")
+    share: float = Field(ge=0, le=1, description="Share of the group total credited to the entity.")
+    allocated: float = Field(ge=0, description="Credit: group total x share.")
+    lower_90: float | None = Field(
+        default=None, description="5% quantile of the credit (bayes, or contribution draws)."
+    )
+    upper_90: float | None = Field(
+        default=None, description="95% quantile of the credit (bayes, or contribution draws)."
+    )
+    identified: bool = Field(
+        description="False when the entity's exposure profile is proportional to another's: the "
+        "data cannot split their credit_set, only its total."
+    )
+    credit_set: str | None = Field(
+        default=None, description="Id of the set of entities that share credit, if any."
+    )
+
+
+# ----- analysis/allocation_summary.json --------------------------------------------------------
+class Coefficient(StrictModel):
+    name: str = Field(description="Covariate column of the design (intercept first).")
+    estimate: float = Field(description="Coefficient on log productivity, original units.")
+    lower_90: float | None = Field(default=None, description="bayes: 5% posterior quantile.")
+    upper_90: float | None = Field(default=None, description="bayes: 95% posterior quantile.")
+
+
+class EntityResult(StrictModel):
+    entity: str = Field(description="Entity id.")
+    block: str = Field(description="Connected block (channel for campaigns).")
+    rate: float | None = Field(
+        description="Fitted rate: outcome per unit of exposure (null: no exposure and no "
+        "covariates to predict it)."
+    )
+    productivity: float | None = Field(
+        description="Rate relative to the block: arithmetic mean of the block's estimable rates "
+        "is 1."
+    )
+    productivity_lower_90: float | None = Field(
+        default=None, description="bayes: 5% quantile of the relative productivity."
+    )
+    productivity_upper_90: float | None = Field(
+        default=None, description="bayes: 95% quantile of the relative productivity."
+    )
+    total_allocated: float = Field(ge=0, description="Credit summed over the entity's groups.")
+    total_allocated_lower_90: float | None = Field(
+        default=None, description="5% quantile of the credit total (bayes or draws)."
+    )
+    total_allocated_upper_90: float | None = Field(
+        default=None, description="95% quantile of the credit total (bayes or draws)."
+    )
+    total_exposure: float = Field(ge=0, description="Exposure summed over the entity's groups.")
+    n_groups: int = Field(ge=0, description="Groups where the entity has positive exposure.")
+    estimable: bool = Field(
+        description="Whether the data inform this entity's rate (positive exposure somewhere)."
+    )
+    cold_start: bool = Field(description="Little exposure or few groups: see cold_start.")
+    credit_set: str | None = Field(
+        default=None, description="Set of non-separable entities it belongs to, if any."
+    )
+    rank_lower_90: int | None = Field(
+        default=None, description="Bootstrap 5% quantile of its productivity rank in its block."
+    )
+    rank_upper_90: int | None = Field(
+        default=None, description="Bootstrap 95% quantile of its productivity rank in its block."
+    )
+
+
+class UnallocatedGroup(StrictModel):
+    group: str = Field(description="Group id.")
+    total: float = Field(description="Its observed total, left unallocated.")
+    reason: Literal["no_entities", "zero_exposure"] = Field(
+        description="No entity rows at all, or entity rows whose exposures are all zero."
+    )
+
+
+class ConvergenceReport(StrictModel):
+    converged: bool = Field(description="Both tolerances met before max_iter.")
+    iterations: int = Field(ge=0, description="EM passes over the table (fixed-point maps).")
+    cycles: int = Field(ge=0, description="Accepted iterates (SQUAREM cycles, or EM passes).")
+    accelerated: bool = Field(description="SQUAREM used.")
+    rejected_extrapolations: int = Field(
+        ge=0, description="SQUAREM steps refused by the monotonicity safeguard."
+    )
+    tolerance: float = Field(description="Relative tolerance used.")
+    objective: str = Field(description="What the trace measures, in words.")
+    loglik: float = Field(description="Observed log-likelihood at the estimate.")
+    penalized_objective: float = Field(description="Objective maximised (loglik - ridge penalty).")
+    trace: list[float] = Field(description="Objective at each accepted iterate (never decreases).")
+    monotone: bool = Field(description="No decrease beyond 1e-9 relative in the trace.")
+    max_relative_decrease: float = Field(description="Largest relative decrease seen in the trace.")
+    gamma_shape: float | None = Field(
+        default=None, description="gamma: common shape estimated at the end (ML)."
+    )
+
+
+class CreditSet(StrictModel):
+    credit_set: str = Field(description="Set id, used in the allocation CSV.")
+    entities: list[str] = Field(description="Entities whose exposure profiles are proportional.")
+    min_cosine: float = Field(description="Smallest cosine similarity of their exposure profiles.")
+    combined_credit: float = Field(description="Credit of the set as a whole (identified).")
+    split_rule: str = Field(description="How the set's credit is divided in the CSV, and why.")
+
+
+class BlockCondition(StrictModel):
+    block: str = Field(description="Block (channel) of groups and entities.")
+    n_groups: int = Field(description="Groups in the block.")
+    n_entities: int = Field(description="Entities in the block.")
+    condition_number: float | None = Field(
+        description="Condition number of its column-normalised exposure matrix (null: singular, "
+        "more entities than groups, or too large to compute densely)."
+    )
+
+
+class ProductivityEvidence(StrictModel):
+    block: str | None = Field(
+        description="Block tested (free rates), or null for one test of the covariate model."
+    )
+    statistic: float = Field(description="F statistic: fitted rates vs equal rates per block.")
+    df: int = Field(description="Numerator degrees of freedom (extra rate parameters).")
+    residual_df: int = Field(description="Denominator degrees of freedom (groups - parameters).")
+    p_value: float = Field(
+        description="Small: the totals do show productivity differences. Large: the ranking is "
+        "indistinguishable from noise."
+    )
+
+
+class IdentifiabilityReport(StrictModel):
+    credit_sets: list[CreditSet] = Field(description="Entities the data cannot separate.")
+    blocks: list[BlockCondition] = Field(description="Per-block exposure conditioning.")
+    design_condition_number: float | None = Field(
+        default=None,
+        description="Condition number of the standardised group-level covariate design "
+        "(exposure x covariates), when covariates are used.",
+    )
+    evidence: list[ProductivityEvidence] = Field(
+        default_factory=list,
+        description="em: do the totals carry information about differences in productivity? "
+        "(quasi-likelihood F test with dispersion estimated from Pearson residuals)",
+    )
+    free_rates_identified: bool = Field(
+        description="Whether one free rate per entity is identified: every block has at least as "
+        "many groups as entities and a finite condition number."
+    )
+    rule: str = Field(description="Thresholds used.")
+
+
+class ColdStartEntity(StrictModel):
+    entity: str = Field(description="Entity id.")
+    n_groups: int = Field(description="Groups with positive exposure.")
+    total_exposure: float = Field(description="Exposure summed over groups.")
+    reason: str = Field(description="Which rule flagged it.")
+
+
+class BootstrapStability(StrictModel):
+    replicates: int = Field(description="Bootstrap replicates (groups resampled with replacement).")
+    spearman_median: float = Field(
+        description="Median Spearman correlation of replicate vs full-data productivity ranks."
+    )
+    spearman_p05: float = Field(description="5% quantile of that correlation.")
+    rule: str = Field(description="What 'stable' means here.")
+
+
+class BlockTotal(StrictModel):
+    block: str = Field(description="Channel.")
+    total: float = Field(description="Sum of the channel's group totals (MMM contribution).")
+    allocated: float = Field(description="Sum of the campaigns' credit.")
+    unallocated: float = Field(description="Total of its unallocatable groups.")
+    relative_error: float = Field(description="|total - allocated - unallocated| / total.")
+
+
+class TruthRecovery(StrictModel):
+    """Simulated workspaces only: comparison with truth/ (never used by the fit)."""
+
+    allocated_corr: float | None = Field(description="corr(credit, true z) over pairs.")
+    allocated_rmse: float | None = Field(description="RMSE of credit vs true z.")
+    oracle_allocated_corr: float | None = Field(
+        default=None, description="corr of the split made with the true rates (the ceiling)."
+    )
+    naive_allocated_corr: float | None = Field(
+        default=None, description="corr of the split by exposure share alone (the floor)."
+    )
+    log_rate_corr: float | None = Field(description="corr(log rate, true log rate), estimable.")
+    log_rate_rmse: float | None = Field(
+        description="RMSE of log rate vs true log rate, both centred within block (scale fixed)."
+    )
+    rank_spearman: float | None = Field(
+        default=None,
+        description="Spearman of productivity vs true productivity, pooled over blocks, "
+        "identified entities only.",
+    )
+    interval_coverage: float | None = Field(
+        default=None, description="Share of pairs whose true z lies in the 90% interval."
+    )
+    n_pairs: int = Field(description="Pairs compared.")
+
+
+class PairProbability(StrictModel):
+    a: str = Field(description="Entity A.")
+    b: str = Field(description="Entity B.")
+    probability: float = Field(ge=0, le=1, description="Posterior P(rate A > rate B).")
+
+
+class BayesReport(StrictModel):
+    sampler: str = Field(description="NUTS implementation used.")
+    chains: int = Field(description="Chains.")
+    draws: int = Field(description="Draws per chain.")
+    tune: int = Field(description="Tuning steps per chain.")
+    max_rhat: float | None = Field(description="Largest R-hat over the hyperparameters.")
+    min_ess_bulk: float | None = Field(description="Smallest bulk ESS over the hyperparameters.")
+    divergences: int = Field(description="Divergent transitions after tuning.")
+    sigma_entity: float = Field(description="Posterior mean of the entity-level log-rate sd.")
+    top_pairs: list[PairProbability] = Field(
+        description="P(A > B) for consecutive entities of the top of each block's ranking."
+    )
+
+
+class AllocationReport(StrictModel):
+    """``analysis/allocation_summary.json``."""
+
+    metadata: Metadata = Field(description="Provenance of this output.")
+    source: Literal["hcp-brick", "mta"] = Field(description="Input layout allocated.")
+    method: Method = Field(description="'em' or 'bayes'.")
+    family: Family = Field(description="'poisson' or 'gamma'.")
+    m_step: Literal["free", "glm", "bayes"] = Field(
+        description="Rates: one free rate per entity, log-link GLM on covariates, or Bayesian."
+    )
+    covariates: list[str] = Field(description="Covariate specs used.")
+    coefficients: list[Coefficient] = Field(description="GLM or posterior coefficients.")
+    scale: str = Field(description="How the scale of the rates is fixed.")
+    zero_exposure_rule: str | None = Field(
+        default=None, description="How zero visits / zero impressions were handled."
+    )
+    n_groups: int = Field(description="Groups (bricks, or channel-period cells).")
+    n_entities: int = Field(description="Entities (HCPs, or campaigns).")
+    n_pairs: int = Field(description="Rows of the exposure table.")
+    entities: list[EntityResult] = Field(description="Per-entity rates and credit.")
+    unallocated_groups: list[UnallocatedGroup] = Field(
+        description="Groups whose total cannot be split (listed, never dropped silently)."
+    )
+    mass_conservation_max_rel_error: float = Field(
+        description="max over allocatable groups of |sum of credit - total| / total."
+    )
+    convergence: ConvergenceReport | None = Field(description="EM convergence (null for bayes).")
+    identifiability: IdentifiabilityReport = Field(description="What the data can separate.")
+    cold_start: list[ColdStartEntity] = Field(description="Entities with little information.")
+    bootstrap: BootstrapStability | None = Field(
+        default=None, description="Ranking stability under resampled groups (em)."
+    )
+    block_totals: list[BlockTotal] = Field(
+        default_factory=list, description="mta: campaign credit vs channel contribution."
+    )
+    bayes: BayesReport | None = Field(default=None, description="Sampler report (bayes).")
+    truth_recovery: TruthRecovery | None = Field(
+        default=None, description="Simulated workspaces only: recovery of the truth."
+    )
+    findings: list[Finding] = Field(description="Warnings and notes, with their numbers.")
+    outputs: list[str] = Field(description="Workspace-relative paths written.")
