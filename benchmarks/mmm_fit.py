@@ -51,15 +51,26 @@ def project_fit(root: Path, seed: int) -> dict:
     start = time.perf_counter()
     result = fit_mmm(ws, FitMMMParams(seed=seed, use_cache=False))
     wall = time.perf_counter() - start
-    return _row("attribution-analysis fit_mmm", wall, result.convergence,
-                reused=result.compile_reused, retried=bool(result.remedies_tried))
+    return _row(
+        "attribution-analysis fit_mmm",
+        wall,
+        result.convergence,
+        reused=result.compile_reused,
+        retried=bool(result.remedies_tried),
+    )
 
 
 def _row(label: str, wall: float, summary: dict, **extra) -> dict:
-    return {"label": label, "wall_s": round(wall, 2), "min_ess_bulk": round(
-        summary["min_ess_bulk"], 1), "ess_per_s": round(summary["min_ess_bulk"] / wall, 2),
-        "max_rhat": round(summary["max_rhat"], 4), "divergences": summary["divergences"],
-        "gates_pass": passes_gates(summary) and summary["min_ess_bulk"] > 400, **extra}
+    return {
+        "label": label,
+        "wall_s": round(wall, 2),
+        "min_ess_bulk": round(summary["min_ess_bulk"], 1),
+        "ess_per_s": round(summary["min_ess_bulk"] / wall, 2),
+        "max_rhat": round(summary["max_rhat"], 4),
+        "divergences": summary["divergences"],
+        "gates_pass": passes_gates(summary) and summary["min_ess_bulk"] > 400,
+        **extra,
+    }
 
 
 def worker(kind: str, roots: list[Path], seed: int) -> list[dict]:
@@ -70,11 +81,18 @@ def worker(kind: str, roots: list[Path], seed: int) -> list[dict]:
 
 def run_fresh(kind: str, root: Path, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as compiledir:
-        env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}",
-               "NUMBA_CACHE_DIR": compiledir}
-        out = subprocess.run([sys.executable, __file__, "--worker", kind, "--roots", str(root),
-                              "--seed", str(seed)], capture_output=True, text=True, env=env,
-                             check=True)
+        env = {
+            **os.environ,
+            "PYTENSOR_FLAGS": f"base_compiledir={compiledir}",
+            "NUMBA_CACHE_DIR": compiledir,
+        }
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", kind, "--roots", str(root), "--seed", str(seed)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])[0]
 
 
@@ -93,30 +111,54 @@ def main() -> None:
         roots = []
         for data_seed in (101, 102):
             root = Path(tmp) / f"ws{data_seed}"
-            simulate_workspace(root, SimulationParams(kind="mmm", seed=data_seed,
-                                                      weeks=args.weeks, channels=args.channels))
+            simulate_workspace(
+                root,
+                SimulationParams(
+                    kind="mmm", seed=data_seed, weeks=args.weeks, channels=args.channels
+                ),
+            )
             validate_data(Workspace.open(root))
             roots.append(root)
         fresh = {kind: run_fresh(kind, roots[0], args.seed) for kind in ("plain", "ours")}
         # Warm: first fit in this process warms caches; the second data set is what we time.
         with tempfile.TemporaryDirectory() as compiledir:
-            env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}",
-                   "NUMBA_CACHE_DIR": compiledir}
+            env = {
+                **os.environ,
+                "PYTENSOR_FLAGS": f"base_compiledir={compiledir}",
+                "NUMBA_CACHE_DIR": compiledir,
+            }
             warm = {}
             for kind in ("plain", "ours"):
-                out = subprocess.run([sys.executable, __file__, "--worker", kind, "--roots",
-                                      *map(str, roots), "--seed", str(args.seed)],
-                                     capture_output=True, text=True, env=env, check=True)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        kind,
+                        "--roots",
+                        *map(str, roots),
+                        "--seed",
+                        str(args.seed),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                )
                 warm[kind] = json.loads(out.stdout.strip().splitlines()[-1])[1]
-    header = (f"{'situation':8s} {'path':30s} {'wall s':>7s} {'min ESS':>8s} {'ESS/s':>7s} "
-              f"{'R-hat':>7s} {'div':>4s} {'gates':>6s}")
+    header = (
+        f"{'situation':8s} {'path':30s} {'wall s':>7s} {'min ESS':>8s} {'ESS/s':>7s} "
+        f"{'R-hat':>7s} {'div':>4s} {'gates':>6s}"
+    )
     print(f"MMM fit benchmark: {args.weeks} weeks x {args.channels} channels, 2 chains")
     print(header)
     for situation, rows in (("fresh", fresh), ("warm", warm)):
         for row in rows.values():
-            print(f"{situation:8s} {row['label']:30s} {row['wall_s']:7.1f} "
-                  f"{row['min_ess_bulk']:8.0f} {row['ess_per_s']:7.1f} {row['max_rhat']:7.3f} "
-                  f"{row['divergences']:4d} {'pass' if row['gates_pass'] else 'FAIL':>6s}")
+            print(
+                f"{situation:8s} {row['label']:30s} {row['wall_s']:7.1f} "
+                f"{row['min_ess_bulk']:8.0f} {row['ess_per_s']:7.1f} {row['max_rhat']:7.3f} "
+                f"{row['divergences']:4d} {'pass' if row['gates_pass'] else 'FAIL':>6s}"
+            )
     for situation, rows in (("fresh", fresh), ("warm", warm)):
         ratio = rows["ours"]["ess_per_s"] / rows["plain"]["ess_per_s"]
         print(f"{situation}: ESS per second, this project / plain fit() = {ratio:.1f}x")

@@ -20,8 +20,10 @@ from attribution_analysis.workspace import Workspace
 SIZES = [
     ("national, 156 weeks, 5 channels", dict(kind="mmm", weeks=156, channels=5)),
     ("campaigns, 156 weeks, 8 channels", dict(kind="mta", weeks=156, channels=8)),
-    ("campaigns x 20 geos, 208 weeks, 8 channels",
-     dict(kind="mta", weeks=208, channels=8, geos=20)),
+    (
+        "campaigns x 20 geos, 208 weeks, 8 channels",
+        dict(kind="mta", weeks=208, channels=8, geos=20),
+    ),
 ]
 
 

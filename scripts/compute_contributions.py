@@ -22,23 +22,31 @@ from attribution_analysis.workspace import Workspace
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", required=True)
-    parser.add_argument("--override-reason", default=None,
-                        help="use a model that failed its criteria, and say why")
+    parser.add_argument(
+        "--override-reason", default=None, help="use a model that failed its criteria, and say why"
+    )
     args = parser.parse_args(argv)
 
     def action() -> dict:
         from attribution_analysis.contributions import decompose_contributions
 
         with rich_progress("decompose_contributions") as progress:
-            result = decompose_contributions(Workspace.open(args.workspace),
-                                             override_reason=args.override_reason,
-                                             progress=progress)
-        return {"step": "decompose_contributions",
-                "channels": [c.model_dump(mode="json") for c in result.channels],
-                "base": result.base.model_dump(mode="json"),
-                "sum_check": result.sum_check.model_dump(mode="json"),
-                "outputs": ["analysis/mmm_channel_contributions.json", result.weekly_table,
-                            result.draws_file]}
+            result = decompose_contributions(
+                Workspace.open(args.workspace),
+                override_reason=args.override_reason,
+                progress=progress,
+            )
+        return {
+            "step": "decompose_contributions",
+            "channels": [c.model_dump(mode="json") for c in result.channels],
+            "base": result.base.model_dump(mode="json"),
+            "sum_check": result.sum_check.model_dump(mode="json"),
+            "outputs": [
+                "analysis/mmm_channel_contributions.json",
+                result.weekly_table,
+                result.draws_file,
+            ],
+        }
 
     return run_json(action)
 

@@ -52,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def validate() -> dict:
-        params = ValidateDataParams(grain=args.grain, country=args.country or None,
-                                    start=args.start, end=args.end,
-                                    max_gap_periods=args.max_gap)
+        params = ValidateDataParams(
+            grain=args.grain,
+            country=args.country or None,
+            start=args.start,
+            end=args.end,
+            max_gap_periods=args.max_gap,
+        )
         report = validate_data(Workspace.open(args.workspace), params)
         return {
             "step": "validate_data",
@@ -63,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             "window": report.window.model_dump(mode="json"),
             "channels": [c.channel for c in report.channels],
             "warnings": [w.model_dump(mode="json") for w in report.warnings],
-            "outputs": [report.panel.path, "analysis/data_validation.json",
-                        *([report.campaign_panel.path] if report.campaign_panel else [])],
+            "outputs": [
+                report.panel.path,
+                "analysis/data_validation.json",
+                *([report.campaign_panel.path] if report.campaign_panel else []),
+            ],
         }
 
     def fit() -> dict:
@@ -75,20 +82,36 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 config = MMMConfig.model_validate(json.loads(Path(args.config).read_text()))
             except (OSError, json.JSONDecodeError) as exc:
-                raise ParameterError(f"could not read --config {args.config}: {exc}.",
-                                     fix="pass a JSON file holding an MMMConfig.") from None
-        sampler = {k: v for k, v in {"backend": args.backend, "draws": args.draws,
-                                     "tune": args.tune, "chains": args.chains,
-                                     "target_accept": args.target_accept}.items()
-                   if v is not None}
-        params = FitMMMParams(config=config, sampler=SamplerSettings(**sampler),
-                              calibrate=args.calibrate, quick=args.quick,
-                              use_cache=not args.no_cache,
-                              **({"seed": args.seed} if args.seed is not None else {}))
+                raise ParameterError(
+                    f"could not read --config {args.config}: {exc}.",
+                    fix="pass a JSON file holding an MMMConfig.",
+                ) from None
+        sampler = {
+            k: v
+            for k, v in {
+                "backend": args.backend,
+                "draws": args.draws,
+                "tune": args.tune,
+                "chains": args.chains,
+                "target_accept": args.target_accept,
+            }.items()
+            if v is not None
+        }
+        params = FitMMMParams(
+            config=config,
+            sampler=SamplerSettings(**sampler),
+            calibrate=args.calibrate,
+            quick=args.quick,
+            use_cache=not args.no_cache,
+            **({"seed": args.seed} if args.seed is not None else {}),
+        )
         with rich_progress("fit_mmm") as progress:
             result = fit_mmm(Workspace.open(args.workspace), params, progress)
-        return {"step": "fit_mmm", **result.model_dump(mode="json"),
-                "outputs": [result.model_path, "analysis/mmm_fit.json"]}
+        return {
+            "step": "fit_mmm",
+            **result.model_dump(mode="json"),
+            "outputs": [result.model_path, "analysis/mmm_fit.json"],
+        }
 
     return run_json(validate if args.validate else fit)
 

@@ -24,10 +24,15 @@ from attribution_analysis.workspace import Workspace
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", required=True)
-    parser.add_argument("--backtest-periods", type=int, default=13,
-                        help="final periods held out for the backtest (0 = skip)")
-    parser.add_argument("--no-sensitivity-refit", action="store_true",
-                        help="skip the refit with vague priors")
+    parser.add_argument(
+        "--backtest-periods",
+        type=int,
+        default=13,
+        help="final periods held out for the backtest (0 = skip)",
+    )
+    parser.add_argument(
+        "--no-sensitivity-refit", action="store_true", help="skip the refit with vague priors"
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -35,16 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         from attribution_analysis.mmm.diagnostics import validate_model
 
         with rich_progress("validate_model") as progress:
-            result = validate_model(Workspace.open(args.workspace),
-                                    backtest_periods=args.backtest_periods or None,
-                                    seed=args.seed,
-                                    sensitivity_refit=not args.no_sensitivity_refit,
-                                    progress=progress)
+            result = validate_model(
+                Workspace.open(args.workspace),
+                backtest_periods=args.backtest_periods or None,
+                seed=args.seed,
+                sensitivity_refit=not args.no_sensitivity_refit,
+                progress=progress,
+            )
         return {
-            "step": "validate_model", "passed": result.passed,
+            "step": "validate_model",
+            "passed": result.passed,
             "failed_criteria": [c.name for c in result.criteria if not c.passed],
             "criteria": [c.model_dump(mode="json") for c in result.criteria],
-            "ppc_coverage_90": result.ppc.get("coverage_90"), "loo": result.loo,
+            "ppc_coverage_90": result.ppc.get("coverage_90"),
+            "loo": result.loo,
             "backtest": result.backtest,
             "findings": [f.model_dump(mode="json") for f in result.findings],
             "outputs": ["analysis/mmm_diagnostics.json"],

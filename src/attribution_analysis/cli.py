@@ -145,8 +145,13 @@ def allocate(
     from attribution_analysis.workspace import Workspace
 
     try:
-        params = AllocateParams(source=source, method=method, family=family, ridge=ridge,
-                                covariates=[c for c in covariates.split(",") if c.strip()])
+        params = AllocateParams(
+            source=source,
+            method=method,
+            family=family,
+            ridge=ridge,
+            covariates=[c for c in covariates.split(",") if c.strip()],
+        )
         report = allocate_step(Workspace.open(workspace), params)
     except (AttributionError, ValidationError) as exc:
         raise _fail(exc) from None

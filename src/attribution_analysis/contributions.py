@@ -43,8 +43,7 @@ DIAGNOSTICS = "analysis/mmm_diagnostics.json"
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
 STORED_DRAWS = 500
-BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution",
-              "control_contribution")
+BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
 
 
 def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str, Any]:
@@ -53,7 +52,8 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
     if not path.exists():
         raise MissingInputError(
             "the model has not been validated (analysis/mmm_diagnostics.json is missing).",
-            fix="run `python scripts/validate_model.py --workspace DIR` first.", file=DIAGNOSTICS,
+            fix="run `python scripts/validate_model.py --workspace DIR` first.",
+            file=DIAGNOSTICS,
         )
     diagnostics = json.loads(path.read_text())
     manifest = json.loads(ws.resolve("analysis/mmm_fit.json").read_text())
@@ -68,26 +68,29 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
             f"the model failed its acceptance criteria ({', '.join(failed)}); results from it "
             "would not be defensible.",
             fix="refit (more draws, tighter priors, lift-test calibration) or, knowingly, pass "
-            "--override-reason \"...\" (it is recorded in every output).",
+            '--override-reason "..." (it is recorded in every output).',
         )
     return {"failed_criteria": failed, "override_reason": override_reason if failed else None}
 
 
-def decompose_contributions(ws: Workspace, override_reason: str | None = None,
-                            progress: Progress | None = None) -> ChannelContributions:
+def decompose_contributions(
+    ws: Workspace, override_reason: str | None = None, progress: Progress | None = None
+) -> ChannelContributions:
     registry = RunRegistry(ws)
     with registry.track(STEP, {"override_reason": override_reason}) as run:
         gate = require_valid_model(ws, override_reason)
         fitted = open_fit(ws)
         run.input_hashes = fitted.input_hashes
         report(progress, 0, 3, "evaluating contributions on the posterior")
-        draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(
-            fitted)
+        draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(fitted)
         report(progress, 2, 3, "summaries")
         result, weekly, draws_tree = _summarise(fitted, draws, gate, run.run_id)
-        outputs = {OUTPUT: json_bytes(result.model_dump(mode="json")), WEEKLY: csv_bytes(weekly),
-                   DRAWS: _tree_bytes(ws, draws_tree),
-                   DRAWS_CSV: csv_bytes(_draws_table(draws_tree, CSV_DRAWS))}
+        outputs = {
+            OUTPUT: json_bytes(result.model_dump(mode="json")),
+            WEEKLY: csv_bytes(weekly),
+            DRAWS: _tree_bytes(ws, draws_tree),
+            DRAWS_CSV: csv_bytes(_draws_table(draws_tree, CSV_DRAWS)),
+        }
         transforms = channel_transforms(fitted)
         if transforms is not None:
             outputs[TRANSFORMS] = json_bytes(transforms)
@@ -97,8 +100,9 @@ def decompose_contributions(ws: Workspace, override_reason: str | None = None,
         return result
 
 
-def contribution_draws(fitted: FittedModel, channel_data: np.ndarray | None = None
-                       ) -> dict[str, xr.DataArray]:
+def contribution_draws(
+    fitted: FittedModel, channel_data: np.ndarray | None = None
+) -> dict[str, xr.DataArray]:
     """Per-draw contributions in original units: channel (sample, date[, geo], channel),
     base parts and the fitted mean ``mu``."""
     import pymc as pm
@@ -114,8 +118,9 @@ def contribution_draws(fitted: FittedModel, channel_data: np.ndarray | None = No
             original = model["channel_data"].get_value()
             model["channel_data"].set_value(channel_data)
         try:
-            values = pm.compute_deterministics(posterior[free], model=model, var_names=names,
-                                               progressbar=False)
+            values = pm.compute_deterministics(
+                posterior[free], model=model, var_names=names, progressbar=False
+            )
         finally:
             if channel_data is not None:
                 model["channel_data"].set_value(original)
@@ -123,9 +128,11 @@ def contribution_draws(fitted: FittedModel, channel_data: np.ndarray | None = No
     out = {}
     for name in names:
         out[name.replace("_contribution", "")] = (values[name] * scale).stack(
-            sample=("chain", "draw"))
+            sample=("chain", "draw")
+        )
     out["intercept_contribution"] = (posterior["intercept_contribution"] * scale).stack(
-        sample=("chain", "draw"))
+        sample=("chain", "draw")
+    )
     return out
 
 
@@ -173,10 +180,12 @@ def _ridge_draws(fitted: FittedModel) -> Draws:
 
     boot = fitted.tree["bootstrap"].to_dataset()
     spend = fitted.data.X[fitted.data.channels].to_numpy(dtype=float)
-    marginal = marginal_contribution(fitted.tree, spend, effective_l_max(fitted.params.config),
-                                     MARGINAL_STEP)
-    return Draws(boot["channel_contribution"], marginal, _per_sample(boot["base"]),
-                 _per_sample(boot["mu"]))
+    marginal = marginal_contribution(
+        fitted.tree, spend, effective_l_max(fitted.params.config), MARGINAL_STEP
+    )
+    return Draws(
+        boot["channel_contribution"], marginal, _per_sample(boot["base"]), _per_sample(boot["mu"])
+    )
 
 
 def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: str):
@@ -188,42 +197,60 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
     extra = draws.marginal
     base = draws.base
     fitted_total = draws.fitted
-    error = float(abs((base + media_total).mean() - fitted_total.mean()) / abs(
-        fitted_total.mean()))
+    error = float(abs((base + media_total).mean() - fitted_total.mean()) / abs(fitted_total.mean()))
     findings = []
     observed = float(data.y.sum())
     fit_gap = (fitted_total.mean() - observed) / observed
-    findings.append(Finding(
-        code="fitted_vs_observed", severity="info", value=round(float(fit_gap), 6),
-        message=f"the fitted total differs from the observed total by {fit_gap:+.2%}.",
-    ))
+    findings.append(
+        Finding(
+            code="fitted_vs_observed",
+            severity="info",
+            value=round(float(fit_gap), 6),
+            message=f"the fitted total differs from the observed total by {fit_gap:+.2%}.",
+        )
+    )
     if gate["override_reason"]:
-        findings.append(Finding(
-            code="override", severity="warning",
-            message=f"the model failed {gate['failed_criteria']} and was used anyway: "
-            f"{gate['override_reason']}",
-        ))
+        findings.append(
+            Finding(
+                code="override",
+                severity="warning",
+                message=f"the model failed {gate['failed_criteria']} and was used anyway: "
+                f"{gate['override_reason']}",
+            )
+        )
     rows = []
     for c, channel in enumerate(channels):
-        rows.append(ChannelContribution(
-            channel=channel,
-            total_contribution=interval(media[:, c]),
-            share_of_media=interval(media[:, c] / media_total),
-            roas=interval(media[:, c] / spend[c]),
-            mroas=interval(extra[:, c] / (MARGINAL_STEP * spend[c])),
-            spend=float(spend[c]),
-        ))
+        rows.append(
+            ChannelContribution(
+                channel=channel,
+                total_contribution=interval(media[:, c]),
+                share_of_media=interval(media[:, c] / media_total),
+                roas=interval(media[:, c] / spend[c]),
+                mroas=interval(extra[:, c] / (MARGINAL_STEP * spend[c])),
+                spend=float(spend[c]),
+            )
+        )
     metadata = build_metadata(
-        step=STEP, input_hashes=fitted.input_hashes, data_range=data.report.window,
-        seed=fitted.params.seed, sampler=fitted.params.sampler.model_dump(mode="json"),
-        run_id=run_id, extra={"fit_key": fitted.manifest["result"]["fit_key"], **gate},
+        step=STEP,
+        input_hashes=fitted.input_hashes,
+        data_range=data.report.window,
+        seed=fitted.params.seed,
+        sampler=fitted.params.sampler.model_dump(mode="json"),
+        run_id=run_id,
+        extra={"fit_key": fitted.manifest["result"]["fit_key"], **gate},
     )
     result = ChannelContributions(
-        metadata=metadata, target=data.target, method=fitted.method, channels=rows,
+        metadata=metadata,
+        target=data.target,
+        method=fitted.method,
+        channels=rows,
         base=BaseContribution(total=interval(base)),
-        sum_check=SumCheck(relative_error=error, tolerance=SUM_TOLERANCE,
-                           passed=error <= SUM_TOLERANCE),
-        weekly_table=WEEKLY, draws_file=DRAWS, findings=findings,
+        sum_check=SumCheck(
+            relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
+        ),
+        weekly_table=WEEKLY,
+        draws_file=DRAWS,
+        findings=findings,
         roas_unit=f"{data.target} per unit of spend",
     )
     weekly = _weekly_table(draws.channel, data)
@@ -259,8 +286,7 @@ def _draws_table(dataset: xr.Dataset, n: int) -> pd.DataFrame:
     frame = thin.to_dataframe().reset_index()
     frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
     keys = ["date", *(["geo"] if "geo" in frame else []), "channel", "draw"]
-    return frame.rename(columns={"channel_contribution": "contribution"})[
-        [*keys, "contribution"]]
+    return frame.rename(columns={"channel_contribution": "contribution"})[[*keys, "contribution"]]
 
 
 def channel_transforms(fitted: FittedModel) -> dict[str, Any] | None:
@@ -281,15 +307,22 @@ def channel_transforms(fitted: FittedModel) -> dict[str, Any] | None:
     mean_over = [d for d in ("chain", "draw", "geo") if d in source.dims]
     out = {}
     for channel in fitted.data.channels:
-        def value(name: str, ch: str = channel) -> float:
-            return float(source[name].sel(channel=ch).mean(
-                [d for d in mean_over if d in source[name].dims]))
 
-        saturation = ({"kind": "hill", "slope": value("saturation_slope"),
-                       "kappa": value("saturation_kappa")} if config.saturation == "hill"
-                      else {"kind": "logistic", "lam": value("saturation_lam")})
-        out[channel] = {"alpha": min(value("adstock_alpha"), 0.999),
-                        "l_max": effective_l_max(config), "saturation": saturation}
+        def value(name: str, ch: str = channel) -> float:
+            return float(
+                source[name].sel(channel=ch).mean([d for d in mean_over if d in source[name].dims])
+            )
+
+        saturation = (
+            {"kind": "hill", "slope": value("saturation_slope"), "kappa": value("saturation_kappa")}
+            if config.saturation == "hill"
+            else {"kind": "logistic", "lam": value("saturation_lam")}
+        )
+        out[channel] = {
+            "alpha": min(value("adstock_alpha"), 0.999),
+            "l_max": effective_l_max(config),
+            "saturation": saturation,
+        }
     return out
 
 

@@ -51,20 +51,26 @@ def run_demo(root: Path, console: Console) -> None:
     with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress:
         fit = fit_mmm(ws, FitMMMParams(calibrate=True), progress)
     conv = fit.convergence
-    console.print(f"3. fit_mmm: {fit.method}, {fit.wall_seconds:.0f} s"
-                  f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
-                  f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences")
+    console.print(
+        f"3. fit_mmm: {fit.method}, {fit.wall_seconds:.0f} s"
+        f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
+        f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
+    )
     with rich_progress("validate_model") as progress:
         diagnostics = validate_model(ws, progress=progress)
     failed = [c.name for c in diagnostics.criteria if not c.passed]
     verdict = "passed" if diagnostics.passed else f"FAILED {failed}"
     coverage = diagnostics.ppc["coverage_90"]
     mape = (diagnostics.backtest or {}).get("mape", float("nan"))
-    console.print(f"4. validate_model: {verdict}, predictive coverage {coverage:.0%}, "
-                  f"backtest MAPE {mape:.1%}")
+    console.print(
+        f"4. validate_model: {verdict}, predictive coverage {coverage:.0%}, "
+        f"backtest MAPE {mape:.1%}"
+    )
     if not diagnostics.passed:
-        console.print("   The model failed its acceptance criteria; the demo stops here, as the "
-                      "pipeline would.")
+        console.print(
+            "   The model failed its acceptance criteria; the demo stops here, as the "
+            "pipeline would."
+        )
         return
     result = decompose_contributions(ws)
     console.print("5. decompose_contributions (90% intervals):")
@@ -72,18 +78,24 @@ def run_demo(root: Path, console: Console) -> None:
         low, high = channel.total_contribution.hdi_90
         r_low, r_high = channel.roas.hdi_90
         mean = channel.total_contribution.mean
-        console.print(f"   {channel.channel:12s} contribution {mean:9,.0f}"
-                      f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
-                      f"[{r_low:.4f}, {r_high:.4f}] {result.roas_unit}", highlight=False)
+        console.print(
+            f"   {channel.channel:12s} contribution {mean:9,.0f}"
+            f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
+            f"[{r_low:.4f}, {r_high:.4f}] {result.roas_unit}",
+            highlight=False,
+        )
     console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
-    allocation = allocate(ws, AllocateParams(
-        source="mta", family="gamma", covariates=["objective", "creative_family"]))
-    console.print(f"6. allocate (campaigns within channels, EM {allocation.family}): "
-                  f"{len(allocation.entities)} campaigns, mass conservation error "
-                  f"{allocation.mass_conservation_max_rel_error:.1e}")
+    allocation = allocate(
+        ws,
+        AllocateParams(source="mta", family="gamma", covariates=["objective", "creative_family"]),
+    )
+    console.print(
+        f"6. allocate (campaigns within channels, EM {allocation.family}): "
+        f"{len(allocation.entities)} campaigns, mass conservation error "
+        f"{allocation.mass_conservation_max_rel_error:.1e}"
+    )
     for finding in allocation.findings[:6]:
-        console.print(f"   {finding.severity} {finding.code}: {finding.message}",
-                      highlight=False)
+        console.print(f"   {finding.severity} {finding.code}: {finding.message}", highlight=False)
     console.print(f"   campaign credit: {root / 'analysis' / 'mta_allocation.csv'}")
     console.print("Steps still to come in this version (not run): " + ", ".join(PENDING_STEPS))
     console.print(

@@ -13,6 +13,9 @@ def interval(draws: np.ndarray) -> Interval:
     values = np.asarray(draws, dtype=float).ravel()
     hdi90 = azs.hdi(values, prob=0.9)
     hdi95 = azs.hdi(values, prob=0.95)
-    return Interval(mean=float(values.mean()), median=float(np.median(values)),
-                    hdi_90=(float(hdi90[0]), float(hdi90[1])),
-                    hdi_95=(float(hdi95[0]), float(hdi95[1])))
+    return Interval(
+        mean=float(values.mean()),
+        median=float(np.median(values)),
+        hdi_90=(float(hdi90[0]), float(hdi90[1])),
+        hdi_95=(float(hdi95[0]), float(hdi95[1])),
+    )

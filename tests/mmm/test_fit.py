@@ -52,31 +52,43 @@ def test_the_model_is_the_simulators_data_generating_process(fitted):
 
     point = {}
     for name in ("adstock_alpha", "saturation_slope", "saturation_kappa", "saturation_beta"):
-        point[name] = np.array([truth[c][{"adstock_alpha": "adstock_alpha",
-                                           "saturation_slope": "hill_slope",
-                                           "saturation_kappa": "hill_kappa",
-                                           "saturation_beta": "beta"}[name]]
-                                for c in fit.data.channels])
+        point[name] = np.array(
+            [
+                truth[c][
+                    {
+                        "adstock_alpha": "adstock_alpha",
+                        "saturation_slope": "hill_slope",
+                        "saturation_kappa": "hill_kappa",
+                        "saturation_beta": "beta",
+                    }[name]
+                ]
+                for c in fit.data.channels
+            ]
+        )
     target_scale = float(model["target_scale"].get_value())
     point["saturation_beta"] = point["saturation_beta"] / target_scale
     posterior = fit.tree["posterior"].to_dataset().isel(chain=[0], draw=[0]).copy()
     for name, values in point.items():
         posterior[name] = posterior[name].copy(data=values.reshape(1, 1, -1))
-    values = pm.compute_deterministics(posterior[[v.name for v in model.free_RVs]],
-                                       model=model, var_names=["channel_contribution"],
-                                       progressbar=False)["channel_contribution"]
+    values = pm.compute_deterministics(
+        posterior[[v.name for v in model.free_RVs]],
+        model=model,
+        var_names=["channel_contribution"],
+        progressbar=False,
+    )["channel_contribution"]
     library = values.isel(chain=0, draw=0).values * target_scale
     for c, channel in enumerate(fit.data.channels):
         spend = fit.data.X[channel].to_numpy()
         t = truth[channel]
-        expected = t["beta"] * hill(geometric_adstock(spend / spend.max(), t["adstock_alpha"],
-                                                      t["l_max"]), t["hill_slope"],
-                                    t["hill_kappa"])
+        expected = t["beta"] * hill(
+            geometric_adstock(spend / spend.max(), t["adstock_alpha"], t["l_max"]),
+            t["hill_slope"],
+            t["hill_kappa"],
+        )
         np.testing.assert_allclose(library[:, c], expected, rtol=1e-6)
 
 
-def test_a_compiled_model_reused_on_new_data_samples_the_new_posterior(simulated_root,
-                                                                       tmp_path):
+def test_a_compiled_model_reused_on_new_data_samples_the_new_posterior(simulated_root, tmp_path):
     roots = []
     for seed in (41, 42):
         root = tmp_path / f"ws{seed}"
@@ -116,18 +128,15 @@ def test_calibration_pulls_the_tested_channel_towards_the_lift_test(fitted):
     def in_window(fit_):
         draws = contribution_draws(fit_)["channel"].sel(channel=channel)
         dates = pd.to_datetime(draws["date"].values)
-        mask = (dates >= pd.Timestamp(tests[0]["start"])) & (dates <= pd.Timestamp(
-            tests[0]["end"]))
+        mask = (dates >= pd.Timestamp(tests[0]["start"])) & (dates <= pd.Timestamp(tests[0]["end"]))
         return float(draws.isel(date=np.flatnonzero(mask)).sum("date").mean())
 
     before = in_window(fit)
     # A test claiming three times the uncalibrated estimate, with a tight interval.
     claimed = 3 * before
-    tests = [{**tests[0], "lift": claimed, "ci_lower": 0.95 * claimed,
-              "ci_upper": 1.05 * claimed}]
+    tests = [{**tests[0], "lift": claimed, "ci_lower": 0.95 * claimed, "ci_upper": 1.05 * claimed}]
     (fitted / "analysis" / "incrementality_results.json").write_text(json.dumps(tests))
-    fit_mmm(ws, FitMMMParams(calibrate=True, sampler=FAST, retry=False,
-                           fallback_to_ridge=False))
+    fit_mmm(ws, FitMMMParams(calibrate=True, sampler=FAST, retry=False, fallback_to_ridge=False))
     after = in_window(open_fit(ws))
     assert after > 1.5 * before, (before, after, claimed)
 

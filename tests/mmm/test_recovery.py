@@ -50,8 +50,10 @@ def test_default_mmm_recovers_true_contributions_on_three_workspaces(tmp_path):
             low, high = c.total_contribution.hdi_90
             inside.append(low <= t["total_contribution"] <= high)
             errors.append(abs(c.share_of_media.mean - t["share_of_media"]))
-            lines.append(f"seed {params.seed} {c.channel}: {c.total_contribution.mean:.0f} "
-                         f"[{low:.0f}, {high:.0f}] vs true {t['total_contribution']:.0f}")
+            lines.append(
+                f"seed {params.seed} {c.channel}: {c.total_contribution.mean:.0f} "
+                f"[{low:.0f}, {high:.0f}] vs true {t['total_contribution']:.0f}"
+            )
     report = "\n".join(lines)
     assert np.mean(inside) >= COVERAGE_REQUIRED, report
     assert np.mean(errors) < SHARE_MAE_LIMIT, report

@@ -34,13 +34,17 @@ def test_ridge_fallback_is_labelled_and_gives_bootstrap_intervals(tmp_path):
         low, high = channel.total_contribution.hdi_90
         assert 0 <= low < high
         # ridge shrinks towards zero: same order of magnitude as the truth, not more
-        assert 0.3 < channel.total_contribution.mean / truth[channel.channel][
-            "total_contribution"] < 1.5
+        assert (
+            0.3
+            < channel.total_contribution.mean / truth[channel.channel]["total_contribution"]
+            < 1.5
+        )
 
 
 def test_ridge_refuses_geo_panels(tmp_path):
-    simulate_workspace(tmp_path, SimulationParams(kind="mmm", seed=12, weeks=60, channels=2,
-                                                  geos=2))
+    simulate_workspace(
+        tmp_path, SimulationParams(kind="mmm", seed=12, weeks=60, channels=2, geos=2)
+    )
     ws = Workspace.open(tmp_path)
     validate_data(ws)
     with pytest.raises(ParameterError, match="national"):

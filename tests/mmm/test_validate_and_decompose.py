@@ -24,7 +24,11 @@ def test_validation_then_decomposition_recover_the_truth(fitted):
     ws = Workspace.open(fitted)
     diagnostics = validate_model(ws, backtest_periods=13, sensitivity_refit=False)
     assert {c.name for c in diagnostics.criteria} == {
-        "max_rhat", "min_ess_bulk", "ppc_coverage_90", "divergence_share"}
+        "max_rhat",
+        "min_ess_bulk",
+        "ppc_coverage_90",
+        "divergence_share",
+    }
     assert diagnostics.ppc["coverage_90"] >= 0.9
     assert diagnostics.loo["elpd_loo"] is not None
     assert diagnostics.backtest["coverage_90"] >= 0.7  # 13 weeks: a coarse check
@@ -39,8 +43,11 @@ def test_validation_then_decomposition_recover_the_truth(fitted):
     for channel, share in shares.items():
         assert abs(share - truth[channel]["share_of_media"]) < 0.10, (channel, share)
     for c in result.channels:
-        assert c.total_contribution.hdi_90[0] < c.total_contribution.mean < \
-            c.total_contribution.hdi_90[1]
+        assert (
+            c.total_contribution.hdi_90[0]
+            < c.total_contribution.mean
+            < c.total_contribution.hdi_90[1]
+        )
         # more spend never lowers the outcome (Hill curves increase); S-shaped curves may
         # have a marginal return above the average one, so no ordering is asserted.
         assert c.mroas.hdi_90[0] >= 0 and np.isfinite(c.mroas.hdi_90[1])

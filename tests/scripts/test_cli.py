@@ -71,9 +71,12 @@ def test_fit_mmm_validate_prints_ok_json(simulated):
 
 def test_fitting_an_unvalidated_workspace_says_what_to_run_first(simulated):
     root = simulated(kind="mmm", seed=5, weeks=60, channels=2)
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "fit_mmm.py"),
-                             "--workspace", str(root)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fit_mmm.py"), "--workspace", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     payload = json.loads(result.stdout)
     assert payload["error"]["code"] == "missing_input"

@@ -196,8 +196,9 @@ class IncrementalityResult(StrictModel):
     lift: float = Field(description="Incremental outcome over the test window.")
     ci_lower: float = Field(description="Lower bound of the lift's confidence interval.")
     ci_upper: float = Field(description="Upper bound of the lift's confidence interval.")
-    ci_level: float = Field(default=0.9, gt=0, lt=1,
-                            description="Coverage of [ci_lower, ci_upper] (default 90%).")
+    ci_level: float = Field(
+        default=0.9, gt=0, lt=1, description="Coverage of [ci_lower, ci_upper] (default 90%)."
+    )
     start: dt.date | None = Field(default=None, description="First day of the test.")
     end: dt.date | None = Field(default=None, description="Last day of the test.")
     spend: float | None = Field(

@@ -34,16 +34,19 @@ class MMMConfig(StrictModel):
     target: Literal["conversions", "revenue"] | None = Field(
         default=None, description="Outcome to model; default: the validation report's choice."
     )
-    adstock: Literal["geometric", "weibull"] = Field(default="geometric",
-                                                     description="Carry-over shape.")
+    adstock: Literal["geometric", "weibull"] = Field(
+        default="geometric", description="Carry-over shape."
+    )
     l_max: int = Field(default=8, ge=1, le=104, description="Longest carry-over, in periods.")
     financial_services: bool = Field(
         default=False, description="Long sales cycles: l_max defaults to 26 weeks."
     )
-    saturation: Literal["hill", "logistic"] = Field(default="hill",
-                                                    description="Diminishing-returns curve.")
-    yearly_seasonality: int = Field(default=2, ge=0, le=10,
-                                    description="Fourier pairs of the yearly cycle.")
+    saturation: Literal["hill", "logistic"] = Field(
+        default="hill", description="Diminishing-returns curve."
+    )
+    yearly_seasonality: int = Field(
+        default=2, ge=0, le=10, description="Fourier pairs of the yearly cycle."
+    )
     use_trend: bool = Field(default=True, description="Linear trend control.")
     use_holidays: bool = Field(default=True, description="Holiday-days control.")
     use_external_factors: bool = Field(default=True, description="External factor controls.")
@@ -58,25 +61,38 @@ class FitMMMParams(StrictModel):
     config: MMMConfig = Field(default_factory=MMMConfig)
     sampler: SamplerSettings = Field(default_factory=SamplerSettings)
     seed: int = Field(default=20261126, ge=0, description="Random seed.")
-    calibrate: bool = Field(default=False, description="Use analysis/incrementality_results.json"
-                            " lift tests as likelihood terms.")
-    quick: QuickMethod | None = Field(default=None, description="'map' or 'advi': a first answer "
-                                      "in seconds, labelled not for decisions.")
+    calibrate: bool = Field(
+        default=False,
+        description="Use analysis/incrementality_results.json lift tests as likelihood terms.",
+    )
+    quick: QuickMethod | None = Field(
+        default=None,
+        description="'map' or 'advi': a first answer in seconds, labelled not for decisions.",
+    )
     method: Literal["nuts", "ridge"] = Field(
-        default="nuts", description="'ridge': the Robyn-style fallback (tuned transforms, "
-        "ridge, bootstrap intervals) on request.")
+        default="nuts",
+        description="'ridge': the Robyn-style fallback (tuned transforms, "
+        "ridge, bootstrap intervals) on request.",
+    )
     fallback_to_ridge: bool = Field(
-        default=True, description="Fit the ridge fallback when NUTS is unavailable or fails "
-        "the gates after its retry (national panels).")
-    use_cache: bool = Field(default=True, description="Reuse a stored fit of the same data and "
-                            "configuration.")
-    retry: bool = Field(default=True, description="Refit once with longer, more careful sampling"
-                        " when the convergence gates fail.")
+        default=True,
+        description="Fit the ridge fallback when NUTS is unavailable or fails "
+        "the gates after its retry (national panels).",
+    )
+    use_cache: bool = Field(
+        default=True, description="Reuse a stored fit of the same data and configuration."
+    )
+    retry: bool = Field(
+        default=True,
+        description="Refit once with longer, more careful sampling"
+        " when the convergence gates fail.",
+    )
 
 
 class FitMMMResult(StrictModel):
-    method: str = Field(description="bayesian_nuts, bayesian_map, bayesian_advi or "
-                        "ridge_bootstrap.")
+    method: str = Field(
+        description="bayesian_nuts, bayesian_map, bayesian_advi or ridge_bootstrap."
+    )
     model_path: str = Field(description="Workspace path of the stored posterior (NetCDF).")
     fit_key: str = Field(description="Hash of data + configuration; the cache key.")
     cached: bool = Field(description="True when the stored fit was reused without sampling.")
@@ -86,7 +102,8 @@ class FitMMMResult(StrictModel):
     channels: list[str]
     n_observations: int
     convergence: dict[str, float | int | None] = Field(
-        default_factory=dict, description="max_rhat, min_ess_bulk, divergences (quick look).")
+        default_factory=dict, description="max_rhat, min_ess_bulk, divergences (quick look)."
+    )
     for_decisions: bool = Field(description="False for quick (MAP/ADVI) fits.")
     remedies_tried: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)

@@ -81,20 +81,32 @@ class MMMDiagnostics(StrictModel):
     )
     findings: list[Finding] = Field(default_factory=list)
     convergence: dict[str, float | int | None] = Field(
-        default_factory=dict, description="max_rhat, min_ess_bulk, min_ess_tail, divergences.")
-    ppc: dict[str, Any] = Field(default_factory=dict, description="Posterior predictive check: "
-                                "coverage_90, mape, r2 and the series for the coverage plot.")
-    loo_pit: dict[str, Any] = Field(default_factory=dict, description="LOO-PIT values and their "
-                                    "KS distance from uniform (calibration).")
+        default_factory=dict, description="max_rhat, min_ess_bulk, min_ess_tail, divergences."
+    )
+    ppc: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Posterior predictive check: "
+        "coverage_90, mape, r2 and the series for the coverage plot.",
+    )
+    loo_pit: dict[str, Any] = Field(
+        default_factory=dict,
+        description="LOO-PIT values and their KS distance from uniform (calibration).",
+    )
     prior_sensitivity: list[dict[str, Any]] = Field(
-        default_factory=list, description="Power-scaling sensitivity per parameter (psense).")
+        default_factory=list, description="Power-scaling sensitivity per parameter (psense)."
+    )
     prior_comparison: list[dict[str, Any]] = Field(
-        default_factory=list, description="Per channel: mean ROAS under the default and under "
-        "vague priors, relative shift, posterior overlap, prior_dominates flag.")
-    backtest: dict[str, Any] | None = Field(default=None, description="Out-of-sample check on "
-                                            "held-out final periods: MAPE and 90% coverage.")
-    trace: dict[str, Any] = Field(default_factory=dict, description="Thinned draws per chain "
-                                  "for trace plots.")
+        default_factory=list,
+        description="Per channel: mean ROAS under the default and under "
+        "vague priors, relative shift, posterior overlap, prior_dominates flag.",
+    )
+    backtest: dict[str, Any] | None = Field(
+        default=None,
+        description="Out-of-sample check on held-out final periods: MAPE and 90% coverage.",
+    )
+    trace: dict[str, Any] = Field(
+        default_factory=dict, description="Thinned draws per chain for trace plots."
+    )
 
 
 # ----- analysis/mmm_budget_optimization.json --------------------------------------------------

@@ -227,8 +227,8 @@ def _prepare(
                 value=int(target_flag.sum()),
                 rule="imputed outcome periods > 0",
                 message=f"{int(target_flag.sum())} outcome periods were imputed; the fit uses them "
-            "(PyMC-Marketing has no likelihood mask) and the model checks leave them out "
-            "of the predictive coverage (column imputed_target).",
+                "(PyMC-Marketing has no likelihood mask) and the model checks leave them out "
+                "of the predictive coverage (column imputed_target).",
             )
         )
 

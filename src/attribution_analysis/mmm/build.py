@@ -33,8 +33,11 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     )
 
     l_max = effective_l_max(config)
-    adstock = (GeometricAdstock(l_max=l_max) if config.adstock == "geometric"
-               else WeibullPDFAdstock(l_max=l_max))
+    adstock = (
+        GeometricAdstock(l_max=l_max)
+        if config.adstock == "geometric"
+        else WeibullPDFAdstock(l_max=l_max)
+    )
     saturation = HillSaturation() if config.saturation == "hill" else LogisticSaturation()
     model_config = {}
     # Priors without dims get PyMC-Marketing's defaults: (channel,) or (geo, channel).
@@ -45,8 +48,8 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
         except Exception as exc:  # pymc-extras raises several types for a bad spec
             raise ParameterError(
                 f"prior '{name}' could not be read: {exc}.",
-                fix="give priors as Prior.to_dict() output, e.g. {\"dist\": \"HalfNormal\", "
-                "\"kwargs\": {\"sigma\": 1.0}}.",
+                fix='give priors as Prior.to_dict() output, e.g. {"dist": "HalfNormal", '
+                '"kwargs": {"sigma": 1.0}}.',
             ) from None
     known = set(_default_prior_names(adstock, saturation))
     unknown = sorted(set(model_config) - known)
@@ -87,16 +90,23 @@ def _default_prior_names(adstock: Any, saturation: Any) -> list[str]:
 
 def effective_spec(config: MMMConfig) -> dict[str, Any]:
     """The configuration with defaults resolved: what actually defines the model."""
-    return {**config.model_dump(mode="json"), "l_max": effective_l_max(config),
-            "priors": {**default_priors(config.saturation, config.adstock), **config.priors}}
+    return {
+        **config.model_dump(mode="json"),
+        "l_max": effective_l_max(config),
+        "priors": {**default_priors(config.saturation, config.adstock), **config.priors},
+    }
 
 
 def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> str:
     """Hash of what fixes the compiled graph: everything but the data values."""
     payload = {
-        "channels": data.channels, "controls": data.controls, "geo": data.geo,
+        "channels": data.channels,
+        "controls": data.controls,
+        "geo": data.geo,
         "geos": sorted(data.X["geo"].unique().tolist()) if data.geo else [],
-        "n": len(data.y), "config": effective_spec(config), **extra,
+        "n": len(data.y),
+        "config": effective_spec(config),
+        **extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

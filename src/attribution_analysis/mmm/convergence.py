@@ -16,8 +16,11 @@ DIVERGENCE_SHARE_LIMIT = 0.001
 def parameter_names(tree: Any) -> list[str]:
     """Free parameters: what the seed's 'all parameters' means (not per-date deterministics)."""
     posterior = tree["posterior"].to_dataset()
-    return [name for name, var in posterior.data_vars.items()
-            if "date" not in var.dims and not name.endswith("_original_scale")]
+    return [
+        name
+        for name, var in posterior.data_vars.items()
+        if "date" not in var.dims and not name.endswith("_original_scale")
+    ]
 
 
 def convergence_summary(tree: Any) -> dict[str, float | int | None]:

@@ -34,9 +34,13 @@ PARETO_K_LIMIT = 0.7
 TRACE_DRAWS = 200
 
 
-def validate_model(ws: Workspace, backtest_periods: int | None = 13, seed: int = 1,
-                   sensitivity_refit: bool = True,
-                   progress: Progress | None = None) -> MMMDiagnostics:
+def validate_model(
+    ws: Workspace,
+    backtest_periods: int | None = 13,
+    seed: int = 1,
+    sensitivity_refit: bool = True,
+    progress: Progress | None = None,
+) -> MMMDiagnostics:
     """Check the current fit against the seed's criteria and write mmm_diagnostics.json.
 
     ``sensitivity_refit`` refits with vague priors and compares each channel's ROAS (the
@@ -44,8 +48,11 @@ def validate_model(ws: Workspace, backtest_periods: int | None = 13, seed: int =
     periods, refits and scores the forecast (None or 0 skips it).
     """
     registry = RunRegistry(ws)
-    params = {"backtest_periods": backtest_periods, "seed": seed,
-              "sensitivity_refit": sensitivity_refit}
+    params = {
+        "backtest_periods": backtest_periods,
+        "seed": seed,
+        "sensitivity_refit": sensitivity_refit,
+    }
     with registry.track(STEP, params) as run:
         fitted = open_fit(ws)
         run.input_hashes = fitted.input_hashes
@@ -63,37 +70,62 @@ def validate_model(ws: Workspace, backtest_periods: int | None = 13, seed: int =
         report(progress, 2, 4, "LOO and prior sensitivity")
         loo, loo_pit, findings = loo_checks(fitted, ppc["draws"]) if not quick else ({}, {}, [])
         sensitivity = prior_sensitivity(fitted) if not quick else []
-        comparison = (compare_with_vague_priors(fitted, seed)
-                      if sensitivity_refit and not quick else [])
+        comparison = (
+            compare_with_vague_priors(fitted, seed) if sensitivity_refit and not quick else []
+        )
         for row in comparison:
             if row["prior_dominates"]:
-                findings.append(Finding(
-                    code="prior_dominates", severity="warning", subject=row["channel"],
-                    value=round(row["relative_shift"], 4), threshold=0.2,
-                    rule="|ROAS shift| > 20% or posterior overlap < 0.5 under vague priors",
-                    message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
-                    f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
-                    "pin it down. A lift test on this channel would.",
-                ))
+                findings.append(
+                    Finding(
+                        code="prior_dominates",
+                        severity="warning",
+                        subject=row["channel"],
+                        value=round(row["relative_shift"], 4),
+                        threshold=0.2,
+                        rule="|ROAS shift| > 20% or posterior overlap < 0.5 under vague priors",
+                        message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
+                        f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
+                        "pin it down. A lift test on this channel would.",
+                    )
+                )
         report(progress, 3, 4, "backtest")
-        backtest = (run_backtest(ws, fitted, backtest_periods, seed)
-                    if backtest_periods and not quick else None)
+        backtest = (
+            run_backtest(ws, fitted, backtest_periods, seed)
+            if backtest_periods and not quick
+            else None
+        )
         criteria = _criteria(summary, ppc["coverage_90"], quick)
         findings += _sensitivity_findings(sensitivity)
         if quick:
-            findings.append(Finding(code="quick_fit", severity="error",
-                                    message="a quick (MAP/ADVI) fit cannot pass the convergence "
-                                    "criteria; fit with NUTS before deciding anything."))
+            findings.append(
+                Finding(
+                    code="quick_fit",
+                    severity="error",
+                    message="a quick (MAP/ADVI) fit cannot pass the convergence "
+                    "criteria; fit with NUTS before deciding anything.",
+                )
+            )
         diagnostics = MMMDiagnostics(
-            metadata=build_metadata(step=STEP, input_hashes=fitted.input_hashes,
-                                    data_range=fitted.data.report.window, seed=seed,
-                                    sampler=fitted.params.sampler.model_dump(mode="json"),
-                                    run_id=run.run_id),
-            method=fitted.method, passed=all(c.passed for c in criteria), criteria=criteria,
-            divergences=int(summary.get("divergences", 0) or 0), loo=loo,
+            metadata=build_metadata(
+                step=STEP,
+                input_hashes=fitted.input_hashes,
+                data_range=fitted.data.report.window,
+                seed=seed,
+                sampler=fitted.params.sampler.model_dump(mode="json"),
+                run_id=run.run_id,
+            ),
+            method=fitted.method,
+            passed=all(c.passed for c in criteria),
+            criteria=criteria,
+            divergences=int(summary.get("divergences", 0) or 0),
+            loo=loo,
             remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
-            findings=findings, ppc=_drop(ppc, "draws"), loo_pit=loo_pit,
-            prior_sensitivity=sensitivity, prior_comparison=comparison, backtest=backtest,
+            findings=findings,
+            ppc=_drop(ppc, "draws"),
+            loo_pit=loo_pit,
+            prior_sensitivity=sensitivity,
+            prior_comparison=comparison,
+            backtest=backtest,
             trace=_trace(tree),
             convergence=summary,
         )
@@ -114,28 +146,52 @@ def _validate_ridge(fitted: FittedModel, seed: int, run_id: str) -> MMMDiagnosti
     keep = ~fitted.data.imputed_target
     coverage = float(((observed >= low) & (observed <= high))[keep].mean())
     mean = predictive.mean("sample").values
-    criteria = [Criterion(
-        name="ppc_coverage_90", value=coverage, threshold=COVERAGE_LIMIT,
-        rule=">= 90% of observations inside the 90% bootstrap predictive interval",
-        passed=coverage >= COVERAGE_LIMIT)]
-    findings = [Finding(
-        code="ridge_fallback", severity="warning",
-        message="ridge_bootstrap model: R-hat, ESS and LOO do not apply; intervals are "
-        "bootstrap intervals with the tuned transforms held fixed (narrower than a posterior).",
-    )]
+    criteria = [
+        Criterion(
+            name="ppc_coverage_90",
+            value=coverage,
+            threshold=COVERAGE_LIMIT,
+            rule=">= 90% of observations inside the 90% bootstrap predictive interval",
+            passed=coverage >= COVERAGE_LIMIT,
+        )
+    ]
+    findings = [
+        Finding(
+            code="ridge_fallback",
+            severity="warning",
+            message="ridge_bootstrap model: R-hat, ESS and LOO do not apply; intervals are "
+            "bootstrap intervals with the tuned transforms held fixed (narrower than a posterior).",
+        )
+    ]
     return MMMDiagnostics(
-        metadata=build_metadata(step=STEP, input_hashes=fitted.input_hashes,
-                                data_range=fitted.data.report.window, seed=seed, run_id=run_id),
-        method="ridge_bootstrap", passed=coverage >= COVERAGE_LIMIT, criteria=criteria,
-        divergences=0, remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
+        metadata=build_metadata(
+            step=STEP,
+            input_hashes=fitted.input_hashes,
+            data_range=fitted.data.report.window,
+            seed=seed,
+            run_id=run_id,
+        ),
+        method="ridge_bootstrap",
+        passed=coverage >= COVERAGE_LIMIT,
+        criteria=criteria,
+        divergences=0,
+        remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
         findings=findings,
-        ppc={"coverage_90": coverage, "mape": float(np.mean(np.abs(mean - observed)[keep] /
-                                                              np.abs(observed)[keep])),
-             "series": {"observed": observed[keep].tolist(), "mean": mean[keep].tolist(),
-                        "lower_90": low[keep].tolist(), "upper_90": high[keep].tolist()}},
-        backtest={"tuning_objective": float(hyper["objective"]),
-                  "note": "hold-out NRMSE (last 20% of periods) + DECOMP.RSSD, used to tune "
-                          "the transforms"},
+        ppc={
+            "coverage_90": coverage,
+            "mape": float(np.mean(np.abs(mean - observed)[keep] / np.abs(observed)[keep])),
+            "series": {
+                "observed": observed[keep].tolist(),
+                "mean": mean[keep].tolist(),
+                "lower_90": low[keep].tolist(),
+                "upper_90": high[keep].tolist(),
+            },
+        },
+        backtest={
+            "tuning_objective": float(hyper["objective"]),
+            "note": "hold-out NRMSE (last 20% of periods) + DECOMP.RSSD, used to tune "
+            "the transforms",
+        },
     )
 
 
@@ -149,17 +205,34 @@ def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Cri
     draws = summary.get("draws") or 1
     share = (summary.get("divergences") or 0) / draws
     return [
-        Criterion(name="max_rhat", value=rhat, threshold=RHAT_LIMIT, rule="R-hat < 1.05",
-                  passed=not quick and rhat is not None and rhat < RHAT_LIMIT),
-        Criterion(name="min_ess_bulk", value=ess, threshold=ESS_LIMIT,
-                  rule="bulk ESS > 400 for every parameter",
-                  passed=not quick and ess is not None and ess > ESS_LIMIT),
-        Criterion(name="ppc_coverage_90", value=coverage, threshold=COVERAGE_LIMIT,
-                  rule=">= 90% of observations inside the 90% posterior predictive interval",
-                  passed=coverage >= COVERAGE_LIMIT),
-        Criterion(name="divergence_share", value=share if not quick else None,
-                  threshold=DIVERGENCE_SHARE_LIMIT, rule="divergent transitions <= 0.1% of draws",
-                  passed=not quick and share <= DIVERGENCE_SHARE_LIMIT),
+        Criterion(
+            name="max_rhat",
+            value=rhat,
+            threshold=RHAT_LIMIT,
+            rule="R-hat < 1.05",
+            passed=not quick and rhat is not None and rhat < RHAT_LIMIT,
+        ),
+        Criterion(
+            name="min_ess_bulk",
+            value=ess,
+            threshold=ESS_LIMIT,
+            rule="bulk ESS > 400 for every parameter",
+            passed=not quick and ess is not None and ess > ESS_LIMIT,
+        ),
+        Criterion(
+            name="ppc_coverage_90",
+            value=coverage,
+            threshold=COVERAGE_LIMIT,
+            rule=">= 90% of observations inside the 90% posterior predictive interval",
+            passed=coverage >= COVERAGE_LIMIT,
+        ),
+        Criterion(
+            name="divergence_share",
+            value=share if not quick else None,
+            threshold=DIVERGENCE_SHARE_LIMIT,
+            rule="divergent transitions <= 0.1% of draws",
+            passed=not quick and share <= DIVERGENCE_SHARE_LIMIT,
+        ),
     ]
 
 
@@ -168,8 +241,11 @@ def _thinned(posterior: xr.Dataset, n: int) -> xr.Dataset:
     step = max(1, stacked.sizes["sample"] // n)
     thin = stacked.isel(sample=slice(None, None, step))
     thin = thin.drop_vars(["chain", "draw", "sample"])
-    return thin.assign_coords(sample=np.arange(thin.sizes["sample"])).expand_dims(
-        chain=[0]).rename(sample="draw")
+    return (
+        thin.assign_coords(sample=np.arange(thin.sizes["sample"]))
+        .expand_dims(chain=[0])
+        .rename(sample="draw")
+    )
 
 
 def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]:
@@ -180,8 +256,11 @@ def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predictive = pm.sample_posterior_predictive(
-            posterior, model=fitted.mmm.model, var_names=[fitted.mmm.output_var],
-            random_seed=seed, progressbar=False,
+            posterior,
+            model=fitted.mmm.model,
+            var_names=[fitted.mmm.output_var],
+            random_seed=seed,
+            progressbar=False,
         )
     draws = predictive["posterior_predictive"][fitted.mmm.output_var] * fitted.target_scale
     observed = _observed_original(fitted)
@@ -197,9 +276,12 @@ def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]
         "excluded_imputed": int((~keep).sum()),
         "mape": float(np.mean(np.abs(mean - obs) / np.maximum(np.abs(obs), 1e-9))),
         "r2": float(1 - np.sum((obs - mean) ** 2) / np.sum((obs - obs.mean()) ** 2)),
-        "series": {"observed": obs.tolist(), "mean": mean.tolist(),
-                   "lower_90": low.values.ravel()[keep].tolist(),
-                   "upper_90": high.values.ravel()[keep].tolist()},
+        "series": {
+            "observed": obs.tolist(),
+            "mean": mean.tolist(),
+            "lower_90": low.values.ravel()[keep].tolist(),
+            "upper_90": high.values.ravel()[keep].tolist(),
+        },
         "draws": predictive,
     }
 
@@ -217,37 +299,57 @@ def _imputed_mask(fitted: FittedModel) -> np.ndarray:
     return flags
 
 
-def loo_checks(fitted: FittedModel, predictive: Any) -> tuple[dict[str, float | None],
-                                                               dict[str, Any], list[Finding]]:
+def loo_checks(
+    fitted: FittedModel, predictive: Any
+) -> tuple[dict[str, float | None], dict[str, Any], list[Finding]]:
     import pymc as pm
 
     findings: list[Finding] = []
     tree = fitted.tree.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pm.stats.compute_log_likelihood(tree, model=fitted.mmm.model,
-                                               var_names=[fitted.mmm.output_var],
-                                               extend_inferencedata=True, progressbar=False)
+        tree = pm.stats.compute_log_likelihood(
+            tree,
+            model=fitted.mmm.model,
+            var_names=[fitted.mmm.output_var],
+            extend_inferencedata=True,
+            progressbar=False,
+        )
         result = azs.loo(tree)
     pareto_k = np.asarray(result.pareto_k).ravel()
     bad = int((pareto_k > PARETO_K_LIMIT).sum())
     if bad:
-        findings.append(Finding(
-            code="high_pareto_k", severity="warning", value=bad, threshold=PARETO_K_LIMIT,
-            rule="Pareto k > 0.7",
-            message=f"{bad} observations have Pareto k > 0.7: LOO is unreliable there (outliers "
-            "or highly influential weeks); look at those weeks before comparing models.",
-        ))
-    loo = {"elpd_loo": float(result.elpd), "se": float(result.se), "p_loo": float(result.p),
-           "max_pareto_k": float(np.nanmax(pareto_k)), "n_pareto_k_above_0_7": bad}
+        findings.append(
+            Finding(
+                code="high_pareto_k",
+                severity="warning",
+                value=bad,
+                threshold=PARETO_K_LIMIT,
+                rule="Pareto k > 0.7",
+                message=f"{bad} observations have Pareto k > 0.7: LOO is unreliable there (outliers "
+                "or highly influential weeks); look at those weeks before comparing models.",
+            )
+        )
+    loo = {
+        "elpd_loo": float(result.elpd),
+        "se": float(result.se),
+        "p_loo": float(result.p),
+        "max_pareto_k": float(np.nanmax(pareto_k)),
+        "n_pareto_k_above_0_7": bad,
+    }
     loo_pit = _loo_pit(tree, predictive, fitted)
     if loo_pit.get("ks_distance", 0) > loo_pit.get("ks_critical_95", 1):
-        findings.append(Finding(
-            code="loo_pit_miscalibrated", severity="warning", value=loo_pit["ks_distance"],
-            threshold=loo_pit["ks_critical_95"], rule="KS distance of LOO-PIT from uniform",
-            message="the leave-one-out predictive distribution is miscalibrated (LOO-PIT not "
-            "uniform): intervals are too narrow or too wide.",
-        ))
+        findings.append(
+            Finding(
+                code="loo_pit_miscalibrated",
+                severity="warning",
+                value=loo_pit["ks_distance"],
+                threshold=loo_pit["ks_critical_95"],
+                rule="KS distance of LOO-PIT from uniform",
+                message="the leave-one-out predictive distribution is miscalibrated (LOO-PIT not "
+                "uniform): intervals are too narrow or too wide.",
+            )
+        )
     return loo, loo_pit, findings
 
 
@@ -256,11 +358,14 @@ def _loo_pit(tree: xr.DataTree, predictive: Any, fitted: FittedModel) -> dict[st
     combined = tree.copy()
     thin = _thinned(tree["posterior"].to_dataset(), PPC_DRAWS)
     log_lik = _thinned(tree["log_likelihood"].to_dataset(), PPC_DRAWS)
-    combined = xr.DataTree.from_dict({
-        "/posterior": thin, "/log_likelihood": log_lik,
-        "/posterior_predictive": predictive["posterior_predictive"].to_dataset(),
-        "/observed_data": tree["observed_data"].to_dataset(),
-    })
+    combined = xr.DataTree.from_dict(
+        {
+            "/posterior": thin,
+            "/log_likelihood": log_lik,
+            "/posterior_predictive": predictive["posterior_predictive"].to_dataset(),
+            "/observed_data": tree["observed_data"].to_dataset(),
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pit = azs.loo_pit(combined, var_names=[name])
@@ -268,8 +373,11 @@ def _loo_pit(tree: xr.DataTree, predictive: Any, fitted: FittedModel) -> dict[st
     n = len(values)
     ecdf = np.arange(1, n + 1) / n
     distance = float(np.max(np.abs(ecdf - values)))
-    return {"ks_distance": distance, "ks_critical_95": float(1.36 / np.sqrt(n)),
-            "values": values.tolist()}
+    return {
+        "ks_distance": distance,
+        "ks_critical_95": float(1.36 / np.sqrt(n)),
+        "values": values.tolist(),
+    }
 
 
 def prior_sensitivity(fitted: FittedModel) -> list[dict[str, Any]]:
@@ -279,18 +387,27 @@ def prior_sensitivity(fitted: FittedModel) -> list[dict[str, Any]]:
     tree = fitted.tree.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pm.stats.compute_log_likelihood(tree, model=fitted.mmm.model,
-                                               var_names=[fitted.mmm.output_var],
-                                               extend_inferencedata=True, progressbar=False)
-        tree = pm.stats.compute_log_prior(tree, model=fitted.mmm.model,
-                                          extend_inferencedata=True)
+        tree = pm.stats.compute_log_likelihood(
+            tree,
+            model=fitted.mmm.model,
+            var_names=[fitted.mmm.output_var],
+            extend_inferencedata=True,
+            progressbar=False,
+        )
+        tree = pm.stats.compute_log_prior(tree, model=fitted.mmm.model, extend_inferencedata=True)
         names = [v.name for v in fitted.mmm.model.free_RVs]
         table = azs.psense_summary(tree, var_names=names)
     rows = []
     frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
     for label, row in frame.iterrows():
-        rows.append({"parameter": str(label), "prior": float(row["prior"]),
-                     "likelihood": float(row["likelihood"]), "diagnosis": str(row["diagnosis"])})
+        rows.append(
+            {
+                "parameter": str(label),
+                "prior": float(row["prior"]),
+                "likelihood": float(row["likelihood"]),
+                "diagnosis": str(row["diagnosis"]),
+            }
+        )
     return rows
 
 
@@ -299,12 +416,16 @@ def _sensitivity_findings(rows: list[dict[str, Any]]) -> list[Finding]:
     if not flagged:
         return []
     names = ", ".join(f"{r['parameter']} ({r['diagnosis']})" for r in flagged[:8])
-    return [Finding(
-        code="prior_sensitivity", severity="warning", value=len(flagged),
-        rule="power-scaling sensitivity > 0.05",
-        message=f"power-scaling flags {names}; see prior_comparison for what that does to "
-        "each channel's ROAS, and consider a lift test where the prior dominates.",
-    )]
+    return [
+        Finding(
+            code="prior_sensitivity",
+            severity="warning",
+            value=len(flagged),
+            rule="power-scaling sensitivity > 0.05",
+            message=f"power-scaling flags {names}; see prior_comparison for what that does to "
+            "each channel's ROAS, and consider a lift test where the prior dominates.",
+        )
+    ]
 
 
 def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) -> dict[str, Any]:
@@ -320,9 +441,14 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     cutoff = dates[-periods]
     train = data.X["date"] < cutoff
     train_data = ModelData(
-        X=data.X[train].reset_index(drop=True), y=data.y[train].reset_index(drop=True),
-        channels=data.channels, controls=data.controls, geo=data.geo, target=data.target,
-        report=data.report, input_hashes=data.input_hashes,
+        X=data.X[train].reset_index(drop=True),
+        y=data.y[train].reset_index(drop=True),
+        channels=data.channels,
+        controls=data.controls,
+        geo=data.geo,
+        target=data.target,
+        report=data.report,
+        input_hashes=data.input_hashes,
         imputed_target=data.imputed_target[train.to_numpy()],
     )
     params: FitMMMParams = fitted.params
@@ -334,7 +460,10 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predicted = mmm.sample_posterior_predictive(
-            holdout, include_last_observations=True, extend_idata=False, progressbar=False,
+            holdout,
+            include_last_observations=True,
+            extend_idata=False,
+            progressbar=False,
             random_seed=seed,
         )
     # Predictions come on the model's scaled target; the training fit's scale maps them back.
@@ -342,8 +471,9 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     draws = predicted[mmm.output_var]
     if "sample" not in draws.dims:
         draws = draws.stack(sample=[d for d in ("chain", "draw") if d in draws.dims])
-    draws = draws * (xr.DataArray(mmm.model["target_scale"].get_value(), dims=("geo",))
-                     if data.geo else scale)
+    draws = draws * (
+        xr.DataArray(mmm.model["target_scale"].get_value(), dims=("geo",)) if data.geo else scale
+    )
     # Match the panel's row order (geo-major) used by data.y.
     draws = draws.transpose(*(["geo", "date"] if data.geo else ["date"]), "sample")
     actual = data.y[~train].to_numpy()
@@ -351,7 +481,8 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     low = draws.quantile(0.05, dim="sample").values.ravel()
     high = draws.quantile(0.95, dim="sample").values.ravel()
     return {
-        "holdout_periods": periods, "cutoff": str(pd.Timestamp(cutoff).date()),
+        "holdout_periods": periods,
+        "cutoff": str(pd.Timestamp(cutoff).date()),
         "mape": float(np.mean(np.abs(mean - actual) / np.maximum(np.abs(actual), 1e-9))),
         "coverage_90": float(np.mean((actual >= low) & (actual <= high))),
         "train_min_ess_bulk": convergence_summary(mmm.idata)["min_ess_bulk"],
@@ -372,7 +503,10 @@ def _trace(tree: xr.DataTree) -> dict[str, Any]:
             out[name] = thin.values.round(6).tolist()
         else:
             flat = thin.stack(item=extra)
-            out[name] = {"/".join(str(v) for v in np.atleast_1d(flat["item"].values[i])):
-                         flat.isel(item=i).values.round(6).tolist()
-                         for i in range(flat.sizes["item"])}
+            out[name] = {
+                "/".join(str(v) for v in np.atleast_1d(flat["item"].values[i])): flat.isel(item=i)
+                .values.round(6)
+                .tolist()
+                for i in range(flat.sizes["item"])
+            }
     return out

@@ -25,8 +25,9 @@ STEP = "fit_mmm"
 def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[str, str]]:
     """Load the data and build the (calibrated) model: what fit and later steps share."""
     config = params.config
-    data = load_model_data(ws, config.target, config.use_trend, config.use_holidays,
-                           config.use_external_factors)
+    data = load_model_data(
+        ws, config.target, config.use_trend, config.use_holidays, config.use_external_factors
+    )
     hashes = dict(data.input_hashes)
     mmm = build_mmm(data, config)
     if params.calibrate:
@@ -40,22 +41,32 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
 
 def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]:
     """Everything besides data and model configuration that changes the fit (cache key)."""
-    return {"sampler": params.sampler.model_dump(mode="json"), "seed": params.seed,
-            "calibrate": params.calibrate, "quick": params.quick, "method": params.method,
-            "fallback_to_ridge": params.fallback_to_ridge, "retry": params.retry,
-            "lift_hash": hashes.get("analysis/incrementality_results.json")}
+    return {
+        "sampler": params.sampler.model_dump(mode="json"),
+        "seed": params.seed,
+        "calibrate": params.calibrate,
+        "quick": params.quick,
+        "method": params.method,
+        "fallback_to_ridge": params.fallback_to_ridge,
+        "retry": params.retry,
+        "lift_hash": hashes.get("analysis/incrementality_results.json"),
+    }
 
 
 def retry_settings(settings: SamplerSettings) -> SamplerSettings:
     """One remedy: twice the draws and warm-up, a smaller step (higher target accept)."""
-    return settings.model_copy(update={
-        "draws": settings.draws * 2, "tune": settings.tune * 2,
-        "target_accept": max(settings.target_accept, 0.98),
-    })
+    return settings.model_copy(
+        update={
+            "draws": settings.draws * 2,
+            "tune": settings.tune * 2,
+            "target_accept": max(settings.target_accept, 0.98),
+        }
+    )
 
 
-def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
-            progress: Progress | None = None) -> FitMMMResult:
+def fit_mmm(
+    ws: Workspace, params: FitMMMParams | None = None, progress: Progress | None = None
+) -> FitMMMResult:
     params = params or FitMMMParams()
     registry = RunRegistry(ws)
     with registry.track(STEP, params.model_dump(mode="json")) as run:
@@ -66,8 +77,9 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
         relative = store.model_path(key)
         if params.use_cache and ws.resolve(relative).exists():
             tree = store.load_tree(ws, relative)
-            result = _result(params, data, tree, key, relative, cached=True,
-                             wall=time.perf_counter() - start)
+            result = _result(
+                params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
+            )
             outputs = {store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id)}
             ws.commit(outputs)
             run.outputs = [store.MANIFEST]
@@ -81,12 +93,14 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
             report(progress, 0, 1, f"quick fit ({params.quick})")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tree = mmm.fit(data.X, data.y, method=params.quick, random_seed=params.seed,
-                               progressbar=False)
+                tree = mmm.fit(
+                    data.X, data.y, method=params.quick, random_seed=params.seed, progressbar=False
+                )
             report(progress, 1, 1, "quick fit done")
         else:
-            structure = structure_key(data, params.config, {"calibrate": params.calibrate,
-                                                            "n_lift": _n_lift(mmm)})
+            structure = structure_key(
+                data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
+            )
             sampler = params.sampler
             outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
             tree = attach_posterior(mmm, outcome.idata)
@@ -95,20 +109,34 @@ def fit_mmm(ws: Workspace, params: FitMMMParams | None = None,
                 sampler = retry_settings(sampler)
                 remedies.append(
                     f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
-                    f"target_accept {sampler.target_accept} after failing the gates")
+                    f"target_accept {sampler.target_accept} after failing the gates"
+                )
                 outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
                 tree = attach_posterior(mmm, outcome.idata)
                 sampling_seconds = (sampling_seconds or 0) + outcome.seconds
-            if (not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge
-                    and not data.geo):
+            if (
+                not passes_gates(convergence_summary(tree))
+                and params.fallback_to_ridge
+                and not data.geo
+            ):
                 summary = convergence_summary(tree)
                 remedies.append(
                     f"NUTS still failed the gates (max R-hat {summary['max_rhat']:.3f}, min "
-                    f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model")
+                    f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model"
+                )
                 tree = _ridge(data, params, progress)
-        result = _result(params, data, tree, key, relative, cached=False,
-                         wall=time.perf_counter() - start, sampling=sampling_seconds,
-                         reused=compile_reused, remedies=remedies)
+        result = _result(
+            params,
+            data,
+            tree,
+            key,
+            relative,
+            cached=False,
+            wall=time.perf_counter() - start,
+            sampling=sampling_seconds,
+            reused=compile_reused,
+            remedies=remedies,
+        )
         outputs = {
             relative: store.tree_bytes(ws, tree),
             store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id),
@@ -123,8 +151,9 @@ def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> 
     from attribution_analysis.mmm.ridge import fit_ridge
 
     report(progress, 0, 1, "ridge fallback: tuning transforms")
-    fit = fit_ridge(data, effective_l_max(params.config), params.config.yearly_seasonality,
-                    params.seed)
+    fit = fit_ridge(
+        data, effective_l_max(params.config), params.config.yearly_seasonality, params.seed
+    )
     report(progress, 1, 1, "ridge fallback done")
     return fit.tree
 
@@ -133,59 +162,105 @@ def _n_lift(mmm: Any) -> int:
     return sum(1 for name in mmm.model.named_vars if name.startswith("lift_measurements"))
 
 
-def _result(params: FitMMMParams, data: ModelData, tree: Any, key: str, relative: str, *,
-            cached: bool, wall: float, sampling: float | None = None, reused: bool = False,
-            remedies: list[str] | None = None) -> FitMMMResult:
+def _result(
+    params: FitMMMParams,
+    data: ModelData,
+    tree: Any,
+    key: str,
+    relative: str,
+    *,
+    cached: bool,
+    wall: float,
+    sampling: float | None = None,
+    reused: bool = False,
+    remedies: list[str] | None = None,
+) -> FitMMMResult:
     ridge = "bootstrap" in tree.children
     quick = params.quick is not None and not ridge
     summary = {} if quick or ridge else convergence_summary(tree)
     findings = []
     if ridge:
-        findings.append(Finding(
-            code="ridge_fallback", severity="warning",
-            message="ridge_bootstrap: ridge regression on tuned adstock/saturation transforms "
-            "with moving-block bootstrap intervals. The intervals hold the transforms fixed, so "
-            "they understate uncertainty compared with a posterior; prefer NUTS when it passes.",
-        ))
+        findings.append(
+            Finding(
+                code="ridge_fallback",
+                severity="warning",
+                message="ridge_bootstrap: ridge regression on tuned adstock/saturation transforms "
+                "with moving-block bootstrap intervals. The intervals hold the transforms fixed, so "
+                "they understate uncertainty compared with a posterior; prefer NUTS when it passes.",
+            )
+        )
         return FitMMMResult(
-            method="ridge_bootstrap", model_path=relative, fit_key=key, cached=cached,
-            wall_seconds=round(wall, 3), channels=data.channels,
-            n_observations=len(data.y), convergence={}, for_decisions=True,
-            remedies_tried=remedies or [], findings=findings,
+            method="ridge_bootstrap",
+            model_path=relative,
+            fit_key=key,
+            cached=cached,
+            wall_seconds=round(wall, 3),
+            channels=data.channels,
+            n_observations=len(data.y),
+            convergence={},
+            for_decisions=True,
+            remedies_tried=remedies or [],
+            findings=findings,
         )
     if quick:
-        findings.append(Finding(
-            code="quick_fit", severity="warning",
-            message=f"quick {params.quick.upper()} fit: a first look, not for decisions "
-            "(no full posterior; intervals are missing or approximate).",
-        ))
+        findings.append(
+            Finding(
+                code="quick_fit",
+                severity="warning",
+                message=f"quick {params.quick.upper()} fit: a first look, not for decisions "
+                "(no full posterior; intervals are missing or approximate).",
+            )
+        )
     elif not passes_gates(summary):
-        findings.append(Finding(
-            code="convergence_gates_failed", severity="error",
-            message="the sampler did not pass the convergence gates (R-hat < 1.05, bulk ESS > "
-            "400, no divergences) even after the retry; do not use this fit for decisions.",
-        ))
+        findings.append(
+            Finding(
+                code="convergence_gates_failed",
+                severity="error",
+                message="the sampler did not pass the convergence gates (R-hat < 1.05, bulk ESS > "
+                "400, no divergences) even after the retry; do not use this fit for decisions.",
+            )
+        )
     return FitMMMResult(
-        method={"map": "bayesian_map", "advi": "bayesian_advi"}.get(params.quick or "",
-                                                                      "bayesian_nuts"),
-        model_path=relative, fit_key=key, cached=cached, wall_seconds=round(wall, 3),
+        method={"map": "bayesian_map", "advi": "bayesian_advi"}.get(
+            params.quick or "", "bayesian_nuts"
+        ),
+        model_path=relative,
+        fit_key=key,
+        cached=cached,
+        wall_seconds=round(wall, 3),
         sampling_seconds=None if sampling is None else round(sampling, 3),
-        compile_reused=reused, channels=data.channels, n_observations=len(data.y),
-        convergence=summary, for_decisions=not quick and passes_gates(summary),
-        remedies_tried=remedies or [], findings=findings,
+        compile_reused=reused,
+        channels=data.channels,
+        n_observations=len(data.y),
+        convergence=summary,
+        for_decisions=not quick and passes_gates(summary),
+        remedies_tried=remedies or [],
+        findings=findings,
     )
 
 
-def _manifest(ws: Workspace, params: FitMMMParams, data: ModelData, result: FitMMMResult,
-              hashes: dict[str, str], run_id: str) -> bytes:
+def _manifest(
+    ws: Workspace,
+    params: FitMMMParams,
+    data: ModelData,
+    result: FitMMMResult,
+    hashes: dict[str, str],
+    run_id: str,
+) -> bytes:
     metadata = build_metadata(
-        step=STEP, input_hashes=hashes, data_range=data.report.window, seed=params.seed,
-        sampler=params.sampler.model_dump(mode="json"), run_id=run_id,
+        step=STEP,
+        input_hashes=hashes,
+        data_range=data.report.window,
+        seed=params.seed,
+        sampler=params.sampler.model_dump(mode="json"),
+        run_id=run_id,
     )
-    return json_bytes({
-        "metadata": metadata.model_dump(mode="json"),
-        "params": params.model_dump(mode="json"),
-        "result": result.model_dump(mode="json"),
-        "target": data.target,
-        "controls": data.controls,
-    })
+    return json_bytes(
+        {
+            "metadata": metadata.model_dump(mode="json"),
+            "params": params.model_dump(mode="json"),
+            "result": result.model_dump(mode="json"),
+            "target": data.target,
+            "controls": data.controls,
+        }
+    )

@@ -33,8 +33,11 @@ class FittedModel:
         """Scale of the target (a number, or one per geo) to map back to original units."""
         model = self.mmm.model
         dims = model.named_vars_to_dims.get("target_scale", ())
-        return xr.DataArray(model["target_scale"].get_value(), dims=dims,
-                            coords={d: list(model.coords[d]) for d in dims})
+        return xr.DataArray(
+            model["target_scale"].get_value(),
+            dims=dims,
+            coords={d: list(model.coords[d]) for d in dims},
+        )
 
 
 def open_fit(ws: Workspace) -> FittedModel:
@@ -43,11 +46,11 @@ def open_fit(ws: Workspace) -> FittedModel:
     manifest = store.read_manifest(ws)
     params = FitMMMParams.model_validate(manifest["params"])
     data, mmm, hashes = prepare(ws, params)
-    if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"][
-            "fit_key"]:
+    if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(
             "the prepared data or lift tests changed since the model was fitted.",
-            fix="fit again (`python scripts/fit_mmm.py --workspace DIR`).", file=store.MANIFEST,
+            fix="fit again (`python scripts/fit_mmm.py --workspace DIR`).",
+            file=store.MANIFEST,
         )
     tree = store.load_tree(ws, manifest["result"]["model_path"])
     mmm.idata = tree

@@ -34,8 +34,13 @@ class ModelData:
         return self.X[self.channels]
 
 
-def load_model_data(ws: Workspace, target: str | None, use_trend: bool, use_holidays: bool,
-                    use_external_factors: bool) -> ModelData:
+def load_model_data(
+    ws: Workspace,
+    target: str | None,
+    use_trend: bool,
+    use_holidays: bool,
+    use_external_factors: bool,
+) -> ModelData:
     path = ws.resolve(REPORT)
     if not path.exists():
         raise MissingInputError(
@@ -44,8 +49,9 @@ def load_model_data(ws: Workspace, target: str | None, use_trend: bool, use_holi
             file=REPORT,
         )
     report = DataValidationReport.model_validate(json.loads(path.read_text()))
-    current = ws.input_hashes([ws.resolve(p) for p in report.metadata.input_hashes
-                               if ws.resolve(p).exists()])
+    current = ws.input_hashes(
+        [ws.resolve(p) for p in report.metadata.input_hashes if ws.resolve(p).exists()]
+    )
     changed = sorted(p for p, h in report.metadata.input_hashes.items() if current.get(p) != h)
     new = sorted(set(current) - set(report.metadata.input_hashes))
     if changed or len(current) < len(report.metadata.input_hashes):
@@ -87,5 +93,14 @@ def load_model_data(ws: Workspace, target: str | None, use_trend: bool, use_holi
     X = pd.DataFrame(columns)
     y = panel[target].astype(float).rename(target)
     imputed = panel["imputed_target"].astype(bool).to_numpy()
-    return ModelData(X, y, channels, controls, bool(report.panel.geo_column), target, report,
-                     dict(report.metadata.input_hashes), imputed)
+    return ModelData(
+        X,
+        y,
+        channels,
+        controls,
+        bool(report.panel.geo_column),
+        target,
+        report,
+        dict(report.metadata.input_hashes),
+        imputed,
+    )

@@ -44,8 +44,9 @@ class RidgeFit:
     tree: xr.DataTree
 
 
-def _media_features(spend: np.ndarray, alpha, slope, kappa, l_max: int,
-                    maximum: np.ndarray | None = None) -> np.ndarray:
+def _media_features(
+    spend: np.ndarray, alpha, slope, kappa, l_max: int, maximum: np.ndarray | None = None
+) -> np.ndarray:
     """hill(adstock(spend / maximum)) per channel; ``maximum`` defaults to spend's own."""
     maximum = spend.max(axis=0) if maximum is None else maximum
     scaled = spend / np.maximum(maximum, 1e-12)
@@ -59,11 +60,12 @@ def _solve(media: np.ndarray, other: np.ndarray, y: np.ndarray, penalty: float) 
     """Ridge with non-negative media coefficients; the intercept is not penalised."""
     design = np.column_stack([np.ones(len(y)), media, other])
     n_pen = design.shape[1] - 1
-    augmented = np.vstack([design, np.column_stack([np.zeros(n_pen),
-                                                    np.sqrt(penalty) * np.eye(n_pen)])])
+    augmented = np.vstack(
+        [design, np.column_stack([np.zeros(n_pen), np.sqrt(penalty) * np.eye(n_pen)])]
+    )
     target = np.concatenate([y, np.zeros(n_pen)])
     lower = np.full(design.shape[1], -np.inf)
-    lower[1:1 + media.shape[1]] = 0.0
+    lower[1 : 1 + media.shape[1]] = 0.0
     return lsq_linear(augmented, target, bounds=(lower, np.inf), method="bvls").x
 
 
@@ -71,20 +73,25 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     if data.geo:
         raise ParameterError(
             "the ridge fallback handles national panels only; geo panels need the Bayesian "
-            "model's pooling.", fix="fit with NUTS (the default), or aggregate to national.")
+            "model's pooling.",
+            fix="fit with NUTS (the default), or aggregate to national.",
+        )
     spend = data.X[data.channels].to_numpy(dtype=float)
     dates = data.X["date"]
     terms = fourier_terms(pd.DatetimeIndex(dates), yearly, 0, data.report.grain)
     seasonality = np.column_stack(list(terms.values())) if terms else np.zeros((len(dates), 0))
-    other = np.column_stack([data.X[data.controls].to_numpy(dtype=float), seasonality]) \
-        if data.controls else seasonality
+    other = (
+        np.column_stack([data.X[data.controls].to_numpy(dtype=float), seasonality])
+        if data.controls
+        else seasonality
+    )
     scale = float(np.abs(data.y).max())
     y = data.y.to_numpy(dtype=float) / scale
     n_ch = len(data.channels)
     split = int(len(y) * (1 - HOLDOUT_SHARE))
 
     def unpack(theta):
-        return theta[:n_ch], theta[n_ch:2 * n_ch], theta[2 * n_ch:3 * n_ch], 10 ** theta[-1]
+        return theta[:n_ch], theta[n_ch : 2 * n_ch], theta[2 * n_ch : 3 * n_ch], 10 ** theta[-1]
 
     spend_share = spend.sum(axis=0) / spend.sum()
 
@@ -99,15 +106,17 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
         coef = _solve(media[:split], other[:split], y[:split], penalty)
         design = np.column_stack([np.ones(len(y)), media, other])
         residual = y[split:] - design[split:] @ coef
-        nrmse = np.sqrt(np.mean(residual ** 2)) / (np.ptp(y[split:]) or 1.0)
-        effect = coef[1:1 + n_ch] * media.sum(axis=0)
+        nrmse = np.sqrt(np.mean(residual**2)) / (np.ptp(y[split:]) or 1.0)
+        effect = coef[1 : 1 + n_ch] * media.sum(axis=0)
         share = effect / effect.sum() if effect.sum() > 0 else np.zeros(n_ch)
         return float(nrmse + np.sqrt(np.sum((share - spend_share) ** 2)))
 
-    bounds = [ALPHA_BOUNDS] * n_ch + [SLOPE_BOUNDS] * n_ch + [KAPPA_BOUNDS] * n_ch + [
-        LOG_PENALTY_BOUNDS]
-    best = differential_evolution(loss, bounds, seed=seed, maxiter=60, popsize=8, tol=1e-6,
-                                  polish=False)
+    bounds = (
+        [ALPHA_BOUNDS] * n_ch + [SLOPE_BOUNDS] * n_ch + [KAPPA_BOUNDS] * n_ch + [LOG_PENALTY_BOUNDS]
+    )
+    best = differential_evolution(
+        loss, bounds, seed=seed, maxiter=60, popsize=8, tol=1e-6, polish=False
+    )
     alpha, slope, kappa, penalty = unpack(best.x)
     media = _media_features(spend, alpha, slope, kappa, l_max)
     coef = _solve(media, other, y, penalty)
@@ -120,44 +129,60 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     n = len(y)
     starts = rng.integers(0, n - BLOCK + 1, size=(REPLICATES, int(np.ceil(n / BLOCK))))
     index = (starts[:, :, None] + np.arange(BLOCK)).reshape(REPLICATES, -1)[:, :n]
-    replicates = np.stack([_solve(media, other, fitted + residual[idx], penalty)
-                           for idx in index])
-    contribution = replicates[:, None, 1:1 + n_ch] * media[None] * scale  # (sample, date, ch)
-    base = (replicates[:, None, :1] + (replicates[:, None, 1 + n_ch:] * other[None]).sum(
-        axis=2, keepdims=True))[:, :, 0] * scale
+    replicates = np.stack([_solve(media, other, fitted + residual[idx], penalty) for idx in index])
+    contribution = replicates[:, None, 1 : 1 + n_ch] * media[None] * scale  # (sample, date, ch)
+    base = (
+        replicates[:, None, :1]
+        + (replicates[:, None, 1 + n_ch :] * other[None]).sum(axis=2, keepdims=True)
+    )[:, :, 0] * scale
     noise = residual[rng.integers(0, n, size=(REPLICATES, n))] * scale
-    coords = {"sample": np.arange(REPLICATES), "date": dates.to_numpy(),
-              "channel": data.channels}
-    bootstrap = xr.Dataset({
-        "channel_contribution": (("sample", "date", "channel"), contribution),
-        "base": (("sample", "date"), base),
-        "mu": (("sample", "date"), contribution.sum(axis=2) + base),
-        "y_predictive": (("sample", "date"), contribution.sum(axis=2) + base + noise),
-        "media_coefficient": (("sample", "channel"), replicates[:, 1:1 + n_ch]),
-    }, coords=coords)
-    hyper = xr.Dataset({
-        "adstock_alpha": ("channel", alpha), "saturation_slope": ("channel", slope),
-        "saturation_kappa": ("channel", kappa), "ridge_penalty": penalty,
-        "target_scale": scale, "objective": best.fun,
-    }, coords={"channel": data.channels})
-    tree = xr.DataTree.from_dict({"/bootstrap": bootstrap, "/hyperparameters": hyper,
-                                  "/observed_data": xr.Dataset(
-                                      {"y": ("date", data.y.to_numpy())},
-                                      coords={"date": dates.to_numpy()})})
+    coords = {"sample": np.arange(REPLICATES), "date": dates.to_numpy(), "channel": data.channels}
+    bootstrap = xr.Dataset(
+        {
+            "channel_contribution": (("sample", "date", "channel"), contribution),
+            "base": (("sample", "date"), base),
+            "mu": (("sample", "date"), contribution.sum(axis=2) + base),
+            "y_predictive": (("sample", "date"), contribution.sum(axis=2) + base + noise),
+            "media_coefficient": (("sample", "channel"), replicates[:, 1 : 1 + n_ch]),
+        },
+        coords=coords,
+    )
+    hyper = xr.Dataset(
+        {
+            "adstock_alpha": ("channel", alpha),
+            "saturation_slope": ("channel", slope),
+            "saturation_kappa": ("channel", kappa),
+            "ridge_penalty": penalty,
+            "target_scale": scale,
+            "objective": best.fun,
+        },
+        coords={"channel": data.channels},
+    )
+    tree = xr.DataTree.from_dict(
+        {
+            "/bootstrap": bootstrap,
+            "/hyperparameters": hyper,
+            "/observed_data": xr.Dataset(
+                {"y": ("date", data.y.to_numpy())}, coords={"date": dates.to_numpy()}
+            ),
+        }
+    )
     return RidgeFit(data.channels, alpha, slope, kappa, penalty, float(best.fun), tree)
 
 
-
-def marginal_contribution(tree: xr.DataTree, spend: np.ndarray, l_max: int,
-                          step: float) -> np.ndarray:
+def marginal_contribution(
+    tree: xr.DataTree, spend: np.ndarray, l_max: int, step: float
+) -> np.ndarray:
     """Extra contribution (sample, channel) from ``step`` more spend in every period."""
     hyper = tree["hyperparameters"].to_dataset()
     coef = tree["bootstrap"]["media_coefficient"].to_numpy()
     scale = float(hyper["target_scale"])
-    alpha, slope, kappa = (hyper[k].to_numpy() for k in
-                           ("adstock_alpha", "saturation_slope", "saturation_kappa"))
+    alpha, slope, kappa = (
+        hyper[k].to_numpy() for k in ("adstock_alpha", "saturation_slope", "saturation_kappa")
+    )
     base = _media_features(spend, alpha, slope, kappa, l_max)
     # Keep the fitted scale (the maximum of the observed spend) when spend is raised.
-    raised = _media_features(spend * (1 + step), alpha, slope, kappa, l_max,
-                             maximum=spend.max(axis=0))
+    raised = _media_features(
+        spend * (1 + step), alpha, slope, kappa, l_max, maximum=spend.max(axis=0)
+    )
     return (coef * (raised - base).sum(axis=0)[None, :]) * scale

@@ -43,8 +43,7 @@ class CompiledModels:
         with self._lock:
             compiled = self._models.get(key)
             if compiled is None:
-                compiled = nutpie.compile_pymc_model(model, freeze_model=False,
-                                                     var_names=var_names)
+                compiled = nutpie.compile_pymc_model(model, freeze_model=False, var_names=var_names)
                 self._models[key] = compiled
                 return compiled, False
         data = {name: var.get_value() for name, var in _shared_data(model).items()}
@@ -66,8 +65,9 @@ def free_variable_names(model: Any) -> list[str]:
     return [v.name for v in model.free_RVs]
 
 
-def sample_posterior(mmm: Any, settings: SamplerSettings, seed: int, structure: str,
-                     progress: Progress | None = None) -> SampleOutcome:
+def sample_posterior(
+    mmm: Any, settings: SamplerSettings, seed: int, structure: str, progress: Progress | None = None
+) -> SampleOutcome:
     """Sample the posterior of ``mmm.model``'s free parameters."""
     model = mmm.model
     free = free_variable_names(model)
@@ -86,10 +86,17 @@ def sample_posterior(mmm: Any, settings: SamplerSettings, seed: int, structure: 
             report(progress, done, total, f"sampling ({divergences} divergences)")
 
         idata = nutpie.sample(
-            compiled, draws=settings.draws, tune=settings.tune, chains=settings.chains,
-            cores=settings.chains, seed=seed, progress_bar=False,
-            adaptation=settings.adaptation, target_accept=settings.target_accept,
-            save_warmup=False, progress_callback=on_progress if progress else None,
+            compiled,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            cores=settings.chains,
+            seed=seed,
+            progress_bar=False,
+            adaptation=settings.adaptation,
+            target_accept=settings.target_accept,
+            save_warmup=False,
+            progress_callback=on_progress if progress else None,
         )
     else:
         import pymc as pm
@@ -106,9 +113,15 @@ def sample_posterior(mmm: Any, settings: SamplerSettings, seed: int, structure: 
         compile_seconds, reused = 0.0, False
         with model:
             idata = pm.sample(
-                draws=settings.draws, tune=settings.tune, chains=settings.chains,
-                cores=settings.chains, random_seed=seed, target_accept=settings.target_accept,
-                nuts_sampler=settings.backend, var_names=free, progressbar=False,
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                cores=settings.chains,
+                random_seed=seed,
+                target_accept=settings.target_accept,
+                nuts_sampler=settings.backend,
+                var_names=free,
+                progressbar=False,
                 compute_convergence_checks=False,
             )
     seconds = time.perf_counter() - start
@@ -122,8 +135,11 @@ def attach_posterior(mmm: Any, idata: xr.DataTree) -> xr.DataTree:
 
     from pymc_marketing import __version__
 
-    groups = {f"/{name}": idata[name].to_dataset() for name in ("posterior", "sample_stats")
-              if name in idata.children}
+    groups = {
+        f"/{name}": idata[name].to_dataset()
+        for name in ("posterior", "sample_stats")
+        if name in idata.children
+    }
     groups["/observed_data"] = xr.Dataset({mmm.output_var: observed_target(mmm)})
     tree = xr.DataTree.from_dict(groups)
     tree["/posterior"].attrs["pymc_marketing_version"] = __version__

@@ -40,20 +40,27 @@ def overlap(a: np.ndarray, b: np.ndarray, bins: int = 60) -> float:
 def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
     from attribution_analysis.contributions import contribution_draws
 
-    view = FittedModel(mmm, fitted.data, mmm.idata, fitted.params, fitted.manifest,
-                       fitted.input_hashes)
+    view = FittedModel(
+        mmm, fitted.data, mmm.idata, fitted.params, fitted.manifest, fitted.input_hashes
+    )
     channel = contribution_draws(view)["channel"]
     totals = channel.sum([d for d in channel.dims if d not in ("sample", "channel")])
-    return {str(c): totals.sel(channel=c).values / fitted.data.X[str(c)].sum()
-            for c in channel["channel"].values}
+    return {
+        str(c): totals.sel(channel=c).values / fitted.data.X[str(c)].sum()
+        for c in channel["channel"].values
+    }
 
 
 def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
     config: MMMConfig = fitted.params.config
     vague_config = config.model_copy(update={"priors": {**config.priors, **VAGUE_PRIORS}})
     vague = build_mmm(fitted.data, vague_config)
-    outcome = sample_posterior(vague, fitted.params.sampler, seed,
-                               structure_key(fitted.data, vague_config, {"vague": True}))
+    outcome = sample_posterior(
+        vague,
+        fitted.params.sampler,
+        seed,
+        structure_key(fitted.data, vague_config, {"vague": True}),
+    )
     attach_posterior(vague, outcome.idata)
     informative = roas_draws(fitted, fitted.mmm)
     loose = roas_draws(fitted, vague)
@@ -62,9 +69,14 @@ def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, 
         other = loose[channel]
         shift = float((other.mean() - draws.mean()) / max(abs(draws.mean()), 1e-12))
         ovl = overlap(draws, other)
-        rows.append({
-            "channel": channel, "roas_informative": float(draws.mean()),
-            "roas_vague": float(other.mean()), "relative_shift": shift, "overlap": ovl,
-            "prior_dominates": abs(shift) > SHIFT_LIMIT or ovl < OVERLAP_LIMIT,
-        })
+        rows.append(
+            {
+                "channel": channel,
+                "roas_informative": float(draws.mean()),
+                "roas_vague": float(other.mean()),
+                "relative_shift": shift,
+                "overlap": ovl,
+                "prior_dominates": abs(shift) > SHIFT_LIMIT or ovl < OVERLAP_LIMIT,
+            }
+        )
     return rows

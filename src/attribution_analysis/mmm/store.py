@@ -38,8 +38,9 @@ def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
     path = ws.resolve(relative)
     if not path.exists():
-        raise MissingInputError(f"{relative} is missing.", fix="fit the model again.",
-                                file=relative)
+        raise MissingInputError(
+            f"{relative} is missing.", fix="fit the model again.", file=relative
+        )
     with xr.open_datatree(path, engine="h5netcdf") as tree:
         return tree.load()
 
@@ -49,6 +50,7 @@ def read_manifest(ws: Workspace) -> dict[str, Any]:
     if not path.exists():
         raise MissingInputError(
             "no fitted model: analysis/mmm_fit.json is missing.",
-            fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.", file=MANIFEST,
+            fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
+            file=MANIFEST,
         )
     return json.loads(path.read_text())

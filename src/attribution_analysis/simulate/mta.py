@@ -123,8 +123,9 @@ def split_media(
     return out
 
 
-def productivity_weighted_spend(truth: CampaignTruth, channels: list[str], spend: np.ndarray,
-                                campaign_media: dict) -> np.ndarray:
+def productivity_weighted_spend(
+    truth: CampaignTruth, channels: list[str], spend: np.ndarray, campaign_media: dict
+) -> np.ndarray:
     """Channel spend scaled by the week's impression-weighted campaign productivity.
 
     This is what makes campaign productivity observable at all: a week whose impressions
