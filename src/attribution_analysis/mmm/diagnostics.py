@@ -326,8 +326,9 @@ def loo_checks(
                 value=bad,
                 threshold=PARETO_K_LIMIT,
                 rule="Pareto k > 0.7",
-                message=f"{bad} observations have Pareto k > 0.7: LOO is unreliable there (outliers "
-                "or highly influential weeks); look at those weeks before comparing models.",
+                message=f"{bad} observations have Pareto k > 0.7: LOO is unreliable there "
+                "(outliers or highly influential weeks); look at those weeks before comparing "
+                "models.",
             )
         )
     loo = {

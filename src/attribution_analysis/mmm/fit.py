@@ -184,9 +184,10 @@ def _result(
             Finding(
                 code="ridge_fallback",
                 severity="warning",
-                message="ridge_bootstrap: ridge regression on tuned adstock/saturation transforms "
-                "with moving-block bootstrap intervals. The intervals hold the transforms fixed, so "
-                "they understate uncertainty compared with a posterior; prefer NUTS when it passes.",
+                message="ridge_bootstrap: ridge regression on tuned adstock/saturation "
+                "transforms with moving-block bootstrap intervals. The intervals hold the "
+                "transforms fixed, so they understate uncertainty compared with a posterior; "
+                "prefer NUTS when it passes.",
             )
         )
         return FitMMMResult(
