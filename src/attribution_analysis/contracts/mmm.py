@@ -19,7 +19,7 @@ class SamplerSettings(StrictModel):
     saturation parameters are strongly correlated."""
 
     backend: Backend = Field(default="nutpie", description="NUTS implementation.")
-    draws: int = Field(default=2000, ge=50, le=20_000, description="Draws per chain kept.")
+    draws: int = Field(default=3000, ge=50, le=20_000, description="Draws per chain kept.")
     tune: int = Field(default=1000, ge=50, le=20_000, description="Warm-up draws per chain.")
     chains: int = Field(default=2, ge=1, le=16, description="Chains (run in parallel).")
     target_accept: float = Field(default=0.95, gt=0.5, lt=1, description="Target acceptance.")
