@@ -327,7 +327,12 @@ def gamma_shape(totals: np.ndarray, mean: np.ndarray, weight: np.ndarray) -> flo
     s = float(np.average(ratio - np.log(ratio) - 1.0, weights=weight[use]))
     if s <= 1e-12:
         return None  # a perfect fit: the shape is unbounded
-    return float(brentq(lambda k: np.log(k) - psi(k) - s, 1e-8, 1e12))
+    if s < 1e-6:
+        return 1.0 / (2.0 * s)  # log k - psi(k) ~ 1/(2k) for large k; brentq stalls there
+    # Solve on log k: the root spans many orders of magnitude.
+    return float(
+        np.exp(brentq(lambda u: u - psi(np.exp(u)) - s, np.log(1e-8), np.log(1e12), maxiter=500))
+    )
 
 
 def fit_em(

@@ -126,20 +126,20 @@ def split_media(
 def productivity_weighted_spend(
     truth: CampaignTruth, channels: list[str], spend: np.ndarray, campaign_media: dict
 ) -> np.ndarray:
-    """Channel spend scaled by the week's impression-weighted campaign productivity.
+    """What drives the channel's response: productivity-weighted impressions, in spend units.
 
-    This is what makes campaign productivity observable at all: a week whose impressions
-    lean on productive campaigns yields more outcome per unit of spend. Mean productivity is
-    1, so the scale of spend is kept on average.
+    Audiences respond to impressions, not invoices, and a week whose impressions lean on
+    productive campaigns yields more: the input is sum_k lambda_k impressions_k,t converted
+    to spend at the channel's average cost per impression. This is what makes campaign
+    productivity observable at all. Mean productivity is 1, so the scale is kept on average.
     """
     out = spend.copy()
     meta = truth.metadata
     for c, channel in enumerate(channels):
         lam = meta.loc[meta["channel"] == channel, "lambda_true"].to_numpy()
         imp = campaign_media[channel]["impressions"]  # (geo, week, k)
-        total = imp.sum(axis=2)
-        mix = np.where(total > 0, (imp * lam).sum(axis=2) / np.where(total > 0, total, 1), 1.0)
-        out[:, :, c] = spend[:, :, c] * mix
+        cost_per_impression = spend[:, :, c].sum() / max(imp.sum(), 1.0)
+        out[:, :, c] = (imp * lam).sum(axis=2) * cost_per_impression
     return out
 
 

@@ -79,6 +79,11 @@ def _mmm_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
             impressions[:, :, c] = campaign_media[ch]["impressions"].sum(axis=2)
             clicks[:, :, c] = campaign_media[ch]["clicks"].sum(axis=2)
     truth_params = mmm.draw_params(rng, channels)
+    response_spend = (
+        mta.productivity_weighted_spend(campaigns, channels, spend, campaign_media)
+        if campaigns is not None
+        else None
+    )
     truth = mmm.simulate_outcome(
         rng,
         channels,
@@ -90,6 +95,7 @@ def _mmm_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
         clicks,
         truth_params,
         params.country,
+        response_spend,
     )
     files: dict[str, bytes] = {}
     geo_col = {"geo": np.repeat(geos, len(dates))} if params.geos else {}
