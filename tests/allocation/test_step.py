@@ -113,11 +113,17 @@ def test_mta_collinear_campaigns_are_reported_as_one_credit_set(validated_mta):
     assert not flagged["identified"].any() and flagged["credit_set"].notna().all()
 
 
-def test_mta_totals_of_the_shipped_simulator_carry_no_productivity_signal(validated_mta):
-    """Negative control: the simulator draws C(channel, week) from spend alone, so campaign
-    rates cannot be learnt from it; the step must say so rather than rank noise."""
+def test_channel_totals_that_follow_spend_alone_are_flagged_not_ranked(validated_mta):
+    """Negative control: totals proportional to channel spend (what an MMM fitted on channel
+    spend hands over) carry no campaign-mix signal; the step must say so, not rank noise."""
     root = validated_mta(seed=7, collinear_pairs=1)
-    report = allocate(Workspace.open(root), AllocateParams(bootstrap=0))
+    truth = pd.read_csv(root / "truth" / "contributions.csv")
+    spend_only = truth[["date", "channel"]].assign(contribution=truth["spend"] * 0.05)
+    spend_only.to_csv(root / "analysis" / "spend_only_contributions.csv", index=False)
+    report = allocate(
+        Workspace.open(root),
+        AllocateParams(contributions="analysis/spend_only_contributions.csv", bootstrap=0),
+    )
     flagged = {f.subject for f in report.findings if f.code == "no_productivity_evidence"}
     assert len(flagged) >= 2, [e.model_dump() for e in report.identifiability.evidence]
     assert report.truth_recovery.rank_spearman < 0.6
