@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -22,15 +25,14 @@ from attribution_analysis.workspace import Workspace
 # The demo is the MTA world: channel spend with campaigns under each channel and two lift
 # tests, so every later step (fit, calibrate, allocate) has what it needs.
 DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_tests=2)
-PENDING_STEPS = [
-    "fit_mmm",
-    "validate_model",
-    "decompose_contributions",
-    "build_effective_exposure",
-    "allocate",
-    "optimize_budget",
-    "report",
-]
+PENDING_STEPS = ["optimize_budget", "report", "draft_faq"]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep library chatter (sampler notices, ArviZ hints) out of the demo's summary."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def run_demo(root: Path, console: Console) -> None:
@@ -48,7 +50,7 @@ def run_demo(root: Path, console: Console) -> None:
     console.print(f"   validation report: {root / 'analysis' / 'data_validation.json'}")
     console.print(f"   prepared panel:    {root / 'analysis' / 'prepared_panel.csv'}")
     ws = Workspace.open(root)
-    with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress:
+    with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress, _quiet():
         fit = fit_mmm(ws, FitMMMParams(calibrate=True), progress)
     conv = fit.convergence
     console.print(
@@ -56,7 +58,7 @@ def run_demo(root: Path, console: Console) -> None:
         f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
         f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
     )
-    with rich_progress("validate_model") as progress:
+    with rich_progress("validate_model") as progress, _quiet():
         diagnostics = validate_model(ws, progress=progress)
     failed = [c.name for c in diagnostics.criteria if not c.passed]
     verdict = "passed" if diagnostics.passed else f"FAILED {failed}"
@@ -72,7 +74,8 @@ def run_demo(root: Path, console: Console) -> None:
             "pipeline would."
         )
         return
-    result = decompose_contributions(ws)
+    with _quiet():
+        result = decompose_contributions(ws)
     console.print("5. decompose_contributions (90% intervals):")
     for channel in result.channels:
         low, high = channel.total_contribution.hdi_90
@@ -81,9 +84,10 @@ def run_demo(root: Path, console: Console) -> None:
         console.print(
             f"   {channel.channel:12s} contribution {mean:9,.0f}"
             f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
-            f"[{r_low:.4f}, {r_high:.4f}] {result.roas_unit}",
+            f"[{r_low:.4f}, {r_high:.4f}]",
             highlight=False,
         )
+    console.print(f"   (ROAS in {result.roas_unit})")
     console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
     allocation = allocate(
         ws,
