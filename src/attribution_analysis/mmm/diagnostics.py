@@ -68,8 +68,12 @@ def validate_model(
         report(progress, 1, 4, "posterior predictive checks")
         ppc = posterior_predictive_check(fitted, seed)
         report(progress, 2, 4, "LOO and prior sensitivity")
-        loo, loo_pit, findings = loo_checks(fitted, ppc["draws"]) if not quick else ({}, {}, [])
-        sensitivity = prior_sensitivity(fitted) if not quick else []
+        if quick:
+            loo, loo_pit, findings, sensitivity = {}, {}, [], []
+        else:
+            scored = with_log_likelihood(fitted)
+            loo, loo_pit, findings = loo_checks(fitted, scored, ppc["draws"])
+            sensitivity = prior_sensitivity(fitted, scored)
         comparison = (
             compare_with_vague_priors(fitted, seed) if sensitivity_refit and not quick else []
         )
@@ -299,22 +303,27 @@ def _imputed_mask(fitted: FittedModel) -> np.ndarray:
     return flags
 
 
-def loo_checks(
-    fitted: FittedModel, predictive: Any
-) -> tuple[dict[str, float | None], dict[str, Any], list[Finding]]:
+def with_log_likelihood(fitted: FittedModel) -> xr.DataTree:
+    """The posterior tree plus its pointwise log-likelihood (for LOO and power-scaling)."""
     import pymc as pm
 
-    findings: list[Finding] = []
-    tree = fitted.tree.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pm.stats.compute_log_likelihood(
-            tree,
+        return pm.stats.compute_log_likelihood(
+            fitted.tree.copy(),
             model=fitted.mmm.model,
             var_names=[fitted.mmm.output_var],
             extend_inferencedata=True,
             progressbar=False,
         )
+
+
+def loo_checks(
+    fitted: FittedModel, tree: xr.DataTree, predictive: Any
+) -> tuple[dict[str, float | None], dict[str, Any], list[Finding]]:
+    findings: list[Finding] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         result = azs.loo(tree)
     pareto_k = np.asarray(result.pareto_k).ravel()
     bad = int((pareto_k > PARETO_K_LIMIT).sum())
@@ -381,20 +390,12 @@ def _loo_pit(tree: xr.DataTree, predictive: Any, fitted: FittedModel) -> dict[st
     }
 
 
-def prior_sensitivity(fitted: FittedModel) -> list[dict[str, Any]]:
+def prior_sensitivity(fitted: FittedModel, tree: xr.DataTree) -> list[dict[str, Any]]:
     """Power-scaling sensitivity (no refit): flags prior-data conflict or a weak likelihood."""
     import pymc as pm
 
-    tree = fitted.tree.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pm.stats.compute_log_likelihood(
-            tree,
-            model=fitted.mmm.model,
-            var_names=[fitted.mmm.output_var],
-            extend_inferencedata=True,
-            progressbar=False,
-        )
         tree = pm.stats.compute_log_prior(tree, model=fitted.mmm.model, extend_inferencedata=True)
         names = [v.name for v in fitted.mmm.model.free_RVs]
         table = azs.psense_summary(tree, var_names=names)
