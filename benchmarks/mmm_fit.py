@@ -3,7 +3,8 @@
     python benchmarks/mmm_fit.py [--weeks 156] [--channels 4]
 
 Both fit the model this project builds (PyMC-Marketing's MMM with the project's default
-priors), so the comparison is about sampling, not priors. Two situations:
+priors), so the comparison is about sampling, not priors; a reference row fits the plain
+``fit()`` with PyMC-Marketing's own default priors (fresh only). Two situations:
 
 - fresh: a new Python process with an empty PyTensor compile cache (a first fit on a machine);
 - warm: the same process fits a second data set of the same structure (the MCP server's
@@ -27,7 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.data.validate import validate_data
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
@@ -35,15 +36,25 @@ from attribution_analysis.mmm.fit import fit_mmm, prepare
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
+# PyMC-Marketing's own default priors for the curves this project re-specifies.
+LIBRARY_PRIORS = {
+    "adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 3.0}},
+    "saturation_kappa": {"dist": "HalfNormal", "kwargs": {"sigma": 1.5}},
+    "saturation_slope": {"dist": "HalfNormal", "kwargs": {"sigma": 1.5}},
+}
 
-def plain_fit(root: Path, seed: int) -> dict:
-    """``MMM.fit()`` with its defaults on the model this project builds."""
+
+def plain_fit(root: Path, seed: int, library_priors: bool = False) -> dict:
+    """``MMM.fit()`` with its defaults on the model this project builds (or, with
+    ``library_priors``, on the model with PyMC-Marketing's own default priors)."""
     ws = Workspace.open(root)
     start = time.perf_counter()
-    data, mmm, _ = prepare(ws, FitMMMParams())
+    config = MMMConfig(priors=LIBRARY_PRIORS) if library_priors else MMMConfig()
+    data, mmm, _ = prepare(ws, FitMMMParams(config=config))
     tree = mmm.fit(data.X, data.y, random_seed=seed, progressbar=False)
     wall = time.perf_counter() - start
-    return _row("pymc-marketing fit()", wall, convergence_summary(tree))
+    label = "fit(), library priors" if library_priors else "pymc-marketing fit()"
+    return _row(label, wall, convergence_summary(tree))
 
 
 def project_fit(root: Path, seed: int) -> dict:
@@ -75,6 +86,8 @@ def _row(label: str, wall: float, summary: dict, **extra) -> dict:
 
 def worker(kind: str, roots: list[Path], seed: int) -> list[dict]:
     warnings.simplefilter("ignore")
+    if kind == "library":
+        return [plain_fit(root, seed, library_priors=True) for root in roots]
     fit = plain_fit if kind == "plain" else project_fit
     return [fit(root, seed) for root in roots]
 
@@ -101,7 +114,7 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=156)
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--worker", choices=["plain", "ours"])
+    parser.add_argument("--worker", choices=["plain", "ours", "library"])
     parser.add_argument("--roots", nargs="*")
     args = parser.parse_args()
     if args.worker:
@@ -120,6 +133,7 @@ def main() -> None:
             validate_data(Workspace.open(root))
             roots.append(root)
         fresh = {kind: run_fresh(kind, roots[0], args.seed) for kind in ("plain", "ours")}
+        reference = run_fresh("library", roots[0], args.seed)
         # Warm: first fit in this process warms caches; the second data set is what we time.
         with tempfile.TemporaryDirectory() as compiledir:
             env = {
@@ -159,6 +173,12 @@ def main() -> None:
                 f"{row['min_ess_bulk']:8.0f} {row['ess_per_s']:7.1f} {row['max_rhat']:7.3f} "
                 f"{row['divergences']:4d} {'pass' if row['gates_pass'] else 'FAIL':>6s}"
             )
+    row = reference
+    print(
+        f"{'fresh':8s} {row['label']:30s} {row['wall_s']:7.1f} {row['min_ess_bulk']:8.0f} "
+        f"{row['ess_per_s']:7.1f} {row['max_rhat']:7.3f} {row['divergences']:4d} "
+        f"{'pass' if row['gates_pass'] else 'FAIL':>6s}  (reference)"
+    )
     for situation, rows in (("fresh", fresh), ("warm", warm)):
         ratio = rows["ours"]["ess_per_s"] / rows["plain"]["ess_per_s"]
         print(f"{situation}: ESS per second, this project / plain fit() = {ratio:.1f}x")

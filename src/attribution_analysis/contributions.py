@@ -39,6 +39,8 @@ DRAWS = "analysis/model/channel_contribution_draws.nc"
 DRAWS_CSV = "analysis/mmm_contribution_draws.csv"  # what the allocation step reads
 TRANSFORMS = "analysis/mmm_transforms.json"  # posterior-mean curves for effective exposure
 CSV_DRAWS = 200
+# Summaries of sums over weeks need far fewer draws than the sampler keeps for its ESS gate.
+DECOMPOSITION_DRAWS = 4000
 DIAGNOSTICS = "analysis/mmm_diagnostics.json"
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
@@ -110,7 +112,7 @@ def contribution_draws(
     model = fitted.mmm.model
     deterministic = {d.name for d in model.deterministics}
     names = ["channel_contribution", "mu"] + [p for p in BASE_PARTS if p in deterministic]
-    posterior = fitted.tree["posterior"].to_dataset()
+    posterior = _thin(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
     free = [v.name for v in model.free_RVs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -134,6 +136,12 @@ def contribution_draws(
         sample=("chain", "draw")
     )
     return out
+
+
+def _thin(posterior: xr.Dataset, n: int) -> xr.Dataset:
+    """Every k-th draw of each chain so that at most ``n`` draws remain in all."""
+    step = max(1, (posterior.sizes["chain"] * posterior.sizes["draw"]) // n)
+    return posterior.isel(draw=slice(None, None, step))
 
 
 def marginal_contribution_draws(fitted: FittedModel, current: xr.DataArray) -> xr.DataArray:

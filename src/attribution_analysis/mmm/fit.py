@@ -59,7 +59,7 @@ def retry_settings(settings: SamplerSettings) -> SamplerSettings:
         update={
             "draws": settings.draws * 2,
             "tune": settings.tune * 2,
-            "target_accept": max(settings.target_accept, 0.98),
+            "target_accept": max(settings.target_accept, 0.99),
         }
     )
 
