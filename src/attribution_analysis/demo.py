@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,11 +29,23 @@ DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_t
 PENDING_STEPS = ["optimize_budget", "report", "draft_faq"]
 
 
+CHATTY_LOGGERS = ("pymc", "pymc_marketing", "arviz_stats", "arviz")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Keep library chatter (sampler notices, ArviZ hints) out of the demo's summary."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    """Keep library chatter (sampler notices, ArviZ hints) out of the demo's summary; the
+    same facts are in the step outputs (diagnostics, findings)."""
+    loggers = [logging.getLogger(name) for name in CHATTY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def run_demo(root: Path, console: Console) -> None:
