@@ -52,15 +52,15 @@ def load_model_data(
     current = ws.input_hashes(
         [ws.resolve(p) for p in report.metadata.input_hashes if ws.resolve(p).exists()]
     )
+    # Files added to raw/ after validation are not inputs of this model; changed or removed
+    # ones make the prepared panel stale.
     changed = sorted(p for p, h in report.metadata.input_hashes.items() if current.get(p) != h)
-    new = sorted(set(current) - set(report.metadata.input_hashes))
-    if changed or len(current) < len(report.metadata.input_hashes):
+    if changed:
         raise WorkspaceError(
             f"raw files changed or disappeared since the data was validated ({changed}).",
             fix="validate again: `python scripts/fit_mmm.py --validate --workspace DIR`.",
             file=REPORT,
         )
-    del new  # files added after validation are not inputs of this model
     target = target or report.target_default
     if target not in report.panel.target_columns:
         raise WorkspaceError(
