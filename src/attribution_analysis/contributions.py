@@ -24,12 +24,13 @@ from attribution_analysis.contracts.outputs import (
     ChannelContributions,
     SumCheck,
 )
-from attribution_analysis.errors import MissingInputError, ModelRejectedError
+from attribution_analysis.errors import ModelRejectedError
+from attribution_analysis.mmm import store
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.summaries import interval
+from attribution_analysis.summaries import interval, thin_draws
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "decompose_contributions"
@@ -50,15 +51,13 @@ BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "cont
 
 def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str, Any]:
     """The diagnostics must exist and pass, unless the user overrides (recorded)."""
-    path = ws.resolve(DIAGNOSTICS)
-    if not path.exists():
-        raise MissingInputError(
-            "the model has not been validated (analysis/mmm_diagnostics.json is missing).",
-            fix="run `python scripts/validate_model.py --workspace DIR` first.",
-            file=DIAGNOSTICS,
-        )
+    path = ws.require(
+        DIAGNOSTICS,
+        "the model has not been validated (analysis/mmm_diagnostics.json is missing).",
+        fix="run `python scripts/validate_model.py --workspace DIR` first.",
+    )
     diagnostics = json.loads(path.read_text())
-    manifest = json.loads(ws.resolve("analysis/mmm_fit.json").read_text())
+    manifest = store.read_manifest(ws)
     if diagnostics["metadata"]["input_hashes"] != manifest["metadata"]["input_hashes"]:
         raise ModelRejectedError(
             "the diagnostics belong to an earlier fit.",
@@ -112,7 +111,7 @@ def contribution_draws(
     model = fitted.mmm.model
     deterministic = {d.name for d in model.deterministics}
     names = ["channel_contribution", "mu"] + [p for p in BASE_PARTS if p in deterministic]
-    posterior = _thin(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
+    posterior = thin_draws(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
     free = [v.name for v in model.free_RVs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -138,12 +137,6 @@ def contribution_draws(
     return out
 
 
-def _thin(posterior: xr.Dataset, n: int) -> xr.Dataset:
-    """Every k-th draw of each chain so that at most ``n`` draws remain in all."""
-    step = max(1, (posterior.sizes["chain"] * posterior.sizes["draw"]) // n)
-    return posterior.isel(draw=slice(None, None, step))
-
-
 def marginal_contribution_draws(fitted: FittedModel, current: xr.DataArray) -> xr.DataArray:
     """Extra contribution per channel from 1% more spend in every period (per draw)."""
     raised = fitted.mmm.model["channel_data"].get_value() * (1 + MARGINAL_STEP)
@@ -155,10 +148,6 @@ def _totals(values: xr.DataArray) -> np.ndarray:
     """Sum over everything but channel and sample: (sample, channel) or (sample,)."""
     keep = [d for d in ("sample", "channel") if d in values.dims]
     return values.sum([d for d in values.dims if d not in keep]).transpose(*keep).values
-
-
-def _per_sample(values: xr.DataArray) -> np.ndarray:
-    return values.sum([d for d in values.dims if d != "sample"]).values
 
 
 @dataclass
@@ -175,11 +164,11 @@ def _bayes_draws(fitted: FittedModel) -> Draws:
     parts = contribution_draws(fitted)
     marginal = _totals(marginal_contribution_draws(fitted, parts["channel"]))
     # Base = intercept (one value per geo, every period) + seasonality + controls.
-    base = _per_sample(parts["intercept_contribution"]) * parts["channel"].sizes["date"]
+    base = _totals(parts["intercept_contribution"]) * parts["channel"].sizes["date"]
     for name in ("yearly_seasonality", "control"):
         if name in parts:
-            base = base + _per_sample(parts[name])
-    return Draws(parts["channel"], marginal, base, _per_sample(parts["mu"]))
+            base = base + _totals(parts[name])
+    return Draws(parts["channel"], marginal, base, _totals(parts["mu"]))
 
 
 def _ridge_draws(fitted: FittedModel) -> Draws:
@@ -191,9 +180,7 @@ def _ridge_draws(fitted: FittedModel) -> Draws:
     marginal = marginal_contribution(
         fitted.tree, spend, effective_l_max(fitted.params.config), MARGINAL_STEP
     )
-    return Draws(
-        boot["channel_contribution"], marginal, _per_sample(boot["base"]), _per_sample(boot["mu"])
-    )
+    return Draws(boot["channel_contribution"], marginal, _totals(boot["base"]), _totals(boot["mu"]))
 
 
 def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: str):

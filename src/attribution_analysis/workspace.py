@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from attribution_analysis.errors import WorkspaceError
+from attribution_analysis.errors import MissingInputError, WorkspaceError
 
 RAW = "raw"
 ANALYSIS = "analysis"
@@ -97,6 +97,13 @@ class Workspace:
                 "pointing out of it).",
             )
         return candidate
+
+    def require(self, relative: str, problem: str, fix: str) -> Path:
+        """The path of an input a step cannot run without, or a MissingInputError naming it."""
+        path = self.resolve(relative)
+        if not path.exists():
+            raise MissingInputError(problem, fix=fix, file=relative)
+        return path
 
     def relative(self, path: Path) -> str:
         """The workspace-relative POSIX form of ``path`` (used in reports and metadata)."""

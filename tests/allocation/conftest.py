@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from attribution_analysis.allocation.problem import AllocationProblem, problem_from_arrays
 from attribution_analysis.data.validate import validate_data
@@ -108,3 +109,18 @@ def consistent_contributions(root: Path, seed: int, noise_shape: float = 50.0) -
     relative = "analysis/consistent_contributions.csv"
     cells[["date", "channel", "contribution"]].to_csv(root / relative, index=False)
     return relative
+
+
+def productivity_spearman(root: Path, report) -> float:
+    """Spearman correlation of identified campaigns' rates with the simulator's truth
+    (productivity relative to its channel's mean, as the report states its rates)."""
+    truth = pd.read_csv(root / "truth" / "campaign_productivity.csv").set_index("campaign")
+    relative = truth["lambda_true"] / truth.groupby("channel")["lambda_true"].transform("mean")
+    ours = pd.Series(
+        {
+            e.entity: e.productivity
+            for e in report.entities
+            if e.credit_set is None and e.productivity is not None
+        }
+    )
+    return float(spearmanr(ours, relative.reindex(ours.index)).statistic)

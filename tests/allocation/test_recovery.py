@@ -14,12 +14,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
 
 from attribution_analysis.allocation.step import ALLOCATION_PATH, allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.workspace import Workspace
-from tests.allocation.conftest import consistent_contributions
+from tests.allocation.conftest import consistent_contributions, productivity_spearman
 from tests.allocation.test_step import COVARIATES, hcp_truth, split_by
 
 SEEDS = [1, 2, 3, 4, 5]
@@ -104,16 +103,7 @@ def test_campaign_productivity_ranks_are_recovered_on_every_seed(validated_mta):
         report = allocate(
             Workspace.open(root), AllocateParams(contributions=path, family="gamma", bootstrap=0)
         )
-        truth = pd.read_csv(root / "truth" / "campaign_productivity.csv").set_index("campaign")
-        relative = truth["lambda_true"] / truth.groupby("channel")["lambda_true"].transform("mean")
-        ours = pd.Series(
-            {
-                e.entity: e.productivity
-                for e in report.entities
-                if e.credit_set is None and e.productivity is not None
-            }
-        )
-        rhos.append(spearmanr(ours, relative.reindex(ours.index)).statistic)
+        rhos.append(productivity_spearman(root, report))
         assert all(b.relative_error < 1e-9 for b in report.block_totals)
     print("\nSpearman per seed:", np.round(rhos, 3))
     assert min(rhos) >= 0.8

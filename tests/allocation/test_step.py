@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
 
 from attribution_analysis.allocation.step import ALLOCATION_PATH, SUMMARY_PATH, allocate
 from attribution_analysis.contracts.allocation import AllocateParams, AllocationReport
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.workspace import Workspace
-from tests.allocation.conftest import consistent_contributions
+from tests.allocation.conftest import consistent_contributions, productivity_spearman
 
 COVARIATES = ["specialty", "seniority/10", "log1p(potential)"]
 # Named tolerances (see the slow multi-seed tests for the spread behind them):
@@ -135,16 +134,7 @@ def test_mta_productivity_ranks_are_recovered_when_totals_carry_the_signal(valid
     report = allocate(
         Workspace.open(root), AllocateParams(contributions=path, family="gamma", bootstrap=0)
     )
-    truth = pd.read_csv(root / "truth" / "campaign_productivity.csv").set_index("campaign")
-    relative = truth["lambda_true"] / truth.groupby("channel")["lambda_true"].transform("mean")
-    ours = pd.Series(
-        {
-            e.entity: e.productivity
-            for e in report.entities
-            if e.credit_set is None and e.productivity is not None
-        }
-    )
-    rho = spearmanr(ours, relative.reindex(ours.index)).statistic
+    rho = productivity_spearman(root, report)
     assert rho >= RANK_SPEARMAN, rho
     assert not any(f.code == "no_productivity_evidence" for f in report.findings)
 

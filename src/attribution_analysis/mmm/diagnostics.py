@@ -24,6 +24,7 @@ from attribution_analysis.mmm.sensitivity import compare_with_vague_priors
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
+from attribution_analysis.summaries import band_90, thin_draws
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "validate_model"
@@ -144,21 +145,12 @@ def _validate_ridge(fitted: FittedModel, seed: int, run_id: str) -> MMMDiagnosti
     boot = fitted.tree["bootstrap"].to_dataset()
     hyper = fitted.tree["hyperparameters"].to_dataset()
     predictive = boot["y_predictive"]
-    low = predictive.quantile(0.05, dim="sample").values
-    high = predictive.quantile(0.95, dim="sample").values
+    low, high = band_90(predictive, "sample")
     observed = fitted.data.y.to_numpy()
     keep = ~fitted.data.imputed_target
     coverage = float(((observed >= low) & (observed <= high))[keep].mean())
     mean = predictive.mean("sample").values
-    criteria = [
-        Criterion(
-            name="ppc_coverage_90",
-            value=coverage,
-            threshold=COVERAGE_LIMIT,
-            rule=">= 90% of observations inside the 90% bootstrap predictive interval",
-            passed=coverage >= COVERAGE_LIMIT,
-        )
-    ]
+    criteria = [_coverage_criterion(coverage, "bootstrap")]
     findings = [
         Finding(
             code="ridge_fallback",
@@ -203,6 +195,16 @@ def _drop(mapping: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in mapping.items() if k != key}
 
 
+def _coverage_criterion(coverage: float, source: str) -> Criterion:
+    return Criterion(
+        name="ppc_coverage_90",
+        value=coverage,
+        threshold=COVERAGE_LIMIT,
+        rule=f">= 90% of observations inside the 90% {source} predictive interval",
+        passed=coverage >= COVERAGE_LIMIT,
+    )
+
+
 def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Criterion]:
     rhat = summary.get("max_rhat")
     ess = summary.get("min_ess_bulk")
@@ -223,13 +225,7 @@ def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Cri
             rule="bulk ESS > 400 for every parameter",
             passed=not quick and ess is not None and ess > ESS_LIMIT,
         ),
-        Criterion(
-            name="ppc_coverage_90",
-            value=coverage,
-            threshold=COVERAGE_LIMIT,
-            rule=">= 90% of observations inside the 90% posterior predictive interval",
-            passed=coverage >= COVERAGE_LIMIT,
-        ),
+        _coverage_criterion(coverage, "posterior"),
         Criterion(
             name="divergence_share",
             value=share if not quick else None,
@@ -240,23 +236,11 @@ def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Cri
     ]
 
 
-def _thinned(posterior: xr.Dataset, n: int) -> xr.Dataset:
-    stacked = posterior.stack(sample=("chain", "draw"))
-    step = max(1, stacked.sizes["sample"] // n)
-    thin = stacked.isel(sample=slice(None, None, step))
-    thin = thin.drop_vars(["chain", "draw", "sample"])
-    return (
-        thin.assign_coords(sample=np.arange(thin.sizes["sample"]))
-        .expand_dims(chain=[0])
-        .rename(sample="draw")
-    )
-
-
 def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]:
     """Share of observed periods inside the 90% predictive interval, in original units."""
     import pymc as pm
 
-    posterior = _thinned(fitted.tree["posterior"].to_dataset(), PPC_DRAWS)
+    posterior = thin_draws(fitted.tree["posterior"].to_dataset(), PPC_DRAWS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predictive = pm.sample_posterior_predictive(
@@ -268,9 +252,8 @@ def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]
         )
     draws = predictive["posterior_predictive"][fitted.mmm.output_var] * fitted.target_scale
     observed = _observed_original(fitted)
-    low = draws.quantile(0.05, dim=("chain", "draw"))
-    high = draws.quantile(0.95, dim=("chain", "draw"))
-    inside = ((observed >= low) & (observed <= high)).values.ravel()
+    low, high = band_90(draws, ("chain", "draw"))
+    inside = ((observed.values >= low) & (observed.values <= high)).ravel()
     keep = ~_imputed_mask(fitted)
     mean = draws.mean(("chain", "draw")).values.ravel()[keep]
     obs = observed.values.ravel()[keep]
@@ -283,8 +266,8 @@ def posterior_predictive_check(fitted: FittedModel, seed: int) -> dict[str, Any]
         "series": {
             "observed": obs.tolist(),
             "mean": mean.tolist(),
-            "lower_90": low.values.ravel()[keep].tolist(),
-            "upper_90": high.values.ravel()[keep].tolist(),
+            "lower_90": low.ravel()[keep].tolist(),
+            "upper_90": high.ravel()[keep].tolist(),
         },
         "draws": predictive,
     }
@@ -365,9 +348,8 @@ def loo_checks(
 
 def _loo_pit(tree: xr.DataTree, predictive: Any, fitted: FittedModel) -> dict[str, Any]:
     name = fitted.mmm.output_var
-    combined = tree.copy()
-    thin = _thinned(tree["posterior"].to_dataset(), PPC_DRAWS)
-    log_lik = _thinned(tree["log_likelihood"].to_dataset(), PPC_DRAWS)
+    thin = thin_draws(tree["posterior"].to_dataset(), PPC_DRAWS)
+    log_lik = thin_draws(tree["log_likelihood"].to_dataset(), PPC_DRAWS)
     combined = xr.DataTree.from_dict(
         {
             "/posterior": thin,
@@ -480,8 +462,7 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     draws = draws.transpose(*(["geo", "date"] if data.geo else ["date"]), "sample")
     actual = data.y[~train].to_numpy()
     mean = draws.mean("sample").values.ravel()
-    low = draws.quantile(0.05, dim="sample").values.ravel()
-    high = draws.quantile(0.95, dim="sample").values.ravel()
+    low, high = (bound.ravel() for bound in band_90(draws, "sample"))
     return {
         "holdout_periods": periods,
         "cutoff": str(pd.Timestamp(cutoff).date()),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from attribution_analysis.contracts.validation import DataValidationReport
-from attribution_analysis.errors import MissingInputError, WorkspaceError
+from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.workspace import Workspace
 
 REPORT = "analysis/data_validation.json"
@@ -41,13 +41,11 @@ def load_model_data(
     use_holidays: bool,
     use_external_factors: bool,
 ) -> ModelData:
-    path = ws.resolve(REPORT)
-    if not path.exists():
-        raise MissingInputError(
-            "analysis/data_validation.json is missing: the data has not been validated.",
-            fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
-            file=REPORT,
-        )
+    path = ws.require(
+        REPORT,
+        "analysis/data_validation.json is missing: the data has not been validated.",
+        fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
+    )
     report = DataValidationReport.model_validate(json.loads(path.read_text()))
     current = ws.input_hashes(
         [ws.resolve(p) for p in report.metadata.input_hashes if ws.resolve(p).exists()]

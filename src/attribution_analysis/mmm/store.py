@@ -11,7 +11,6 @@ from typing import Any
 
 import xarray as xr
 
-from attribution_analysis.errors import MissingInputError
 from attribution_analysis.workspace import Workspace
 
 MANIFEST = "analysis/mmm_fit.json"
@@ -36,21 +35,15 @@ def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
 
 
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
-    path = ws.resolve(relative)
-    if not path.exists():
-        raise MissingInputError(
-            f"{relative} is missing.", fix="fit the model again.", file=relative
-        )
+    path = ws.require(relative, f"{relative} is missing.", fix="fit the model again.")
     with xr.open_datatree(path, engine="h5netcdf") as tree:
         return tree.load()
 
 
 def read_manifest(ws: Workspace) -> dict[str, Any]:
-    path = ws.resolve(MANIFEST)
-    if not path.exists():
-        raise MissingInputError(
-            "no fitted model: analysis/mmm_fit.json is missing.",
-            fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
-            file=MANIFEST,
-        )
+    path = ws.require(
+        MANIFEST,
+        "no fitted model: analysis/mmm_fit.json is missing.",
+        fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
+    )
     return json.loads(path.read_text())
