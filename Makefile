@@ -24,6 +24,7 @@ demo: $(STAMP)
 	"$(VENV)/bin/attribution" demo --workspace "$(DEMO_DIR)"
 
 test: $(STAMP)
+	@tools/ensure-chromium
 	"$(PY)" -m pytest -q
 
 test-slow: $(STAMP)

@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from attribution_analysis.adapters import rich_progress, run_json
+from attribution_analysis.payloads import decompose_payload
 from attribution_analysis.workspace import Workspace
 
 
@@ -36,17 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                 override_reason=args.override_reason,
                 progress=progress,
             )
-        return {
-            "step": "decompose_contributions",
-            "channels": [c.model_dump(mode="json") for c in result.channels],
-            "base": result.base.model_dump(mode="json"),
-            "sum_check": result.sum_check.model_dump(mode="json"),
-            "outputs": [
-                "analysis/mmm_channel_contributions.json",
-                result.weekly_table,
-                result.draws_file,
-            ],
-        }
+        return decompose_payload(result)
 
     return run_json(action)
 

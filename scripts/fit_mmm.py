@@ -27,6 +27,7 @@ from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerS
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import ParameterError
+from attribution_analysis.payloads import fit_payload, validate_payload
 from attribution_analysis.workspace import Workspace
 
 
@@ -59,20 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             end=args.end,
             max_gap_periods=args.max_gap,
         )
-        report = validate_data(Workspace.open(args.workspace), params)
-        return {
-            "step": "validate_data",
-            "validation_status": report.status,
-            "grain": report.grain,
-            "window": report.window.model_dump(mode="json"),
-            "channels": [c.channel for c in report.channels],
-            "warnings": [w.model_dump(mode="json") for w in report.warnings],
-            "outputs": [
-                report.panel.path,
-                "analysis/data_validation.json",
-                *([report.campaign_panel.path] if report.campaign_panel else []),
-            ],
-        }
+        return validate_payload(validate_data(Workspace.open(args.workspace), params))
 
     def fit() -> dict:
         from attribution_analysis.mmm.fit import fit_mmm
@@ -107,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         with rich_progress("fit_mmm") as progress:
             result = fit_mmm(Workspace.open(args.workspace), params, progress)
-        return {
-            "step": "fit_mmm",
-            **result.model_dump(mode="json"),
-            "outputs": [result.model_path, "analysis/mmm_fit.json"],
-        }
+        return fit_payload(result)
 
     return run_json(validate if args.validate else fit)
 

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from attribution_analysis.adapters import rich_progress, run_json
+from attribution_analysis.payloads import validate_model_payload
 from attribution_analysis.workspace import Workspace
 
 
@@ -47,17 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                 sensitivity_refit=not args.no_sensitivity_refit,
                 progress=progress,
             )
-        return {
-            "step": "validate_model",
-            "passed": result.passed,
-            "failed_criteria": [c.name for c in result.criteria if not c.passed],
-            "criteria": [c.model_dump(mode="json") for c in result.criteria],
-            "ppc_coverage_90": result.ppc.get("coverage_90"),
-            "loo": result.loo,
-            "backtest": result.backtest,
-            "findings": [f.model_dump(mode="json") for f in result.findings],
-            "outputs": ["analysis/mmm_diagnostics.json"],
-        }
+        return validate_model_payload(result)
 
     return run_json(action)
 

@@ -46,7 +46,7 @@ def version() -> None:
 
 @app.command()
 def simulate(
-    kind: Annotated[str, typer.Option(help="mmm | mta | hcp-brick")] = "mmm",
+    kind: Annotated[str, typer.Option(help="mmm | mta | hcp-brick | journeys")] = "mmm",
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to create.")] = Path("workspace"),
     seed: int = 7,
     weeks: int = 156,
@@ -57,6 +57,7 @@ def simulate(
     n_hcps: int = 400,
     n_bricks: int = 80,
     hcp_family: str = "poisson",
+    n_users: Annotated[int, typer.Option(help="journeys: simulated users.")] = 50_000,
     overwrite: Annotated[bool, typer.Option(help="Replace raw/ and truth/ if present.")] = False,
 ) -> None:
     """Write a simulated workspace (raw files + truth/) with a fixed seed."""
@@ -74,6 +75,7 @@ def simulate(
             n_hcps=n_hcps,
             n_bricks=n_bricks,
             hcp_family=hcp_family,
+            n_users=n_users,
         )
         files = simulate_workspace(out_dir, params, overwrite=overwrite)
     except (AttributionError, ValidationError) as exc:
@@ -159,6 +161,122 @@ def allocate(
 
 
 @app.command()
+def optimize(
+    workspace: WorkspaceOption,
+    total_budget: Annotated[
+        float | None, typer.Option(help="Total over the whole horizon (not per week).")
+    ] = None,
+    horizon_weeks: Annotated[int, typer.Option(help="Planning horizon in periods.")] = 13,
+    constraints: Annotated[Path | None, typer.Option(help="Bounds CSV or JSON.")] = None,
+    max_change: Annotated[str, typer.Option(help="±share per channel, or 'none'.")] = "0.3",
+    objective: Annotated[str, typer.Option(help="mean | cvar")] = "mean",
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="shift:A:B:0.2 | total:+0.1 | plan:A=100,B=50")
+    ] = None,
+    override_reason: Annotated[str | None, typer.Option(help="Use a failed model.")] = None,
+) -> None:
+    """Recommend a budget mix with its expected lift, scenarios and mROAS curves."""
+    from attribution_analysis.contracts.budget import OptimizeBudgetParams
+    from attribution_analysis.optimize import optimize_budget
+    from attribution_analysis.optimize.inputs import parse_max_change, parse_scenario, read_bounds
+    from attribution_analysis.optimize.summary import summary_payload
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = OptimizeBudgetParams(
+            total_budget=total_budget,
+            horizon_periods=horizon_weeks,
+            bounds=read_bounds(constraints) if constraints else [],
+            max_change=parse_max_change(max_change),
+            objective=objective,
+            scenarios=[parse_scenario(s) for s in scenario or []],
+            override_reason=override_reason,
+        )
+        result = optimize_budget(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(summary_payload(result), default=str))
+
+
+@app.command("attribute-paths")
+def attribute_paths(
+    workspace: WorkspaceOption,
+    method: Annotated[str, typer.Option(help="heuristics | markov | shapley | all")] = "all",
+    order: Annotated[int, typer.Option(help="Markov order k (1-4).")] = 1,
+    source: Annotated[str, typer.Option(help="auto | journeys | paths")] = "auto",
+    reconcile: Annotated[bool, typer.Option(help="Compare with the MMM if present.")] = True,
+) -> None:
+    """Credit conversions to channels from user journeys (heuristics, Markov, Shapley)."""
+    from attribution_analysis.contracts.paths import AttributePathsParams
+    from attribution_analysis.paths import attribute_paths as attribute_paths_step
+    from attribution_analysis.paths import summary_payload
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = AttributePathsParams(
+            method=method, order=order, source=source, reconcile=reconcile
+        )
+        report = attribute_paths_step(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(summary_payload(report), default=str))
+
+
+@app.command("report")
+def report_command(
+    workspace: WorkspaceOption,
+    top_campaigns: Annotated[int, typer.Option(help="Campaigns shown per channel.")] = 5,
+    figures: Annotated[bool, typer.Option(help="Write PNG/SVG copies for slides.")] = True,
+    financial_services: Annotated[
+        bool, typer.Option(help="Add SEC Marketing Rule notices.")
+    ] = False,
+    fee_basis: Annotated[str, typer.Option(help="gross | net_of_fees | not_stated")] = "not_stated",
+) -> None:
+    """Write reports/mmm_executive_summary.html (self-contained, offline) and its figures."""
+    from attribution_analysis.contracts.report import GenerateReportParams
+    from attribution_analysis.report import generate_report
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = GenerateReportParams(
+            top_campaigns=top_campaigns,
+            figures=figures,
+            financial_services=financial_services,
+            fee_basis=fee_basis,
+        )
+        result = generate_report(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(result.model_dump_json())
+
+
+@app.command("faq")
+def faq_command(
+    workspace: WorkspaceOption,
+    audience: Annotated[
+        str, typer.Option(help="cmo | data_science | finance | marketing | legal | all")
+    ] = "all",
+    financial_services: Annotated[
+        bool, typer.Option(help="Add SEC Marketing Rule notices.")
+    ] = False,
+    fee_basis: Annotated[str, typer.Option(help="gross | net_of_fees | not_stated")] = "not_stated",
+) -> None:
+    """Draft reports/faq_<audience>.md and .html with this analysis's numbers filled in."""
+    from attribution_analysis.contracts.report import DraftFaqParams
+    from attribution_analysis.report import draft_faq
+    from attribution_analysis.workspace import Workspace
+
+    try:
+        params = DraftFaqParams(
+            audience=audience, financial_services=financial_services, fee_basis=fee_basis
+        )
+        result = draft_faq(Workspace.open(workspace), params)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(result.model_dump_json())
+
+
+@app.command()
 def runs(workspace: WorkspaceOption, step: str | None = None, limit: int = 20) -> None:
     """List the step runs recorded in the workspace's run registry (the audit trail)."""
     from attribution_analysis.registry import RunRegistry
@@ -169,6 +287,43 @@ def runs(workspace: WorkspaceOption, step: str | None = None, limit: int = 20) -
     except AttributionError as exc:
         raise _fail(exc) from None
     out.print_json(json.dumps(records, default=str))
+
+
+@app.command()
+def serve(
+    workspace_root: Annotated[
+        Path, typer.Option(help="Folder holding the workspaces the server may touch.")
+    ] = Path("workspace"),
+    transport: Annotated[str, typer.Option(help="stdio | streamable-http")] = "stdio",
+    port: Annotated[int, typer.Option(help="streamable-http port (127.0.0.1 only).")] = 8765,
+    max_draws: Annotated[int, typer.Option(help="Most draws per chain a call may ask.")] = 10_000,
+    max_chains: Annotated[int, typer.Option(help="Most chains a call may ask.")] = 4,
+    max_rows: Annotated[int, typer.Option(help="Most rows of one raw CSV.")] = 2_000_000,
+    max_jobs: Annotated[int, typer.Option(help="Background jobs at once.")] = 2,
+) -> None:
+    """Run the MCP server (same as the `attribution-mcp` command)."""
+    from attribution_analysis.server import main
+
+    raise typer.Exit(
+        main(
+            [
+                "--workspace-root",
+                str(workspace_root),
+                "--transport",
+                transport,
+                "--port",
+                str(port),
+                "--max-draws",
+                str(max_draws),
+                "--max-chains",
+                str(max_chains),
+                "--max-rows",
+                str(max_rows),
+                "--max-jobs",
+                str(max_jobs),
+            ]
+        )
+    )
 
 
 @app.command()

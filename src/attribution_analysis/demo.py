@@ -13,20 +13,23 @@ from rich.console import Console
 from attribution_analysis.adapters import rich_progress
 from attribution_analysis.allocation.step import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
+from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.contributions import decompose_contributions
 from attribution_analysis.data.validate import validate_data
 from attribution_analysis.mmm.diagnostics import validate_model
 from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.optimize import optimize_budget
+from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 # The demo is the MTA world: channel spend with campaigns under each channel and two lift
 # tests, so every later step (fit, calibrate, allocate) has what it needs.
 DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_tests=2)
-PENDING_STEPS = ["optimize_budget", "report", "draft_faq"]
 
 
 CHATTY_LOGGERS = ("pymc", "pymc_marketing", "arviz_stats", "arviz")
@@ -83,9 +86,10 @@ def run_demo(root: Path, console: Console) -> None:
     )
     if not diagnostics.passed:
         console.print(
-            "   The model failed its acceptance criteria; the demo stops here, as the "
-            "pipeline would."
+            "   The model failed its acceptance criteria; the pipeline stops here (the "
+            "report shows why)."
         )
+        _report(ws, root, console)
         return
     with _quiet():
         result = decompose_contributions(ws)
@@ -114,8 +118,51 @@ def run_demo(root: Path, console: Console) -> None:
     for finding in allocation.findings[:6]:
         console.print(f"   {finding.severity} {finding.code}: {finding.message}", highlight=False)
     console.print(f"   campaign credit: {root / 'analysis' / 'mta_allocation.csv'}")
-    console.print("Steps still to come in this version (not run): " + ", ".join(PENDING_STEPS))
+    with _quiet():
+        plan = optimize_budget(
+            ws,
+            OptimizeBudgetParams.model_validate(
+                {
+                    "scenarios": [
+                        {"kind": "total_change", "change": 0.1},
+                        {"kind": "total_change", "change": -0.1},
+                    ]
+                }
+            ),
+        )
+    lift = plan.outcome.lift
     console.print(
-        "No executive report yet: it is written by the report step, which is not "
-        "built yet; the outputs above are the current end of the pipeline."
+        f"7. optimize_budget ({plan.total_budget:,.0f} over {plan.horizon_periods} "
+        f"{plan.grain} periods, each channel within ±30%): expected lift {lift.mean:,.0f} "
+        f"[{lift.hdi_90[0]:,.0f}, {lift.hdi_90[1]:,.0f}] {plan.target}, "
+        f"P(better than current) {plan.outcome.probability_better:.0%}"
     )
+    for row in plan.allocations:
+        console.print(
+            f"   {row.channel:12s} {row.current_spend:10,.0f} -> {row.recommended_spend:10,.0f}"
+            f"{'  (saturated)' if row.saturation.saturated else ''}",
+            highlight=False,
+        )
+    for scenario in plan.scenarios:
+        s_lift = scenario.lift_vs_current
+        console.print(
+            f"   scenario {scenario.name}: {s_lift.mean:+,.0f} "
+            f"[{s_lift.hdi_90[0]:+,.0f}, {s_lift.hdi_90[1]:+,.0f}]",
+            highlight=False,
+        )
+    console.print(f"   budget plan: {root / 'analysis' / 'mmm_budget_optimization.json'}")
+    _report(ws, root, console)
+
+
+def _report(ws: Workspace, root: Path, console: Console) -> None:
+    with _quiet():
+        report = generate_report(ws, GenerateReportParams())
+        faq = draft_faq(ws, DraftFaqParams())
+    missing = [s.name for s in report.sections if s.status != "rendered"]
+    console.print(
+        f"8. generate_report: {report.report_bytes / 1e3:,.0f} KB, "
+        f"{len(report.sections) - len(missing)} sections rendered"
+        + (f" (no input: {', '.join(missing)})" if missing else "")
+    )
+    console.print(f"9. draft_faq: {len(faq.files)} audiences, {root / 'reports'}/faq_*.md")
+    console.print(f"[bold]Report: {root / report.report}[/]")

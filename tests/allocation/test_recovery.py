@@ -81,9 +81,13 @@ def test_euros_are_split_by_both_families_with_the_quasi_poisson_ahead(simulated
     rows = []
     for seed in (6, 1, 2):
         root = _copy(
-            simulated_root, tmp_path, kind="hcp-brick", seed=seed, hcp_family="gamma",
+            simulated_root,
+            tmp_path,
+            kind="hcp-brick",
+            seed=seed,
+            hcp_family="gamma",
             unit_value=50.0,
-        )  # fmt: skip
+        )
         gamma, oracle, naive, _, report = _hcp_run(root, covariates=COVARIATES, family="gamma")
         poisson, *_ = _hcp_run(root, covariates=COVARIATES)
         rows.append((seed, gamma, poisson, oracle, naive))

@@ -32,3 +32,21 @@ def fitted(fitted_root: Path, tmp_path: Path) -> Path:
     target = tmp_path / "ws"
     shutil.copytree(fitted_root, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def validated_root(fitted_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared fit, validated (no backtest or vague-prior refit: they cost two fits)."""
+    from attribution_analysis.mmm.diagnostics import validate_model
+
+    root = tmp_path_factory.mktemp("validated") / "ws"
+    shutil.copytree(fitted_root, root)
+    validate_model(Workspace.open(root), backtest_periods=None, sensitivity_refit=False)
+    return root
+
+
+@pytest.fixture
+def validated(validated_root: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "ws"
+    shutil.copytree(validated_root, target)
+    return target

@@ -227,9 +227,16 @@ def _run(
 
     cold_reason = dict(zip(np.flatnonzero(cold.mask).tolist(), cold.reasons, strict=True))
     entities = _entities(
-        inputs, fitted, productivity, prod_low, prod_high, entity_credit, cold_reason,
-        set_of_entity, stability,
-    )  # fmt: skip
+        inputs,
+        fitted,
+        productivity,
+        prod_low,
+        prod_high,
+        entity_credit,
+        cold_reason,
+        set_of_entity,
+        stability,
+    )
     truth = load_truth(ws, inputs.source, problem)
     recovery = None
     if truth is not None:

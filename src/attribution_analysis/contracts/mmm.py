@@ -60,8 +60,15 @@ class MMMConfig(StrictModel):
 
 
 class FitMMMParams(StrictModel):
-    config: MMMConfig = Field(default_factory=MMMConfig)
-    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    config: MMMConfig = Field(
+        default_factory=MMMConfig,
+        description="Model specification: target, adstock, saturation, l_max, seasonality, "
+        "controls and priors (defaults are the project's, see references/mmm_methodology.md).",
+    )
+    sampler: SamplerSettings = Field(
+        default_factory=SamplerSettings,
+        description="NUTS settings: backend, draws and tune per chain, chains, target_accept.",
+    )
     seed: int = Field(default=20261126, ge=0, description="Random seed.")
     calibrate: bool = Field(
         default=False,
@@ -109,3 +116,30 @@ class FitMMMResult(StrictModel):
     for_decisions: bool = Field(description="False for quick (MAP/ADVI) fits.")
     remedies_tried: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+
+
+class ValidateModelParams(StrictModel):
+    """Parameters of ``validate_model`` (the acceptance gates of the current fit)."""
+
+    backtest_periods: int | None = Field(
+        default=13,
+        ge=0,
+        le=104,
+        description="Hold out the last periods, refit and score the forecast (0 or null skips; "
+        "costs one more fit).",
+    )
+    sensitivity_refit: bool = Field(
+        default=True,
+        description="Refit with vague priors and compare each channel's ROAS (costs one fit).",
+    )
+    seed: int = Field(default=1, description="Seed of the refits and predictive draws.")
+
+
+class DecomposeParams(StrictModel):
+    """Parameters of ``decompose_contributions``."""
+
+    override_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Use a model that failed validation anyway; recorded in every output.",
+    )

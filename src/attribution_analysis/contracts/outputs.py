@@ -107,37 +107,3 @@ class MMMDiagnostics(StrictModel):
     trace: dict[str, Any] = Field(
         default_factory=dict, description="Thinned draws per chain for trace plots."
     )
-
-
-# ----- analysis/mmm_budget_optimization.json --------------------------------------------------
-class ChannelAllocation(StrictModel):
-    channel: str
-    current_spend: float
-    recommended_spend: float
-    change_pct: float
-    min_spend: float | None = None
-    max_spend: float | None = None
-    saturation_flag: bool = False
-
-
-class ScenarioResult(StrictModel):
-    name: str
-    allocation: dict[str, float]
-    expected_outcome: Interval
-    lift_vs_current: Interval
-    probability_better: float = Field(ge=0, le=1)
-
-
-class BudgetOptimization(StrictModel):
-    """``analysis/mmm_budget_optimization.json``."""
-
-    metadata: Metadata
-    total_budget: float = Field(gt=0, description="Total budget over the horizon.")
-    horizon_periods: int = Field(ge=1)
-    allocations: list[ChannelAllocation]
-    expected_outcome_current: Interval
-    expected_outcome_recommended: Interval
-    expected_lift: Interval
-    probability_better: float = Field(ge=0, le=1)
-    scenarios: list[ScenarioResult] = Field(default_factory=list)
-    findings: list[Finding] = Field(default_factory=list)

@@ -11,13 +11,14 @@ from attribution_analysis.contracts.common import StrictModel
 
 
 class SimulationParams(StrictModel):
-    kind: Literal["mmm", "mta", "hcp-brick"] = Field(
+    kind: Literal["mmm", "mta", "hcp-brick", "journeys"] = Field(
         description="'mmm': channel panel; 'mta': the same with campaigns under each channel; "
-        "'hcp-brick': HCP visits and brick sales (pharma)."
+        "'hcp-brick': HCP visits and brick sales (pharma); 'journeys': user journeys with "
+        "known incremental channel effects (raw/journeys.csv, truth/journey_truth.json)."
     )
     seed: int = Field(default=7, ge=0, description="Random seed; same seed, same bytes.")
     weeks: int = Field(default=156, ge=20, le=520, description="Weeks of data (mmm, mta).")
-    channels: int = Field(default=5, ge=1, le=8, description="Number of channels (mmm, mta).")
+    channels: int = Field(default=5, ge=1, le=10, description="Number of channels (mmm, mta).")
     geos: int = Field(default=0, ge=0, le=50, description="Geos; 0 for a national panel.")
     start: dt.date = Field(default=dt.date(2022, 1, 3), description="First week (its Monday).")
     country: str = Field(default="US", description="Holiday calendar of the simulated market.")
@@ -51,4 +52,11 @@ class SimulationParams(StrictModel):
     gamma_shape: float = Field(default=4.0, gt=0, description="hcp-brick gamma: shape.")
     unit_value: float = Field(
         default=1.0, gt=0, description="hcp-brick: value per unit (euros for gamma)."
+    )
+    n_users: int = Field(
+        default=50_000,
+        ge=100,
+        le=5_000_000,
+        description="journeys: simulated users (those with no touch are untracked and do not "
+        "appear in journeys.csv).",
     )

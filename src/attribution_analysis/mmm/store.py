@@ -6,6 +6,7 @@ later steps rebuild the same model and refuse a fit whose data has changed since
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -37,7 +38,15 @@ def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
     path = ws.require(relative, f"{relative} is missing.", fix="fit the model again.")
     with xr.open_datatree(path, engine="h5netcdf") as tree:
-        return tree.load()
+        tree = tree.load()
+    # NetCDF keeps only scalar attributes, so tree_bytes stored lists and dicts as JSON;
+    # turn them back, or ArviZ reads a 'sample_dims' string as a list of characters.
+    for node in tree.subtree:
+        for name, value in list(node.attrs.items()):
+            if isinstance(value, str) and value[:1] in "[{":
+                with contextlib.suppress(json.JSONDecodeError):
+                    node.attrs[name] = json.loads(value)
+    return tree
 
 
 def read_manifest(ws: Workspace) -> dict[str, Any]:

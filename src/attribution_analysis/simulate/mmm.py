@@ -17,7 +17,18 @@ import pandas as pd
 
 from attribution_analysis.transforms import geometric_adstock, hill
 
-CHANNEL_POOL = ["tv", "paid_search", "social", "display", "video", "audio", "affiliate", "email"]
+CHANNEL_POOL = [
+    "tv",
+    "paid_search",
+    "social",
+    "display",
+    "video",
+    "audio",
+    "affiliate",
+    "email",
+    "ooh",
+    "influencer",
+]
 PLATFORM_OF = {
     "tv": "tv_agency",
     "paid_search": "google_ads",
@@ -27,6 +38,8 @@ PLATFORM_OF = {
     "audio": "spotify",
     "affiliate": "awin",
     "email": "crm",
+    "ooh": "ooh_agency",
+    "influencer": "creator_network",
 }
 # Share of weeks a channel is on air, typical weekly spend, cost per mille, click-through.
 ON_AIR = {
@@ -38,6 +51,8 @@ ON_AIR = {
     "audio": 0.5,
     "affiliate": 0.9,
     "email": 0.8,
+    "ooh": 0.4,
+    "influencer": 0.6,
 }
 SPEND_LEVEL = {
     "tv": 15_000,
@@ -48,6 +63,8 @@ SPEND_LEVEL = {
     "audio": 1_800,
     "affiliate": 1_500,
     "email": 600,
+    "ooh": 3_000,
+    "influencer": 2_500,
 }
 CPM = {
     "tv": 12.0,
@@ -58,6 +75,8 @@ CPM = {
     "audio": 9.0,
     "affiliate": 20.0,
     "email": 1.5,
+    "ooh": 5.0,
+    "influencer": 18.0,
 }
 CTR = {
     "tv": 0.0,
@@ -68,6 +87,8 @@ CTR = {
     "audio": 0.0,
     "affiliate": 0.02,
     "email": 0.03,
+    "ooh": 0.0,
+    "influencer": 0.006,
 }
 L_MAX = 8
 START = "2022-01-03"  # a Monday: weeks are labelled by their first day

@@ -33,6 +33,8 @@ FORMATS = {
     "audio": ["spot_30s"],
     "affiliate": ["link"],
     "email": ["newsletter", "triggered"],
+    "ooh": ["billboard", "transit"],
+    "influencer": ["sponsored_post", "story"],
 }
 PRODUCTIVITY_NOISE_SD = 0.3
 

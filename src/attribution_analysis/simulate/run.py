@@ -12,10 +12,10 @@ import pandas as pd
 
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.errors import WorkspaceError
-from attribution_analysis.simulate import hcp_brick, mmm, mta
+from attribution_analysis.simulate import hcp_brick, journeys, mmm, mta
 from attribution_analysis.workspace import Workspace, csv_bytes
 
-SimulationKind = Literal["mmm", "mta", "hcp-brick"]
+SimulationKind = Literal["mmm", "mta", "hcp-brick", "journeys"]
 TRUTH = "truth"
 
 
@@ -61,6 +61,10 @@ def _generate(params: SimulationParams) -> dict[str, bytes]:
     rng = _seed(params)
     if params.kind == "hcp-brick":
         return _hcp_files(rng, params)
+    if params.kind == "journeys":
+        return journeys.journey_files(
+            rng, params.n_users, np.datetime64(params.start), params.model_dump(mode="json")
+        )
     return _mmm_files(rng, params)
 
 

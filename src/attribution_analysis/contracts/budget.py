@@ -1,0 +1,293 @@
+"""Budget optimization: parameters of ``optimize_budget`` and
+``analysis/mmm_budget_optimization.json``.
+
+Every money amount is a total over the planning horizon (``horizon_periods`` periods of the
+model's grain), never a per-period figure; the output states both so the two cannot be
+confused (PyMC-Marketing's own optimizer takes a per-period budget, see PITFALLS.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from attribution_analysis.contracts.common import (
+    Finding,
+    Identifier,
+    Interval,
+    Metadata,
+    StrictModel,
+)
+
+# ----- parameters --------------------------------------------------------------------------
+
+
+class ChannelBound(StrictModel):
+    """Spend limits for one channel over the horizon: absolute, relative to current, or both
+    (the tighter limit wins)."""
+
+    channel: Identifier = Field(description="Channel name, as in the MMM.")
+    min_spend: float | None = Field(
+        default=None, ge=0, description="Lowest spend over the horizon (currency)."
+    )
+    max_spend: float | None = Field(
+        default=None, ge=0, description="Highest spend over the horizon (currency)."
+    )
+    min_change: float | None = Field(
+        default=None,
+        ge=-1,
+        description="Lowest spend as a change from current spend, e.g. -0.3 = at least 70% "
+        "of current.",
+    )
+    max_change: float | None = Field(
+        default=None,
+        ge=-1,
+        description="Highest spend as a change from current spend, e.g. 0.5 = at most 150% "
+        "of current.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChannelBound:
+        if (
+            self.min_spend is not None
+            and self.max_spend is not None
+            and self.min_spend > self.max_spend
+        ):
+            raise ValueError(
+                f"channel {self.channel!r}: min_spend {self.min_spend:g} is above max_spend "
+                f"{self.max_spend:g}; swap them or widen the range."
+            )
+        if (
+            self.min_change is not None
+            and self.max_change is not None
+            and self.min_change > self.max_change
+        ):
+            raise ValueError(
+                f"channel {self.channel!r}: min_change {self.min_change:g} is above "
+                f"max_change {self.max_change:g}; swap them or widen the range."
+            )
+        return self
+
+
+class ShiftScenario(StrictModel):
+    """Move a fraction of one channel's current spend to another channel."""
+
+    kind: Literal["shift"] = "shift"
+    name: str | None = Field(default=None, max_length=120, description="Label in the outputs.")
+    from_channel: Identifier = Field(description="Channel that gives up spend.")
+    to_channel: Identifier = Field(description="Channel that receives it.")
+    fraction: float = Field(
+        gt=0, le=1, description="Share of from_channel's current spend to move (0.2 = 20%)."
+    )
+
+
+class TotalChangeScenario(StrictModel):
+    """Change the total budget and re-optimize the mix under the same bounds."""
+
+    kind: Literal["total_change"] = "total_change"
+    name: str | None = Field(default=None, max_length=120, description="Label in the outputs.")
+    change: float = Field(
+        gt=-1, le=10, description="Relative change of the total budget (0.1 = +10%, -0.2 = -20%)."
+    )
+
+
+class AllocationScenario(StrictModel):
+    """Evaluate a spend plan given by the user (currency over the horizon per channel)."""
+
+    kind: Literal["allocation"] = "allocation"
+    name: str | None = Field(default=None, max_length=120, description="Label in the outputs.")
+    allocation: dict[Identifier, Annotated[float, Field(ge=0)]] = Field(
+        description="Spend per channel over the horizon; channels left out keep current spend."
+    )
+
+
+Scenario = Annotated[
+    ShiftScenario | TotalChangeScenario | AllocationScenario, Field(discriminator="kind")
+]
+
+
+class OptimizeBudgetParams(StrictModel):
+    """Parameters of the ``optimize_budget`` step."""
+
+    total_budget: float | None = Field(
+        default=None,
+        gt=0,
+        description="Total spend over the whole horizon, all channels together (not per "
+        "period). Default: current spend over the horizon (a pure reallocation).",
+    )
+    horizon_periods: int = Field(
+        default=13,
+        ge=1,
+        le=520,
+        description="Planning horizon in periods of the model's grain (weeks by default). "
+        "Spend is spread evenly over it; its carry-over after the horizon is counted.",
+    )
+    current_basis_periods: int = Field(
+        default=52,
+        ge=1,
+        le=1040,
+        description="'Current spend' = mean spend per period over this many final periods of "
+        "the data (all of them when fewer), times the horizon. A year smooths out flighted "
+        "channels that are dark in the last few weeks.",
+    )
+    bounds: list[ChannelBound] = Field(
+        default_factory=list, description="Per-channel spend limits (see ChannelBound)."
+    )
+    max_change: float | None = Field(
+        default=0.3,
+        ge=0,
+        description="Limit on the relative change of every channel without its own bounds: "
+        "0.3 (default, as Meridian) keeps each within ±30% of current spend, where the "
+        "curves rest on observed data; null lifts the limit (expect corner solutions and "
+        "extrapolation).",
+    )
+    objective: Literal["mean", "cvar"] = Field(
+        default="mean",
+        description="'mean': maximize expected outcome over posterior draws. 'cvar': "
+        "maximize the mean of the worst `risk_level` share of draws (risk-averse).",
+    )
+    risk_level: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Tail share for the 'cvar' objective (0.1 = worst 10% of draws).",
+    )
+    scenarios: list[Scenario] = Field(
+        default_factory=list, description="What-if scenarios evaluated on every draw."
+    )
+    draws: int = Field(
+        default=500,
+        ge=20,
+        le=20_000,
+        description="Posterior draws used (evenly thinned); the recommended allocation, the "
+        "lift and every interval are computed on these.",
+    )
+    curve_points: int = Field(
+        default=25, ge=5, le=200, description="Points of each channel's response curve."
+    )
+    curve_max_multiple: float = Field(
+        default=2.0,
+        gt=0,
+        le=10,
+        description="Curves run from 0 to this multiple of max(current, recommended) spend.",
+    )
+    seed: int = Field(default=0, description="Seed of the optimizer's random restarts.")
+    override_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Use a model that failed validation anyway; recorded in the output.",
+    )
+
+
+# ----- analysis/mmm_budget_optimization.json --------------------------------------------------
+
+
+class SaturationStatus(StrictModel):
+    """Where a channel's current spend sits on its response curve."""
+
+    saturated: bool = Field(
+        description="Marginal ROAS below `mroas_ratio_threshold` x average ROAS, or the "
+        "saturation curve above `hill_fraction_threshold` of its ceiling."
+    )
+    mroas_to_roas: float = Field(description="Posterior-mean marginal ROAS / average ROAS.")
+    mroas_ratio_threshold: float
+    curve_fraction: Interval = Field(
+        description="Saturation level at current spend in the steady state (0 = none, 1 = ceiling)."
+    )
+    curve_fraction_threshold: float
+    reason: str = Field(description="Which rule fired, in plain language ('' if none).")
+
+
+class ChannelAllocation(StrictModel):
+    channel: str
+    current_spend: float = Field(description="Spend over the horizon at the current mix.")
+    recommended_spend: float = Field(description="Optimized spend over the horizon.")
+    change: float = Field(description="recommended - current (currency).")
+    change_pct: float | None = Field(description="Relative change; null when current is 0.")
+    min_spend: float = Field(description="Effective lower bound used (currency).")
+    max_spend: float = Field(description="Effective upper bound used (currency).")
+    bound_active: Literal["min", "max"] | None = Field(
+        description="The bound the recommendation sits on, if any."
+    )
+    outcome_current: Interval = Field(description="Outcome from current spend.")
+    outcome_recommended: Interval = Field(description="Outcome from recommended spend.")
+    roas_current: Interval | None = Field(
+        description="Outcome per unit of spend at current spend (null when current is 0)."
+    )
+    mroas_current: Interval = Field(description="Next-unit outcome per unit at current spend.")
+    mroas_recommended: Interval = Field(description="Next-unit outcome at recommended spend.")
+    saturation: SaturationStatus
+    beyond_observed: bool = Field(
+        description="Recommended spend per period exceeds the highest spend per period seen "
+        "in the data: the curve is extrapolated there."
+    )
+
+
+class OutcomeSummary(StrictModel):
+    current: Interval = Field(description="Media-driven outcome of the current mix.")
+    recommended: Interval = Field(description="Media-driven outcome of the recommendation.")
+    lift: Interval = Field(description="recommended - current, per draw.")
+    lift_pct: Interval = Field(description="lift / current, per draw.")
+    probability_better: float = Field(
+        ge=0, le=1, description="Share of draws where the recommendation beats current."
+    )
+
+
+class OptimizerReport(StrictModel):
+    method: str = Field(description="How the optimum was found.")
+    objective: str
+    objective_value: float = Field(description="Value of the objective at the optimum.")
+    objective_at_current: float = Field(description="Objective at the current mix.")
+    starts: int = Field(description="Starting points polished by SLSQP.")
+    converged: bool
+    message: str
+    max_constraint_violation: float = Field(description="Largest bound/budget breach (currency).")
+    seconds: float
+
+
+class ScenarioResult(StrictModel):
+    name: str
+    kind: str
+    description: str
+    allocation: dict[str, float] = Field(description="Spend per channel over the horizon.")
+    total_spend: float
+    outcome: Interval
+    lift_vs_current: Interval
+    probability_better: float = Field(ge=0, le=1)
+
+
+class ResponseCurve(StrictModel):
+    """Outcome and marginal ROAS against spend over the horizon, with 90% bands."""
+
+    channel: str
+    spend: list[float]
+    outcome_mean: list[float]
+    outcome_low: list[float]
+    outcome_high: list[float]
+    mroas_mean: list[float]
+    mroas_low: list[float]
+    mroas_high: list[float]
+    current_spend: float
+    recommended_spend: float
+
+
+class BudgetOptimization(StrictModel):
+    """``analysis/mmm_budget_optimization.json``."""
+
+    metadata: Metadata
+    target: str = Field(description="What the outcome counts (the MMM's target column).")
+    outcome_unit: str = Field(description="Unit of outcomes and ROAS.")
+    horizon_periods: int = Field(ge=1)
+    grain: str
+    total_budget: float = Field(gt=0, description="Total spend over the horizon.")
+    budget_per_period: float = Field(gt=0, description="total_budget / horizon_periods.")
+    current_basis: str = Field(description="Which data window defines 'current spend'.")
+    convention: str = Field(description="How the horizon's response is computed.")
+    draws: int = Field(description="Posterior draws every figure is computed on.")
+    allocations: list[ChannelAllocation]
+    outcome: OutcomeSummary
+    optimizer: OptimizerReport
+    scenarios: list[ScenarioResult] = Field(default_factory=list)
+    curves: list[ResponseCurve] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)

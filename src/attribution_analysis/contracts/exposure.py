@@ -1,0 +1,49 @@
+"""Parameters and summary of the ``build_effective_exposure`` step."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from attribution_analysis.contracts.allocation import SaturationOn
+from attribution_analysis.contracts.common import Finding, Metadata, StrictModel
+
+
+class BuildExposureParams(StrictModel):
+    saturation_on: SaturationOn = Field(
+        default="channel_total",
+        description="'channel_total' (default): saturate the channel's adstocked total as the "
+        "MMM does and share it by adstocked impressions; 'campaign': saturate each campaign "
+        "alone (favours small campaigns when the channel is saturated).",
+    )
+    transforms_file: str | None = Field(
+        default=None,
+        description="Workspace-relative JSON {channel: {alpha, l_max, saturation}}. Default: "
+        "analysis/mmm_transforms.json (the fitted MMM's posterior means), else the "
+        "simulator's truth/parameters.json.",
+    )
+
+
+class CampaignExposure(StrictModel):
+    campaign: str
+    impressions: float
+    effective_exposure: float
+    share_of_channel: float = Field(description="Share of the channel's effective exposure.")
+
+
+class ChannelExposure(StrictModel):
+    channel: str
+    campaigns: list[CampaignExposure]
+
+
+class ExposureReport(StrictModel):
+    """``analysis/effective_exposure.json`` (the per-period table is the CSV beside it)."""
+
+    metadata: Metadata
+    saturation_on: SaturationOn
+    transforms_source: str = Field(description="File the adstock/saturation parameters came from.")
+    table: str = Field(
+        description="Workspace-relative CSV: date, [geo], channel, campaign, "
+        "impressions, adstocked, effective_exposure."
+    )
+    channels: list[ChannelExposure]
+    findings: list[Finding] = Field(default_factory=list)

@@ -1,0 +1,357 @@
+"""Contracts of the ``attribute_paths`` step: the two journey inputs, its parameters and
+``analysis/path_attribution.json``.
+
+Path attribution reads user journeys, not the weekly panel: either the long form
+``raw/journeys.csv`` (one row per touchpoint) or the aggregated form ``raw/paths.csv`` that
+most tools export (one row per distinct path string with its conversion and null counts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from attribution_analysis.contracts.common import (
+    Finding,
+    Identifier,
+    Label,
+    Metadata,
+    StrictModel,
+)
+
+PathMethod = Literal["heuristics", "markov", "shapley", "all"]
+PathSource = Literal["auto", "journeys", "paths"]
+ShapleyValue = Literal["subset_sum", "rate_within"]
+CalibrationMethod = Literal[
+    "markov", "shapley", "linear", "first_touch", "last_touch", "position_based"
+]
+HEURISTICS = (
+    "first_touch",
+    "last_touch",
+    "last_non_direct",
+    "linear",
+    "time_decay",
+    "position_based",
+)
+
+
+def _kind(kind: str) -> dict[str, str]:
+    return {"x-kind": kind}
+
+
+# ----- inputs ----------------------------------------------------------------------------------
+class JourneyRow(StrictModel):
+    """One touchpoint of ``raw/journeys.csv`` (long format: one row per touch).
+
+    A journey converts when any of its rows says ``converted = 1`` (exports put the flag on
+    every row or only on the converting one); its value is the largest ``conversion_value``
+    of its rows, for the same reason.
+    """
+
+    journey_id: Label = Field(
+        description="User or journey id; rows with one id form one journey.",
+        json_schema_extra=_kind("label"),
+    )
+    timestamp: dt.datetime = Field(
+        description="When the touch happened (ISO 8601 date or date-time); orders the touches "
+        "of a journey and feeds time decay.",
+        json_schema_extra=_kind("label"),
+    )
+    channel: Identifier = Field(
+        description="Channel of the touch; it may not contain the path separator '>'.",
+        json_schema_extra=_kind("identifier"),
+    )
+    converted: int = Field(
+        ge=0,
+        le=1,
+        description="1 if the journey ended in a conversion, else 0 (every journey needs it).",
+        json_schema_extra=_kind("number"),
+    )
+    campaign: Label | None = Field(
+        default=None,
+        description="Campaign of the touch (enables the MMM-calibrated campaign split).",
+        json_schema_extra=_kind("label"),
+    )
+    conversion_value: float | None = Field(
+        default=None,
+        ge=0,
+        description="Value of the journey's conversion (0 when it did not convert).",
+        json_schema_extra=_kind("number"),
+    )
+
+
+class PathRow(StrictModel):
+    """One row of ``raw/paths.csv``: a distinct path with its outcome counts."""
+
+    path: str = Field(
+        description="Channels in order, separated by '>' (e.g. 'search > social > email').",
+        json_schema_extra=_kind("path"),
+    )
+    conversions: float = Field(
+        ge=0,
+        description="Journeys with this path that converted.",
+        json_schema_extra=_kind("number"),
+    )
+    value: float | None = Field(
+        default=None,
+        ge=0,
+        description="Total conversion value of those journeys.",
+        json_schema_extra=_kind("number"),
+    )
+    nulls: float | None = Field(
+        default=None,
+        ge=0,
+        description="Journeys with this path that did not convert (absent: 0, which makes "
+        "every path convert and the Markov model meaningless; export them).",
+        json_schema_extra=_kind("number"),
+    )
+
+
+# ----- parameters ------------------------------------------------------------------------------
+class AttributePathsParams(StrictModel):
+    """Parameters of the ``attribute_paths`` step."""
+
+    method: PathMethod = Field(
+        default="all", description="Which credits to compute: heuristics, markov, shapley or all."
+    )
+    source: PathSource = Field(
+        default="auto",
+        description="'journeys' (raw/journeys.csv), 'paths' (raw/paths.csv) or 'auto' "
+        "(journeys when that file exists, else paths).",
+    )
+    order: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="Markov order k: a state is the last k channels of the path.",
+    )
+    collapse_repeats: bool = Field(
+        default=True,
+        description="Markov: read 'a > a > b' as 'a > b' (as ChannelAttribution does); "
+        "heuristics always see every touch.",
+    )
+    half_life_days: float = Field(
+        default=7.0,
+        gt=0,
+        le=3650,
+        description="Time decay: a touch this many days before the journey's last touch gets "
+        "half the weight of the last one (journeys.csv only: paths.csv has no timestamps).",
+    )
+    position_first: float = Field(
+        default=0.4, ge=0, le=1, description="Position-based: share of the first touch."
+    )
+    position_last: float = Field(
+        default=0.4, ge=0, le=1, description="Position-based: share of the last touch."
+    )
+    direct_channels: list[str] = Field(
+        default_factory=lambda: ["direct"],
+        description="Channels skipped by last-non-direct (case-insensitive); a journey with "
+        "only these keeps its last touch.",
+    )
+    shapley_value: ShapleyValue = Field(
+        default="subset_sum",
+        description="Coalition worth: 'subset_sum' v(S) = sum of the conversion rates of "
+        "observed channel sets inside S (closed form, exact for any channel count); "
+        "'rate_within' v(S) = conversion rate of journeys whose channels all lie in S (exact "
+        "up to shapley_exact_max_channels, Monte Carlo permutations above).",
+    )
+    shapley_exact_max_channels: int = Field(
+        default=16,
+        ge=1,
+        le=22,
+        description="rate_within: most channels for the exact sum over all 2^n coalitions.",
+    )
+    shapley_permutations: int = Field(
+        default=2000,
+        ge=100,
+        le=200_000,
+        description="rate_within above the threshold: sampled channel orderings.",
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of the Shapley permutation sampler.")
+    reconcile: bool = Field(
+        default=True,
+        description="Compare with analysis/mmm_channel_contributions.json when it exists.",
+    )
+    mmm_file: str = Field(
+        default="analysis/mmm_channel_contributions.json",
+        description="Workspace-relative MMM contributions file to reconcile with.",
+    )
+    channel_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Path channel -> MMM channel, for names that differ (several path "
+        "channels may map to one MMM channel; unmapped names are matched as they are).",
+    )
+    calibration_method: CalibrationMethod = Field(
+        default="markov",
+        description="Path method whose campaign credit splits the MMM channel totals.",
+    )
+
+    @model_validator(mode="after")
+    def _position_shares(self) -> Self:
+        if self.position_first + self.position_last > 1:
+            raise ValueError(
+                f"position_first + position_last = {self.position_first + self.position_last:g} "
+                "exceeds 1; the middle touches would get negative credit"
+            )
+        return self
+
+
+# ----- analysis/path_attribution.json ----------------------------------------------------------
+class ChannelCredit(StrictModel):
+    channel: str = Field(description="Channel.")
+    conversions: float = Field(description="Conversions credited to the channel.")
+    value: float | None = Field(description="Conversion value credited (null without values).")
+    share: float = Field(description="Share of all credited conversions (0-1).")
+
+
+class MethodCredit(StrictModel):
+    method: str = Field(
+        description="first_touch, last_touch, last_non_direct, linear, time_decay, "
+        "position_based, markov_order_K or shapley."
+    )
+    family: Literal["heuristic", "markov", "shapley"] = Field(description="Kind of method.")
+    rule: str = Field(description="How credit is assigned, in one sentence.")
+    credits: list[ChannelCredit] = Field(description="Credit per channel.")
+
+
+class RemovalEffect(StrictModel):
+    channel: str = Field(description="Channel removed.")
+    removal_effect: float = Field(
+        description="1 - P(conversion without the channel) / P(conversion)."
+    )
+    p_conversion_without: float = Field(
+        description="P(conversion) when every state holding the channel leads to null."
+    )
+    removal_effect_value: float | None = Field(
+        description="The same on expected conversion value (null without values)."
+    )
+
+
+class Transition(StrictModel):
+    source: str = Field(description="From state: '(start)' or channels joined by ' > '.")
+    target: str = Field(description="To state, '(conversion)' or '(null)'.")
+    count: float = Field(description="Journeys making this transition.")
+    probability: float = Field(description="Row-normalised transition probability.")
+
+
+class MarkovSummary(StrictModel):
+    order: int = Field(description="Markov order k.")
+    collapse_repeats: bool = Field(description="Consecutive repeated channels merged.")
+    n_states: int = Field(description="Transient states observed (start excluded).")
+    n_transitions: int = Field(description="Non-zero entries of the transition matrix.")
+    p_conversion: float = Field(description="P(start reaches conversion) = conversion rate.")
+    removal_effects: list[RemovalEffect] = Field(description="Per channel, exact (linear solve).")
+    transitions: list[Transition] = Field(
+        description="Largest transitions by count (all of them when few)."
+    )
+    transitions_truncated: bool = Field(description="Whether transitions is a top-N extract.")
+    solver: str = Field(description="How absorption probabilities were computed.")
+
+
+class ShapleySummary(StrictModel):
+    value_function: ShapleyValue = Field(description="Coalition worth used.")
+    n_coalitions: int = Field(description="Distinct observed channel sets.")
+    exact: bool = Field(description="False when Monte Carlo permutations were used.")
+    permutations: int | None = Field(description="Sampled orderings (Monte Carlo only).")
+    raw_values: dict[str, float] = Field(
+        description="Shapley value per channel before scaling to conversions."
+    )
+    standard_errors: dict[str, float] | None = Field(
+        description="Monte Carlo standard error per channel (raw scale)."
+    )
+    error_bound: float | None = Field(
+        description="Monte Carlo: Hoeffding bound on |estimate - exact| per channel, raw "
+        "scale, holding with 95% probability."
+    )
+    rule: str = Field(description="Formula, in words.")
+
+
+class ReconciledChannel(StrictModel):
+    channel: str = Field(description="MMM channel.")
+    path_channels: list[str] = Field(description="Path channels mapped to it.")
+    mmm_share: float = Field(description="MMM posterior mean share of media contribution.")
+    mmm_share_lower_90: float = Field(description="Lower end of the MMM 90% HDI of the share.")
+    mmm_share_upper_90: float = Field(description="Upper end of the MMM 90% HDI of the share.")
+    mmm_contribution: float = Field(description="MMM mean contribution over its window.")
+    path_shares: dict[str, float] = Field(
+        description="Per path method: share among the channels both sources know."
+    )
+    disagreeing_methods: list[str] = Field(
+        description="Methods whose share falls outside the MMM 90% interval."
+    )
+
+
+class CalibratedSplit(StrictModel):
+    file: str = Field(description="CSV written (channel, campaign, omega, calibrated credit).")
+    method: str = Field(description="Path method whose campaign credit gives omega.")
+    rule: str = Field(description="How the MMM totals are split.")
+    omega_source: str = Field(
+        description="What the omega column is, for the allocation step: an alternative to "
+        "effective exposure."
+    )
+    n_campaigns: int = Field(description="Campaign rows written.")
+    channels_without_campaign_credit: list[str] = Field(
+        description="MMM channels with no campaign touches in the journeys (left out)."
+    )
+
+
+class Reconciliation(StrictModel):
+    mmm_file: str = Field(description="MMM contributions file read.")
+    mmm_method: str = Field(description="How the MMM was fitted.")
+    rule: str = Field(description="Disagreement rule.")
+    channels: list[ReconciledChannel] = Field(description="Per matched MMM channel.")
+    path_channels_not_in_mmm: list[str] = Field(description="Path-only channels (left out).")
+    mmm_channels_not_in_paths: list[str] = Field(
+        description="MMM channels that no journey touches (untracked media, e.g. TV)."
+    )
+    calibrated_split: CalibratedSplit | None = Field(
+        description="MMM-calibrated campaign split (needs campaigns in journeys.csv)."
+    )
+
+
+class TruthComparison(StrictModel):
+    """Simulated workspaces only: comparison with truth/ (never used by the methods)."""
+
+    true_shares: dict[str, float] = Field(description="True incremental share per channel.")
+    mean_abs_error: dict[str, float] = Field(
+        description="Per method: mean |share - true share| over channels."
+    )
+    bottom_funnel_overcredit: dict[str, float] = Field(
+        description="Per method: share given to the bottom-funnel channels minus their true "
+        "incremental share."
+    )
+
+
+class PathInputSummary(StrictModel):
+    kind: Literal["journeys", "paths"] = Field(description="Which input form was read.")
+    file: str = Field(description="Workspace-relative input file.")
+    n_journeys: float = Field(description="Journeys (paths x their counts).")
+    n_distinct_paths: int = Field(description="Distinct channel sequences.")
+    n_touches: int = Field(description="Touchpoint rows (journeys) or path steps (paths).")
+    channels: list[str] = Field(description="Channels seen, sorted.")
+    total_conversions: float = Field(description="Conversions in the input.")
+    total_value: float | None = Field(description="Conversion value in the input, if given.")
+    conversion_rate: float = Field(description="Conversions / journeys.")
+    has_campaigns: bool = Field(description="Campaign column present.")
+    has_timestamps: bool = Field(description="Touch timestamps present (time decay).")
+
+
+class PathAttributionReport(StrictModel):
+    """``analysis/path_attribution.json``."""
+
+    metadata: Metadata
+    input: PathInputSummary
+    methods: list[MethodCredit] = Field(description="Credits per channel per method.")
+    markov: MarkovSummary | None = Field(description="Markov details, when run.")
+    shapley: ShapleySummary | None = Field(description="Shapley details, when run.")
+    reconciliation: Reconciliation | None = Field(
+        description="Path credits beside the MMM, when its contributions file exists."
+    )
+    truth: TruthComparison | None = Field(
+        default=None, description="Simulated workspaces: comparison with the true shares."
+    )
+    caveats: list[str] = Field(description="What path data cannot tell, for every reader.")
+    findings: list[Finding] = Field(default_factory=list)
+    outputs: list[str] = Field(description="Files written by the step.")

@@ -1,0 +1,394 @@
+"""The ``optimize_budget`` step: recommended mix, lift with its interval, scenarios, curves.
+
+Writes ``analysis/mmm_budget_optimization.json``. Every money amount is a total over the
+horizon; the output also states the per-period budget (PITFALLS.md: the library's optimizer
+takes a per-period budget, a factor-of-H trap).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attribution_analysis.contracts.budget import (
+    BudgetOptimization,
+    ChannelAllocation,
+    OptimizeBudgetParams,
+    OptimizerReport,
+    OutcomeSummary,
+    ResponseCurve,
+    SaturationStatus,
+    ScenarioResult,
+)
+from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contributions import require_valid_model
+from attribution_analysis.errors import ParameterError
+from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.optimize.bounds import Box, resolve_box
+from attribution_analysis.optimize.posterior import SpendHistory, curves_from_fit, spend_history
+from attribution_analysis.optimize.response import ResponseCurves
+from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
+from attribution_analysis.optimize.solver import Objective, Solution, optimize
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.provenance import build_metadata
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.summaries import interval
+from attribution_analysis.workspace import Workspace, json_bytes
+
+STEP = "optimize_budget"
+OUTPUT = "analysis/mmm_budget_optimization.json"
+# Saturation flags (documented in references/mmm_methodology.md): the next unit of spend
+# earns less than 30% of what the average unit earns, or the curve is past 80% of its ceiling.
+MROAS_RATIO_THRESHOLD = 0.3
+CURVE_FRACTION_THRESHOLD = 0.8
+# A budget this far from current spend over the horizon is more often a per-period figure
+# typed as a total (or the reverse) than a real plan: say so.
+SUSPICIOUS_BUDGET_RATIO = 4.0
+CONVENTION = (
+    "spend spread evenly over the horizon's periods, starting from no carry-over; the outcome "
+    "counts the horizon plus the adstock tail after it (PyMC-Marketing's budget_optimizer "
+    "convention without carry-in)."
+)
+
+
+def optimize_budget(
+    ws: Workspace, params: OptimizeBudgetParams, progress: Progress | None = None
+) -> BudgetOptimization:
+    registry = RunRegistry(ws)
+    with registry.track(STEP, params.model_dump(mode="json")) as run:
+        gate = require_valid_model(ws, params.override_reason)
+        report(progress, 0, 4, "loading the fitted model")
+        fitted = open_fit(ws)
+        run.input_hashes = fitted.input_hashes
+        history = spend_history(fitted, params.current_basis_periods)
+        channels = history.channels
+        actual = history.current_per_period * params.horizon_periods
+        if actual.sum() <= 0 and params.total_budget is None:
+            raise ParameterError(
+                f"no spend in the last {history.basis_periods} periods of the data, so there "
+                "is no current budget to reallocate.",
+                fix="pass --total-budget (total over the horizon).",
+            )
+        total = float(params.total_budget or actual.sum())
+        # The comparison baseline is the current mix at the planned budget.
+        baseline = actual * total / actual.sum() if actual.sum() > 0 else np.full_like(actual, 0)
+        box = resolve_box(params.bounds, params.max_change, channels, actual, total)
+        scenarios = plan_scenarios(params, channels, baseline, actual, total)
+
+        report(progress, 1, 4, "response curves on the posterior draws")
+        curves = curves_from_fit(fitted, params.horizon_periods, params.draws, history)
+        objective = Objective(curves, params.objective, params.risk_level)
+        report(progress, 2, 4, "optimizing")
+        if baseline.sum() <= 0:
+            baseline = _equal_feasible(box, total)
+        solution = optimize(objective, box, total, baseline, seed=params.seed)
+        report(progress, 3, 4, "uncertainty pass, scenarios and curves")
+        result = _result(
+            params,
+            fitted,
+            history,
+            curves,
+            objective,
+            box,
+            total,
+            actual,
+            baseline,
+            solution,
+            scenarios,
+            gate,
+            run.run_id,
+        )
+        ws.commit({OUTPUT: json_bytes(result.model_dump(mode="json"))})
+        run.outputs = [OUTPUT]
+        report(progress, 4, 4, "done")
+        return result
+
+
+def _equal_feasible(box: Box, total: float) -> np.ndarray:
+    from attribution_analysis.optimize.solver import project
+
+    return project(np.full(box.low.shape, total / box.low.size), box, total)
+
+
+def _result(
+    params: OptimizeBudgetParams,
+    fitted: FittedModel,
+    history: SpendHistory,
+    curves: ResponseCurves,
+    objective: Objective,
+    box: Box,
+    total: float,
+    actual: np.ndarray,
+    baseline: np.ndarray,
+    solution: Solution,
+    scenarios: list[PlannedScenario],
+    gate: dict,
+    run_id: str,
+) -> BudgetOptimization:
+    channels = history.channels
+    horizon = params.horizon_periods
+    recommended = solution.spend
+    current_draws, current_grad = curves.outcome_and_gradient(baseline)
+    rec_draws, rec_grad = curves.outcome_and_gradient(recommended)
+    current_total = current_draws.sum(axis=1)
+    lift = rec_draws.sum(axis=1) - current_total
+    saturation_level = curves.steady_state_saturation(baseline)
+    allocations = []
+    findings = _budget_findings(total, actual, history, horizon, gate)
+    for c, channel in enumerate(channels):
+        status = _saturation(
+            current_draws[:, c], current_grad[:, c], baseline[c], saturation_level[:, c]
+        )
+        beyond = recommended[c] / horizon > history.max_per_period[c] * 1.0001
+        at = _active_bound(recommended[c], box.low[c], box.high[c], total)
+        allocations.append(
+            ChannelAllocation(
+                channel=channel,
+                current_spend=float(baseline[c]),
+                recommended_spend=float(recommended[c]),
+                change=float(recommended[c] - baseline[c]),
+                change_pct=float(recommended[c] / baseline[c] - 1) if baseline[c] > 0 else None,
+                min_spend=float(box.low[c]),
+                max_spend=float(box.high[c]),
+                bound_active=at,
+                outcome_current=interval(current_draws[:, c]),
+                outcome_recommended=interval(rec_draws[:, c]),
+                roas_current=interval(current_draws[:, c] / baseline[c])
+                if baseline[c] > 0
+                else None,
+                mroas_current=interval(current_grad[:, c]),
+                mroas_recommended=interval(rec_grad[:, c]),
+                saturation=status,
+                beyond_observed=bool(beyond),
+            )
+        )
+        if status.saturated:
+            findings.append(
+                Finding(
+                    code="saturated_channel",
+                    severity="warning",
+                    subject=channel,
+                    value=round(status.mroas_to_roas, 4),
+                    threshold=MROAS_RATIO_THRESHOLD,
+                    message=f"{channel} is near saturation at current spend: {status.reason}",
+                )
+            )
+        if beyond:
+            findings.append(
+                Finding(
+                    code="extrapolated_spend",
+                    severity="warning",
+                    subject=channel,
+                    value=round(float(recommended[c] / horizon), 2),
+                    threshold=round(float(history.max_per_period[c]), 2),
+                    message=f"the recommended {channel} spend per period "
+                    f"({recommended[c] / horizon:,.2f}) exceeds the most ever spent in one "
+                    f"period ({history.max_per_period[c]:,.2f}); the curve there is "
+                    "extrapolated. Test the increase (geo experiment) before committing, or "
+                    "cap it with --max-change / bounds.",
+                )
+            )
+    if not solution.converged:
+        findings.append(
+            Finding(
+                code="optimizer_not_converged",
+                severity="warning",
+                message=f"SLSQP did not report convergence from any start ({solution.message}); "
+                "the best feasible point found is reported.",
+            )
+        )
+    outcome = OutcomeSummary(
+        current=interval(current_total),
+        recommended=interval(rec_draws.sum(axis=1)),
+        lift=interval(lift),
+        lift_pct=interval(lift / current_total),
+        probability_better=float((lift > 0).mean()),
+    )
+    return BudgetOptimization(
+        metadata=build_metadata(
+            step=STEP,
+            input_hashes=fitted.input_hashes,
+            data_range=fitted.data.report.window,
+            seed=params.seed,
+            sampler=fitted.params.sampler.model_dump(mode="json"),
+            run_id=run_id,
+            extra={
+                "fit_key": fitted.manifest["result"]["fit_key"],
+                "method": fitted.method,
+                "params": params.model_dump(mode="json"),
+                **gate,
+            },
+        ),
+        target=fitted.data.target,
+        outcome_unit=f"{fitted.data.target} (media-driven, horizon + carry-over)",
+        horizon_periods=horizon,
+        grain=fitted.data.report.window.grain,
+        total_budget=total,
+        budget_per_period=total / horizon,
+        current_basis=f"mean spend per period over {history.basis_start} to "
+        f"{history.basis_end} ({history.basis_periods} periods) x {horizon} periods, "
+        f"total {actual.sum():,.2f}; compared at the planned budget with the same mix",
+        convention=CONVENTION,
+        draws=curves.n_draws,
+        allocations=allocations,
+        outcome=outcome,
+        optimizer=OptimizerReport(
+            method=solution.method,
+            objective=params.objective
+            + (f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""),
+            objective_value=solution.value,
+            objective_at_current=objective.value(baseline),
+            starts=solution.starts,
+            converged=solution.converged,
+            message=solution.message,
+            max_constraint_violation=solution.max_violation,
+            seconds=round(solution.seconds, 4),
+        ),
+        scenarios=[
+            _scenario(s, objective, baseline, current_total, params.seed) for s in scenarios
+        ],
+        curves=_curves(curves, params, baseline, recommended, history),
+        findings=findings,
+    )
+
+
+def _saturation(
+    outcome: np.ndarray, gradient: np.ndarray, spend: float, level: np.ndarray
+) -> SaturationStatus:
+    ratio = float(gradient.mean() / (outcome.mean() / spend)) if spend > 0 else 1.0
+    fraction = interval(level)
+    reasons = []
+    if spend > 0 and ratio < MROAS_RATIO_THRESHOLD:
+        reasons.append(
+            f"the next unit of spend returns {ratio:.0%} of the average unit's return "
+            f"(threshold {MROAS_RATIO_THRESHOLD:.0%})"
+        )
+    if fraction.mean > CURVE_FRACTION_THRESHOLD:
+        reasons.append(
+            f"the saturation curve sits at {fraction.mean:.0%} of its ceiling "
+            f"(threshold {CURVE_FRACTION_THRESHOLD:.0%})"
+        )
+    return SaturationStatus(
+        saturated=bool(reasons),
+        mroas_to_roas=ratio,
+        mroas_ratio_threshold=MROAS_RATIO_THRESHOLD,
+        curve_fraction=fraction,
+        curve_fraction_threshold=CURVE_FRACTION_THRESHOLD,
+        reason="; ".join(reasons),
+    )
+
+
+def _active_bound(value: float, low: float, high: float, total: float) -> str | None:
+    tolerance = 1e-6 * max(total, 1.0)
+    if value <= low + tolerance and low > 0:
+        return "min"
+    if value >= high - tolerance and high < total:
+        return "max"
+    return None
+
+
+def _budget_findings(
+    total: float, actual: np.ndarray, history: SpendHistory, horizon: int, gate: dict
+) -> list[Finding]:
+    findings = []
+    current = float(actual.sum())
+    if current > 0:
+        ratio = total / current
+        if ratio > SUSPICIOUS_BUDGET_RATIO or ratio < 1 / SUSPICIOUS_BUDGET_RATIO:
+            findings.append(
+                Finding(
+                    code="budget_far_from_current",
+                    severity="warning",
+                    value=round(ratio, 4),
+                    threshold=SUSPICIOUS_BUDGET_RATIO,
+                    message=f"the total budget {total:,.2f} over {horizon} periods is "
+                    f"{ratio:.2f}x current spend over the same horizon ({current:,.2f}). "
+                    "total_budget is the total over the whole horizon, not per period; if "
+                    "that is what you meant, expect the curves to be extrapolated.",
+                )
+            )
+        if abs(ratio - 1) > 0.01:
+            findings.append(
+                Finding(
+                    code="baseline_rescaled",
+                    severity="info",
+                    value=round(ratio, 4),
+                    message="the current mix is compared at the planned budget: each "
+                    f"channel's current spend is scaled by {ratio:.3f}.",
+                )
+            )
+    if gate["override_reason"]:
+        findings.append(
+            Finding(
+                code="override",
+                severity="warning",
+                message=f"the model failed {gate['failed_criteria']} and was used anyway: "
+                f"{gate['override_reason']}",
+            )
+        )
+    return findings
+
+
+def _scenario(
+    planned: PlannedScenario,
+    objective: Objective,
+    baseline: np.ndarray,
+    current_total: np.ndarray,
+    seed: int,
+) -> ScenarioResult:
+    spend = planned.spend
+    if spend is None:
+        solution = optimize(
+            objective, planned.box, planned.total, baseline * planned.total / baseline.sum(), seed
+        )
+        spend = solution.spend
+    outcome = objective.curves.outcome(spend).sum(axis=1)
+    lift = outcome - current_total
+    return ScenarioResult(
+        name=planned.name,
+        kind=planned.kind,
+        description=planned.description,
+        allocation={c: float(v) for c, v in zip(objective.curves.channels, spend, strict=True)},
+        total_spend=float(spend.sum()),
+        outcome=interval(outcome),
+        lift_vs_current=interval(lift),
+        probability_better=float((lift > 0).mean()),
+    )
+
+
+def _curves(
+    curves: ResponseCurves,
+    params: OptimizeBudgetParams,
+    baseline: np.ndarray,
+    recommended: np.ndarray,
+    history: SpendHistory,
+) -> list[ResponseCurve]:
+    out = []
+    for c, channel in enumerate(curves.channels):
+        top = max(baseline[c], recommended[c]) or history.max_per_period[c] * params.horizon_periods
+        grid = np.linspace(0.0, params.curve_max_multiple * top, params.curve_points)
+        values = curves.channel_outcome(c, grid)[0]
+        # The derivative at exactly zero spend is infinite for Hill slopes below 1.
+        _, gradients = curves.channel_outcome(
+            c, np.maximum(grid, grid[1] * 0.01), with_gradient=True
+        )
+        lo, hi = np.quantile(values, [0.05, 0.95], axis=1)
+        glo, ghi = np.quantile(gradients, [0.05, 0.95], axis=1)
+        out.append(
+            ResponseCurve(
+                channel=channel,
+                spend=_round(grid),
+                outcome_mean=_round(values.mean(axis=1)),
+                outcome_low=_round(lo),
+                outcome_high=_round(hi),
+                mroas_mean=_round(gradients.mean(axis=1)),
+                mroas_low=_round(glo),
+                mroas_high=_round(ghi),
+                current_spend=float(baseline[c]),
+                recommended_spend=float(recommended[c]),
+            )
+        )
+    return out
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.6g}") for v in np.asarray(values, dtype=float)]

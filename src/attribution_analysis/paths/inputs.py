@@ -1,0 +1,331 @@
+"""Load ``raw/journeys.csv`` or ``raw/paths.csv`` into a :class:`PathData`, with the
+project's file / column / row errors.
+
+Both go through :func:`attribution_analysis.data.tables.load_table` for the common checks
+(header, encoding, numbers, negatives, empty cells). Channel names get their own check
+first, because a '>' inside a name would silently split one channel into two in every tool
+that exports or reads path strings: that deserves its own message rather than the generic
+"characters not allowed".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attribution_analysis.contracts.common import IDENTIFIER_HELP, IDENTIFIER_PATTERN, Finding
+from attribution_analysis.contracts.paths import JourneyRow, PathRow
+from attribution_analysis.data.tables import LINE, TableSpec, load_table, table_spec
+from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.paths.data import PathData, build
+from attribution_analysis.workspace import Workspace
+
+JOURNEYS = "raw/journeys.csv"
+PATHS = "raw/paths.csv"
+SEPARATOR = ">"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+
+
+def _loading_spec(model: type, text_columns: tuple[str, ...]) -> TableSpec:
+    """The row model's spec with ``text_columns`` loaded as plain labels: their own checks
+    (separator, identifier, path syntax) run here with more specific messages."""
+    spec = table_spec(model.__name__, model)
+    columns = tuple(replace(c, kind="label") if c.name in text_columns else c for c in spec.columns)
+    return replace(spec, columns=columns)
+
+
+JOURNEYS_SPEC = replace(_loading_spec(JourneyRow, ("channel",)), table="journeys")
+# paths.csv: the path column can be far longer than a 256-character label, so it is read as
+# an extra column and checked here.
+_PATH_SPEC = replace(table_spec("paths", PathRow), table="paths")
+PATHS_SPEC = TableSpec(
+    "paths", tuple(c for c in _PATH_SPEC.columns if c.name != "path"), allow_extra=True
+)
+
+
+@dataclass
+class LoadedPaths:
+    data: PathData
+    kind: str  # journeys | paths
+    file: str
+    files: list[Path]
+    n_touches: int
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _lines(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> list[int]:
+    return [int(x) for x in frame.loc[np.asarray(mask), LINE]]
+
+
+def check_channel_names(
+    names: pd.Series, frame: pd.DataFrame, shown: str, column: str, what: str
+) -> None:
+    """Refuse names holding the separator, then names breaking the identifier rule."""
+    sep = names.str.contains(SEPARATOR, regex=False)
+    if sep.any():
+        raise DataValidationError(
+            problem=f"{what} {names[sep].iloc[0]!r} contains '{SEPARATOR}', the path separator; "
+            "it would be read as two channels.",
+            fix=f"rename the channel without '{SEPARATOR}' (e.g. 'search - brand').",
+            file=shown,
+            column=column,
+            rows=_lines(frame, sep),
+            code="separator_in_name",
+        )
+    unique = pd.Series(names.unique())
+    bad_names = set(unique[~unique.map(lambda s: bool(_IDENTIFIER.match(s)))])
+    if bad_names:
+        bad = names.isin(bad_names)
+        raise DataValidationError(
+            problem=f"{what} {names[bad].iloc[0]!r} has characters that are not allowed (it "
+            "becomes a column and a state name).",
+            fix=f"rename it: {IDENTIFIER_HELP}.",
+            file=shown,
+            column=column,
+            rows=_lines(frame, bad),
+            code="bad_name",
+        )
+
+
+def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
+    journeys = ws.resolve(JOURNEYS)
+    paths = ws.resolve(PATHS)
+    if source == "auto":
+        if not journeys.is_file() and not paths.is_file():
+            raise MissingInputError(
+                "no journey data: neither raw/journeys.csv nor raw/paths.csv exists.",
+                fix="export user journeys as raw/journeys.csv (journey_id, timestamp, channel, "
+                "converted[, campaign, conversion_value]) or the aggregated raw/paths.csv "
+                "(path, conversions[, value, nulls]); `attribution simulate --kind journeys` "
+                "writes an example.",
+                file=JOURNEYS,
+            )
+        source = "journeys" if journeys.is_file() else "paths"
+        loaded = load_journeys(ws) if source == "journeys" else load_aggregated(ws)
+        if source == "journeys" and paths.is_file():
+            loaded.findings.append(
+                Finding(
+                    code="paths_file_ignored",
+                    severity="info",
+                    message="raw/journeys.csv and raw/paths.csv both exist; the touch-level "
+                    "journeys were used (pass source='paths' for the other).",
+                    subject=PATHS,
+                )
+            )
+        return loaded
+    target = JOURNEYS if source == "journeys" else PATHS
+    other = "paths" if source == "journeys" else "journeys"
+    ws.require(
+        target,
+        f"{target} does not exist.",
+        fix=f"put the file under raw/ or choose source='{other}'.",
+    )
+    return load_journeys(ws) if source == "journeys" else load_aggregated(ws)
+
+
+def _timestamps(frame: pd.DataFrame, shown: str) -> np.ndarray:
+    text = frame["timestamp"]
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise DataValidationError(
+            problem=f"timestamp {text[bad].iloc[0]!r} is not an ISO 8601 date or date-time.",
+            fix="write timestamps as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (optionally with a "
+            "time-zone offset).",
+            file=shown,
+            column="timestamp",
+            rows=_lines(frame, bad),
+            code="bad_date",
+        )
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def load_journeys(ws: Workspace) -> LoadedPaths:
+    """Long format: one row per touch; journeys ordered by timestamp (file order on ties)."""
+    path = ws.resolve(JOURNEYS)
+    try:
+        frame, _ = load_table(path, JOURNEYS, JOURNEYS_SPEC)
+    except DataValidationError as exc:
+        if exc.column == "converted" and exc.code == "missing_value":
+            # The generic "value is empty" fix talks about periods; say what a flag is.
+            raise DataValidationError(
+                problem="journey rows without a conversion flag (converted is empty).",
+                fix="write converted=1 on the rows of journeys that converted and 0 on the "
+                "others; without it converting and non-converting journeys cannot be told "
+                "apart.",
+                file=JOURNEYS,
+                column="converted",
+                rows=exc.rows,
+                code="missing_conversion_flag",
+            ) from None
+        raise
+    check_channel_names(frame["channel"], frame, JOURNEYS, "channel", "channel name")
+    converted = frame["converted"].to_numpy(dtype=float)
+    not_flag = ~np.isin(converted, (0.0, 1.0))
+    if not_flag.any():
+        raise DataValidationError(
+            problem=f"converted is {converted[not_flag][0]:g}; it must be 0 or 1.",
+            fix="write 1 on the rows of journeys that converted and 0 on the others.",
+            file=JOURNEYS,
+            column="converted",
+            rows=_lines(frame, not_flag),
+            code="bad_flag",
+        )
+    times = _timestamps(frame, JOURNEYS)
+    ids, unit = pd.factorize(frame["journey_id"], sort=False)
+    n_units = len(unit)
+    # Order touches by journey, then time, then file line (stable for ties).
+    order = np.lexsort((frame[LINE].to_numpy(), times, ids))
+    ids, times = ids[order], times[order]
+    frame = frame.iloc[order].reset_index(drop=True)
+    conv_unit = np.zeros(n_units)
+    np.maximum.at(conv_unit, ids, frame["converted"].to_numpy(dtype=float))
+    value = None
+    if "conversion_value" in frame.columns:
+        value = np.zeros(n_units)
+        np.maximum.at(value, ids, frame["conversion_value"].to_numpy(dtype=float))
+        orphan = (value[ids] > 0) & (conv_unit[ids] == 0)
+        if orphan.any():
+            raise DataValidationError(
+                problem="conversion_value is positive on a journey that never has converted=1.",
+                fix="set converted=1 on that journey, or its conversion_value to 0.",
+                file=JOURNEYS,
+                column="conversion_value",
+                rows=_lines(frame, orphan),
+                code="value_without_conversion",
+            )
+    channels = sorted(frame["channel"].unique())
+    codes = pd.Categorical(frame["channel"], categories=channels).codes.astype(np.int64)
+    # Age of each touch: days before the journey's last touch (its conversion or exit).
+    ns = times.astype("datetime64[ns]").astype(np.int64)
+    last = np.full(n_units, np.iinfo(np.int64).min)
+    np.maximum.at(last, ids, ns)
+    age = (last[ids] - ns) / 86_400e9
+    campaign_codes = campaigns = None
+    if "campaign" in frame.columns:
+        campaign = frame["campaign"].astype(object)
+        empty = campaign.isna() | (campaign == "")
+        campaign = campaign.where(~empty, "(none)")
+        campaigns = sorted(campaign.unique())
+        campaign_codes = pd.Categorical(campaign, categories=campaigns).codes.astype(np.int64)
+    data = build(
+        channels,
+        ids,
+        codes,
+        conv_unit,
+        1.0 - conv_unit,
+        value,
+        touch_age_days=age,
+        touch_campaign=campaign_codes,
+        campaigns=campaigns,
+    )
+    return LoadedPaths(data, "journeys", JOURNEYS, [path], len(frame))
+
+
+def load_aggregated(ws: Workspace) -> LoadedPaths:
+    """Aggregated form: one row per distinct path string with conversions and nulls."""
+    path = ws.resolve(PATHS)
+    frame, _ = load_table(path, PATHS, PATHS_SPEC)
+    if "path" not in frame.columns:
+        raise DataValidationError(
+            problem=f"required column ['path'] is missing; found "
+            f"{[c for c in frame.columns if c != LINE]}.",
+            fix="a paths file needs the columns ['path', 'conversions'] (and 'nulls' for "
+            "non-converting journeys, 'value' for conversion value).",
+            file=PATHS,
+            column="path",
+            rows=(1,),
+            code="missing_column",
+        )
+    findings: list[Finding] = []
+    text = frame["path"].astype(str).str.strip()
+    empty = (text == "").to_numpy()
+    if empty.any():
+        raise DataValidationError(
+            problem="path is empty.",
+            fix="remove the row, or write its channels separated by '>' ('search > email').",
+            file=PATHS,
+            column="path",
+            rows=_lines(frame, empty),
+            code="empty_path",
+        )
+    conv = frame["conversions"].to_numpy(dtype=float)
+    nulls = (
+        frame["nulls"].to_numpy(dtype=float) if "nulls" in frame.columns else np.zeros(len(frame))
+    )
+    if "nulls" not in frame.columns:
+        findings.append(
+            Finding(
+                code="no_null_paths",
+                severity="warning",
+                message="paths.csv has no 'nulls' column, so every path converts: Markov "
+                "removal effects and Shapley conversion rates then only reflect path shapes, "
+                "not which channels raise conversion. Export non-converting paths too.",
+                subject=PATHS,
+            )
+        )
+    empty_counts = (conv + nulls) == 0
+    if empty_counts.any():
+        findings.append(
+            Finding(
+                code="zero_count_paths",
+                severity="info",
+                message=f"{int(empty_counts.sum())} path row(s) have 0 conversions and 0 nulls; "
+                "they carry no journeys and were left out.",
+                subject=PATHS,
+                value=float(empty_counts.sum()),
+            )
+        )
+        keep = ~empty_counts
+        frame, text, conv, nulls = frame[keep], text[keep], conv[keep], nulls[keep]
+        frame = frame.reset_index(drop=True)
+        text = text.reset_index(drop=True)
+    steps = text.str.split(SEPARATOR, regex=False).explode()
+    step_unit = steps.index.to_numpy()
+    steps = steps.str.strip().reset_index(drop=True)
+    blank = (steps == "").to_numpy()
+    if blank.any():
+        rows = np.unique(step_unit[blank])
+        raise DataValidationError(
+            problem=f"path {text.iloc[rows[0]]!r} has an empty step (two separators in a row, "
+            "or one at an end).",
+            fix="remove the stray '>' or fill in the missing channel; a channel name cannot "
+            "contain '>'.",
+            file=PATHS,
+            column="path",
+            rows=[int(x) for x in frame[LINE].to_numpy()[rows]],
+            code="empty_path",
+        )
+    step_frame = pd.DataFrame({LINE: frame[LINE].to_numpy()[step_unit]})
+    check_channel_names(steps, step_frame, PATHS, "path", "channel name")
+    normal = steps.groupby(step_unit).agg(" > ".join)
+    dup = normal.duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise DataValidationError(
+            problem=f"path {normal[dup].iloc[0]!r} appears more than once.",
+            fix="keep one row per path (sum the conversions, value and nulls of the duplicates).",
+            file=PATHS,
+            column="path",
+            rows=_lines(frame, dup),
+            code="duplicate_rows",
+        )
+    channels = sorted(steps.unique())
+    codes = pd.Categorical(steps, categories=channels).codes.astype(np.int64)
+    value = frame["value"].to_numpy(dtype=float) if "value" in frame.columns else None
+    if value is not None:
+        orphan = (value > 0) & (conv == 0)
+        if orphan.any():
+            raise DataValidationError(
+                problem="value is positive on a path with 0 conversions.",
+                fix="set the path's conversions, or its value to 0.",
+                file=PATHS,
+                column="value",
+                rows=_lines(frame, orphan),
+                code="value_without_conversion",
+            )
+    data = build(channels, step_unit, codes, conv, nulls, value)
+    return LoadedPaths(data, "paths", PATHS, [path], len(steps), findings)

@@ -1,0 +1,116 @@
+"""The ``draft_faq`` step: hard questions per audience, answered with this analysis's numbers.
+
+The answers are Jinja templates shipped with the package (``templates/faq/*.md.j2``); the code
+only selects which outputs fill them. No text is generated: an answer whose output is missing
+says which step would produce it. Each audience gets ``reports/faq_<audience>.md`` and an HTML
+rendering of the same Markdown (raw HTML disabled, so names stay text).
+"""
+
+from __future__ import annotations
+
+from markdown_it import MarkdownIt
+
+from attribution_analysis.contracts.report import (
+    AUDIENCES,
+    AudienceChoice,
+    DraftFaqParams,
+    DraftFaqResult,
+    FaqFile,
+)
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.report import views
+from attribution_analysis.report.inputs import load_inputs
+from attribution_analysis.report.step import build_context
+from attribution_analysis.workspace import Workspace
+
+STEP = "draft_faq"
+TITLES = {
+    "cmo": "CMO and marketing leadership",
+    "data_science": "Data science and analytics",
+    "finance": "Finance and controlling",
+    "marketing": "Marketing and media teams",
+    "legal": "Legal, compliance and privacy",
+    "all": "All audiences",
+}
+# Campaigns per channel quoted in the marketing answers.
+TOP_CAMPAIGNS = 3
+AUDIT_RUNS = 50
+
+
+def faq_paths(audience: AudienceChoice) -> tuple[str, str]:
+    return f"reports/faq_{audience}.md", f"reports/faq_{audience}.html"
+
+
+def markdown_to_html(markdown: str) -> str:
+    """CommonMark with tables; raw HTML in the source is shown as text, never passed through."""
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+
+
+def draft_faq(
+    ws: Workspace, params: DraftFaqParams | None = None, progress: Progress | None = None
+) -> DraftFaqResult:
+    """Write ``reports/faq_<audience>.md`` and ``.html`` for the audience asked (or all).
+
+    Parameters
+    ----------
+    ws
+        The workspace; reads ``analysis/*.json`` and the run registry, writes ``reports/``.
+    params
+        :class:`DraftFaqParams`: audience, financial-services mode, fee basis.
+
+    Returns
+    -------
+    DraftFaqResult
+        Files written, the outputs whose numbers were used, and the ones missing.
+    """
+    params = params or DraftFaqParams()
+    registry = RunRegistry(ws)
+    with registry.track(STEP, params.model_dump(mode="json")) as run:
+        report(progress, 0, 2, "reading outputs")
+        inputs = load_inputs(ws)
+        run.input_hashes = inputs.hashes
+        runs = registry.list_runs(limit=AUDIT_RUNS) if params.financial_services else []
+        context = build_context(ws, inputs, TOP_CAMPAIGNS)
+        env = views.environment()
+        markdown_template = env.get_template("faq.md.j2")
+        html_template = env.get_template("faq.html.j2")
+        wanted: list[AudienceChoice] = (
+            [*AUDIENCES, "all"] if params.audience == "all" else [params.audience]
+        )
+        outputs: dict[str, bytes] = {}
+        files = []
+        for audience in wanted:
+            sections = list(AUDIENCES) if audience == "all" else [audience]
+            markdown = views.tidy_markdown(
+                markdown_template.render(
+                    audience=audience,
+                    sections=sections,
+                    titles=TITLES,
+                    params=params,
+                    runs=runs,
+                    **context,
+                )
+            )
+            html = html_template.render(
+                title=f"Questions and answers: {TITLES[audience]}",
+                body=markdown_to_html(markdown),
+            )
+            md_path, html_path = faq_paths(audience)
+            outputs[md_path] = markdown.encode("utf-8")
+            outputs[html_path] = html.encode("utf-8")
+            questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
+            files.append(
+                FaqFile(audience=audience, markdown=md_path, html=html_path, questions=questions)
+            )
+        report(progress, 1, 2, "writing")
+        ws.commit(outputs)
+        run.outputs = list(outputs)
+        report(progress, 2, 2, "done")
+        return DraftFaqResult(
+            files=files,
+            sources=inputs.present,
+            missing=inputs.missing,
+            financial_services=params.financial_services,
+            run_id=run.run_id,
+        )

@@ -1,0 +1,273 @@
+"""Read every output the report and the FAQ draw on, each through its own contract.
+
+Each file is optional here: a missing file is a section that says which step writes it; a
+file that no longer matches its contract (written by another version, edited by hand) is a
+section that says so, instead of a traceback or, worse, a half-filled chart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from attribution_analysis.contracts.allocation import AllocationReport
+from attribution_analysis.contracts.budget import BudgetOptimization
+from attribution_analysis.contracts.common import Metadata
+from attribution_analysis.contracts.inputs import IncrementalityResult
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
+from attribution_analysis.contracts.validation import DataValidationReport
+from attribution_analysis.errors import AttributionError
+from attribution_analysis.workspace import Workspace
+
+VALIDATION = "analysis/data_validation.json"
+FIT = "analysis/mmm_fit.json"
+DIAGNOSTICS = "analysis/mmm_diagnostics.json"
+CONTRIBUTIONS = "analysis/mmm_channel_contributions.json"
+WEEKLY = "analysis/mmm_weekly_contributions.csv"
+LIFT_TESTS = "analysis/incrementality_results.json"
+ALLOCATION = "analysis/allocation_summary.json"
+ALLOCATION_CSV = "analysis/mta_allocation.csv"
+BUDGET = "analysis/mmm_budget_optimization.json"
+PATHS = "analysis/path_attribution.json"
+
+# Which step writes each input: what an empty section tells the user to run.
+PRODUCERS = {
+    VALIDATION: "validate_data (`python scripts/fit_mmm.py --validate --workspace DIR`)",
+    FIT: "fit_mmm (`python scripts/fit_mmm.py --workspace DIR`)",
+    DIAGNOSTICS: "validate_model (`python scripts/validate_model.py --workspace DIR`)",
+    CONTRIBUTIONS: "decompose_contributions (`python scripts/compute_contributions.py "
+    "--workspace DIR`)",
+    LIFT_TESTS: "the experimentation skill (lift tests as analysis/incrementality_results.json)",
+    ALLOCATION: "allocate (`python scripts/allocate.py --workspace DIR --source mta`)",
+    BUDGET: "optimize_budget (`python scripts/optimize_budget.py --workspace DIR`)",
+    PATHS: "attribute_paths (user-level journeys; `python scripts/attribute_paths.py "
+    "--workspace DIR`)",
+}
+
+MAX_PROBLEM_CHARS = 300
+
+
+@dataclass
+class Loaded[T]:
+    """One input: its value when readable, else why not."""
+
+    path: str
+    value: T | None = None
+    status: str = "missing"  # 'ok', 'missing' or 'unreadable'
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class FitManifest:
+    """The parts of analysis/mmm_fit.json the report shows (its own fields are validated)."""
+
+    metadata: Metadata
+    params: FitMMMParams
+    method: str
+    for_decisions: bool
+    target: str | None
+    controls: list[str]
+    wall_seconds: float | None
+    model_path: str | None
+
+
+@dataclass
+class ReportInputs:
+    validation: Loaded[DataValidationReport]
+    fit: Loaded[FitManifest]
+    diagnostics: Loaded[MMMDiagnostics]
+    contributions: Loaded[ChannelContributions]
+    lift_tests: Loaded[list[IncrementalityResult]]
+    allocation: Loaded[AllocationReport]
+    budget: Loaded[BudgetOptimization]
+    paths: Loaded[dict[str, Any]]
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def all(self) -> list[Loaded[Any]]:
+        return [
+            self.validation,
+            self.fit,
+            self.diagnostics,
+            self.contributions,
+            self.lift_tests,
+            self.allocation,
+            self.budget,
+            self.paths,
+        ]
+
+    @property
+    def present(self) -> list[str]:
+        return [item.path for item in self.all() if item.ok]
+
+    @property
+    def missing(self) -> list[str]:
+        return [item.path for item in self.all() if not item.ok]
+
+    def metadata_by_step(self) -> dict[str, Metadata]:
+        """Provenance of each step whose output was read, in pipeline order."""
+        found: dict[str, Metadata] = {}
+        for item in (
+            self.validation,
+            self.fit,
+            self.diagnostics,
+            self.contributions,
+            self.allocation,
+            self.budget,
+        ):
+            if item.ok:
+                meta = item.value.metadata  # type: ignore[union-attr]
+                found.setdefault(meta.step, meta)
+        return found
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        text = f"{exc.error_count()} field(s) do not match the contract, first at {where}: "
+        text += first["msg"]
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:MAX_PROBLEM_CHARS]
+
+
+def _read_json(ws: Workspace, relative: str) -> tuple[Any, str | None, str]:
+    """(parsed JSON or None, sha256 or None, status)."""
+    path = ws.resolve(relative)
+    if not path.is_file():
+        return None, None, "missing"
+    return json.loads(path.read_text(encoding="utf-8")), ws.sha256(path), "ok"
+
+
+def _load_model[M: BaseModel](ws: Workspace, relative: str, model: type[M]) -> tuple[Loaded, str]:
+    item: Loaded[M] = Loaded(relative)
+    digest = ""
+    try:
+        raw, sha, item.status = _read_json(ws, relative)
+        digest = sha or ""
+        if raw is not None:
+            item.value = model.model_validate(raw)
+    except (ValidationError, ValueError, OSError) as exc:
+        item.status, item.problem, item.value = "unreadable", _problem(exc), None
+    return item, digest
+
+
+def _load_fit(ws: Workspace) -> tuple[Loaded[FitManifest], str]:
+    item: Loaded[FitManifest] = Loaded(FIT)
+    digest = ""
+    try:
+        raw, sha, item.status = _read_json(ws, FIT)
+        digest = sha or ""
+        if raw is not None:
+            result = raw.get("result", {})
+            item.value = FitManifest(
+                metadata=Metadata.model_validate(raw["metadata"]),
+                params=FitMMMParams.model_validate(raw["params"]),
+                method=str(result["method"]),
+                for_decisions=bool(result.get("for_decisions", False)),
+                target=raw.get("target"),
+                controls=[str(c) for c in raw.get("controls", [])],
+                wall_seconds=result.get("wall_seconds"),
+                model_path=result.get("model_path"),
+            )
+    except (ValidationError, ValueError, KeyError, TypeError, OSError) as exc:
+        item.status, item.problem, item.value = "unreadable", _problem(exc), None
+    return item, digest
+
+
+def _load_lift_tests(ws: Workspace) -> tuple[Loaded[list[IncrementalityResult]], str]:
+    item: Loaded[list[IncrementalityResult]] = Loaded(LIFT_TESTS)
+    digest = ""
+    try:
+        raw, sha, item.status = _read_json(ws, LIFT_TESTS)
+        digest = sha or ""
+        if raw is not None:
+            item.value = TypeAdapter(list[IncrementalityResult]).validate_python(raw)
+    except (ValidationError, ValueError, OSError) as exc:
+        item.status, item.problem, item.value = "unreadable", _problem(exc), None
+    return item, digest
+
+
+def _load_paths(ws: Workspace) -> tuple[Loaded[dict[str, Any]], str]:
+    """Path attribution is read as plain JSON: its section renders what it recognises."""
+    item: Loaded[dict[str, Any]] = Loaded(PATHS)
+    digest = ""
+    try:
+        raw, sha, item.status = _read_json(ws, PATHS)
+        digest = sha or ""
+        if raw is not None:
+            if not isinstance(raw, dict):
+                raise ValueError("expected a JSON object at the top level")
+            item.value = raw
+    except (ValueError, OSError) as exc:
+        item.status, item.problem, item.value = "unreadable", _problem(exc), None
+    return item, digest
+
+
+def load_inputs(ws: Workspace) -> ReportInputs:
+    hashes: dict[str, str] = {}
+
+    def keep[T](pair: tuple[Loaded[T], str]) -> Loaded[T]:
+        item, digest = pair
+        if digest:
+            hashes[item.path] = digest
+        return item
+
+    inputs = ReportInputs(
+        validation=keep(_load_model(ws, VALIDATION, DataValidationReport)),
+        fit=keep(_load_fit(ws)),
+        diagnostics=keep(_load_model(ws, DIAGNOSTICS, MMMDiagnostics)),
+        contributions=keep(_load_model(ws, CONTRIBUTIONS, ChannelContributions)),
+        lift_tests=keep(_load_lift_tests(ws)),
+        allocation=keep(_load_model(ws, ALLOCATION, AllocationReport)),
+        budget=keep(_load_model(ws, BUDGET, BudgetOptimization)),
+        paths=keep(_load_paths(ws)),
+    )
+    inputs.hashes = hashes
+    return inputs
+
+
+def stale_outputs(ws: Workspace, inputs: ReportInputs) -> list[tuple[str, str]]:
+    """Outputs computed from inputs that have changed since (a rerun left them behind).
+
+    Every output records the sha256 of each file it read; a file that now hashes differently
+    means the output belongs to an earlier analysis, and putting it next to the current one
+    would mix two analyses in one report. Returns (output, reason) pairs.
+    """
+    current: dict[str, str | None] = {}
+    stale = []
+    for item in inputs.all():
+        meta = getattr(item.value, "metadata", None) if item.ok else None
+        if isinstance(item.value, dict):  # path attribution is read as plain JSON
+            try:
+                meta = Metadata.model_validate(item.value.get("metadata"))
+            except ValidationError:
+                meta = None
+        if not isinstance(meta, Metadata):
+            continue
+        changed = []
+        for relative, digest in meta.input_hashes.items():
+            if relative not in current:
+                try:
+                    path = ws.resolve(relative)
+                    current[relative] = ws.sha256(path) if path.is_file() else None
+                except (AttributionError, OSError):
+                    current[relative] = None
+            now = current[relative]
+            if now is None:
+                changed.append(f"{relative} (no longer present)")
+            elif now != digest:
+                changed.append(relative)
+        if changed:
+            stale.append(
+                (item.path, "its inputs changed since it was written: " + ", ".join(changed))
+            )
+    return stale

@@ -1,0 +1,217 @@
+"""The ``generate_report`` step: ``reports/mmm_executive_summary.html`` and its figures.
+
+One self-contained HTML file: styles inline, charts as inline SVG drawn here with matplotlib,
+no JavaScript and no network request (a Content-Security-Policy in the page forbids both, so
+even an injected script would not run). Every number is a field of an output JSON, printed
+with its interval; a section whose input does not exist says which step writes it.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.metadata import version
+from typing import Any
+
+from attribution_analysis.contracts.report import (
+    GenerateReportParams,
+    GenerateReportResult,
+    SectionReport,
+)
+from attribution_analysis.progress import Progress, report
+from attribution_analysis.provenance import build_metadata
+from attribution_analysis.registry import RunRegistry
+from attribution_analysis.report import charts, views
+from attribution_analysis.report.inputs import (
+    ALLOCATION,
+    BUDGET,
+    CONTRIBUTIONS,
+    DIAGNOSTICS,
+    FIT,
+    LIFT_TESTS,
+    PATHS,
+    PRODUCERS,
+    VALIDATION,
+    Loaded,
+    ReportInputs,
+    load_inputs,
+    stale_outputs,
+)
+from attribution_analysis.workspace import Workspace
+
+STEP = "generate_report"
+OUTPUT = "reports/mmm_executive_summary.html"
+FIGURES = "reports/figures"
+DEFAULT_TITLE = "Marketing mix model: executive summary"
+
+# (section id, heading, the inputs it needs: the first one decides whether it renders)
+SECTIONS: list[tuple[str, str, list[str]]] = [
+    ("summary", "Executive summary", [CONTRIBUTIONS, DIAGNOSTICS, BUDGET, ALLOCATION]),
+    ("contributions", "Channel contributions", [CONTRIBUTIONS]),
+    ("roas", "ROAS and marginal ROAS", [CONTRIBUTIONS, BUDGET]),
+    ("budget", "Budget reallocation", [BUDGET]),
+    ("campaigns", "Campaign allocation within channels", [ALLOCATION]),
+    ("paths", "User-level path attribution", [PATHS]),
+    ("diagnostics", "Model diagnostics", [DIAGNOSTICS, FIT, LIFT_TESTS]),
+    ("data", "Data", [VALIDATION]),
+    ("methodology", "Methodology and limits", [FIT]),
+    ("metadata", "Metadata and provenance", []),
+]
+
+
+def _section(
+    name: str, title: str, needs: list[str], loaded: dict[str, Loaded[Any]]
+) -> SectionReport:
+    used = [p for p in needs if loaded[p].ok]
+    if not needs or name in ("summary", "methodology"):
+        # always rendered: they say in their text what is missing
+        return SectionReport(name=name, title=title, status="rendered", inputs=used)
+    primary = loaded[needs[0]]
+    if primary.ok:
+        return SectionReport(name=name, title=title, status="rendered", inputs=used)
+    if primary.status == "unreadable":
+        message = (
+            f"{primary.path} exists but does not match its contract ({primary.problem}); "
+            f"rerun {PRODUCERS[primary.path]} with this version."
+        )
+        return SectionReport(
+            name=name, title=title, status="unreadable", inputs=[], message=message
+        )
+    message = (
+        f"No input: {primary.path} does not exist yet. It is written by {PRODUCERS[primary.path]}."
+    )
+    return SectionReport(name=name, title=title, status="no_input", inputs=[], message=message)
+
+
+def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, charts.Chart]:
+    drawn: list[charts.Chart | None] = []
+    if inputs.contributions.ok:
+        drawn += [
+            charts.waterfall(inputs.contributions.value),  # type: ignore[arg-type]
+            charts.roas_intervals(inputs.contributions.value),  # type: ignore[arg-type]
+        ]
+    budget = inputs.budget.value if inputs.budget.ok else None
+    if budget is not None:
+        drawn.append(charts.budget_shift(budget))
+        if budget.curves:
+            drawn.append(charts.response_curves(budget))
+    if inputs.allocation.ok and inputs.allocation.value.entities:  # type: ignore[union-attr]
+        drawn.append(charts.campaigns(inputs.allocation.value, params.top_campaigns))  # type: ignore[arg-type]
+    if inputs.diagnostics.ok:
+        d = inputs.diagnostics.value
+        target = inputs.contributions.value.target if inputs.contributions.ok else "outcome"  # type: ignore[union-attr]
+        drawn += [
+            charts.trace_plots(d, views.trace_order(inputs), params.trace_parameters),  # type: ignore[arg-type]
+            charts.ppc_coverage(d, target),  # type: ignore[arg-type]
+        ]
+    return {c.id: c for c in drawn if c is not None}
+
+
+def build_context(ws: Workspace, inputs: ReportInputs, top_campaigns: int) -> dict[str, Any]:
+    """What the report and FAQ templates read: the outputs (None when absent) and the facts
+    selected from them (verdict, rankings, flags)."""
+    contributions = inputs.contributions.value if inputs.contributions.ok else None
+    budget = inputs.budget.value if inputs.budget.ok else None
+    allocation = inputs.allocation.value if inputs.allocation.ok else None
+    return {
+        "inputs": inputs,
+        "contributions": contributions,
+        "diagnostics": inputs.diagnostics.value if inputs.diagnostics.ok else None,
+        "fit": inputs.fit.value if inputs.fit.ok else None,
+        "validation": inputs.validation.value if inputs.validation.ok else None,
+        "lift_tests": inputs.lift_tests.value if inputs.lift_tests.ok else None,
+        "allocation": allocation,
+        "budget": budget,
+        "paths": inputs.paths.value if inputs.paths.ok else None,
+        "path_tables": views.path_tables(inputs.paths.value) if inputs.paths.ok else None,  # type: ignore[arg-type]
+        "path_report": views.path_report(inputs.paths.value) if inputs.paths.ok else None,  # type: ignore[arg-type]
+        "verdict": views.verdict(inputs),
+        "by_share": views.rank(contributions.channels, "share_of_media") if contributions else None,
+        "by_roas": views.rank(contributions.channels, "roas") if contributions else None,
+        "by_mroas": views.rank(contributions.channels, "mroas") if contributions else None,
+        "saturation": {a.channel: a.saturation for a in budget.allocations} if budget else {},
+        "prior_dominated": views.prior_dominated(inputs),
+        "top": views.top_entities(allocation, top_campaigns) if allocation else [],
+        "warnings": views.warnings,
+        "lift_used": views.lift_tests_used(inputs),
+        "stale": dict(stale_outputs(ws, inputs)),
+        "steps": inputs.metadata_by_step(),
+    }
+
+
+def render_report(
+    ws: Workspace, params: GenerateReportParams, run_id: str
+) -> tuple[str, dict[str, charts.Chart], list[SectionReport], ReportInputs]:
+    """The HTML text, its charts and its sections (pure: writes nothing)."""
+    inputs = load_inputs(ws)
+    loaded = {item.path: item for item in inputs.all()}
+    sections = [_section(n, t, needs, loaded) for n, t, needs in SECTIONS]
+    drawn = _charts(inputs, params)
+    contributions = inputs.contributions.value if inputs.contributions.ok else None
+    metadata = build_metadata(
+        step=STEP,
+        input_hashes=inputs.hashes,
+        data_range=contributions.metadata.data_range if contributions else None,
+        run_id=run_id,
+        extra={"params": params.model_dump(mode="json")},
+    )
+    template = views.environment().get_template("report.html.j2")
+    html = template.render(
+        title=params.title or DEFAULT_TITLE,
+        params=params,
+        sections={s.name: s for s in sections},
+        section_list=sections,
+        charts=drawn,
+        metadata=metadata,
+        matplotlib_version=version("matplotlib"),
+        jinja_version=version("jinja2"),
+        **build_context(ws, inputs, params.top_campaigns),
+    )
+    return html, drawn, sections, inputs
+
+
+def generate_report(
+    ws: Workspace, params: GenerateReportParams | None = None, progress: Progress | None = None
+) -> GenerateReportResult:
+    """Write ``reports/mmm_executive_summary.html`` (and figures) from the workspace outputs.
+
+    Parameters
+    ----------
+    ws
+        The workspace; reads ``analysis/*.json``, writes ``reports/``.
+    params
+        :class:`GenerateReportParams`; defaults: top 5 campaigns per channel, figures on.
+
+    Returns
+    -------
+    GenerateReportResult
+        Paths written, the sections and the inputs each one used (or why it is empty).
+    """
+    params = params or GenerateReportParams()
+    started = time.perf_counter()
+    with RunRegistry(ws).track(STEP, params.model_dump(mode="json")) as run:
+        report(progress, 0, 3, "reading outputs and drawing charts")
+        html, drawn, sections, inputs = render_report(ws, params, run.run_id)
+        run.input_hashes = inputs.hashes
+        report(progress, 2, 3, "writing")
+        body = html.encode("utf-8")
+        outputs = {OUTPUT: body}
+        figures: list[str] = []
+        if params.figures:
+            for chart in drawn.values():
+                for suffix, data in (("png", chart.png), ("svg", chart.svg)):
+                    path = f"{FIGURES}/{chart.id}.{suffix}"
+                    outputs[path] = data
+                    figures.append(path)
+        ws.commit(outputs)
+        run.outputs = list(outputs)
+        report(progress, 3, 3, "done")
+        return GenerateReportResult(
+            report=OUTPUT,
+            report_bytes=len(body),
+            figures=figures,
+            charts=list(drawn),
+            sections=sections,
+            input_hashes=inputs.hashes,
+            render_seconds=round(time.perf_counter() - started, 3),
+            run_id=run.run_id,
+        )

@@ -1,0 +1,5 @@
+import sys
+
+from attribution_analysis.server import main
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""Background jobs: long steps run in their own process, so the server keeps answering,
+a job can be cancelled by stopping its process, and a crash in PyMC cannot take the
+server down. Job records live in SQLite under the workspace root and survive restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import signal
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attribution_analysis.provenance import utc_now
+
+TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
+CANCEL_GRACE_SECONDS = 10.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    params_json TEXT NOT NULL,
+    result_json TEXT,
+    error_json TEXT
+);
+"""
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's process when the server asks it to stop."""
+
+
+@dataclass
+class Job:
+    job_id: str
+    tool: str
+    workspace: str
+    status: str  # queued | running | succeeded | failed | cancelled | interrupted
+    created_at: str
+    params: dict[str, Any]
+    progress: float = 0.0
+    total: float = 1.0
+    message: str = ""
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    finished_at: str | None = None
+    process: Any = field(default=None, repr=False)
+    updated: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "tool": self.tool,
+            "workspace": self.workspace,
+            "status": self.status,
+            "progress": round(self.progress / self.total, 4) if self.total else None,
+            "message": self.message,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+def _child(step_name: str, folder: str, params_json: str, conn) -> None:
+    """Entry point of a job's process: run one step, report progress, send the outcome."""
+
+    def stop(signum, frame):
+        raise JobCancelled()
+
+    signal.signal(signal.SIGTERM, stop)
+    import contextlib as _contextlib
+    import sys
+
+    from attribution_analysis.adapters import error_payload
+    from attribution_analysis.errors import AttributionError
+    from attribution_analysis.steps import step
+    from attribution_analysis.workspace import Workspace
+
+    spec = step(step_name)
+
+    def progress(done: float, total: float, message: str) -> None:
+        conn.send(("progress", float(done), float(total), str(message)))
+
+    try:
+        # Library chatter goes to stderr; the pipe carries the protocol.
+        with _contextlib.redirect_stdout(sys.stderr):
+            params = spec.params.model_validate_json(params_json)
+            payload = spec.run(Workspace.open(folder), params, progress)
+        conn.send(("succeeded", payload))
+    except JobCancelled:
+        conn.send(("cancelled", {"message": "the job was cancelled; no output was written."}))
+    except AttributionError as exc:
+        conn.send(("failed", error_payload(exc)))
+    except Exception as exc:  # a crash: the message, never a traceback, reaches the client
+        conn.send(
+            (
+                "failed",
+                {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}".strip()[:500]},
+            )
+        )
+    finally:
+        conn.close()
+
+
+class JobManager:
+    def __init__(self, root: Path, max_jobs: int = 2) -> None:
+        self.db_path = root / ".attribution" / "jobs.sqlite"
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_jobs = max_jobs
+        self.jobs: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.context = multiprocessing.get_context("spawn")
+        with self._db() as db:
+            # Jobs that were running when the server stopped cannot be resumed.
+            db.execute(
+                "UPDATE jobs SET status='interrupted', finished_at=?, error_json=? "
+                "WHERE status IN ('queued', 'running')",
+                (
+                    utc_now(),
+                    json.dumps(
+                        {"message": "the server stopped while this job ran; start it again."}
+                    ),
+                ),
+            )
+
+    @contextlib.contextmanager
+    def _db(self):
+        connection = sqlite3.connect(self.db_path, timeout=30)
+        connection.row_factory = sqlite3.Row
+        try:
+            connection.executescript(SCHEMA)
+            with connection:
+                yield connection
+        finally:
+            connection.close()
+
+    def running(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.status in {"queued", "running"})
+
+    def start(self, tool: str, workspace: str, folder: Path, params_json: str) -> Job:
+        from attribution_analysis.errors import ParameterError
+
+        with self.lock:
+            if self.running() >= self.max_jobs:
+                raise ParameterError(
+                    f"{self.max_jobs} background jobs are already running on this server.",
+                    fix="wait for one to finish (get_job) or cancel one (cancel_job).",
+                )
+            job = Job(
+                job_id=uuid.uuid4().hex[:12],
+                tool=tool,
+                workspace=workspace,
+                status="running",
+                created_at=utc_now(),
+                params=json.loads(params_json),
+            )
+            self.jobs[job.job_id] = job
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, tool, workspace, status, created_at, params_json) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job.job_id, tool, workspace, job.status, job.created_at, params_json),
+            )
+        parent, child = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_child, args=(tool, str(folder), params_json, child), daemon=True
+        )
+        process.start()
+        child.close()
+        job.process = process
+        threading.Thread(target=self._watch, args=(job, parent), daemon=True).start()
+        return job
+
+    def _watch(self, job: Job, conn) -> None:
+        outcome: tuple[str, dict[str, Any]] | None = None
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                break
+            if message[0] == "progress":
+                _, job.progress, job.total, job.message = message
+                job.updated.set()
+            else:
+                outcome = (message[0], message[1])
+        job.process.join(timeout=CANCEL_GRACE_SECONDS)
+        if outcome is None:
+            status = "cancelled" if job.status == "cancelling" else "failed"
+            outcome = (
+                status,
+                {
+                    "message": "the job's process ended without a result "
+                    f"(exit code {job.process.exitcode})."
+                },
+            )
+        self._finish(job, *outcome)
+
+    def _finish(self, job: Job, status: str, body: dict[str, Any]) -> None:
+        job.status = status
+        job.finished_at = utc_now()
+        if status == "succeeded":
+            job.result = body
+            job.progress, job.message = job.total, "done"
+        else:
+            job.error = body
+            job.message = body.get("message", status)
+        with self._db() as db:
+            db.execute(
+                "UPDATE jobs SET status=?, finished_at=?, result_json=?, error_json=? "
+                "WHERE job_id=?",
+                (
+                    status,
+                    job.finished_at,
+                    json.dumps(job.result) if job.result is not None else None,
+                    json.dumps(job.error) if job.error is not None else None,
+                    job.job_id,
+                ),
+            )
+        job.updated.set()
+
+    def get(self, job_id: str) -> Job:
+        from attribution_analysis.errors import ParameterError
+
+        if job_id in self.jobs:
+            return self.jobs[job_id]
+        with self._db() as db:
+            row = db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        if row is None:
+            raise ParameterError(
+                f"no job '{job_id}' on this server.", fix="use a job id from list_jobs."
+            )
+        return Job(
+            job_id=row["job_id"],
+            tool=row["tool"],
+            workspace=row["workspace"],
+            status=row["status"],
+            created_at=row["created_at"],
+            finished_at=row["finished_at"],
+            params=json.loads(row["params_json"]),
+            progress=1.0 if row["status"] == "succeeded" else 0.0,
+            result=json.loads(row["result_json"]) if row["result_json"] else None,
+            error=json.loads(row["error_json"]) if row["error_json"] else None,
+        )
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status in TERMINAL or job.process is None:
+            return job
+        job.status = "cancelling"
+        job.process.terminate()  # SIGTERM: the step raises JobCancelled and writes nothing
+        threading.Thread(target=self._reap, args=(job,), daemon=True).start()
+        return job
+
+    def _reap(self, job: Job) -> None:
+        job.process.join(timeout=CANCEL_GRACE_SECONDS)
+        if job.process.is_alive():  # stuck in native code: stop it hard
+            job.process.kill()
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [
+            {k: v for k, v in self.get(r["job_id"]).view().items() if k not in {"result"}}
+            for r in rows
+        ]
+
+    def shutdown(self) -> None:
+        for job in list(self.jobs.values()):
+            if job.status not in TERMINAL and job.process is not None:
+                job.process.terminate()

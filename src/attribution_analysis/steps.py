@@ -1,0 +1,273 @@
+"""Every pipeline step once: its parameters, what it costs and writes, how to run it.
+
+The MCP server builds its tools from this table; each ``run`` calls the same step function
+and the same payload function as the CLI and ``scripts/``, so the three surfaces cannot
+disagree about what a step does or returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from attribution_analysis.contracts.allocation import AllocateParams
+from attribution_analysis.contracts.budget import OptimizeBudgetParams
+from attribution_analysis.contracts.exposure import BuildExposureParams
+from attribution_analysis.contracts.mmm import DecomposeParams, FitMMMParams, ValidateModelParams
+from attribution_analysis.contracts.paths import AttributePathsParams
+from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.contracts.validation import ValidateDataParams
+from attribution_analysis.progress import Progress
+from attribution_analysis.workspace import Workspace
+
+Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
+
+
+class SimulateWorkspaceParams(SimulationParams):
+    overwrite: bool = Field(
+        default=False,
+        description="Replace raw/ and truth/ when the workspace already holds them (analysis/ "
+        "outputs then no longer match the data and are refused by the staleness checks).",
+    )
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    title: str
+    description: str  # what it does, what it costs, what it writes (shown to agents)
+    params: type[BaseModel]
+    run: Runner
+    background: bool = False  # minutes of work: run as a job that can be polled or cancelled
+    creates_workspace: bool = False
+    destructive: bool = True  # replaces earlier outputs of the same name (atomically)
+    idempotent: bool = True  # same inputs and seed, same outputs
+
+
+def _simulate(ws: Workspace, params: SimulateWorkspaceParams, progress) -> dict[str, Any]:
+    from attribution_analysis.simulate import simulate_workspace
+
+    simulation = SimulationParams.model_validate(params.model_dump(exclude={"overwrite"}))
+    files = simulate_workspace(ws.root, simulation, overwrite=params.overwrite)
+    return {
+        "step": "simulate_workspace",
+        "kind": simulation.kind,
+        "seed": simulation.seed,
+        "outputs": sorted(files),
+    }
+
+
+def _validate(ws: Workspace, params: ValidateDataParams, progress) -> dict[str, Any]:
+    from attribution_analysis.data.validate import validate_data
+    from attribution_analysis.payloads import validate_payload
+
+    return validate_payload(validate_data(ws, params))
+
+
+def _fit(ws: Workspace, params: FitMMMParams, progress) -> dict[str, Any]:
+    from attribution_analysis.mmm.fit import fit_mmm
+    from attribution_analysis.payloads import fit_payload
+
+    return fit_payload(fit_mmm(ws, params, progress))
+
+
+def _validate_model(ws: Workspace, params: ValidateModelParams, progress) -> dict[str, Any]:
+    from attribution_analysis.mmm.diagnostics import validate_model
+    from attribution_analysis.payloads import validate_model_payload
+
+    result = validate_model(
+        ws,
+        backtest_periods=params.backtest_periods or None,
+        seed=params.seed,
+        sensitivity_refit=params.sensitivity_refit,
+        progress=progress,
+    )
+    return validate_model_payload(result)
+
+
+def _decompose(ws: Workspace, params: DecomposeParams, progress) -> dict[str, Any]:
+    from attribution_analysis.contributions import decompose_contributions
+    from attribution_analysis.payloads import decompose_payload
+
+    result = decompose_contributions(ws, params.override_reason, progress)
+    return decompose_payload(result)
+
+
+def _exposure(ws: Workspace, params: BuildExposureParams, progress) -> dict[str, Any]:
+    from attribution_analysis.allocation.exposure_step import effective_exposure
+    from attribution_analysis.payloads import exposure_payload
+
+    return exposure_payload(effective_exposure(ws, params))
+
+
+def _allocate(ws: Workspace, params: AllocateParams, progress) -> dict[str, Any]:
+    from attribution_analysis.allocation.step import allocate, summary_payload
+
+    return summary_payload(allocate(ws, params))
+
+
+def _optimize(ws: Workspace, params: OptimizeBudgetParams, progress) -> dict[str, Any]:
+    from attribution_analysis.optimize import optimize_budget
+    from attribution_analysis.optimize.summary import summary_payload
+
+    return summary_payload(optimize_budget(ws, params, progress))
+
+
+def _paths(ws: Workspace, params: AttributePathsParams, progress) -> dict[str, Any]:
+    from attribution_analysis.paths import attribute_paths, summary_payload
+
+    return summary_payload(attribute_paths(ws, params))
+
+
+def _report(ws: Workspace, params: GenerateReportParams, progress) -> dict[str, Any]:
+    from attribution_analysis.report import generate_report
+
+    result = generate_report(ws, params, progress)
+    # Compact: where the report is and which sections had input; the HTML is a resource.
+    return {
+        "step": "generate_report",
+        "report": result.report,
+        "report_bytes": result.report_bytes,
+        "sections": [
+            {"name": s.name, "status": s.status, "message": s.message} for s in result.sections
+        ],
+        "figures": result.figures,
+        "outputs": [result.report, *result.figures],
+    }
+
+
+def _faq(ws: Workspace, params: DraftFaqParams, progress) -> dict[str, Any]:
+    from attribution_analysis.report import draft_faq
+
+    result = draft_faq(ws, params, progress)
+    return {
+        "step": "draft_faq",
+        **result.model_dump(mode="json"),
+        "outputs": [p for f in result.files for p in (f.markdown, f.html)],
+    }
+
+
+STEPS: list[StepSpec] = [
+    StepSpec(
+        name="simulate_workspace",
+        title="Simulate a workspace",
+        description="Write a simulated workspace (raw/ input files + truth/ with the true "
+        "parameters) from a fixed seed: kind mmm, mta (campaigns), hcp-brick or journeys. "
+        "Seconds. Writes raw/*.csv and truth/*; refuses a folder that already has raw/ "
+        "unless overwrite is true.",
+        params=SimulateWorkspaceParams,
+        run=_simulate,
+        creates_workspace=True,
+    ),
+    StepSpec(
+        name="validate_data",
+        title="Validate input data",
+        description="Check the raw files against the data contracts (grain, gaps, window, "
+        "controls, identification metrics) and build the modelling panel. Seconds. Writes "
+        "analysis/data_validation.json and analysis/prepared_panel.csv (+ campaign panel). "
+        "Every later step needs it.",
+        params=ValidateDataParams,
+        run=_validate,
+    ),
+    StepSpec(
+        name="fit_mmm",
+        title="Fit the Bayesian MMM",
+        description="Fit PyMC-Marketing's MMM (adstock + saturation per channel; lift tests "
+        "as calibration when calibrate=true). Minutes with NUTS (2-5 min for 3 years x 5 "
+        "channels on 2 cores); seconds with quick='map' (not for decisions). Background job: "
+        "returns a job id at once; poll get_job (wait_seconds > 0 streams progress). Writes "
+        "analysis/model/mmm_<key>.nc and analysis/mmm_fit.json.",
+        params=FitMMMParams,
+        run=_fit,
+        background=True,
+    ),
+    StepSpec(
+        name="validate_model",
+        title="Validate the fitted model",
+        description="Acceptance gates of the current fit: R-hat, ESS, divergences, posterior "
+        "predictive coverage, LOO, backtest and prior sensitivity (the last two refit: "
+        "minutes). Background job. Writes analysis/mmm_diagnostics.json; decomposition and "
+        "optimization refuse a model that fails it.",
+        params=ValidateModelParams,
+        run=_validate_model,
+        background=True,
+    ),
+    StepSpec(
+        name="decompose_contributions",
+        title="Decompose contributions",
+        description="Channel contributions, share, ROAS and marginal ROAS with 90%/95% "
+        "intervals from the posterior. 5-30 seconds. Writes "
+        "analysis/mmm_channel_contributions.json, weekly table, contribution draws and "
+        "analysis/mmm_transforms.json (for effective exposure).",
+        params=DecomposeParams,
+        run=_decompose,
+    ),
+    StepSpec(
+        name="build_effective_exposure",
+        title="Build effective exposure",
+        description="Campaign impressions through the MMM's own adstock and saturation "
+        "(what the allocation splits on). Seconds. Writes analysis/effective_exposure.csv "
+        "and analysis/effective_exposure.json.",
+        params=BuildExposureParams,
+        run=_exposure,
+    ),
+    StepSpec(
+        name="allocate",
+        title="Allocate within channels",
+        description="Split each MMM channel total (or brick sales) across campaigns (or HCPs) "
+        "by EM (seconds) or the Bayesian hierarchical model (minutes), with exact mass "
+        "conservation and identifiability warnings. Background job. Writes "
+        "analysis/mta_allocation.csv and analysis/allocation_summary.json.",
+        params=AllocateParams,
+        run=_allocate,
+        background=True,
+    ),
+    StepSpec(
+        name="optimize_budget",
+        title="Optimize the budget",
+        description="Recommended channel mix for a total budget over a horizon (total, not "
+        "per week), with expected lift, its 90% interval and P(better) over posterior draws; "
+        "scenarios; mROAS curves; saturation flags. Seconds. Writes "
+        "analysis/mmm_budget_optimization.json.",
+        params=OptimizeBudgetParams,
+        run=_optimize,
+    ),
+    StepSpec(
+        name="attribute_paths",
+        title="Attribute user journeys",
+        description="Heuristic, Markov (removal effect) and Shapley credit from user journeys "
+        "(raw/journeys.csv or raw/paths.csv), reconciled with the MMM. Seconds. Writes "
+        "analysis/path_attribution.json (+ path_campaign_omega.csv). Path credit is "
+        "correlational; the MMM total is the causal one.",
+        params=AttributePathsParams,
+        run=_paths,
+    ),
+    StepSpec(
+        name="generate_report",
+        title="Generate the executive report",
+        description="One self-contained offline HTML report (executive summary, "
+        "contributions with intervals, ROAS/mROAS curves, budget, campaigns, diagnostics, "
+        "methodology, provenance) from whatever outputs exist; sections without input say "
+        "so. A few seconds. Writes reports/mmm_executive_summary.html and "
+        "reports/figures/*.png|svg.",
+        params=GenerateReportParams,
+        run=_report,
+    ),
+    StepSpec(
+        name="draft_faq",
+        title="Draft the stakeholder FAQ",
+        description="Answers to the hard questions of a CMO, data science, finance, marketing "
+        "or legal audience, filled with this analysis's own numbers (templates, no free "
+        "text). About a second. Writes reports/faq_<audience>.md and .html.",
+        params=DraftFaqParams,
+        run=_faq,
+    ),
+]
+
+
+def step(name: str) -> StepSpec:
+    return next(s for s in STEPS if s.name == name)

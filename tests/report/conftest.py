@@ -1,0 +1,71 @@
+"""A full pipeline workspace for the report tests, built once per session (about 30 s).
+
+Simulate (mta, small) -> validate_data -> fit_mmm (a short real NUTS run, calibrated with
+the simulated lift test) -> validate_model -> decompose_contributions -> allocate. The chains
+are short on purpose; when they miss the ESS gate the decomposition runs with a recorded
+override, which the report must then show as such. One campaign is renamed to carry a
+``<script>`` tag: campaign names are free text, so the report has to escape them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from attribution_analysis.allocation.step import allocate
+from attribution_analysis.contracts.allocation import AllocateParams
+from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.contributions import decompose_contributions
+from attribution_analysis.data.validate import validate_data
+from attribution_analysis.mmm.diagnostics import validate_model
+from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.workspace import Workspace
+
+SMALL = SimulationParams(kind="mta", seed=5, weeks=78, channels=3, lift_tests=1)
+SHORT_NUTS = SamplerSettings(draws=500, tune=500)
+HOSTILE = "<script>alert(1)</script>"
+OVERRIDE = "report tests: short chains on purpose"
+
+
+def _rename_top_campaign(root: Path) -> str:
+    """Give the campaign with the most spend a name with a script tag, in every file."""
+    spend = pd.concat(pd.read_csv(p) for p in sorted((root / "raw").glob("campaign_spend_*.csv")))
+    old = str(spend.groupby("campaign")["spend"].sum().idxmax())
+    new = f"{old} {HOSTILE}"
+    for folder in ("raw", "truth"):
+        for path in sorted((root / folder).glob("*.csv")):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            if "campaign" in frame.columns:
+                frame["campaign"] = frame["campaign"].replace(old, new)
+                frame.to_csv(path, index=False)
+    return new
+
+
+@pytest.fixture(scope="session")
+def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report_pipeline")
+    simulate_workspace(root, SMALL)
+    _rename_top_campaign(root)
+    ws = Workspace.open(root)
+    validate_data(ws)
+    fit_mmm(
+        ws,
+        FitMMMParams(calibrate=True, sampler=SHORT_NUTS, retry=False, fallback_to_ridge=False),
+    )
+    diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
+    decompose_contributions(ws, override_reason=None if diagnostics.passed else OVERRIDE)
+    allocate(ws, AllocateParams(source="mta", family="gamma", bootstrap=5))
+    return root
+
+
+@pytest.fixture
+def pipeline(pipeline_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the pipeline workspace, safe to modify."""
+    target = tmp_path / "ws"
+    shutil.copytree(pipeline_root, target)
+    return target

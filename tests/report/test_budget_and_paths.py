@@ -1,0 +1,56 @@
+"""The budget and path-attribution sections, rendered from the real outputs of those steps."""
+
+from __future__ import annotations
+
+import shutil
+
+from attribution_analysis.contracts.budget import OptimizeBudgetParams, ShiftScenario
+from attribution_analysis.contracts.paths import AttributePathsParams
+from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.optimize.step import optimize_budget
+from attribution_analysis.paths import attribute_paths
+from attribution_analysis.report import draft_faq, generate_report
+from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.workspace import Workspace
+from tests.report.conftest import OVERRIDE
+from tests.report.test_faq import source_pool, unmatched_numbers
+
+
+def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
+    ws = Workspace.open(pipeline)
+    budget = optimize_budget(
+        ws,
+        OptimizeBudgetParams(
+            draws=100,
+            max_change=0.5,
+            override_reason=OVERRIDE,
+            scenarios=[ShiftScenario(from_channel="tv", to_channel="social", fraction=0.2)],
+        ),
+    )
+    # Path attribution needs user journeys: simulate them in their own workspace, then bring
+    # the output over (the report flags it as computed from inputs this workspace lacks).
+    journeys = tmp_path / "journeys"
+    simulate_workspace(journeys, SimulationParams(kind="journeys", seed=3))
+    attribute_paths(Workspace.open(journeys), AttributePathsParams(method="heuristics"))
+    shutil.copy(journeys / "analysis" / "path_attribution.json", pipeline / "analysis")
+
+    result = generate_report(ws, GenerateReportParams(figures=False))
+    html = (pipeline / result.report).read_text()
+    sections = {s.name: s.status for s in result.sections}
+    assert sections["budget"] == "rendered" and sections["paths"] == "rendered"
+    assert {"budget_reallocation", "response_curves"} <= set(result.charts)
+    assert 'id="path-shares"' in html and 'id="budget-table"' in html
+    lift = budget.outcome.lift
+    assert f"{lift.hdi_90[0]:,.0f}" in html or f"{lift.hdi_90[0]:.1f}" in html
+    assert "Out of date: analysis/path_attribution.json" in html
+
+    faq = draft_faq(ws, DraftFaqParams(audience="all"))
+    numbers, strings = source_pool(pipeline)
+    for file in faq.files:
+        markdown = (pipeline / file.markdown).read_text()
+        assert unmatched_numbers(markdown, numbers, strings) == [], file.markdown
+    assert (
+        "probability the recommendation does better"
+        in (pipeline / "reports" / "faq_finance.md").read_text()
+    )

@@ -1,0 +1,184 @@
+"""generate_report on a full simulated pipeline: opens in headless Chromium without console
+errors, every chart present, empty sections say so, names escaped."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from attribution_analysis.contracts.report import GenerateReportParams
+from attribution_analysis.report import generate_report
+from attribution_analysis.workspace import Workspace
+from tests.report.conftest import HOSTILE
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+SKIP_ENV = "ATTRIBUTION_SKIP_BROWSER_TESTS"
+# Flags that keep a headless Chromium from reaching the network or a GPU (and let it run as
+# root in a container): the report must render from the file alone.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+EXPECTED_CHARTS = {
+    "contribution_waterfall",
+    "roas_mroas",
+    "campaign_allocation",
+    "trace_plots",
+    "ppc_coverage",
+}
+
+
+def _chromium() -> Path:
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{CHROMIUM} missing and {SKIP_ENV}=1 asks to skip browser tests")
+    pytest.fail(
+        f"{CHROMIUM} is missing. `make test` installs Debian's chromium through "
+        f"tools/ensure-chromium (needs apt-get and root); install it with `apt-get install "
+        f"chromium`, point CHROMIUM at a binary, or set {SKIP_ENV}=1 to skip this test."
+    )
+
+
+def _open_in_chromium(html: Path, screenshot: Path) -> tuple[str, list[str]]:
+    """The DOM after load and the console messages, from one headless run."""
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [
+                str(_chromium()),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                "--window-size=1280,2400",
+                f"--screenshot={screenshot}",
+                "--dump-dom",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return done.stdout, console
+
+
+def test_the_full_report_opens_in_chromium_with_every_chart_and_no_console_error(
+    pipeline, tmp_path
+):
+    result = generate_report(Workspace.open(pipeline))
+    html_path = pipeline / result.report
+    html = html_path.read_text()
+    assert set(result.charts) >= EXPECTED_CHARTS
+    statuses = {s.name: s.status for s in result.sections}
+    assert statuses["budget"] == "no_input" and statuses["paths"] == "no_input"
+    assert all(statuses[n] == "rendered" for n in ("contributions", "campaigns", "diagnostics"))
+    # self-contained: no external resource, no script at all
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script" not in html
+    screenshot = tmp_path / "report.png"
+    dom, console = _open_in_chromium(html_path, screenshot)
+    assert console == [], console
+    for chart in result.charts:
+        figure = re.search(rf'<figure class="chart" id="fig-{chart}".*?</figure>', dom, re.S)
+        assert figure, f"chart {chart} missing from the rendered DOM"
+        assert "<svg" in figure.group(0) and "<path" in figure.group(0)
+        for suffix in ("png", "svg"):
+            assert (pipeline / "reports" / "figures" / f"{chart}.{suffix}").stat().st_size > 1000
+    for section in ("summary", "contributions", "roas", "campaigns", "diagnostics", "metadata"):
+        assert f'data-section="{section}"' in dom
+    assert screenshot.stat().st_size > 20_000  # a blank page is a few kB
+    # the numbers are the outputs' numbers, with intervals
+    contributions = json.loads(
+        (pipeline / "analysis" / "mmm_channel_contributions.json").read_text()
+    )
+    base = contributions["base"]["total"]
+    assert f"{base['mean']:,.0f}" in html and f"{base['hdi_90'][0]:,.0f}" in html
+    assert "the total is causal, the split within a channel is model-based" in html.lower()
+    # a recorded override (short chains) is shown as such
+    diagnostics = json.loads((pipeline / "analysis" / "mmm_diagnostics.json").read_text())
+    if not diagnostics["passed"]:
+        assert "model failed" in html and "used anyway" in html
+
+
+def test_with_only_mmm_outputs_the_missing_sections_say_so(pipeline):
+    for name in ("allocation_summary.json", "mta_allocation.csv"):
+        (pipeline / "analysis" / name).unlink()
+    result = generate_report(Workspace.open(pipeline), GenerateReportParams(figures=False))
+    html = (pipeline / result.report).read_text()
+    sections = {s.name: s for s in result.sections}
+    for name, path in (
+        ("campaigns", "analysis/allocation_summary.json"),
+        ("budget", "analysis/mmm_budget_optimization.json"),
+        ("paths", "analysis/path_attribution.json"),
+    ):
+        assert sections[name].status == "no_input"
+        assert f'data-empty-section="{name}"' in html
+        assert f"No input: {path} does not exist yet" in html
+    assert "campaign_allocation" not in result.charts
+    assert 'data-empty-section="response_curves"' in html
+    assert "No budget recommendation yet" in html
+    assert sections["contributions"].status == "rendered"
+    assert result.figures == [] and not (pipeline / "reports" / "figures").exists()
+
+
+def test_a_campaign_name_with_a_script_tag_is_escaped_everywhere(pipeline):
+    result = generate_report(Workspace.open(pipeline), GenerateReportParams(top_campaigns=50))
+    html = (pipeline / result.report).read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE not in html
+    svg = (pipeline / "reports" / "figures" / "campaign_allocation.svg").read_text()
+    assert "&lt;script&gt;" in svg and "<script" not in svg
+
+
+def test_a_channel_name_with_a_script_tag_is_escaped_by_the_templates(pipeline):
+    """Channel names are validated upstream (no '<'); a crafted output file must still be
+    rendered as text."""
+    path = pipeline / "analysis" / "mmm_channel_contributions.json"
+    payload = json.loads(path.read_text())
+    original = payload["channels"][0]["channel"]
+    payload["channels"][0]["channel"] = '<script>alert("channel")</script> & co'
+    path.write_text(json.dumps(payload))
+    result = generate_report(Workspace.open(pipeline))
+    html = (pipeline / result.report).read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(&#34;channel&#34;)&lt;/script&gt; &amp; co" in html
+    assert original in html  # the other channels are untouched
+
+
+def test_an_output_that_breaks_its_contract_is_reported_not_rendered(pipeline):
+    (pipeline / "analysis" / "mmm_budget_optimization.json").write_text('{"surprise": 1}')
+    result = generate_report(Workspace.open(pipeline), GenerateReportParams(figures=False))
+    budget = next(s for s in result.sections if s.name == "budget")
+    assert budget.status == "unreadable"
+    assert "does not match its contract" in budget.message
+    html = (pipeline / result.report).read_text()
+    assert "does not match its contract" in html
+
+
+def test_a_report_failure_leaves_the_previous_report_in_place(pipeline, monkeypatch):
+    ws = Workspace.open(pipeline)
+    first = generate_report(ws, GenerateReportParams(figures=False))
+    before = (pipeline / first.report).read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Workspace, "commit", broken)
+    with pytest.raises(RuntimeError):
+        generate_report(ws, GenerateReportParams(figures=False, title="second"))
+    assert (pipeline / first.report).read_bytes() == before
