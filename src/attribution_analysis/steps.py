@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.exposure import BuildExposureParams
+from attribution_analysis.contracts.intraday import DownscaleParams
 from attribution_analysis.contracts.mmm import DecomposeParams, FitMMMParams, ValidateModelParams
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
@@ -108,6 +109,17 @@ def _allocate(ws: Workspace, params: AllocateParams, progress) -> dict[str, Any]
     from attribution_analysis.allocation.step import allocate, summary_payload
 
     return summary_payload(allocate(ws, params))
+
+
+def _intraday(ws: Workspace, params: DownscaleParams, progress) -> dict[str, Any]:
+    from attribution_analysis.allocation.intraday import SUMMARY, downscale_intraday
+
+    report = downscale_intraday(ws, params)
+    return {
+        "step": "downscale_intraday",
+        **report.model_dump(mode="json", exclude={"metadata"}),
+        "outputs": [report.table, SUMMARY],
+    }
 
 
 def _optimize(ws: Workspace, params: OptimizeBudgetParams, progress) -> dict[str, Any]:
@@ -225,6 +237,16 @@ STEPS: list[StepSpec] = [
         params=AllocateParams,
         run=_allocate,
         background=True,
+    ),
+    StepSpec(
+        name="downscale_intraday",
+        title="Spread campaign credit over hours",
+        description="Optional: split each period's campaign credit across hours in proportion "
+        "to the campaign's hourly delivery (raw/hourly_delivery.csv), conserving every row. "
+        "Seconds. Writes analysis/mta_allocation_hourly.csv and "
+        "analysis/intraday_summary.json.",
+        params=DownscaleParams,
+        run=_intraday,
     ),
     StepSpec(
         name="optimize_budget",
