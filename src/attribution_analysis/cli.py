@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +37,21 @@ def _fail(exc: AttributionError | ValidationError) -> typer.Exit:
         f"[bold red]error:[/] {error_payload(exc)['message']}", highlight=False, soft_wrap=True
     )
     return typer.Exit(EXIT_INPUT_ERROR)
+
+
+def _run_step(name: str, workspace: Path, build: Callable[[], dict]) -> None:
+    """Validate the parameters ``build`` returns into the step's contract, run the step as
+    every other adapter does (``steps.STEPS``), print its JSON payload."""
+    from attribution_analysis.steps import step
+    from attribution_analysis.workspace import Workspace
+
+    spec = step(name)
+    try:
+        params = spec.params.model_validate(build())
+        payload = spec.run(Workspace.open(workspace), params, None)
+    except (AttributionError, ValidationError) as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(payload, default=str))
 
 
 @app.command()
@@ -141,23 +157,17 @@ def allocate(
     source: Annotated[str, typer.Option(help="auto | hcp-brick | mta")] = "auto",
 ) -> None:
     """Split group totals (brick sales, or MMM channel contributions) across entities."""
-    from attribution_analysis.allocation.step import allocate as allocate_step
-    from attribution_analysis.allocation.step import summary_payload
-    from attribution_analysis.contracts.allocation import AllocateParams
-    from attribution_analysis.workspace import Workspace
-
-    try:
-        params = AllocateParams(
-            source=source,
-            method=method,
-            family=family,
-            ridge=ridge,
-            covariates=[c for c in covariates.split(",") if c.strip()],
-        )
-        report = allocate_step(Workspace.open(workspace), params)
-    except (AttributionError, ValidationError) as exc:
-        raise _fail(exc) from None
-    out.print_json(json.dumps(summary_payload(report), default=str))
+    _run_step(
+        "allocate",
+        workspace,
+        lambda: {
+            "source": source,
+            "method": method,
+            "family": family,
+            "ridge": ridge,
+            "covariates": [c for c in covariates.split(",") if c.strip()],
+        },
+    )
 
 
 @app.command()
@@ -176,26 +186,21 @@ def optimize(
     override_reason: Annotated[str | None, typer.Option(help="Use a failed model.")] = None,
 ) -> None:
     """Recommend a budget mix with its expected lift, scenarios and mROAS curves."""
-    from attribution_analysis.contracts.budget import OptimizeBudgetParams
-    from attribution_analysis.optimize import optimize_budget
     from attribution_analysis.optimize.inputs import parse_max_change, parse_scenario, read_bounds
-    from attribution_analysis.optimize.summary import summary_payload
-    from attribution_analysis.workspace import Workspace
 
-    try:
-        params = OptimizeBudgetParams(
-            total_budget=total_budget,
-            horizon_periods=horizon_weeks,
-            bounds=read_bounds(constraints) if constraints else [],
-            max_change=parse_max_change(max_change),
-            objective=objective,
-            scenarios=[parse_scenario(s) for s in scenario or []],
-            override_reason=override_reason,
-        )
-        result = optimize_budget(Workspace.open(workspace), params)
-    except (AttributionError, ValidationError) as exc:
-        raise _fail(exc) from None
-    out.print_json(json.dumps(summary_payload(result), default=str))
+    _run_step(
+        "optimize_budget",
+        workspace,
+        lambda: {
+            "total_budget": total_budget,
+            "horizon_periods": horizon_weeks,
+            "bounds": read_bounds(constraints) if constraints else [],
+            "max_change": parse_max_change(max_change),
+            "objective": objective,
+            "scenarios": [parse_scenario(s) for s in scenario or []],
+            "override_reason": override_reason,
+        },
+    )
 
 
 @app.command("attribute-paths")
@@ -207,19 +212,11 @@ def attribute_paths(
     reconcile: Annotated[bool, typer.Option(help="Compare with the MMM if present.")] = True,
 ) -> None:
     """Credit conversions to channels from user journeys (heuristics, Markov, Shapley)."""
-    from attribution_analysis.contracts.paths import AttributePathsParams
-    from attribution_analysis.paths import attribute_paths as attribute_paths_step
-    from attribution_analysis.paths import summary_payload
-    from attribution_analysis.workspace import Workspace
-
-    try:
-        params = AttributePathsParams(
-            method=method, order=order, source=source, reconcile=reconcile
-        )
-        report = attribute_paths_step(Workspace.open(workspace), params)
-    except (AttributionError, ValidationError) as exc:
-        raise _fail(exc) from None
-    out.print_json(json.dumps(summary_payload(report), default=str))
+    _run_step(
+        "attribute_paths",
+        workspace,
+        lambda: {"method": method, "order": order, "source": source, "reconcile": reconcile},
+    )
 
 
 @app.command("report")
@@ -233,21 +230,16 @@ def report_command(
     fee_basis: Annotated[str, typer.Option(help="gross | net_of_fees | not_stated")] = "not_stated",
 ) -> None:
     """Write reports/mmm_executive_summary.html (self-contained, offline) and its figures."""
-    from attribution_analysis.contracts.report import GenerateReportParams
-    from attribution_analysis.report import generate_report
-    from attribution_analysis.workspace import Workspace
-
-    try:
-        params = GenerateReportParams(
-            top_campaigns=top_campaigns,
-            figures=figures,
-            financial_services=financial_services,
-            fee_basis=fee_basis,
-        )
-        result = generate_report(Workspace.open(workspace), params)
-    except (AttributionError, ValidationError) as exc:
-        raise _fail(exc) from None
-    out.print_json(result.model_dump_json())
+    _run_step(
+        "generate_report",
+        workspace,
+        lambda: {
+            "top_campaigns": top_campaigns,
+            "figures": figures,
+            "financial_services": financial_services,
+            "fee_basis": fee_basis,
+        },
+    )
 
 
 @app.command("faq")
@@ -262,18 +254,15 @@ def faq_command(
     fee_basis: Annotated[str, typer.Option(help="gross | net_of_fees | not_stated")] = "not_stated",
 ) -> None:
     """Draft reports/faq_<audience>.md and .html with this analysis's numbers filled in."""
-    from attribution_analysis.contracts.report import DraftFaqParams
-    from attribution_analysis.report import draft_faq
-    from attribution_analysis.workspace import Workspace
-
-    try:
-        params = DraftFaqParams(
-            audience=audience, financial_services=financial_services, fee_basis=fee_basis
-        )
-        result = draft_faq(Workspace.open(workspace), params)
-    except (AttributionError, ValidationError) as exc:
-        raise _fail(exc) from None
-    out.print_json(result.model_dump_json())
+    _run_step(
+        "draft_faq",
+        workspace,
+        lambda: {
+            "audience": audience,
+            "financial_services": financial_services,
+            "fee_basis": fee_basis,
+        },
+    )
 
 
 @app.command()
