@@ -108,6 +108,11 @@ def main() -> None:
         lambda f: f[tv][0].__setitem__(3, "impresions"),
     )
     case(
+        "duplicate_column",
+        {"code": "duplicate_column", "file": conv, "rows": [1], "message_contains": "conversions"},
+        lambda f: [row.append(row[1]) for row in f[conv]],
+    )
+    case(
         "unparseable_date",
         {
             "code": "bad_date",

@@ -6,12 +6,14 @@ error case must come back as a clean tool error (no traceback, the CLI's message
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 from pathlib import Path
 
 import anyio
+import pandas as pd
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -165,6 +167,12 @@ async def test_pipeline_through_tool_calls_only(root):
         assert exposure["transforms_source"] == "analysis/mmm_transforms.json"
         allocated = _payload(await call("allocate", {"workspace": WS, "wait_seconds": 300}))
         assert allocated["status"] == "succeeded", allocated
+        # Campaign credit adds up to the decomposition's channel totals (one source of truth).
+        credit = await client.read_resource(f"workspace://{WS}/analysis/mta_allocation.csv")
+        by_channel = pd.read_csv(io.StringIO(credit.contents[0].text)).groupby("channel")
+        for channel in decomposed["channels"]:
+            total = by_channel["allocated"].sum()[channel["channel"]]
+            assert total == pytest.approx(channel["total_contribution"]["mean"], rel=1e-6)
         plan = _payload(
             await call(
                 "optimize_budget",

@@ -49,6 +49,7 @@ CAMPAIGN_PANEL = "analysis/prepared_campaign_panel.csv"
 CAMPAIGN_METADATA = "raw/campaign_metadata.csv"
 TRUTH_CONTRIBUTIONS = "truth/contributions.csv"
 MMM_CONTRIBUTIONS = "analysis/mmm_contribution_draws.csv"  # written by decompose_contributions
+MMM_WEEKLY = "analysis/mmm_weekly_contributions.csv"  # full-posterior means, same run
 MMM_TRANSFORMS = "analysis/mmm_transforms.json"
 TRUTH_PARAMETERS = "truth/parameters.json"
 
@@ -237,6 +238,33 @@ def _transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[Path]
     return transforms_from_json(path, TRUTH_PARAMETERS), [path], True
 
 
+def _full_posterior_means(
+    ws: Workspace, totals: pd.DataFrame, keys: list[str], weekly_path: Path
+) -> pd.DataFrame:
+    weekly = pd.read_csv(weekly_path, dtype={"channel": str, "date": str, "geo": str})
+    missing = [k for k in keys if k not in weekly.columns]
+    if missing or "contribution" not in weekly.columns:
+        raise DataValidationError(
+            problem=f"{MMM_WEEKLY} lacks columns {missing or ['contribution']}.",
+            fix="rerun decompose_contributions to rewrite it.",
+            file=MMM_WEEKLY,
+            column=(missing or ["contribution"])[0],
+            code="missing_column",
+        )
+    means = weekly.set_index(keys)["contribution"]
+    index = pd.MultiIndex.from_frame(totals[keys].astype(str))
+    found = means.reindex(index)
+    if found.isna().any():
+        raise DataValidationError(
+            problem=f"{MMM_WEEKLY} and {MMM_CONTRIBUTIONS} cover different cells (e.g. "
+            f"{tuple(index[found.isna().to_numpy()][0])}); they come from different runs.",
+            fix="rerun decompose_contributions, which writes both together.",
+            file=MMM_WEEKLY,
+            code="misaligned_inputs",
+        )
+    return totals.assign(total=found.to_numpy(dtype=float))
+
+
 def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> np.ndarray:
     draws = contrib["draw"].to_numpy(dtype=float)
     if (draws != np.round(draws)).any():
@@ -358,12 +386,21 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     keys = ["channel", "date", *(["geo"] if with_geo else [])]
     contrib = contrib.assign(date=contrib["date"].dt.strftime("%Y-%m-%d"))
     draws = None
+    weekly_path = None
     if "draw" in contrib.columns:
         wide = _draw_matrix(contrib, keys, shown)
         cells = wide.columns.to_frame(index=False)
         draws = wide.to_numpy(dtype=float)
         totals = cells.assign(total=draws.mean(axis=0))
         totals[LINE] = 0
+        if shown == MMM_CONTRIBUTIONS:
+            weekly_path = _existing(ws, MMM_WEEKLY)
+        if weekly_path is not None:
+            # The CSV keeps a few hundred draws for intervals; its mean differs from the
+            # full-posterior mean by Monte Carlo error (several % on wide channels). The point
+            # split uses the decomposition's own means, so campaign credit adds up to the
+            # channel totals every other output reports.
+            totals = _full_posterior_means(ws, totals, keys, weekly_path)
     else:
         totals = contrib[[*keys, "contribution", LINE]].rename(columns={"contribution": "total"})
     totals = totals.sort_values(keys).reset_index(drop=True)
@@ -432,7 +469,7 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     channel_of_entity = {entity_of[k]: k[0] for k in entity_of}
     entity_block = np.array([channel_of_entity[e] for e in problem.entity_labels], dtype=object)
 
-    files = [path, panel_path, *transform_files]
+    files = [path, panel_path, *transform_files, *([weekly_path] if weekly_path else [])]
     table = campaigns.assign(
         entity=[entity_of[k] for k in zip(campaigns["channel"], campaigns["campaign"], strict=True)]
     )

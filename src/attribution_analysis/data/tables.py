@@ -10,6 +10,7 @@ is row 1, the first data row is row 2.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import re
@@ -98,6 +99,7 @@ def _decode(path: Path, shown: str) -> str:
 
 
 def _parse_csv(text: str, shown: str) -> pd.DataFrame:
+    _check_header(text, shown)
     try:
         frame = pd.read_csv(
             io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False
@@ -121,6 +123,22 @@ def _parse_csv(text: str, shown: str) -> pd.DataFrame:
         ) from None
     frame[LINE] = np.arange(len(frame)) + 2
     return frame
+
+
+def _check_header(text: str, shown: str) -> None:
+    """Duplicate column names, read from the raw header: pandas renames a repeated 'spend' to
+    'spend.1' while parsing, which would hide the duplicate from any later check."""
+    first = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    names = [c.strip().lower() for c in first]
+    duplicates = sorted({n for n in names if n and names.count(n) > 1})
+    if duplicates:
+        raise DataValidationError(
+            problem=f"column(s) {duplicates} appear more than once in the header.",
+            fix="keep one column of each name.",
+            file=shown,
+            rows=(1,),
+            code="duplicate_column",
+        )
 
 
 def _normalise_columns(frame: pd.DataFrame, spec: TableSpec, shown: str) -> list[str]:
