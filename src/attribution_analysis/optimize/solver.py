@@ -129,10 +129,12 @@ def optimize(
     if grid is not None:
         starts.append(("grid", grid))
     starts.append(("current", project(current * total / max(current.sum(), 1e-12), box, total)))
+    # The equal split is always a start: the answer is then never worse than it, whatever
+    # happens (the failure users report most is an equal split returned as "optimal").
+    starts.append(("equal", project(np.full(n, total / n), box, total)))
     if objective.kind != "mean" or grid is None:
         # The grid search is exact only for the separable expected outcome; otherwise
         # spread the starts.
-        starts.append(("equal", project(np.full(n, total / n), box, total)))
         rng = np.random.default_rng(seed)
         for _ in range(RANDOM_STARTS):
             starts.append(("random", project(rng.dirichlet(np.ones(n)) * total, box, total)))
