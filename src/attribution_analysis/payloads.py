@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.exposure import ExposureReport
 from attribution_analysis.contracts.mmm import FitMMMResult
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
@@ -85,9 +84,3 @@ def exposure_payload(report: ExposureReport) -> dict[str, Any]:
         "findings": [f.model_dump(mode="json", exclude_none=True) for f in report.findings],
         "outputs": [report.table, "analysis/effective_exposure.json"],
     }
-
-
-def allocation_payload(report: AllocationReport) -> dict[str, Any]:
-    from attribution_analysis.allocation.step import summary_payload
-
-    return summary_payload(report)

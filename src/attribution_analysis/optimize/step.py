@@ -27,7 +27,7 @@ from attribution_analysis.optimize.bounds import Box, resolve_box
 from attribution_analysis.optimize.posterior import SpendHistory, curves_from_fit, spend_history
 from attribution_analysis.optimize.response import ResponseCurves
 from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
-from attribution_analysis.optimize.solver import Objective, Solution, optimize
+from attribution_analysis.optimize.solver import Objective, Solution, optimize, project
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
@@ -104,8 +104,6 @@ def optimize_budget(
 
 
 def _equal_feasible(box: Box, total: float) -> np.ndarray:
-    from attribution_analysis.optimize.solver import project
-
     return project(np.full(box.low.shape, total / box.low.size), box, total)
 
 
