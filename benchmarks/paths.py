@@ -8,6 +8,7 @@ The journeys come from the project's simulator (``simulate --kind journeys``), w
 * seconds to load and validate the CSV into flat arrays, and to merge identical paths;
 * seconds for first- and third-order Markov removal effects (exact sparse solves), from the
   loaded journeys and from the merged paths;
+* seconds for 200 bootstrap replicates (linear heuristic and first-order Markov);
 * the same models fitted by the ``channelattribution`` package (PyPI, GPL-3: an optional
   benchmark-only dependency, never imported by the project) on the same merged paths with its
   defaults (Monte Carlo walks), and the largest per-channel difference of the credit shares
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attribution_analysis.paths import bootstrap
 from attribution_analysis.paths.data import aggregate, path_strings
 from attribution_analysis.paths.inputs import load_journeys
-from attribution_analysis.paths.markov import fit_markov
+from attribution_analysis.paths.markov import chain_structure, fit_markov
 from attribution_analysis.simulate.journeys import simulate_journeys
 from attribution_analysis.workspace import Workspace, csv_bytes
 
@@ -84,7 +86,7 @@ def main() -> None:
         ws, t_sim = timed(make_workspace, Path(tmp), args.journeys, args.seed)
         loaded, t_load = timed(load_journeys, ws)
     data = loaded.data
-    (merged, _), t_merge = timed(aggregate, data)
+    (merged, inverse), t_merge = timed(aggregate, data)
     print(
         f"{data.n_units:,} journeys, {len(data.touch_channel):,} touches, "
         f"{merged.n_units:,} distinct paths, {len(data.channels)} channels "
@@ -128,6 +130,16 @@ def main() -> None:
                 "max share gap pp": None if gap is None else round(gap, 3),
             }
         )
+    share_fns = {
+        "linear": bootstrap.linear_share_fn(
+            bootstrap.heuristic_weights(data, inverse, merged.n_units, "linear")
+        )
+    }
+    chain = chain_structure(merged, 1)
+    _, t_boot = timed(bootstrap.bootstrap, merged, share_fns, chain, 200, 0)
+    print(
+        f"bootstrap, 200 replicates (linear + Markov order 1 with removal effects): {t_boot:.2f} s"
+    )
     table = pd.DataFrame(rows).set_index("order")
     print(table.to_string())
     if table["channelattribution s"].isna().all():

@@ -6,13 +6,15 @@ Usage:
     python scripts/attribute_paths.py --workspace DIR [--method heuristics|markov|shapley|all]
         [--order K] [--source auto|journeys|paths] [--half-life-days 7]
         [--direct-channels direct,...] [--shapley-value subset_sum|rate_within]
-        [--shapley-permutations 2000] [--seed 0] [--no-reconcile]
+        [--shapley-permutations 2000] [--shapley-prior-journeys 100]
+        [--bootstrap-replicates 200] [--seed 0] [--no-reconcile]
         [--channel-map path_name=mmm_name,...] [--calibration-method markov]
 
 Reads raw/journeys.csv (journey_id, timestamp, channel, converted[, campaign,
 conversion_value]) or raw/paths.csv (path 'a > b > c', conversions[, value, nulls]).
 
-Prints one JSON object: {"status": "ok", "input", "shares", "removal_effects", "outputs", ...}
+Prints one JSON object: {"status": "ok", "input", "shares", "shares_interval_90",
+"removal_effects", "removal_effects_interval_90", "outputs", ...}
 or {"status": "error", "error": {"message", "file", "column", "rows", "fix", ...}}.
 Exit codes: 0 ok, 2 bad input (nothing written).
 
@@ -55,6 +57,15 @@ def main(argv: list[str] | None = None) -> int:
         "--shapley-value", default="subset_sum", choices=["subset_sum", "rate_within"]
     )
     parser.add_argument("--shapley-permutations", type=int, default=2000)
+    parser.add_argument(
+        "--shapley-prior-journeys",
+        type=float,
+        default=100.0,
+        help="pseudo-journeys of the prior shrinking each channel set's rate (0: raw)",
+    )
+    parser.add_argument(
+        "--bootstrap-replicates", type=int, default=200, help="0 skips the intervals"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-reconcile", action="store_true", help="skip the MMM comparison")
     parser.add_argument("--channel-map", default="", help="path_name=mmm_name,...")
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             direct_channels=[c.strip() for c in args.direct_channels.split(",") if c.strip()],
             shapley_value=args.shapley_value,
             shapley_permutations=args.shapley_permutations,
+            shapley_prior_journeys=args.shapley_prior_journeys,
+            bootstrap_replicates=args.bootstrap_replicates,
             seed=args.seed,
             reconcile=not args.no_reconcile,
             channel_map=_pairs(args.channel_map),

@@ -85,6 +85,30 @@ CASES = [
         ("duplicate_rows", "path", [2, 3], "more than once"),
         id="duplicate-path",
     ),
+    pytest.param(
+        "raw/paths.csv",
+        "path,conversions,nulls\nsearch,0,0\nemail,0,0\n",
+        ("no_journeys", "conversions", [2, 3], "holds no journeys"),
+        id="every-row-zero",
+    ),
+    pytest.param(
+        "raw/paths.csv",
+        "path,conversions,nulls\nsearch,0,5\nemail > search,0,2\n",
+        ("no_conversions", "conversions", [], "nothing to attribute"),
+        id="no-conversions-paths",
+    ),
+    pytest.param(
+        "raw/journeys.csv",
+        "journey_id,timestamp,channel,converted\nj1,2024-01-01,social,0\nj2,2024-01-02,email,0\n",
+        ("no_conversions", "converted", [], "nothing to attribute"),
+        id="no-conversions-journeys",
+    ),
+    pytest.param(
+        "raw/paths.csv",
+        "path,conversions,nulls\nsearch \u2192 email,1,2\n",
+        ("foreign_separator", "path", [2], "arrow-like separator"),
+        id="unicode-arrow-separator",
+    ),
 ]
 
 

@@ -117,3 +117,35 @@ def test_the_calibrated_split_keeps_mmm_totals_and_records_its_omega_source(reco
     }
     saved = json.loads((root / "analysis" / "path_attribution.json").read_text())
     assert saved["reconciliation"]["calibrated_split"]["n_campaigns"] == len(table)
+
+
+def test_journeys_outside_the_mmm_window_are_a_warning(tmp_path):
+    import datetime as dt
+
+    from attribution_analysis.contracts.common import DataRange
+
+    report = ChannelContributions.model_validate_json(_mmm_file())
+    early = DataRange(
+        start=dt.date(2019, 1, 7), end=dt.date(2020, 12, 28), grain="weekly", n_periods=104
+    )
+    report.metadata.data_range = early
+    ws = Workspace.create(tmp_path)
+    (tmp_path / "raw" / "journeys.csv").write_text(
+        "journey_id,timestamp,channel,converted\nu1,2024-03-01,social,1\nu2,2024-03-02,display,0\n"
+    )
+    ws.commit(
+        {"analysis/mmm_channel_contributions.json": json_bytes(report.model_dump(mode="json"))}
+    )
+    out = attribute_paths(ws, AttributePathsParams(bootstrap_replicates=0))
+    assert out.reconciliation.dates_overlap is False
+    assert out.reconciliation.mmm_shares_renormalised  # tv and paid_search have no journeys
+    found = [f for f in out.findings if f.code == "dates_do_not_overlap"]
+    assert found and "2024-03-01 to 2024-03-02" in found[0].message
+    assert "2019-01-07 to 2020-12-28" in found[0].message
+    # The last weekly period (starting 2020-12-28) covers up to 2021-01-03: overlap then.
+    (tmp_path / "raw" / "journeys.csv").write_text(
+        "journey_id,timestamp,channel,converted\nu1,2021-01-03,social,1\nu2,2021-01-03,display,0\n"
+    )
+    assert attribute_paths(
+        ws, AttributePathsParams(bootstrap_replicates=0)
+    ).reconciliation.dates_overlap

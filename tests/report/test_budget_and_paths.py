@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 from attribution_analysis.contracts.budget import OptimizeBudgetParams, ShiftScenario
@@ -14,7 +16,7 @@ from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 from tests.report.conftest import OVERRIDE
-from tests.report.test_faq import source_pool, unmatched_numbers
+from tests.report.faq_sources import faq_number_problems
 
 
 def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
@@ -46,10 +48,19 @@ def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
     assert "Out of date: analysis/path_attribution.json" in html
 
     faq = draft_faq(ws, DraftFaqParams(audience="all"))
-    numbers, strings = source_pool(pipeline)
     for file in faq.files:
         markdown = (pipeline / file.markdown).read_text()
-        assert unmatched_numbers(markdown, numbers, strings) == [], file.markdown
+        records = json.loads((pipeline / file.sources).read_text())["records"]
+        assert faq_number_problems(markdown, records, pipeline) == [], file.markdown
+    # a probability from N draws never reads 100% or 0%
+    finance = (pipeline / "reports" / "faq_finance.md").read_text()
+    body = html.split("</style>", 1)[1]
+    for text in (body, finance):
+        assert "100.0%" not in text and not re.search(r"better[^\n]*: 0(\.0)?%", text)
+    p = budget.outcome.probability_better
+    if p >= 1:
+        assert f"> 99.0% (all {budget.draws} draws)" in finance
+        assert f"&gt; 99.0% (all {budget.draws} draws)" in body
     assert (
         "probability the recommendation does better"
         in (pipeline / "reports" / "faq_finance.md").read_text()

@@ -3,8 +3,9 @@ financial-services mode adds its notices and the audit trail."""
 
 from __future__ import annotations
 
+import copy
 import json
-import re
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,88 +16,66 @@ from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import draft_faq
 from attribution_analysis.workspace import Workspace
 from tests.conftest import REPO
-
-# Long arrays (trace draws, predictive series, LOO-PIT values) are left out of the pool of
-# source numbers: with thousands of values, any printed number would find a match by chance.
-MAX_ARRAY = 50
-TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)?")
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-HEX = re.compile(r"\b[0-9a-f]{12,64}\b")
-VERSION = re.compile(r"(?<![\w.])\d+\.\d+\.\d+(?:[.+-]?\w+)*")
-NUMBER = re.compile(r"(?<![\w.])([-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?)(%?)(?![\w])")
+from tests.report.faq_sources import NUMBER, count_numbers, faq_number_problems
 
 
-def _walk(node: Any, numbers: list[float], strings: list[str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            strings.append(str(key))
-            _walk(value, numbers, strings)
-    elif isinstance(node, list):
-        if len(node) > MAX_ARRAY and all(isinstance(v, int | float | list) for v in node):
-            return
-        for value in node:
-            _walk(value, numbers, strings)
-    elif isinstance(node, bool) or node is None:
-        return
-    elif isinstance(node, int | float):
-        numbers.append(float(node))
-    else:
-        strings.append(str(node))
+def _faq(pipeline: Path, audience: str) -> tuple[str, list[dict[str, Any]]]:
+    markdown = (pipeline / "reports" / f"faq_{audience}.md").read_text()
+    sources = json.loads((pipeline / "reports" / f"faq_{audience}.sources.json").read_text())
+    assert sources["markdown"] == f"reports/faq_{audience}.md"
+    return markdown, sources["records"]
 
 
-def source_pool(root: Path) -> tuple[list[float], str]:
-    """Numbers of every output JSON (and of the run registry, the audit trail's source), and
-    their strings joined: numbers inside strings (finding messages, field names such as
-    hdi_90) count as sources too."""
-    numbers: list[float] = []
-    strings: list[str] = []
-    for path in sorted((root / "analysis").glob("*.json")):
-        _walk(json.loads(path.read_text()), numbers, strings)
-    _walk(RunRegistry(Workspace.open(root)).list_runs(limit=500), numbers, strings)
-    text = "\n".join(strings)
-    for token in re.findall(r"\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?", text):
-        numbers.append(float(token.replace(",", "").rstrip(",") or 0))
-    return numbers, text
-
-
-def unmatched_numbers(markdown: str, numbers: list[float], strings: str) -> list[str]:
-    missing = []
-    for pattern in (TIMESTAMP, DATE, HEX, VERSION):
-        for token in pattern.findall(markdown):
-            if token not in strings:
-                missing.append(token)
-        markdown = pattern.sub(" ", markdown)
-    for raw, percent in NUMBER.findall(markdown):
-        text = raw.replace(",", "").lstrip("+")
-        value = float(text)
-        mantissa, _, exponent = text.lower().partition("e")
-        decimals = len(mantissa.partition(".")[2])
-        tolerance = 0.5 * 10.0 ** (-decimals) * 10.0 ** int(exponent or 0) * (1 + 1e-9)
-        scale = 100.0 if percent else 1.0
-        if not any(abs(v * scale - value) <= tolerance for v in numbers):
-            missing.append(raw + percent)
-    return missing
-
-
-def test_every_number_in_every_faq_is_a_field_of_the_outputs(pipeline):
+def test_every_number_in_every_faq_is_the_value_of_its_recorded_field(pipeline):
     result = draft_faq(
         Workspace.open(pipeline), DraftFaqParams(audience="all", financial_services=True)
     )
     assert {f.audience for f in result.files} == {*AUDIENCES, "all"}
-    numbers, strings = source_pool(pipeline)
     checked = 0
     for file in result.files:
-        markdown = (pipeline / file.markdown).read_text()
         assert file.questions >= 4
-        checked += len(NUMBER.findall(markdown))
-        assert unmatched_numbers(markdown, numbers, strings) == [], file.markdown
+        markdown, records = _faq(pipeline, file.audience)
+        assert file.sources == f"reports/faq_{file.audience}.sources.json"
+        checked += count_numbers(markdown)
+        assert faq_number_problems(markdown, records, pipeline) == [], file.markdown
     assert checked > 100  # the answers do quote numbers
 
 
-def test_the_number_check_catches_a_number_that_is_not_in_the_outputs(pipeline):
-    """Negative control: a figure typed into an answer is found out."""
-    numbers, strings = source_pool(pipeline)
-    assert unmatched_numbers("ROAS 123.456 (90% HDI 0.5 to 7,777,777)", numbers, strings) != []
+def test_a_made_up_number_in_the_answers_is_found_out(pipeline):
+    """Negative controls: a figure typed into the fixed text, a printed figure that is not
+    its field's value, and a record that points at another field all fail; so does every one
+    of a batch of random percentages (the old check, against any number anywhere in the
+    outputs, let about a third of them through)."""
+    draft_faq(Workspace.open(pipeline), DraftFaqParams(audience="cmo"))
+    markdown, records = _faq(pipeline, "cmo")
+    assert faq_number_problems(markdown, records, pipeline) == []
+
+    typed = markdown.replace(
+        "### Is this causal?\n", "### Is this causal?\n\nUp 12.3% on last year.\n"
+    )
+    assert any("12.3" in p for p in faq_number_problems(typed, records, pipeline))
+
+    rng = random.Random(8)
+    for _ in range(20):
+        made_up = f"{rng.uniform(0, 100):.1f}%"
+        text = markdown.replace("### Can we trust", f"Share {made_up}.\n\n### Can we trust", 1)
+        assert faq_number_problems(text, records, pipeline) != [], made_up
+
+    numeric = next(
+        i for i, r in enumerate(records) if r["facts"][0]["relation"] not in ("text", "key")
+    )
+    first = NUMBER.search(records[numeric]["text"])
+    assert first is not None
+    old = first.group(1)
+    bumped = old[:-1] + str((int(old[-1]) + 3) % 10)
+    lying = copy.deepcopy(records)
+    lying[numeric]["text"] = lying[numeric]["text"].replace(old, bumped, 1)
+    shifted = markdown.replace(records[numeric]["text"], lying[numeric]["text"], 1)
+    assert any("does not read" in p for p in faq_number_problems(shifted, lying, pipeline))
+
+    wrong_field = copy.deepcopy(records)
+    wrong_field[numeric]["facts"][0]["path"] = ["base", "total", "hdi_95", 1]
+    assert faq_number_problems(markdown, wrong_field, pipeline) != []
 
 
 def test_financial_services_mode_adds_notices_fee_basis_and_audit_trail(pipeline):

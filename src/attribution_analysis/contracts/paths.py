@@ -169,7 +169,29 @@ class AttributePathsParams(StrictModel):
         le=200_000,
         description="rate_within above the threshold: sampled channel orderings.",
     )
-    seed: int = Field(default=0, ge=0, description="Seed of the Shapley permutation sampler.")
+    shapley_prior_journeys: float = Field(
+        default=100.0,
+        ge=0,
+        le=1_000_000,
+        description="Shapley: each channel set's conversion rate is shrunk toward the overall "
+        "rate with a Beta prior worth this many pseudo-journeys, (conversions + k p0) / "
+        "(journeys + k), so a set seen on 1 journey that converted does not weigh like a "
+        "million journeys at 100%. 0 gives the raw rates. Default 100: on the journeys "
+        "simulator it halves the game value held by sets with < 20 journeys and moves shares "
+        "on 165k journeys by < 1 point, while on 4k journeys it lowers the error against the "
+        "true shares (10.5 -> 8.9 points); much larger values pull every channel toward an "
+        "equal split.",
+    )
+    bootstrap_replicates: int = Field(
+        default=200,
+        ge=0,
+        le=5000,
+        description="Bootstrap replicates for the 90% intervals of every share and removal "
+        "effect (journeys resampled as a multinomial over the distinct paths); 0 skips them.",
+    )
+    seed: int = Field(
+        default=0, ge=0, description="Seed of the Shapley permutation sampler and bootstrap."
+    )
     reconcile: bool = Field(
         default=True,
         description="Compare with analysis/mmm_channel_contributions.json when it exists.",
@@ -204,6 +226,12 @@ class ChannelCredit(StrictModel):
     conversions: float = Field(description="Conversions credited to the channel.")
     value: float | None = Field(description="Conversion value credited (null without values).")
     share: float = Field(description="Share of all credited conversions (0-1).")
+    share_lower_90: float | None = Field(
+        default=None, description="Bootstrap 5th percentile of the share (null: not run)."
+    )
+    share_upper_90: float | None = Field(
+        default=None, description="Bootstrap 95th percentile of the share (null: not run)."
+    )
 
 
 class MethodCredit(StrictModel):
@@ -226,6 +254,12 @@ class RemovalEffect(StrictModel):
     )
     removal_effect_value: float | None = Field(
         description="The same on expected conversion value (null without values)."
+    )
+    removal_effect_lower_90: float | None = Field(
+        default=None, description="Bootstrap 5th percentile of the removal effect."
+    )
+    removal_effect_upper_90: float | None = Field(
+        default=None, description="Bootstrap 95th percentile of the removal effect."
     )
 
 
@@ -250,6 +284,14 @@ class MarkovSummary(StrictModel):
     solver: str = Field(description="How absorption probabilities were computed.")
 
 
+class Coalition(StrictModel):
+    channels: list[str] = Field(description="Channels of the set (order ignored).")
+    journeys: float = Field(description="Journeys whose channel set is exactly this one.")
+    conversions: float = Field(description="Their conversions.")
+    raw_rate: float = Field(description="conversions / journeys.")
+    shrunk_rate: float = Field(description="Rate shrunk toward the overall rate (the one used).")
+
+
 class ShapleySummary(StrictModel):
     value_function: ShapleyValue = Field(description="Coalition worth used.")
     n_coalitions: int = Field(description="Distinct observed channel sets.")
@@ -262,9 +304,34 @@ class ShapleySummary(StrictModel):
         description="Monte Carlo standard error per channel (raw scale)."
     )
     error_bound: float | None = Field(
-        description="Monte Carlo: Hoeffding bound on |estimate - exact| per channel, raw "
-        "scale, holding with 95% probability."
+        description="Monte Carlo: Hoeffding bound on |estimate - exact| of the raw values, "
+        "all channels at once (union bound), with 95% probability."
     )
+    share_error_bounds: dict[str, float] | None = Field(
+        default=None,
+        description="Monte Carlo: bound on |shown share - exact share| per channel implied "
+        "by error_bound through clipping and renormalisation (same 95% event); multiply by "
+        "the total conversions for the credited conversions.",
+    )
+    prior_journeys: float = Field(
+        default=0.0, description="Pseudo-journeys of the Beta prior shrinking each set's rate."
+    )
+    prior_rate: float = Field(default=0.0, description="Rate shrunk toward (overall rate).")
+    low_support_threshold: int = Field(
+        default=20, description="A set with fewer journeys than this is low-support."
+    )
+    n_low_support_coalitions: int = Field(default=0, description="Low-support sets.")
+    low_support_journey_share: float = Field(
+        default=0.0, description="Share of journeys in low-support sets."
+    )
+    low_support_value_share: float = Field(
+        default=0.0,
+        description="Share of the grand coalition's worth v(N) that low-support sets carry.",
+    )
+    coalitions: list[Coalition] = Field(
+        default_factory=list, description="Observed sets with their support, most journeys first."
+    )
+    coalitions_truncated: bool = Field(default=False, description="coalitions is a top-N.")
     rule: str = Field(description="Formula, in words.")
 
 
@@ -301,6 +368,18 @@ class Reconciliation(StrictModel):
     mmm_file: str = Field(description="MMM contributions file read.")
     mmm_method: str = Field(description="How the MMM was fitted.")
     rule: str = Field(description="Disagreement rule.")
+    mmm_shares_renormalised: bool = Field(
+        default=False,
+        description="MMM shares rescaled to the channels both sources know (some MMM "
+        "channels have no journeys).",
+    )
+    mmm_start: dt.date | None = Field(default=None, description="MMM data window start.")
+    mmm_end: dt.date | None = Field(default=None, description="MMM data window end.")
+    dates_overlap: bool | None = Field(
+        default=None,
+        description="Whether the journeys' dates overlap the MMM window (null: a side has "
+        "no dates).",
+    )
     channels: list[ReconciledChannel] = Field(description="Per matched MMM channel.")
     path_channels_not_in_mmm: list[str] = Field(description="Path-only channels (left out).")
     mmm_channels_not_in_paths: list[str] = Field(
@@ -336,6 +415,16 @@ class PathInputSummary(StrictModel):
     conversion_rate: float = Field(description="Conversions / journeys.")
     has_campaigns: bool = Field(description="Campaign column present.")
     has_timestamps: bool = Field(description="Touch timestamps present (time decay).")
+    first_date: dt.date | None = Field(default=None, description="Earliest touch (journeys).")
+    last_date: dt.date | None = Field(default=None, description="Latest touch (journeys).")
+    max_path_length: int = Field(default=0, description="Most touches in one journey/path.")
+
+
+class BootstrapSummary(StrictModel):
+    replicates: int = Field(description="Bootstrap replicates.")
+    seed: int = Field(description="Seed of the resampling.")
+    level: float = Field(description="Interval level (0.9: 5th to 95th percentile).")
+    rule: str = Field(description="How journeys were resampled.")
 
 
 class PathAttributionReport(StrictModel):
@@ -348,6 +437,9 @@ class PathAttributionReport(StrictModel):
     shapley: ShapleySummary | None = Field(description="Shapley details, when run.")
     reconciliation: Reconciliation | None = Field(
         description="Path credits beside the MMM, when its contributions file exists."
+    )
+    bootstrap: BootstrapSummary | None = Field(
+        default=None, description="How the share and removal-effect intervals were made."
     )
     truth: TruthComparison | None = Field(
         default=None, description="Simulated workspaces: comparison with the true shares."

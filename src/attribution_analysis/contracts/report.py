@@ -111,6 +111,10 @@ class FaqFile(StrictModel):
     audience: AudienceChoice = Field(description="Audience of the file.")
     markdown: str = Field(description="Workspace-relative path of the Markdown file.")
     html: str = Field(description="Workspace-relative path of the HTML file.")
+    sources: str = Field(
+        description="Workspace-relative path of the JSON that names, for every value the "
+        "Markdown prints (in order), the output file and JSON path it was read from."
+    )
     questions: int = Field(ge=0, description="Questions answered in the file.")
 
 

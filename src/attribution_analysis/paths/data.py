@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+MAX_SET_CHANNELS = 62  # channel sets are int64 bitmasks
+
 
 @dataclass(frozen=True)
 class PathData:
@@ -55,8 +57,8 @@ class PathData:
 
 def channel_sets(data: PathData) -> np.ndarray:
     """(U,) bitmask of the channels each unit touched (bit c = channel c)."""
-    if len(data.channels) > 62:
-        raise ValueError("channel sets are bitmasks of at most 62 channels")
+    if len(data.channels) > MAX_SET_CHANNELS:
+        raise ValueError(f"channel sets are bitmasks of at most {MAX_SET_CHANNELS} channels")
     bits = np.left_shift(np.int64(1), data.touch_channel.astype(np.int64))
     return np.bitwise_or.reduceat(bits, data.start[:-1])
 
@@ -95,30 +97,64 @@ def path_strings(data: PathData, separator: str = " > ") -> pd.Series:
     return frame.groupby("unit", sort=True)["name"].agg(separator.join)
 
 
+def _gather(data: PathData, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Touch channels of ``units`` in order, and their lengths (no padding)."""
+    lengths = data.lengths[units]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    idx = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+        data.start[units] - offsets, lengths
+    )
+    return data.touch_channel[idx], lengths
+
+
+def _key_groups(data: PathData) -> np.ndarray:
+    """(U,) int64 id of each unit's channel sequence (equal ids = equal sequences).
+
+    Paths short enough to be one base-(C + 1) number are keyed in one vectorised pass.
+    Longer paths are bucketed by length and each bucket compared as a dense (n_L, L) block,
+    so memory follows the number of touches, not journeys x the longest path.
+    """
+    lengths = data.lengths
+    base = len(data.channels) + 1
+    fits = lengths * np.log2(base) < 62
+    key = np.zeros(data.n_units, dtype=np.int64)
+    group = np.full(data.n_units, -1, dtype=np.int64)
+    if fits.any():
+        pos = data.touch_position.astype(np.int64)
+        short_touch = np.repeat(fits, lengths)
+        digits = np.where(
+            short_touch, (data.touch_channel + 1) * base ** np.where(short_touch, pos, 0), 0
+        )
+        key = np.add.reduceat(digits, data.start[:-1]) if len(digits) else key
+        key = np.where(fits & (lengths > 0), key, 0)
+        _, inv = np.unique(key[fits], return_inverse=True)
+        group[fits] = inv.ravel()
+    next_id = int(group.max()) + 1 if fits.any() else 0
+    long_units = np.flatnonzero(~fits)
+    if len(long_units):
+        long_len = lengths[long_units]
+        for length in np.unique(long_len):
+            units = long_units[long_len == length]
+            touches, _ = _gather(data, units)
+            block = touches.reshape(len(units), int(length))
+            _, inv = np.unique(block, axis=0, return_inverse=True)
+            inv = inv.ravel()
+            group[units] = inv + next_id
+            next_id += int(inv.max()) + 1
+    return group
+
+
 def aggregate(data: PathData) -> tuple[PathData, np.ndarray]:
     """Merge units with identical channel sequences; returns the merged data and, per
     original unit, its merged index. Campaigns and timestamps are dropped (they differ)."""
-    lengths = data.lengths
-    max_len = int(lengths.max()) if len(lengths) else 0
-    base = len(data.channels) + 1
-    matrix = np.full((data.n_units, max_len), -1, dtype=np.int64)
-    matrix[data.touch_unit, data.touch_position] = data.touch_channel
-    if max_len * np.log2(base) < 62:
-        # Short paths: one int64 per path, digits (channel + 1) in base C + 1; unique on a
-        # 1-D integer array is an order of magnitude faster than unique on matrix rows.
-        digits = (data.touch_channel + 1) * base ** data.touch_position.astype(np.int64)
-        key = np.add.reduceat(digits, data.start[:-1])
-        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    else:
-        # Long paths: rows of the (U, max_len) matrix padded with -1.
-        _, first, inverse = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
+    group = _key_groups(data)
+    _, first, inverse = np.unique(group, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     n = len(first)
     conv = np.bincount(inverse, data.conversions, minlength=n)
     nulls = np.bincount(inverse, data.nulls, minlength=n)
     value = None if data.value is None else np.bincount(inverse, data.value, minlength=n)
-    rows = matrix[first]
-    keep = rows >= 0
-    unit_codes = np.repeat(np.arange(n), keep.sum(axis=1))
-    merged = build(data.channels, unit_codes, rows[keep], conv, nulls, value)
+    touches, lengths = _gather(data, first)
+    unit_codes = np.repeat(np.arange(n), lengths)
+    merged = build(data.channels, unit_codes, touches, conv, nulls, value)
     return merged, inverse

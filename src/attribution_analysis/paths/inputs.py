@@ -10,6 +10,7 @@ that exports or reads path strings: that deserves its own message rather than th
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +56,8 @@ class LoadedPaths:
     files: list[Path]
     n_touches: int
     findings: list[Finding] = field(default_factory=list)
+    first_date: dt.date | None = None
+    last_date: dt.date | None = None
 
 
 def _lines(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> list[int]:
@@ -76,6 +79,17 @@ def check_channel_names(
             rows=_lines(frame, sep),
             code="separator_in_name",
         )
+    arrow = names.str.contains(ARROW)
+    if arrow.any():
+        raise DataValidationError(
+            problem=f"{what} {names[arrow].iloc[0]!r} holds an arrow-like separator that is not "
+            f"the path separator '{SEPARATOR}'; it would be read as one channel.",
+            fix=f"separate steps with '{SEPARATOR}' only ('search > email').",
+            file=shown,
+            column=column,
+            rows=_lines(frame, arrow),
+            code="foreign_separator",
+        )
     unique = pd.Series(names.unique())
     bad_names = set(unique[~unique.map(lambda s: bool(_IDENTIFIER.match(s)))])
     if bad_names:
@@ -89,6 +103,46 @@ def check_channel_names(
             rows=_lines(frame, bad),
             code="bad_name",
         )
+
+
+# Separators other tools use between steps; '>' splits them, so '->' leaves a '-' glued to
+# the channel before it (and the others are refused as characters by the name rule).
+ARROW = re.compile(r"-+\s*>|=+\s*>|[\u2190-\u21ff\u27f0-\u27ff\u2900-\u297f\u00bb\u203a|]")
+
+
+def _require_conversions(conv: np.ndarray, shown: str, column: str) -> None:
+    if not conv.sum() > 0:
+        raise DataValidationError(
+            problem="no journey converted: there are 0 conversions, so there is nothing to "
+            "attribute.",
+            fix=f"check the {column!r} column (converting journeys need it above 0), or export "
+            "a period with conversions.",
+            file=shown,
+            column=column,
+            code="no_conversions",
+        )
+
+
+def name_findings(names: list[str], shown: str, column: str) -> list[Finding]:
+    """Channel names that differ only by case: probably one channel spelt two ways."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), []).append(name)
+    clashes = [sorted(g) for g in groups.values() if len(g) > 1]
+    if not clashes:
+        return []
+    listed = "; ".join(" / ".join(g) for g in clashes)
+    return [
+        Finding(
+            code="channel_case_variants",
+            severity="warning",
+            message=f"{shown} column {column!r}: channel names differ only by case ({listed}); "
+            "they are counted as different channels. Write each channel one way if they are "
+            "the same.",
+            subject=listed,
+            value=float(len(clashes)),
+        )
+    ]
 
 
 def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
@@ -198,6 +252,7 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
                 rows=_lines(frame, orphan),
                 code="value_without_conversion",
             )
+    _require_conversions(conv_unit, JOURNEYS, "converted")
     channels = sorted(frame["channel"].unique())
     codes = pd.Categorical(frame["channel"], categories=channels).codes.astype(np.int64)
     # Age of each touch: days before the journey's last touch (its conversion or exit).
@@ -223,7 +278,17 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
         touch_campaign=campaign_codes,
         campaigns=campaigns,
     )
-    return LoadedPaths(data, "journeys", JOURNEYS, [path], len(frame))
+    first, last = times.min(), times.max()
+    return LoadedPaths(
+        data,
+        "journeys",
+        JOURNEYS,
+        [path],
+        len(frame),
+        name_findings(channels, JOURNEYS, "channel"),
+        first_date=pd.Timestamp(first).date(),
+        last_date=pd.Timestamp(last).date(),
+    )
 
 
 def load_aggregated(ws: Workspace) -> LoadedPaths:
@@ -280,10 +345,35 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 value=float(empty_counts.sum()),
             )
         )
+        if empty_counts.all():
+            raise DataValidationError(
+                problem="every path row has 0 conversions and 0 nulls: the file holds no journeys.",
+                fix="write each path's converting journeys in 'conversions' and its "
+                "non-converting ones in 'nulls'.",
+                file=PATHS,
+                column="conversions",
+                rows=_lines(frame, empty_counts),
+                code="no_journeys",
+            )
         keep = ~empty_counts
         frame, text, conv, nulls = frame[keep], text[keep], conv[keep], nulls[keep]
         frame = frame.reset_index(drop=True)
         text = text.reset_index(drop=True)
+    _require_conversions(conv, PATHS, "conversions")
+    arrows = text.str.contains(ARROW).to_numpy()
+    if arrows.any():
+        findings.append(
+            Finding(
+                code="arrow_separator",
+                severity="warning",
+                message=f"{int(arrows.sum())} path(s) use an arrow-like separator (first: "
+                f"{text[arrows].iloc[0]!r}, row {int(frame[LINE].to_numpy()[arrows][0])}); only "
+                f"'{SEPARATOR}' separates steps, so the arrow's other characters stay in the "
+                "channel names. Write paths as 'search > email'.",
+                subject=PATHS,
+                value=float(arrows.sum()),
+            )
+        )
     steps = text.str.split(SEPARATOR, regex=False).explode()
     step_unit = steps.index.to_numpy()
     steps = steps.str.strip().reset_index(drop=True)
@@ -327,5 +417,6 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 rows=_lines(frame, orphan),
                 code="value_without_conversion",
             )
+    findings.extend(name_findings(channels, PATHS, "path"))
     data = build(channels, step_unit, codes, conv, nulls, value)
     return LoadedPaths(data, "paths", PATHS, [path], len(steps), findings)

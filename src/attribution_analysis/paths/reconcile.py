@@ -13,6 +13,7 @@ effective exposure that the allocation step uses as ω, recorded as coming from 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 
@@ -79,6 +80,16 @@ def read_mmm(path, shown: str) -> ChannelContributions:
         ) from None
 
 
+def dates_overlap(
+    journeys: tuple[dt.date | None, dt.date | None], mmm: tuple[dt.date | None, dt.date | None]
+) -> bool | None:
+    """Whether two inclusive date ranges share a day (None when either is unknown)."""
+    (j0, j1), (m0, m1) = journeys, mmm
+    if j0 is None or j1 is None or m0 is None or m1 is None:
+        return None
+    return bool(j0 <= m1 and m0 <= j1)
+
+
 def mmm_shares(mmm: ChannelContributions, keep: list[str]) -> MMMShares:
     """MMM shares renormalised over ``keep``; interval ends scaled by the same factor (the
     HDI of a share of a sub-total is not available from the summary, so this is the
@@ -104,11 +115,13 @@ def reconcile(
     channel_map: dict[str, str],
     campaign_credit: pd.DataFrame | None,
     calibration_method: str,
+    journey_dates: tuple[dt.date | None, dt.date | None] = (None, None),
 ) -> tuple[Reconciliation, bytes | None]:
     """Shares side by side with flags, and the calibrated split CSV (None without campaigns).
 
     ``credits``: method -> (C,) conversions credited per path channel.
     ``campaign_credit``: channel, campaign, credit (path credit of each campaign).
+    ``journey_dates``: first and last touch date (None for paths.csv, which has none).
     """
     target = np.array([channel_map.get(c, c) for c in path_channels], dtype=object)
     mmm_names = [c.channel for c in mmm.channels]
@@ -140,6 +153,14 @@ def reconcile(
                 disagreeing_methods=disagree,
             )
         )
+    span = mmm.metadata.data_range
+    mmm_start = span.start if span is not None else None
+    mmm_end = span.end if span is not None else None
+    # The MMM's end is the first day of its last period: a weekly panel covers 6 more days.
+    last_day = mmm_end
+    if span is not None and mmm_end is not None and span.grain == "weekly":
+        last_day = mmm_end + dt.timedelta(days=6)
+    overlap = dates_overlap(journey_dates, (mmm_start, last_day))
     split, csv = None, None
     if campaign_credit is not None and matched:
         split, csv = _calibrated_split(shares, campaign_credit, channel_map, calibration_method)
@@ -147,6 +168,10 @@ def reconcile(
         mmm_file=mmm_file,
         mmm_method=mmm.method,
         rule=RULE,
+        mmm_shares_renormalised=bool(mmm_only),
+        mmm_start=mmm_start,
+        mmm_end=mmm_end,
+        dates_overlap=overlap,
         channels=rows,
         path_channels_not_in_mmm=path_only,
         mmm_channels_not_in_paths=mmm_only,

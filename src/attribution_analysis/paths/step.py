@@ -18,7 +18,9 @@ from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.paths import (
     HEURISTICS,
     AttributePathsParams,
+    BootstrapSummary,
     ChannelCredit,
+    Coalition,
     MarkovSummary,
     MethodCredit,
     PathAttributionReport,
@@ -28,8 +30,9 @@ from attribution_analysis.contracts.paths import (
     Transition,
     TruthComparison,
 )
-from attribution_analysis.paths import heuristics, markov, reconcile, shapley
-from attribution_analysis.paths.data import PathData, aggregate
+from attribution_analysis.errors import DataValidationError
+from attribution_analysis.paths import bootstrap, heuristics, markov, reconcile, shapley
+from attribution_analysis.paths.data import MAX_SET_CHANNELS, PathData, aggregate
 from attribution_analysis.paths.inputs import LoadedPaths, load_paths_input
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
@@ -39,6 +42,12 @@ STEP = "attribute_paths"
 REPORT_PATH = "analysis/path_attribution.json"
 TRUTH_PATH = "truth/journey_truth.json"
 TRANSITIONS_SHOWN = 200
+COALITIONS_SHOWN = 200
+# A journey with more touches than this is rarely a person (bots, crawlers, ids stitched
+# across users or months); it is kept, and flagged.
+EXTREME_PATH_TOUCHES = 100
+# Low-support coalitions carrying more of the Shapley game than this are a warning.
+LOW_SUPPORT_WARNING_SHARE = 0.2
 CAVEATS = [
     "Path data sees only trackable touchpoints (mostly digital, mostly clicks); TV, radio, "
     "print, word of mouth and untracked impressions get no credit, however much they drive.",
@@ -101,6 +110,24 @@ def _credit_list(
     ]
 
 
+def _with_intervals(
+    methods: list[MethodCredit], intervals: bootstrap.Intervals
+) -> list[MethodCredit]:
+    out = []
+    for m in methods:
+        band = intervals.shares.get(m.method)
+        if band is None:
+            out.append(m)
+            continue
+        low, high = band
+        credits = [
+            c.model_copy(update={"share_lower_90": float(low[i]), "share_upper_90": float(high[i])})
+            for i, c in enumerate(m.credits)
+        ]
+        out.append(m.model_copy(update={"credits": credits}))
+    return out
+
+
 def _heuristic_options(params: AttributePathsParams) -> dict[str, Any]:
     return {
         "half_life_days": params.half_life_days,
@@ -124,6 +151,7 @@ def _method_credit(
             params.shapley_exact_max_channels,
             params.shapley_permutations,
             params.seed,
+            params.shapley_prior_journeys,
         )
         return fit_s.conversions, fit_s.value
     return heuristics.heuristic_credit(data, method, **_heuristic_options(params))
@@ -144,6 +172,10 @@ def _run(
     credits: dict[str, np.ndarray] = {}
     markov_summary = shapley_summary = None
     run_all = params.method == "all"
+    merged, inverse = aggregate(data)
+    share_fns: dict[str, bootstrap.ShareFn] = {}
+    chain = None
+    findings.extend(_length_findings(data, loaded.file))
 
     if run_all or params.method == "heuristics":
         for rule in HEURISTICS:
@@ -160,6 +192,11 @@ def _run(
                 continue
             conv, value = heuristics.heuristic_credit(data, rule, **_heuristic_options(params))
             credits[rule] = conv
+            share_fns[rule] = bootstrap.linear_share_fn(
+                bootstrap.heuristic_weights(
+                    data, inverse, merged.n_units, rule, **_heuristic_options(params)
+                )
+            )
             methods.append(
                 MethodCredit(
                     method=rule,
@@ -169,9 +206,9 @@ def _run(
                 )
             )
 
-    merged, _ = aggregate(data)
     if run_all or params.method == "markov":
         fit = markov.fit_markov(merged, params.order, params.collapse_repeats)
+        chain = markov.chain_structure(merged, params.order, params.collapse_repeats)
         name = f"markov_order_{params.order}"
         credits[name] = fit.conversions
         methods.append(
@@ -205,25 +242,61 @@ def _run(
             transitions_truncated=truncated,
             solver=markov.SOLVER,
         )
-        if np.any(fit.removal_effect < 0):
+        silent = fit.removal_effect <= 0
+        if np.any(silent):
             findings.append(
                 Finding(
-                    code="negative_removal_effect",
-                    severity="warning",
-                    message="a channel's removal raises the conversion probability in this "
-                    "chain (its removal effect is negative); it gets no credit.",
-                    subject=", ".join(np.array(channels)[fit.removal_effect < 0]),
+                    code="zero_removal_effect",
+                    severity="info",
+                    message="removing these channels does not change the chain's conversion "
+                    "probability (no journey through them converts, or every converting one "
+                    "has another route), so Markov gives them no credit: "
+                    f"{', '.join(np.array(channels)[silent])}.",
+                    subject=", ".join(np.array(channels)[silent]),
+                    value=float(silent.sum()),
                 )
             )
 
-    if run_all or params.method == "shapley":
+    too_many = len(channels) > MAX_SET_CHANNELS
+    if params.method == "shapley" and too_many:
+        raise DataValidationError(
+            problem=f"Shapley attribution handles at most {MAX_SET_CHANNELS} channels (channel "
+            f"sets are 64-bit masks); the journeys have {len(channels)}.",
+            fix="group rare channels into broader ones (e.g. by platform), or use "
+            "--method markov or heuristics, which have no such limit.",
+            file=loaded.file,
+            column="channel" if loaded.kind == "journeys" else "path",
+            code="too_many_channels",
+        )
+    if run_all and too_many:
+        findings.append(
+            Finding(
+                code="shapley_skipped",
+                severity="warning",
+                message=f"Shapley was left out: it handles at most {MAX_SET_CHANNELS} channels "
+                f"and the journeys have {len(channels)} (heuristics and Markov ran). Group rare "
+                "channels to get it.",
+                value=float(len(channels)),
+                threshold=float(MAX_SET_CHANNELS),
+            )
+        )
+    if (run_all or params.method == "shapley") and not too_many:
         fit_s = shapley.fit_shapley(
             merged,
             params.shapley_value,
             params.shapley_exact_max_channels,
             params.shapley_permutations,
             params.seed,
+            params.shapley_prior_journeys,
         )
+        share_fns["shapley"] = bootstrap.shapley_share_fn(
+            merged,
+            params.shapley_value,
+            fit_s.exact,
+            params.shapley_prior_journeys,
+            params.seed,
+        )
+        findings.append(_support_finding(fit_s))
         credits["shapley"] = fit_s.conversions
         methods.append(
             MethodCredit(
@@ -243,7 +316,46 @@ def _run(
             if fit_s.standard_errors is None
             else {ch: float(fit_s.standard_errors[i]) for i, ch in enumerate(channels)},
             error_bound=fit_s.error_bound,
+            share_error_bounds=None
+            if fit_s.share_error_bounds is None
+            else {ch: float(fit_s.share_error_bounds[i]) for i, ch in enumerate(channels)},
+            prior_journeys=fit_s.prior_journeys,
+            prior_rate=fit_s.prior_rate,
+            low_support_threshold=fit_s.support.threshold,
+            n_low_support_coalitions=fit_s.support.n_low,
+            low_support_journey_share=fit_s.support.journey_share,
+            low_support_value_share=fit_s.support.value_share,
+            coalitions=_coalitions(fit_s, channels),
+            coalitions_truncated=fit_s.n_coalitions > COALITIONS_SHOWN,
             rule=_shapley_rule(fit_s),
+        )
+
+    boot_summary = None
+    if params.bootstrap_replicates > 0 and (share_fns or chain is not None):
+        intervals = bootstrap.bootstrap(
+            merged, share_fns, chain, params.bootstrap_replicates, params.seed
+        )
+        methods = _with_intervals(methods, intervals)
+        if markov_summary is not None and intervals.removal_effect is not None:
+            low, high = intervals.removal_effect
+            markov_summary = markov_summary.model_copy(
+                update={
+                    "removal_effects": [
+                        r.model_copy(
+                            update={
+                                "removal_effect_lower_90": float(low[i]),
+                                "removal_effect_upper_90": float(high[i]),
+                            }
+                        )
+                        for i, r in enumerate(markov_summary.removal_effects)
+                    ]
+                }
+            )
+        boot_summary = BootstrapSummary(
+            replicates=intervals.replicates,
+            seed=intervals.seed,
+            level=bootstrap.LEVEL,
+            rule=bootstrap.RULE,
         )
 
     outputs: dict[str, bytes] = {}
@@ -268,7 +380,20 @@ def _run(
             params.channel_map,
             campaign_credit,
             split_method,
+            (loaded.first_date, loaded.last_date),
         )
+        if reconciliation.dates_overlap is False:
+            findings.append(
+                Finding(
+                    code="dates_do_not_overlap",
+                    severity="warning",
+                    message=f"the journeys ({loaded.first_date} to {loaded.last_date}) and the "
+                    f"MMM data ({reconciliation.mmm_start} to {reconciliation.mmm_end}) cover "
+                    "different periods, so their shares compare different times; export "
+                    "journeys from the MMM's window.",
+                    subject=params.mmm_file,
+                )
+            )
         if split_csv is not None:
             outputs[reconcile.SPLIT_PATH] = split_csv
         for row in reconciliation.channels:
@@ -308,6 +433,9 @@ def _run(
         conversion_rate=float(data.conversions.sum() / data.journeys.sum()),
         has_campaigns=data.campaigns is not None,
         has_timestamps=data.touch_age_days is not None,
+        first_date=loaded.first_date,
+        last_date=loaded.last_date,
+        max_path_length=int(data.lengths.max()),
     )
     outputs_list = [REPORT_PATH, *outputs]
     report = PathAttributionReport(
@@ -323,6 +451,7 @@ def _run(
         markov=markov_summary,
         shapley=shapley_summary,
         reconciliation=reconciliation,
+        bootstrap=boot_summary,
         truth=_truth(ws, channels, credits),
         caveats=CAVEATS,
         findings=findings,
@@ -333,21 +462,84 @@ def _run(
 
 
 def _shapley_rule(fit: shapley.ShapleyFit) -> str:
+    shrunk = (
+        f"CR(T) = (conversions + k p0) / (journeys + k), k = {fit.prior_journeys:g} "
+        f"pseudo-journeys at the overall rate p0 = {fit.prior_rate:.4g}"
+    )
     if fit.value_function == "subset_sum":
         return (
-            "v(S) = sum of conversion rates of observed channel sets inside S; phi_j = sum over "
-            "observed sets T containing j of CR(T) / |T| (exact closed form)"
+            f"{shrunk}; v(S) = sum of CR(T) over observed channel sets T inside S; phi_j = sum "
+            "over observed sets T containing j of CR(T) / |T| (exact closed form)"
         )
     if fit.exact:
         return (
-            "v(S) = conversion rate of journeys whose channels all lie in S; exact sum over all "
-            "2^n coalitions"
+            f"{shrunk}; v(S) = CR of the journeys whose channels all lie in S; exact sum over "
+            "all 2^n coalitions"
         )
     return (
-        f"v(S) = conversion rate of journeys whose channels all lie in S; mean marginal "
+        f"{shrunk}; v(S) = CR of the journeys whose channels all lie in S; mean marginal "
         f"contribution over {fit.permutations} uniformly sampled orderings; error_bound is the "
-        "95% Hoeffding half-width for marginals in [-1, 1]"
+        "Hoeffding half-width on the raw values for all channels at once (95%, union bound), "
+        "share_error_bounds the bound it implies on the shown shares"
     )
+
+
+def _coalitions(fit: shapley.ShapleyFit, channels: list[str]) -> list[Coalition]:
+    sets, conv, journeys, rate = fit.coalitions
+    order = np.argsort(-journeys, kind="stable")[:COALITIONS_SHOWN]
+    return [
+        Coalition(
+            channels=[c for b, c in enumerate(channels) if (int(sets[i]) >> b) & 1],
+            journeys=float(journeys[i]),
+            conversions=float(conv[i]),
+            raw_rate=float(conv[i] / journeys[i]) if journeys[i] > 0 else 0.0,
+            shrunk_rate=float(rate[i]),
+        )
+        for i in order
+    ]
+
+
+def _support_finding(fit: shapley.ShapleyFit) -> Finding:
+    sup = fit.support
+    heavy = sup.value_share > LOW_SUPPORT_WARNING_SHARE
+    return Finding(
+        code="shapley_low_support",
+        severity="warning" if heavy else "info",
+        message=f"{sup.n_low} of {fit.n_coalitions} channel sets have fewer than "
+        f"{sup.threshold} journeys; they hold {sup.journey_share:.1%} of the journeys and carry "
+        f"{sup.value_share:.1%} of the Shapley game's worth (rates shrunk toward the overall "
+        f"rate with {fit.prior_journeys:g} pseudo-journeys)"
+        + (
+            "; the Shapley credit rests largely on thin evidence, read it with its interval."
+            if heavy
+            else "."
+        ),
+        value=sup.value_share,
+        threshold=LOW_SUPPORT_WARNING_SHARE,
+        rule=f"share of v(N) from sets with < {sup.threshold} journeys > "
+        f"{LOW_SUPPORT_WARNING_SHARE:.0%}",
+    )
+
+
+def _length_findings(data: PathData, shown: str) -> list[Finding]:
+    lengths = data.lengths
+    long = lengths > EXTREME_PATH_TOUCHES
+    if not long.any():
+        return []
+    journeys = data.journeys
+    return [
+        Finding(
+            code="extreme_path_length",
+            severity="warning",
+            message=f"{shown}: {int(long.sum())} journey(s)/path(s) have more than "
+            f"{EXTREME_PATH_TOUCHES} touches (longest {int(lengths.max())}; "
+            f"{journeys[long].sum() / journeys.sum():.2%} of journeys). Journeys that long are "
+            "usually bots, crawlers or ids stitched across users; check them (they are kept).",
+            subject=shown,
+            value=float(lengths.max()),
+            threshold=float(EXTREME_PATH_TOUCHES),
+        )
+    ]
 
 
 def _campaign_credit(
@@ -406,9 +598,18 @@ def _truth(
 def summary_payload(report: PathAttributionReport) -> dict[str, Any]:
     """The compact JSON the script and CLI print: shares per method, flags, outputs."""
     shares = {m.method: {c.channel: round(c.share, 4) for c in m.credits} for m in report.methods}
+    intervals = {
+        m.method: {
+            c.channel: [round(c.share_lower_90, 4), round(c.share_upper_90, 4)]
+            for c in m.credits
+            if c.share_lower_90 is not None and c.share_upper_90 is not None
+        }
+        for m in report.methods
+    }
     payload: dict[str, Any] = {
         "input": report.input.model_dump(mode="json"),
         "shares": shares,
+        "shares_interval_90": {m: v for m, v in intervals.items() if v},
         "outputs": report.outputs,
         "findings": [f.model_dump(mode="json") for f in report.findings],
     }
@@ -416,11 +617,23 @@ def summary_payload(report: PathAttributionReport) -> dict[str, Any]:
         payload["removal_effects"] = {
             r.channel: round(r.removal_effect, 6) for r in report.markov.removal_effects
         }
+        payload["removal_effects_interval_90"] = {
+            r.channel: [round(r.removal_effect_lower_90, 6), round(r.removal_effect_upper_90, 6)]
+            for r in report.markov.removal_effects
+            if r.removal_effect_lower_90 is not None and r.removal_effect_upper_90 is not None
+        }
     if report.reconciliation is not None:
         payload["disagreements"] = {
             r.channel: r.disagreeing_methods
             for r in report.reconciliation.channels
             if r.disagreeing_methods
+        }
+    if report.shapley is not None:
+        payload["shapley"] = {
+            "exact": report.shapley.exact,
+            "error_bound": report.shapley.error_bound,
+            "prior_journeys": report.shapley.prior_journeys,
+            "low_support_value_share": round(report.shapley.low_support_value_share, 4),
         }
     if report.truth is not None:
         payload["truth_mean_abs_error"] = report.truth.mean_abs_error

@@ -2,11 +2,16 @@
 
 The answers are Jinja templates shipped with the package (``templates/faq/*.md.j2``); the code
 only selects which outputs fill them. No text is generated: an answer whose output is missing
-says which step would produce it. Each audience gets ``reports/faq_<audience>.md`` and an HTML
-rendering of the same Markdown (raw HTML disabled, so names stay text).
+says which step would produce it. Each audience gets ``reports/faq_<audience>.md``, an HTML
+rendering of the same Markdown (raw HTML disabled, so names stay text), and
+``reports/faq_<audience>.sources.json``: every traced value printed, in order, with the file
+and JSON path it was read from (``report.trace``).
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from markdown_it import MarkdownIt
 
@@ -19,7 +24,7 @@ from attribution_analysis.contracts.report import (
 )
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.report import views
+from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import load_inputs
 from attribution_analysis.report.step import build_context
 from attribution_analysis.workspace import Workspace
@@ -40,6 +45,22 @@ AUDIT_RUNS = 50
 
 def faq_paths(audience: AudienceChoice) -> tuple[str, str]:
     return f"reports/faq_{audience}.md", f"reports/faq_{audience}.html"
+
+
+def sources_path(audience: AudienceChoice) -> str:
+    """Beside the FAQ: every traced value it prints, in order, with its file and JSON path."""
+    return f"reports/faq_{audience}.sources.json"
+
+
+def traced_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Registry rows whose fields are traced to (run id, field) in the run registry."""
+    return [
+        {
+            key: trace.wrap(value, trace.Src(trace.REGISTRY, (str(run["run_id"]), key)))
+            for key, value in run.items()
+        }
+        for run in runs
+    ]
 
 
 def markdown_to_html(markdown: str) -> str:
@@ -71,8 +92,9 @@ def draft_faq(
         inputs = load_inputs(ws)
         run.input_hashes = inputs.hashes
         runs = registry.list_runs(limit=AUDIT_RUNS) if params.financial_services else []
-        context = build_context(ws, inputs, TOP_CAMPAIGNS)
-        env = views.environment()
+        context = build_context(ws, inputs, TOP_CAMPAIGNS, traced=True)
+        recorder = trace.Recorder()
+        env = views.environment(recorder)
         markdown_template = env.get_template("faq.md.j2")
         html_template = env.get_template("faq.html.j2")
         wanted: list[AudienceChoice] = (
@@ -82,13 +104,14 @@ def draft_faq(
         files = []
         for audience in wanted:
             sections = list(AUDIENCES) if audience == "all" else [audience]
+            recorder.records = []
             markdown = views.tidy_markdown(
                 markdown_template.render(
                     audience=audience,
                     sections=sections,
                     titles=TITLES,
                     params=params,
-                    runs=runs,
+                    runs=traced_runs(runs),
                     **context,
                 )
             )
@@ -99,9 +122,18 @@ def draft_faq(
             md_path, html_path = faq_paths(audience)
             outputs[md_path] = markdown.encode("utf-8")
             outputs[html_path] = html.encode("utf-8")
+            outputs[sources_path(audience)] = json.dumps(
+                {"markdown": md_path, "records": recorder.records}, indent=1, default=str
+            ).encode("utf-8")
             questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
             files.append(
-                FaqFile(audience=audience, markdown=md_path, html=html_path, questions=questions)
+                FaqFile(
+                    audience=audience,
+                    markdown=md_path,
+                    html=html_path,
+                    sources=sources_path(audience),
+                    questions=questions,
+                )
             )
         report(progress, 1, 2, "writing")
         ws.commit(outputs)

@@ -8,6 +8,7 @@ section that says so, instead of a traceback or, worse, a half-filled chart.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
+from attribution_analysis.contracts.paths import PathAttributionReport
 from attribution_analysis.contracts.validation import DataValidationReport
 from attribution_analysis.errors import AttributionError
 from attribution_analysis.workspace import Workspace
@@ -88,7 +90,7 @@ class ReportInputs:
     lift_tests: Loaded[list[IncrementalityResult]]
     allocation: Loaded[AllocationReport]
     budget: Loaded[BudgetOptimization]
-    paths: Loaded[dict[str, Any]]
+    paths: Loaded[PathAttributionReport]
     hashes: dict[str, str] = field(default_factory=dict)
 
     def all(self) -> list[Loaded[Any]]:
@@ -111,9 +113,10 @@ class ReportInputs:
     def missing(self) -> list[str]:
         return [item.path for item in self.all() if not item.ok]
 
-    def metadata_by_step(self) -> dict[str, Metadata]:
-        """Provenance of each step whose output was read, in pipeline order."""
-        found: dict[str, Metadata] = {}
+    def metadata_by_step(self, view: Callable[[Loaded[Any]], Any] | None = None) -> dict[str, Any]:
+        """Provenance of each step whose output was read, in pipeline order (``view``: how
+        to read an input's value; the FAQ's traces every field)."""
+        found: dict[str, Any] = {}
         for item in (
             self.validation,
             self.fit,
@@ -123,7 +126,7 @@ class ReportInputs:
             self.budget,
         ):
             if item.ok:
-                meta = item.value.metadata  # type: ignore[union-attr]
+                meta = (view(item) if view else item.value).metadata  # type: ignore[union-attr]
                 found.setdefault(meta.step, meta)
         return found
 
@@ -196,22 +199,6 @@ def _load_lift_tests(ws: Workspace) -> tuple[Loaded[list[IncrementalityResult]],
     return item, digest
 
 
-def _load_paths(ws: Workspace) -> tuple[Loaded[dict[str, Any]], str]:
-    """Path attribution is read as plain JSON: its section renders what it recognises."""
-    item: Loaded[dict[str, Any]] = Loaded(PATHS)
-    digest = ""
-    try:
-        raw, sha, item.status = _read_json(ws, PATHS)
-        digest = sha or ""
-        if raw is not None:
-            if not isinstance(raw, dict):
-                raise ValueError("expected a JSON object at the top level")
-            item.value = raw
-    except (ValueError, OSError) as exc:
-        item.status, item.problem, item.value = "unreadable", _problem(exc), None
-    return item, digest
-
-
 def load_inputs(ws: Workspace) -> ReportInputs:
     hashes: dict[str, str] = {}
 
@@ -229,7 +216,7 @@ def load_inputs(ws: Workspace) -> ReportInputs:
         lift_tests=keep(_load_lift_tests(ws)),
         allocation=keep(_load_model(ws, ALLOCATION, AllocationReport)),
         budget=keep(_load_model(ws, BUDGET, BudgetOptimization)),
-        paths=keep(_load_paths(ws)),
+        paths=keep(_load_model(ws, PATHS, PathAttributionReport)),
     )
     inputs.hashes = hashes
     return inputs
@@ -246,11 +233,6 @@ def stale_outputs(ws: Workspace, inputs: ReportInputs) -> list[tuple[str, str]]:
     stale = []
     for item in inputs.all():
         meta = getattr(item.value, "metadata", None) if item.ok else None
-        if isinstance(item.value, dict):  # path attribution is read as plain JSON
-            try:
-                meta = Metadata.model_validate(item.value.get("metadata"))
-            except ValidationError:
-                meta = None
         if not isinstance(meta, Metadata):
             continue
         changed = []

@@ -8,7 +8,9 @@ with its interval; a section whose input does not exist says which step writes i
 
 from __future__ import annotations
 
+import importlib
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -20,7 +22,7 @@ from attribution_analysis.contracts.report import (
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.report import charts, views
+from attribution_analysis.report import charts, trace, views
 from attribution_analysis.report.inputs import (
     ALLOCATION,
     BUDGET,
@@ -106,35 +108,95 @@ def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, cha
     return {c.id: c for c in drawn if c is not None}
 
 
-def build_context(ws: Workspace, inputs: ReportInputs, top_campaigns: int) -> dict[str, Any]:
+FIT_FIELDS = {  # FitManifest attributes -> their JSON path in analysis/mmm_fit.json
+    "method": ("result", "method"),
+    "for_decisions": ("result", "for_decisions"),
+    "wall_seconds": ("result", "wall_seconds"),
+    "model_path": ("result", "model_path"),
+}
+
+
+def reader(traced: bool) -> Callable[[Loaded[Any]], Any]:
+    """How the templates see an input's value: as is (the report), or with every field
+    traced to its file and JSON path (the FAQ, which records the source of every number)."""
+    if not traced:
+        return lambda item: item.value if item.ok else None
+
+    def view(item: Loaded[Any]) -> Any:
+        if not item.ok:
+            return None
+        if item.path == FIT:
+            return trace.Node(item.value, trace.Src(FIT), FIT_FIELDS)
+        return trace.wrap(item.value, trace.Src(item.path))
+
+    return view
+
+
+def _constant(traced: bool, module: str, name: str) -> Any:
+    if traced:
+        return trace.const(module, name)
+    return getattr(importlib.import_module(module), name)
+
+
+def build_context(
+    ws: Workspace, inputs: ReportInputs, top_campaigns: int, traced: bool = False
+) -> dict[str, Any]:
     """What the report and FAQ templates read: the outputs (None when absent) and the facts
-    selected from them (verdict, rankings, flags)."""
-    contributions = inputs.contributions.value if inputs.contributions.ok else None
-    budget = inputs.budget.value if inputs.budget.ok else None
-    allocation = inputs.allocation.value if inputs.allocation.ok else None
+    selected from them (verdict, rankings, flags). ``traced``: every value carries its source
+    field (see ``report.trace``)."""
+    view = reader(traced)
+    contributions = view(inputs.contributions)
+    budget = view(inputs.budget)
+    allocation = view(inputs.allocation)
+    diagnostics = view(inputs.diagnostics)
+    lift_tests = view(inputs.lift_tests)
+    lift_used = views.lift_tests_used(inputs)
+    calibrated = views.calibrated_channels(lift_tests, lift_used)
+    limits = (
+        _constant(traced, views.PRIOR_RULE_MODULE, "SHIFT_LIMIT"),
+        _constant(traced, views.PRIOR_RULE_MODULE, "OVERLAP_LIMIT"),
+    )
+    prior_rows = views.prior_rows(diagnostics, contributions, calibrated, limits)
+    hashes = {
+        path: trace.wrap(digest, trace.Src(path, (trace.SHA256,))) if traced else digest
+        for path, digest in inputs.hashes.items()
+    }
+    channels = [c.channel for c in contributions.channels] if contributions else []
     return {
         "inputs": inputs,
         "contributions": contributions,
-        "diagnostics": inputs.diagnostics.value if inputs.diagnostics.ok else None,
-        "fit": inputs.fit.value if inputs.fit.ok else None,
-        "validation": inputs.validation.value if inputs.validation.ok else None,
-        "lift_tests": inputs.lift_tests.value if inputs.lift_tests.ok else None,
+        "diagnostics": diagnostics,
+        "fit": view(inputs.fit),
+        "validation": view(inputs.validation),
+        "lift_tests": lift_tests,
         "allocation": allocation,
         "budget": budget,
         "paths": inputs.paths.value if inputs.paths.ok else None,
-        "path_tables": views.path_tables(inputs.paths.value) if inputs.paths.ok else None,  # type: ignore[arg-type]
-        "path_report": views.path_report(inputs.paths.value) if inputs.paths.ok else None,  # type: ignore[arg-type]
-        "verdict": views.verdict(inputs),
+        "path_report": inputs.paths.value if inputs.paths.ok else None,
+        "verdict": views.verdict(inputs, view),
         "by_share": views.rank(contributions.channels, "share_of_media") if contributions else None,
         "by_roas": views.rank(contributions.channels, "roas") if contributions else None,
         "by_mroas": views.rank(contributions.channels, "mroas") if contributions else None,
         "saturation": {a.channel: a.saturation for a in budget.allocations} if budget else {},
-        "prior_dominated": views.prior_dominated(inputs),
+        "prior_dominated": [r.channel for r in prior_rows if r.flagged],
+        "prior_rows": prior_rows,
+        "prior_flags": [r for r in prior_rows if r.flagged],
+        "prior_limits": limits,
+        "calibrated": calibrated,
+        "uncalibrated": [c for c in channels if c not in calibrated],
+        "channel_totals": views.channel_totals(contributions, allocation),
+        "mmm_totals": {c.channel: c.total_contribution for c in contributions.channels}
+        if contributions
+        else {},
+        "allocation_tolerance": _constant(
+            traced, "attribution_analysis.report.views", "ALLOCATION_TOLERANCE"
+        ),
         "top": views.top_entities(allocation, top_campaigns) if allocation else [],
         "warnings": views.warnings,
-        "lift_used": views.lift_tests_used(inputs),
+        "lift_used": lift_used,
+        "hashes": hashes,
         "stale": dict(stale_outputs(ws, inputs)),
-        "steps": inputs.metadata_by_step(),
+        "steps": inputs.metadata_by_step(view),
     }
 
 

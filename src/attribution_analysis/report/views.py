@@ -6,6 +6,7 @@ The wording lives in the templates.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from attribution_analysis.contracts.allocation import AllocationReport, EntityResult
 from attribution_analysis.contracts.common import Finding, Interval
 from attribution_analysis.contracts.outputs import ChannelContribution, Criterion
-from attribution_analysis.report import fmt
+from attribution_analysis.contracts.paths import ChannelCredit, PathAttributionReport
+from attribution_analysis.report import fmt, trace
 from attribution_analysis.report.inputs import PRODUCERS, ReportInputs
 
 METHOD_LABELS = {
@@ -62,16 +64,21 @@ class Ranked:
         return getattr(channel, self.field)
 
 
-def verdict(inputs: ReportInputs) -> Verdict:
+def _value(item: Any) -> Any:
+    return item.value
+
+
+def verdict(inputs: ReportInputs, view: Callable[[Any], Any] = _value) -> Verdict:
+    """``view`` reads an input's value (the FAQ passes one that traces every field)."""
     if not inputs.diagnostics.ok:
-        method = inputs.fit.value.method if inputs.fit.ok else None  # type: ignore[union-attr]
+        method = view(inputs.fit).method if inputs.fit.ok else None
         return Verdict("not_validated", method)
-    d = inputs.diagnostics.value
+    d = view(inputs.diagnostics)
     assert d is not None
     failed = [c for c in d.criteria if not c.passed]
     override = None
     if inputs.contributions.ok:
-        override = inputs.contributions.value.metadata.extra.get("override_reason")  # type: ignore[union-attr]
+        override = view(inputs.contributions).metadata.extra.get("override_reason")
     override = override or d.override
     if d.method in ("bayesian_map", "bayesian_advi"):
         status = "quick"
@@ -97,14 +104,93 @@ def warnings(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity in ("warning", "error")]
 
 
-def prior_dominated(inputs: ReportInputs) -> list[str]:
-    if not inputs.diagnostics.ok:
+# The rule validate_model applies to its vague-prior refit (the thresholds live with it).
+PRIOR_RULE_MODULE = "attribution_analysis.mmm.sensitivity"
+# Allocation channel totals further than this from the decomposition's get a visible note.
+ALLOCATION_TOLERANCE = 0.01
+
+
+@dataclass
+class PriorRow:
+    """One channel of the vague-prior refit: its fields, which limit flagged it, whether a lift
+    test calibrates it, and the default-prior ROAS interval when the decomposition holds it."""
+
+    channel: Any
+    row: dict[str, Any]
+    flagged: bool
+    by_shift: bool
+    by_overlap: bool
+    calibrated: bool
+    roas: Any | None = None  # Interval of the default-prior fit (mmm_channel_contributions)
+
+
+def calibrated_channels(lift_tests: list[Any] | None, lift_used: bool | None) -> list[Any]:
+    """Channels with a lift test the fit was calibrated with, in the order of the tests."""
+    if not lift_tests or not lift_used:
         return []
-    return [
-        str(row.get("channel"))
-        for row in inputs.diagnostics.value.prior_comparison  # type: ignore[union-attr]
-        if row.get("prior_dominates")
-    ]
+    seen: list[Any] = []
+    for test in lift_tests:
+        if test.channel not in seen:
+            seen.append(test.channel)
+    return seen
+
+
+def prior_rows(
+    diagnostics: Any, contributions: Any, calibrated: list[Any], limits: tuple[Any, Any]
+) -> list[PriorRow]:
+    """Every row of ``prior_comparison``; ``limits`` = (shift limit, overlap limit)."""
+    if diagnostics is None:
+        return []
+    shift_limit, overlap_limit = limits
+    roas = {c.channel: c.roas for c in contributions.channels} if contributions else {}
+    rows = []
+    for row in diagnostics.prior_comparison:
+        channel = row.get("channel")
+        shift, ovl = row.get("relative_shift"), row.get("overlap")
+        interval = roas.get(channel)
+        mean = row.get("roas_informative")
+        same_fit = (
+            interval is not None
+            and mean is not None
+            and abs(interval.mean - mean) <= 1e-9 * max(abs(mean), 1e-12)
+        )
+        rows.append(
+            PriorRow(
+                channel=channel,
+                row=row,
+                flagged=bool(row.get("prior_dominates")),
+                by_shift=shift is not None and abs(shift) > shift_limit,
+                by_overlap=ovl is not None and ovl < overlap_limit,
+                calibrated=channel in calibrated,
+                roas=interval if same_fit else None,
+            )
+        )
+    return rows
+
+
+@dataclass
+class ChannelTotal:
+    """A channel's MMM total (the decomposition: the one source) next to the total the
+    allocation split across campaigns."""
+
+    channel: Any
+    mmm: Any | None  # Interval from mmm_channel_contributions.json, None if absent there
+    block: Any  # BlockTotal of allocation_summary.json
+    differs: bool
+
+
+def channel_totals(contributions: Any, allocation: Any) -> list[ChannelTotal]:
+    if allocation is None:
+        return []
+    mmm = {c.channel: c.total_contribution for c in contributions.channels} if contributions else {}
+    out = []
+    for block in allocation.block_totals:
+        interval = mmm.get(block.block)
+        differs = interval is not None and abs(block.total - interval.mean) > (
+            ALLOCATION_TOLERANCE * abs(interval.mean)
+        )
+        out.append(ChannelTotal(block.block, interval, block, differs))
+    return out
 
 
 def trace_order(inputs: ReportInputs) -> list[str]:
@@ -140,63 +226,20 @@ def is_interval(value: Any) -> bool:
     return isinstance(value, dict) and "mean" in value and "hdi_90" in value
 
 
-MAX_PATH_ROWS = 40
-
-
-def path_report(payload: dict[str, Any]) -> Any | None:
-    """The path-attribution output through its own contract when it matches; None sends the
-    section to the generic tables below (another version of that step wrote the file)."""
-    try:
-        from attribution_analysis.contracts.paths import PathAttributionReport
-    except ImportError:
-        return None
-    try:
-        return PathAttributionReport.model_validate(payload)
-    except ValueError:
-        return None
-
-
-def path_shares(report: Any) -> tuple[list[str], list[str], dict[tuple[str, str], float]]:
-    """(channels, methods, {(channel, method): share}) from the credits of every method."""
+def path_shares(
+    report: PathAttributionReport,
+) -> tuple[list[str], list[str], dict[tuple[str, str], ChannelCredit]]:
+    """(channels, methods, {(channel, method): credit}) from the credits of every method; a
+    credit carries its share and, when bootstrapped, the share's 90% interval."""
     methods = [m.method for m in report.methods]
     channels: list[str] = []
-    shares: dict[tuple[str, str], float] = {}
+    shares: dict[tuple[str, str], ChannelCredit] = {}
     for method in report.methods:
         for credit in method.credits:
             if credit.channel not in channels:
                 channels.append(credit.channel)
-            shares[(credit.channel, method.method)] = credit.share
+            shares[(credit.channel, method.method)] = credit
     return channels, methods, shares
-
-
-def path_tables(payload: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
-    """Read path attribution defensively (its contract is owned by another step): the
-    top-level scalars, and every list of records as a table of scalars and intervals."""
-    scalars = [
-        (k, v)
-        for k, v in payload.items()
-        if k != "metadata" and isinstance(v, str | int | float | bool) and v is not None
-    ]
-    tables = []
-    for key, value in payload.items():
-        if not (isinstance(value, list) and value and all(isinstance(r, dict) for r in value)):
-            continue
-        columns: list[str] = []
-        for row in value[:MAX_PATH_ROWS]:
-            for name, cell in row.items():
-                simple = isinstance(cell, str | int | float | bool) or is_interval(cell)
-                if simple and name not in columns:
-                    columns.append(name)
-        if columns:
-            tables.append(
-                {
-                    "name": key,
-                    "columns": columns,
-                    "rows": value[:MAX_PATH_ROWS],
-                    "more": max(0, len(value) - MAX_PATH_ROWS),
-                }
-            )
-    return scalars, tables
 
 
 # ----- jinja -------------------------------------------------------------------------------
@@ -231,9 +274,12 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def environment() -> Environment:
+def environment(recorder: trace.Recorder | None = None) -> Environment:
     """Templates shipped in the package; autoescape for every HTML template (names are
-    untrusted text), none for Markdown (escaped with the ``md`` filter instead)."""
+    untrusted text), none for Markdown (escaped with the ``md`` filter instead).
+
+    With a ``recorder``, every traced value printed is recorded with its source field (the
+    FAQ); the number filters keep the sources of traced values either way."""
     env = Environment(
         loader=PackageLoader("attribution_analysis.report", "templates"),
         autoescape=lambda name: name is not None and ".html" in name,
@@ -241,14 +287,22 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=recorder.finalize if recorder is not None else None,
     )
+    out = trace.formatted
     env.filters.update(
-        num=fmt.num,
-        pct=fmt.pct,
-        integer=fmt.integer,
-        iv=fmt.interval,
-        bounds=fmt.bounds,
-        md=md_escape,
+        num=lambda v: out(fmt.num_parts(v)),
+        pct=lambda v, signed=False: out(fmt.pct_parts(v, signed)),
+        integer=lambda v: out(fmt.integer_parts(v)),
+        iv=lambda v, as_pct=False: out(fmt.interval_parts(v, as_pct)),
+        bounds=lambda v, as_pct=False, level=90: out(fmt.bounds_parts(v, as_pct, level)),
+        vrange=lambda low, high, as_pct=False: out(fmt.range_parts(low, high, as_pct)),
+        prob=lambda v, draws=None: out(fmt.probability_parts(v, draws)),
+        rel_error=lambda v: out(fmt.rel_error_parts(v)),
+        md=trace.keep(md_escape),
+        replace=trace.keep(env.filters["replace"]),
+        upper=trace.keep(env.filters["upper"]),
+        join=trace.traced_join,
         cell=cell,
     )
     env.globals.update(

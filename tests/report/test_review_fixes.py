@@ -1,0 +1,282 @@
+"""Review fixes of the report and FAQ, on a copy of the demo workspace (full outputs: budget,
+lift tests, vague-prior refit), each output edited to the case under test.
+
+Prior flags worded per channel and per measure; probabilities from N draws never 100%;
+sensible significant figures; one source for a channel's MMM total and a visible note when
+the allocation's totals drift from it; the causal answer separates calibrated channels;
+intervals (or the reason there are none) in the prior-sensitivity and productivity columns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attribution_analysis.contracts.common import Interval
+from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
+from attribution_analysis.report import draft_faq, fmt, generate_report
+from attribution_analysis.workspace import Workspace
+from tests.conftest import REPO
+from tests.report.faq_sources import faq_number_problems
+
+DEMO = REPO / "demo_workspace"
+SCIENTIFIC = re.compile(r"\d\.?\d*e[-+]\d+")
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    if not (DEMO / "analysis" / "mmm_budget_optimization.json").is_file():
+        pytest.skip("demo_workspace has no full set of outputs")
+    target = tmp_path / "demo"
+    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("reports"))
+    return target
+
+
+def _edit(root: Path, name: str, change: Any) -> None:
+    path = root / "analysis" / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _report(root: Path) -> str:
+    result = generate_report(Workspace.open(root), GenerateReportParams(figures=False))
+    return (root / result.report).read_text().split("</style>", 1)[1]
+
+
+def _faq(root: Path, audience: str) -> str:
+    draft_faq(Workspace.open(root), DraftFaqParams(audience=audience))  # type: ignore[arg-type]
+    markdown = (root / "reports" / f"faq_{audience}.md").read_text()
+    records = json.loads((root / "reports" / f"faq_{audience}.sources.json").read_text())
+    assert faq_number_problems(markdown, records["records"], root) == []
+    return markdown
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+# ----- formatting -----------------------------------------------------------------------
+
+
+def test_formats_use_significant_figures_and_never_scientific_notation():
+    assert fmt.num(1.68e-06) == "< 0.0001" and fmt.num(-3e-06) == "> -0.0001"
+    assert fmt.num(0.0409) == "0.0409" and fmt.num(123456.7) == "123,457"
+    assert fmt.pct(3.32e-06) == "< 0.001%" and fmt.pct(0.0033) == "0.33%"
+    roas = Interval(mean=0.0409, hdi_90=(1.68e-06, 0.0828), hdi_95=(0.0, 0.1))
+    assert fmt.interval(roas) == "0.0409 (90% HDI < 0.0001 to 0.0828)"
+    share = Interval(mean=0.0747, hdi_90=(3.32e-06, 0.148), hdi_95=(0.0, 0.2))
+    assert fmt.interval(share, as_pct=True) == "7.5% (90% HDI < 0.1% to 14.8%)"
+    for value in (1e-12, 3.3e-7, 1.68e-06, 4.2e-5, 1e15):
+        assert not SCIENTIFIC.search(fmt.num(value) + fmt.pct(value))
+    assert fmt.rel_error(0.000123) == "0.012%"
+    assert fmt.rel_error(1.6e-16) == "< 0.001%" and fmt.rel_error(0.0) == "0% (exact)"
+
+
+def test_probabilities_from_draws_never_read_100_or_0_percent():
+    assert fmt.probability(1.0, 500) == "> 99.8% (all 500 draws)"
+    assert fmt.probability(0.0, 500) == "< 0.2% (none of the 500 draws)"
+    assert fmt.probability(1.0, 4000) == "> 99.97% (all 4,000 draws)"
+    assert fmt.probability(0.99996, 5000) == "> 99.99%"
+    assert fmt.probability(0.9996, 5000) == "99.96%"
+    assert fmt.probability(0.73, 500) == "73.0%"
+
+
+def test_report_and_faq_print_probabilities_bounds_and_the_sum_check_precisely(demo):
+    def budget(data: dict[str, Any]) -> None:
+        data["draws"] = 500
+        data["outcome"]["probability_better"] = 1.0
+        for scenario in data["scenarios"]:
+            scenario["probability_better"] = 0.0
+
+    _edit(demo, "mmm_budget_optimization.json", budget)
+
+    def contributions(data: dict[str, Any]) -> None:
+        data["sum_check"]["relative_error"] = 0.000123
+        data["channels"][0]["roas"]["hdi_90"][0] = 1.68e-06
+        data["channels"][0]["share_of_media"]["hdi_90"][0] = 3.32e-06
+
+    _edit(demo, "mmm_channel_contributions.json", contributions)
+    html = _report(demo)
+    finance = _faq(demo, "finance")
+    cmo = _faq(demo, "cmo")
+    assert "&gt; 99.8% (all 500 draws)" in html and "&lt; 0.2% (none of the 500 draws)" in html
+    assert "> 99.8% (all 500 draws)" in finance and "< 0.2% (none of the 500 draws)" in finance
+    assert "> 99.8% (all 500 draws)" in cmo
+    # rules written by other steps as text may carry their own notation ('<= 1e-12')
+    allocation = json.loads((demo / "analysis" / "allocation_summary.json").read_text())
+    rules = [allocation["identifiability"]["rule"], allocation["bootstrap"]["rule"]]
+    for text in (html, finance, cmo):
+        assert "100.0%" not in text
+        for rule in rules:
+            text = text.replace(rule.replace(">", "&gt;").replace("<", "&lt;"), "")
+            text = text.replace(rule, "")
+        assert not SCIENTIFIC.search(text), SCIENTIFIC.search(text)
+        assert "0.000332%" not in text
+    assert "within a relative error of 0.012%" in html
+    assert "within 0%" not in html
+    # the navigation wraps instead of overflowing a narrow window
+    style = (demo / "reports" / "mmm_executive_summary.html").read_text().split("</style>")[0]
+    nav = re.search(r"nav\.toc \{[^}]*\}", style)
+    assert nav and "flex-wrap: wrap" in nav.group()
+
+
+# ----- prior flags ------------------------------------------------------------------------
+
+
+def _prior_rows(data: dict[str, Any]) -> None:
+    data["prior_comparison"] = [
+        {  # calibrated by a lift test in the demo; flagged by the overlap only
+            "channel": "paid_search",
+            "roas_informative": 0.02036840054209518,
+            "roas_vague": 0.021229513547525086,
+            "relative_shift": 0.04227690847154408,
+            "overlap": 0.37925,
+            "prior_dominates": True,
+        },
+        {  # no lift test; flagged by the shift only
+            "channel": "display",
+            "roas_informative": 0.040908123566473664,
+            "roas_vague": 0.020786154827458398,
+            "relative_shift": -0.491881978070152,
+            "overlap": 0.5715,
+            "prior_dominates": True,
+        },
+        {
+            "channel": "tv",
+            "roas_informative": 0.5,  # not the decomposition's fit: no interval to borrow
+            "roas_vague": 0.49,
+            "relative_shift": -0.02,
+            "overlap": 0.9,
+            "prior_dominates": False,
+        },
+    ]
+
+
+def test_prior_flags_name_the_measure_and_suit_the_advice_to_calibration(demo):
+    lift = json.loads((demo / "analysis" / "incrementality_results.json").read_text())
+    assert "paid_search" in {t["channel"] for t in lift} and "display" not in {
+        t["channel"] for t in lift
+    }
+    _edit(demo, "mmm_diagnostics.json", _prior_rows)
+    html = _report(demo)
+    paid = _between(html, '<li data-channel="paid_search">', "</li>")
+    assert "flagged by the overlap" in paid and "+4.2%" in paid and "0.379" in paid
+    assert "Even with its lift test, the prior still matters" in paid
+    assert "a lift test there would pin it down" not in paid
+    display = _between(html, '<li data-channel="display">', "</li>")
+    assert "flagged by the shift" in display and "-49.2%" in display
+    assert "a lift test there would pin it down" in display
+    assert "display, paid_search: a lift test" not in html
+
+    cmo = _faq(demo, "cmo")
+    limits = _between(cmo, "### What does this not tell us?", "---")
+    paid_line = next(line for line in limits.splitlines() if "**paid_search**" in line)
+    assert "flagged by the overlap" in paid_line and "Even with its lift test" in paid_line
+    display_line = next(line for line in limits.splitlines() if "**display**" in line)
+    assert "flagged by the shift" in display_line and "pin it down" in display_line
+
+    # uncalibrated fit: the same channel gets the lift-test suggestion
+    fit = json.loads((demo / "analysis" / "mmm_fit.json").read_text())
+    fit["params"]["calibrate"] = False
+    (demo / "analysis" / "mmm_fit.json").write_text(json.dumps(fit))
+    paid = _between(_report(demo), '<li data-channel="paid_search">', "</li>")
+    assert "a lift test there would pin it down" in paid
+
+
+def test_prior_sensitivity_shows_intervals_or_says_why_there_are_none(demo):
+    _edit(demo, "mmm_diagnostics.json", _prior_rows)
+    html = _report(demo)
+    table = _between(html, 'id="prior-comparison-table"', "</table>")
+    assert "posterior mean only (the refit records no interval)" in table
+    paid = _between(table, "<td>paid_search</td>", "</tr>")
+    assert "0.0204 (90% HDI" in paid  # the fit's own interval, from the contributions
+    tv = _between(table, "<td>tv</td>", "</tr>")
+    assert "(no interval: the contributions belong to another fit)" in tv
+    campaigns = _between(html, 'class="campaign-table"', "</thead>")
+    assert "point estimate (the method yields no interval" in campaigns
+    ds = _faq(demo, "data_science")
+    assert "ROAS, vague priors: posterior mean (no interval recorded)" in ds
+    assert "| 0.0204 (90% HDI" in ds
+
+
+# ----- channel totals ---------------------------------------------------------------------
+
+
+def _drift_display(data: dict[str, Any]) -> None:
+    for block in data["block_totals"]:
+        if block["block"] == "display":
+            block["total"] = block["allocated"] = 10957.446716168559
+
+
+def _match_decomposition(root: Path) -> None:
+    contributions = json.loads((root / "analysis" / "mmm_channel_contributions.json").read_text())
+    means = {c["channel"]: c["total_contribution"]["mean"] for c in contributions["channels"]}
+
+    def change(data: dict[str, Any]) -> None:
+        for block in data["block_totals"]:
+            block["total"] = block["allocated"] = means[block["block"]] * 1.004
+
+    _edit(root, "allocation_summary.json", change)
+
+
+def test_mmm_totals_come_from_the_decomposition_and_a_drift_is_shown(demo):
+    _match_decomposition(demo)
+    _edit(demo, "allocation_summary.json", _drift_display)
+    html = _report(demo)
+    note = _between(html, 'id="total-mismatch"', "</div>")
+    assert "display" in note and "10,957" in note and "11,636" in note
+    assert "social" not in note  # 0.4% apart: within the tolerance
+    assert "campaign credit (adds up to the channel total used by the allocation)" in html
+    assert "display: top" in html and "(MMM contribution 11,636 (90% HDI" in html
+    finance = _faq(demo, "finance")
+    table = _between(finance, "| channel | MMM contribution", "\n\n")
+    assert "campaign credit (adds up to the channel total used by the allocation)" in table
+    display_row = next(line for line in table.splitlines() if line.startswith("| display |"))
+    assert display_row.split("|")[2].strip() == "11,636"  # the decomposition's mean
+    assert "**Check: display.**" in finance and "10,957" in finance
+    marketing = _faq(demo, "marketing")
+    assert "**display** (MMM contribution 11,636" in marketing and "Check: display" in marketing
+
+
+def test_no_drift_note_when_the_allocation_matches_the_decomposition(demo):
+    _match_decomposition(demo)
+    html = _report(demo)
+    assert 'id="total-mismatch"' not in html
+    assert "Check:" not in _faq(demo, "finance")
+
+
+# ----- causal answer ----------------------------------------------------------------------
+
+
+def test_the_causal_answer_separates_calibrated_channels_from_the_model_alone(demo):
+    cmo = _faq(demo, "cmo")
+    answer = _between(cmo, "### Is this causal?", "### Can we trust")
+    assert "The channel totals are:" not in answer
+    assert "causal estimates under its assumptions" in answer
+    calibrated = _between(answer, "Calibrated by a lift test", "Resting on the model alone")
+    alone = _between(answer, "Resting on the model alone", "The split within")
+    for channel in ("tv", "paid_search"):
+        assert f"**{channel}**" in calibrated and f"**{channel}**" not in alone
+    for channel in ("display", "social", "video"):
+        assert f"**{channel}**" in alone and f"**{channel}**" not in calibrated
+
+    fit = json.loads((demo / "analysis" / "mmm_fit.json").read_text())
+    fit["params"]["calibrate"] = False
+    (demo / "analysis" / "mmm_fit.json").write_text(json.dumps(fit))
+    answer = _between(_faq(demo, "cmo"), "### Is this causal?", "### Can we trust")
+    assert "Calibrated by a lift test" not in answer
+    assert "this fit was not calibrated with them" in answer
+    assert "**tv**" in _between(answer, "Resting on the model alone", "The split within")
+
+
+def test_every_faq_of_the_demo_passes_the_strict_number_check(demo):
+    _edit(demo, "mmm_diagnostics.json", _prior_rows)
+    _edit(demo, "allocation_summary.json", _drift_display)
+    for audience in ("cmo", "data_science", "finance", "marketing", "legal", "all"):
+        _faq(demo, audience)
