@@ -24,6 +24,7 @@ from attribution_analysis.mmm.diagnostics import validate_model
 from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.optimize import optimize_budget
 from attribution_analysis.report import draft_faq, generate_report
+from attribution_analysis.report.fmt import probability
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
@@ -135,7 +136,7 @@ def run_demo(root: Path, console: Console) -> None:
         f"7. optimize_budget ({plan.total_budget:,.0f} over {plan.horizon_periods} "
         f"{plan.grain} periods, each channel within ±30%): expected lift {lift.mean:,.0f} "
         f"[{lift.hdi_90[0]:,.0f}, {lift.hdi_90[1]:,.0f}] {plan.target}, "
-        f"P(better than current) {plan.outcome.probability_better:.0%}"
+        f"P(better than current) {probability(plan.outcome.probability_better, plan.draws)}"
     )
     for row in plan.allocations:
         console.print(
