@@ -69,3 +69,32 @@ def pipeline(pipeline_root: Path, tmp_path: Path) -> Path:
     target = tmp_path / "ws"
     shutil.copytree(pipeline_root, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def demo_like_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's data (same simulator settings, so the same channels and lift tests) through
+    every step up to the budget, with short chains: what `make demo` writes, without relying
+    on demo_workspace/ existing (it is not in a clean clone)."""
+    from attribution_analysis.contracts.budget import OptimizeBudgetParams
+    from attribution_analysis.demo import DEMO
+    from attribution_analysis.optimize import optimize_budget
+
+    root = tmp_path_factory.mktemp("demo_like") / "demo"
+    simulate_workspace(root, DEMO)
+    ws = Workspace.open(root)
+    validate_data(ws)
+    fit_mmm(
+        ws,
+        FitMMMParams(calibrate=True, sampler=SHORT_NUTS, retry=False, fallback_to_ridge=False),
+    )
+    diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
+    override = None if diagnostics.passed else OVERRIDE
+    decompose_contributions(ws, override_reason=override)
+    allocate(ws, AllocateParams(source="mta", family="gamma", bootstrap=5))
+    scenarios = [{"kind": "total_change", "change": c} for c in (0.1, -0.1)]
+    optimize_budget(
+        ws,
+        OptimizeBudgetParams.model_validate({"scenarios": scenarios, "override_reason": override}),
+    )
+    return root

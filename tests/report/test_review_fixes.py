@@ -1,5 +1,5 @@
-"""Review fixes of the report and FAQ, on a copy of the demo workspace (full outputs: budget,
-lift tests, vague-prior refit), each output edited to the case under test.
+"""Review fixes of the report and FAQ, on a copy of a demo-like workspace (the demo's data
+through every step up to the budget; see conftest), each output edited to the case under test.
 
 Prior flags worded per channel and per measure; probabilities from N draws never 100%;
 sensible significant figures; one source for a channel's MMM total and a visible note when
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +22,15 @@ from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.report import draft_faq, fmt, generate_report
 from attribution_analysis.workspace import Workspace
-from tests.conftest import REPO
 from tests.report.faq_sources import faq_number_problems
 
-DEMO = REPO / "demo_workspace"
 SCIENTIFIC = re.compile(r"\d\.?\d*e[-+]\d+")
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    if not (DEMO / "analysis" / "mmm_budget_optimization.json").is_file():
-        pytest.skip("demo_workspace has no full set of outputs")
+def demo(demo_like_root: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
-    shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("reports"))
+    shutil.copytree(demo_like_root, target, ignore=shutil.ignore_patterns("reports"))
     return target
 
 
@@ -129,20 +126,35 @@ def test_report_and_faq_print_probabilities_bounds_and_the_sum_check_precisely(d
 # ----- prior flags ------------------------------------------------------------------------
 
 
-def _prior_rows(data: dict[str, Any]) -> None:
-    data["prior_comparison"] = [
+def _roas(root: Path, channel: str) -> float:
+    contributions = json.loads((root / "analysis" / "mmm_channel_contributions.json").read_text())
+    return next(c["roas"]["mean"] for c in contributions["channels"] if c["channel"] == channel)
+
+
+def _prior_rows(root: Path) -> Callable[[dict[str, Any]], None]:
+    """Vague-prior rows whose informative ROAS is this fit's own (so its interval applies)."""
+    paid, display = _roas(root, "paid_search"), _roas(root, "display")
+
+    def change(data: dict[str, Any]) -> None:
+        data["prior_comparison"] = _rows(paid, display)
+
+    return change
+
+
+def _rows(paid: float, display: float) -> list[dict[str, Any]]:
+    return [
         {  # calibrated by a lift test in the demo; flagged by the overlap only
             "channel": "paid_search",
-            "roas_informative": 0.02036840054209518,
-            "roas_vague": 0.021229513547525086,
+            "roas_informative": paid,
+            "roas_vague": paid * 1.0422769,
             "relative_shift": 0.04227690847154408,
             "overlap": 0.37925,
             "prior_dominates": True,
         },
         {  # no lift test; flagged by the shift only
             "channel": "display",
-            "roas_informative": 0.040908123566473664,
-            "roas_vague": 0.020786154827458398,
+            "roas_informative": display,
+            "roas_vague": display * 0.508118,
             "relative_shift": -0.491881978070152,
             "overlap": 0.5715,
             "prior_dominates": True,
@@ -163,7 +175,7 @@ def test_prior_flags_name_the_measure_and_suit_the_advice_to_calibration(demo):
     assert "paid_search" in {t["channel"] for t in lift} and "display" not in {
         t["channel"] for t in lift
     }
-    _edit(demo, "mmm_diagnostics.json", _prior_rows)
+    _edit(demo, "mmm_diagnostics.json", _prior_rows(demo))
     html = _report(demo)
     paid = _between(html, '<li data-channel="paid_search">', "</li>")
     assert "flagged by the overlap" in paid and "+4.2%" in paid and "0.379" in paid
@@ -190,28 +202,46 @@ def test_prior_flags_name_the_measure_and_suit_the_advice_to_calibration(demo):
 
 
 def test_prior_sensitivity_shows_intervals_or_says_why_there_are_none(demo):
-    _edit(demo, "mmm_diagnostics.json", _prior_rows)
+    _edit(demo, "mmm_diagnostics.json", _prior_rows(demo))
     html = _report(demo)
     table = _between(html, 'id="prior-comparison-table"', "</table>")
     assert "posterior mean only (the refit records no interval)" in table
     paid = _between(table, "<td>paid_search</td>", "</tr>")
-    assert "0.0204 (90% HDI" in paid  # the fit's own interval, from the contributions
+    own = fmt.num(_roas(demo, "paid_search"))
+    assert f"{own} (90% HDI" in paid  # the fit's own interval, from the contributions
     tv = _between(table, "<td>tv</td>", "</tr>")
     assert "(no interval: the contributions belong to another fit)" in tv
     campaigns = _between(html, 'class="campaign-table"', "</thead>")
     assert "point estimate (the method yields no interval" in campaigns
     ds = _faq(demo, "data_science")
     assert "ROAS, vague priors: posterior mean (no interval recorded)" in ds
-    assert "| 0.0204 (90% HDI" in ds
+    assert f"| {own} (90% HDI" in ds
 
 
 # ----- channel totals ---------------------------------------------------------------------
 
 
-def _drift_display(data: dict[str, Any]) -> None:
-    for block in data["block_totals"]:
-        if block["block"] == "display":
-            block["total"] = block["allocated"] = 10957.446716168559
+DRIFT = 0.94  # the allocation's display total 6% below the decomposition's
+
+
+def _display_total(root: Path) -> float:
+    contributions = json.loads((root / "analysis" / "mmm_channel_contributions.json").read_text())
+    return next(
+        c["total_contribution"]["mean"]
+        for c in contributions["channels"]
+        if c["channel"] == "display"
+    )
+
+
+def _drift_display(root: Path) -> Callable[[dict[str, Any]], None]:
+    drifted = _display_total(root) * DRIFT
+
+    def change(data: dict[str, Any]) -> None:
+        for block in data["block_totals"]:
+            if block["block"] == "display":
+                block["total"] = block["allocated"] = drifted
+
+    return change
 
 
 def _match_decomposition(root: Path) -> None:
@@ -227,21 +257,23 @@ def _match_decomposition(root: Path) -> None:
 
 def test_mmm_totals_come_from_the_decomposition_and_a_drift_is_shown(demo):
     _match_decomposition(demo)
-    _edit(demo, "allocation_summary.json", _drift_display)
+    _edit(demo, "allocation_summary.json", _drift_display(demo))
     html = _report(demo)
+    mmm = fmt.integer(_display_total(demo))
+    drifted = fmt.integer(_display_total(demo) * DRIFT)
     note = _between(html, 'id="total-mismatch"', "</div>")
-    assert "display" in note and "10,957" in note and "11,636" in note
+    assert "display" in note and drifted in note and mmm in note
     assert "social" not in note  # 0.4% apart: within the tolerance
     assert "campaign credit (adds up to the channel total used by the allocation)" in html
-    assert "display: top" in html and "(MMM contribution 11,636 (90% HDI" in html
+    assert "display: top" in html and f"(MMM contribution {mmm} (90% HDI" in html
     finance = _faq(demo, "finance")
     table = _between(finance, "| channel | MMM contribution", "\n\n")
     assert "campaign credit (adds up to the channel total used by the allocation)" in table
     display_row = next(line for line in table.splitlines() if line.startswith("| display |"))
-    assert display_row.split("|")[2].strip() == "11,636"  # the decomposition's mean
-    assert "**Check: display.**" in finance and "10,957" in finance
+    assert display_row.split("|")[2].strip() == mmm  # the decomposition's mean
+    assert "**Check: display.**" in finance and drifted in finance
     marketing = _faq(demo, "marketing")
-    assert "**display** (MMM contribution 11,636" in marketing and "Check: display" in marketing
+    assert f"**display** (MMM contribution {mmm}" in marketing and "Check: display" in marketing
 
 
 def test_no_drift_note_when_the_allocation_matches_the_decomposition(demo):
@@ -276,7 +308,7 @@ def test_the_causal_answer_separates_calibrated_channels_from_the_model_alone(de
 
 
 def test_every_faq_of_the_demo_passes_the_strict_number_check(demo):
-    _edit(demo, "mmm_diagnostics.json", _prior_rows)
-    _edit(demo, "allocation_summary.json", _drift_display)
+    _edit(demo, "mmm_diagnostics.json", _prior_rows(demo))
+    _edit(demo, "allocation_summary.json", _drift_display(demo))
     for audience in ("cmo", "data_science", "finance", "marketing", "legal", "all"):
         _faq(demo, audience)
