@@ -239,7 +239,7 @@ class AttributionServer:
         def list_jobs(
             limit: Annotated[int, Field(ge=1, le=500, description="How many.")] = 20,
         ) -> dict[str, Any]:
-            return {"jobs": server.jobs.list(limit)}
+            return {"jobs": server.jobs.recent(limit)}
 
         @self.mcp.tool(
             name="list_runs",

@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import signal
 import sqlite3
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -79,8 +81,9 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
         raise JobCancelled()
 
     signal.signal(signal.SIGTERM, stop)
-    import contextlib as _contextlib
-    import sys
+    # The process inherits the server's stdout, which is the stdio transport: anything a
+    # library writes there (from Python or native code) would corrupt the protocol.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     from attribution_analysis.adapters import error_payload
     from attribution_analysis.errors import AttributionError
@@ -93,10 +96,8 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
         conn.send(("progress", float(done), float(total), str(message)))
 
     try:
-        # Library chatter goes to stderr; the pipe carries the protocol.
-        with _contextlib.redirect_stdout(sys.stderr):
-            params = spec.params.model_validate_json(params_json)
-            payload = spec.run(Workspace.open(folder), params, progress)
+        params = spec.params.model_validate_json(params_json)
+        payload = spec.run(Workspace.open(folder), params, progress)
         conn.send(("succeeded", payload))
     except JobCancelled:
         conn.send(("cancelled", {"message": "the job was cancelled; no output was written."}))
@@ -267,7 +268,7 @@ class JobManager:
         if job.process.is_alive():  # stuck in native code: stop it hard
             job.process.kill()
 
-    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
