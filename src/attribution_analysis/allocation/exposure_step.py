@@ -4,7 +4,7 @@ saturation, written for inspection (the allocation step builds the same table in
 from __future__ import annotations
 
 from attribution_analysis.allocation.exposure import build_effective_exposure
-from attribution_analysis.allocation.loaders import CAMPAIGN_PANEL, PANEL_SPEC, _transforms
+from attribution_analysis.allocation.loaders import CAMPAIGN_PANEL, PANEL_SPEC, load_transforms
 from attribution_analysis.contracts.allocation import AllocateParams, ChannelTransform
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.exposure import (
@@ -39,7 +39,7 @@ def effective_exposure(ws: Workspace, params: BuildExposureParams) -> ExposureRe
                 fix="campaign-level spend files (with a campaign column) are needed.",
                 file=CAMPAIGN_PANEL,
             )
-        transforms, files, from_truth = _transforms(
+        transforms, files, from_truth = load_transforms(
             ws, AllocateParams(source="mta", transforms_file=params.transforms_file)
         )
         source = ws.relative(files[0]) if files else "parameters given in the call"

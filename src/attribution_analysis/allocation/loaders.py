@@ -218,7 +218,10 @@ def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     )
 
 
-def _transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[Path], bool]:
+def load_transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[Path], bool]:
+    """Adstock/saturation per channel: given inline, from ``transforms_file``, from the MMM's
+    ``analysis/mmm_transforms.json``, or (simulated workspaces) ``truth/parameters.json``.
+    Returns the transforms, the files read, and whether they are the simulator's truth."""
     if params.transforms is not None:
         return dict(params.transforms), [], False
     if params.transforms_file is not None:
@@ -347,7 +350,7 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             column="campaign",
             code="missing_column",
         )
-    transforms, transform_files, from_truth = _transforms(ws, params)
+    transforms, transform_files, from_truth = load_transforms(ws, params)
     truth_inputs = truth_inputs or from_truth
     if from_truth:
         findings.append(

@@ -234,7 +234,7 @@ def _result(
             objective=params.objective
             + (f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""),
             objective_value=solution.value,
-            objective_at_current=objective.value(baseline),
+            objective_at_current=solution.value_at_current,  # the same baseline mix
             starts=solution.starts,
             converged=solution.converged,
             message=solution.message,
