@@ -74,6 +74,8 @@ class RunRegistry:
             yield handle
             status = "succeeded"
         except BaseException as exc:
+            # Not an Exception (a job's cancellation, Ctrl-C): the run was stopped, not broken.
+            status = "failed" if isinstance(exc, Exception) else "cancelled"
             error = f"{type(exc).__name__}: {exc}"
             raise
         finally:

@@ -38,8 +38,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 
 
-class JobCancelled(Exception):
-    """Raised inside a job's process when the server asks it to stop."""
+class JobCancelled(BaseException):
+    """Raised inside a job's process when the server asks it to stop.
+
+    A BaseException, like KeyboardInterrupt, because libraries on the fitting path catch
+    ``Exception`` and carry on (PyTensor's graph rewriter logs and skips a failing rewrite),
+    which would swallow the cancellation and let the job run on or fail for another reason.
+    """
 
 
 @dataclass
@@ -77,7 +82,11 @@ class Job:
 def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     """Entry point of a job's process: run one step, report progress, send the outcome."""
 
+    cancel_requested = False
+
     def stop(signum, frame):
+        nonlocal cancel_requested
+        cancel_requested = True
         raise JobCancelled()
 
     signal.signal(signal.SIGTERM, stop)
@@ -104,6 +113,9 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     except AttributionError as exc:
         conn.send(("failed", error_payload(exc)))
     except Exception as exc:  # a crash: the message, never a traceback, reaches the client
+        if cancel_requested:  # the cancellation surfaced as another error inside a library
+            conn.send(("cancelled", {"message": "the job was cancelled; no output was written."}))
+            return
         conn.send(
             (
                 "failed",
@@ -196,6 +208,9 @@ class JobManager:
             else:
                 outcome = (message[0], message[1])
         job.process.join(timeout=CANCEL_GRACE_SECONDS)
+        if job.status == "cancelling" and outcome is not None and outcome[0] == "failed":
+            # The user asked to stop: a failure after the signal is the cancellation itself.
+            outcome = ("cancelled", {"message": "the job was cancelled; no output was written."})
         if outcome is None:
             status = "cancelled" if job.status == "cancelling" else "failed"
             outcome = (
