@@ -4,7 +4,7 @@ campaigns (EM or Bayesian hierarchical, exact mass conservation).
 
 Usage:
     python scripts/allocate.py --workspace DIR [--method em|bayes] [--family poisson|gamma]
-        [--covariates col,log1p(col),...] [--ridge 1.0] [--source auto|hcp-brick|mta]
+        [--covariates col,log1p(col),...] [--ridge 0.1] [--source auto|hcp-brick|mta]
         [--contributions analysis/contributions.csv] [--transforms analysis/transforms.json]
         [--saturation-on channel_total|campaign] [--zero-visit-exposure 0.5]
         [--tol 1e-8] [--max-iter 10000] [--no-accelerate] [--bootstrap 50] [--seed 0]
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="em", choices=["em", "bayes"])
     parser.add_argument("--family", default="poisson", choices=["poisson", "gamma"])
     parser.add_argument("--covariates", default="", help="comma-separated covariate specs")
-    parser.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (GLM M-step)")
+    parser.add_argument("--ridge", type=float, default=0.1, help="ridge penalty (GLM M-step)")
     parser.add_argument("--source", default="auto", choices=["auto", "hcp-brick", "mta"])
     parser.add_argument("--contributions", default=None, help="contributions CSV (mta)")
     parser.add_argument("--transforms", default=None, help="adstock/saturation JSON (mta)")

@@ -153,7 +153,7 @@ def allocate(
     method: Annotated[str, typer.Option(help="em | bayes")] = "em",
     family: Annotated[str, typer.Option(help="poisson (units) | gamma (currency)")] = "poisson",
     covariates: Annotated[str, typer.Option(help="comma-separated covariate specs")] = "",
-    ridge: Annotated[float, typer.Option(help="ridge penalty of the GLM M-step")] = 1.0,
+    ridge: Annotated[float, typer.Option(help="ridge penalty of the GLM M-step")] = 0.1,
     source: Annotated[str, typer.Option(help="auto | hcp-brick | mta")] = "auto",
 ) -> None:
     """Split group totals (brick sales, or MMM channel contributions) across entities."""

@@ -59,7 +59,12 @@ def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
     decompose_contributions(ws, override_reason=None if diagnostics.passed else OVERRIDE)
-    allocate(ws, AllocateParams(source="mta", family="gamma", bootstrap=5))
+    allocate(
+        ws,
+        AllocateParams(
+            source="mta", family="gamma", covariates=["objective", "creative_family"], bootstrap=5
+        ),
+    )
     return root
 
 
@@ -91,7 +96,12 @@ def demo_like_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
     override = None if diagnostics.passed else OVERRIDE
     decompose_contributions(ws, override_reason=override)
-    allocate(ws, AllocateParams(source="mta", family="gamma", bootstrap=5))
+    allocate(
+        ws,
+        AllocateParams(
+            source="mta", family="gamma", covariates=["objective", "creative_family"], bootstrap=5
+        ),
+    )
     scenarios = [{"kind": "total_change", "change": c} for c in (0.1, -0.1)]
     optimize_budget(
         ws,

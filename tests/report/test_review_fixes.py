@@ -312,3 +312,22 @@ def test_every_faq_of_the_demo_passes_the_strict_number_check(demo):
     _edit(demo, "allocation_summary.json", _drift_display(demo))
     for audience in ("cmo", "data_science", "finance", "marketing", "legal", "all"):
         _faq(demo, audience)
+
+
+def test_productivity_drivers_are_shown_with_their_intervals(demo):
+    summary = json.loads((demo / "analysis" / "allocation_summary.json").read_text())
+    drivers = [c for c in summary["coefficients"] if c["name"] != "intercept"]
+    assert drivers and all(c["std_error"] > 0 for c in drivers)
+    table = _between(_report(demo), 'id="productivity-drivers"', "</table>")
+    for c in drivers:
+        row = _between(table, f"<td>{c['name']}</td>", "</tr>")
+        assert fmt.num(c["estimate"]) in row
+        assert f"{fmt.num(c['lower_90'])} to {fmt.num(c['upper_90'])}" in row
+        expected = (
+            "raises productivity"
+            if c["lower_90"] > 0
+            else "lowers productivity"
+            if c["upper_90"] < 0
+            else "direction not established"
+        )
+        assert expected in row

@@ -18,6 +18,10 @@ B_h = sum_b w_bh / mu_b (free), or by a Newton fit of log rate = X beta (covaria
 way every pass increases the observed objective (log-likelihood minus the ridge penalty);
 the trace records it and any decrease beyond 1e-9 relative is flagged.
 
+Precision of the coefficients (covariates): a robust HC3 sandwich on the observed-data
+likelihood of the totals, at the estimate (``glm.coefficient_covariance``); the M-step's
+complete-data curvature would overstate it by the information lost to aggregation.
+
 Scale. The likelihood fixes the level of the rates (outcome per unit of exposure) in each
 connected block; reported productivities divide by the block's arithmetic mean rate.
 
@@ -82,6 +86,15 @@ class EMFit:
     parameter_of_entity: np.ndarray  # (H,) index of the rate each entity uses (ties)
     seconds: float  # wall time of the EM passes (set-up and final split excluded)
     beta_standardized: np.ndarray | None = field(default=None, repr=False)
+    # (p, p) robust covariance of ``coefficients`` (sandwich on the penalised observed-data
+    # likelihood); None for free rates or when the curvature cannot be inverted.
+    coefficient_covariance: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def coefficient_std_error(self) -> np.ndarray | None:
+        if self.coefficient_covariance is None:
+            return None
+        return np.sqrt(np.clip(np.diag(self.coefficient_covariance), 0.0, None))
 
     @property
     def max_relative_decrease(self) -> float:
@@ -341,13 +354,14 @@ def fit_em(
     family: Family = "poisson",
     design: np.ndarray | None = None,
     design_names: Sequence[str] | None = None,
-    ridge: float = 1.0,
+    ridge: float = 0.1,
     tol: float = 1e-8,
     max_iter: int = 10_000,
     accelerate: bool = True,
     group_weights: np.ndarray | None = None,
     tied: Sequence[np.ndarray] = (),
     start: EMFit | None = None,
+    standard_errors: bool = True,
 ) -> EMFit:
     """Fit entity rates by EM and split every group's total across its entities.
 
@@ -377,6 +391,9 @@ def fit_em(
         Sets of entity codes that share one free rate (non-separable entities).
     start
         A previous fit on the same problem and design to start from.
+    standard_errors
+        Compute the robust covariance of the coefficients (covariate model only); bootstrap
+        refits skip it.
 
     Returns
     -------
@@ -465,6 +482,8 @@ def fit_em(
     mass_error = float(
         np.max(np.abs(summed[check] - problem.totals[check]) / problem.totals[check], initial=0.0)
     )
+    shape = gamma_shape(problem.totals, mean, weight) if family == "gamma" else None
+    covariance = None
     if design is None:
         reported = np.where(estimable, rate, np.nan)
         coefficients = None
@@ -473,6 +492,15 @@ def fit_em(
         reported = rate
         coefficients = standardized.to_original(run.theta)
         names = list(design_names) if design_names is not None else []
+    if standardized is not None and penalty is not None and standard_errors:
+        # d mu_b / d beta = sum_h w_bh rate_h x_h: one sparse product with a thin matrix.
+        mean_gradient = np.asarray(problem.matrix @ (rate[:, None] * standardized.matrix))
+        robust = glm.coefficient_covariance(
+            family, mean_gradient, mean, problem.totals, weight, penalty
+        )
+        if robust is not None:
+            jac = standardized.jacobian()
+            covariance = jac @ robust @ jac.T
     return EMFit(
         family=family,
         m_step="free" if design is None else "glm",
@@ -494,8 +522,9 @@ def fit_em(
         tol=tol,
         unallocatable=np.flatnonzero(~allocatable),
         mass_error=mass_error,
-        gamma_shape=gamma_shape(problem.totals, mean, weight) if family == "gamma" else None,
+        gamma_shape=shape,
         parameter_of_entity=param,
         seconds=seconds,
         beta_standardized=None if design is None else run.theta.copy(),
+        coefficient_covariance=covariance,
     )

@@ -37,6 +37,7 @@ NO_EVIDENCE_P = 0.05  # F test p-value above this: no evidence of productivity d
 RHAT_LIMIT = 1.05
 ESS_LIMIT = 400
 TOP_PAIRS = 5
+Z_90 = 1.6448536269514722  # standard normal 95% quantile: two-sided 90% Wald interval
 MAX_SET_FINDINGS = 5  # more credit sets than this: one summary finding
 
 
@@ -269,16 +270,35 @@ def convergence(em: EMFit) -> ConvergenceReport:
 
 def coefficients(em: EMFit | None, bayes: BayesFit | None) -> list[Coefficient]:
     if em is not None and em.coefficients is not None:
+        se = em.coefficient_std_error
+        if se is None:  # the curvature could not be inverted: estimates only
+            return [
+                Coefficient(name=n, estimate=float(c))
+                for n, c in zip(em.coefficient_names, em.coefficients, strict=True)
+            ]
         return [
-            Coefficient(name=n, estimate=float(c))
-            for n, c in zip(em.coefficient_names, em.coefficients, strict=True)
+            Coefficient(
+                name=n,
+                estimate=float(c),
+                std_error=float(s),
+                lower_90=float(c - Z_90 * s),
+                upper_90=float(c + Z_90 * s),
+            )
+            for n, c, s in zip(em.coefficient_names, em.coefficients, se, strict=True)
         ]
     if bayes is not None:
         low, high = np.quantile(bayes.coefficient_draws, [0.05, 0.95], axis=0)
         mean = bayes.coefficient_draws.mean(axis=0)
+        sd = bayes.coefficient_draws.std(axis=0)
         return [
-            Coefficient(name=n, estimate=float(m), lower_90=float(lo), upper_90=float(hi))
-            for n, m, lo, hi in zip(bayes.coefficient_names, mean, low, high, strict=True)
+            Coefficient(
+                name=n,
+                estimate=float(m),
+                std_error=float(d),
+                lower_90=float(lo),
+                upper_90=float(hi),
+            )
+            for n, m, d, lo, hi in zip(bayes.coefficient_names, mean, sd, low, high, strict=True)
         ]
     return []
 
@@ -533,6 +553,8 @@ def summary_payload(report: AllocationReport) -> dict[str, object]:
         "warnings": [f.model_dump(mode="json") for f in report.findings if f.severity != "info"],
         "outputs": report.outputs,
     }
+    if report.coefficients:  # a handful of numbers: the agent quotes them with intervals
+        payload["coefficients"] = [c.model_dump(mode="json") for c in report.coefficients]
     if report.convergence is not None:
         payload["converged"] = report.convergence.converged
         payload["iterations"] = report.convergence.iterations

@@ -356,6 +356,7 @@ def _em_diagnostics(
                 accelerate=True,
                 group_weights=weights,
                 start=start,
+                standard_errors=False,
             ),
             params.bootstrap,
             params.seed,

@@ -124,10 +124,11 @@ class AllocateParams(StrictModel):
         "frequent level. Empty: one free rate per entity.",
     )
     ridge: float = Field(
-        default=1.0,
+        default=0.1,
         ge=0,
         description="Ridge penalty on standardised covariate coefficients (not the intercept), "
-        "in units of the information of one average group.",
+        "in units of the information of one average group. Keeps collinear designs solvable; "
+        "larger values bias the coefficients and their intervals under-cover.",
     )
     tol: float = Field(
         default=1e-8,
@@ -222,8 +223,19 @@ class AllocationRecord(StrictModel):
 class Coefficient(StrictModel):
     name: str = Field(description="Covariate column of the design (intercept first).")
     estimate: float = Field(description="Coefficient on log productivity, original units.")
-    lower_90: float | None = Field(default=None, description="bayes: 5% posterior quantile.")
-    upper_90: float | None = Field(default=None, description="bayes: 95% posterior quantile.")
+    std_error: float | None = Field(
+        default=None,
+        description="em: robust (HC3 sandwich) standard error from the observed-data "
+        "likelihood of the group totals; bayes: posterior sd.",
+    )
+    lower_90: float | None = Field(
+        default=None,
+        description="5% bound: posterior quantile (bayes) or estimate - 1.645 std_error (em).",
+    )
+    upper_90: float | None = Field(
+        default=None,
+        description="95% bound: posterior quantile (bayes) or estimate + 1.645 std_error (em).",
+    )
 
 
 class EntityResult(StrictModel):
