@@ -317,8 +317,17 @@ def test_every_faq_of_the_demo_passes_the_strict_number_check(demo):
 def test_productivity_drivers_are_shown_with_their_intervals(demo):
     summary = json.loads((demo / "analysis" / "allocation_summary.json").read_text())
     drivers = [c for c in summary["coefficients"] if c["name"] != "intercept"]
-    assert drivers and all(c["std_error"] > 0 for c in drivers)
-    table = _between(_report(demo), 'id="productivity-drivers"', "</table>")
+    assert all(c["std_error"] > 0 for c in drivers)
+    channel_terms = [c for c in drivers if c["name"].startswith("channel[")]
+    drivers = [c for c in drivers if c not in channel_terms]
+    assert drivers and channel_terms
+    html = _report(demo)
+    table = _between(html, 'id="productivity-drivers"', "</table>")
+    for c in channel_terms:  # scale terms of the campaign allocation, not drivers
+        assert f"<td>{c['name']}</td>" not in table
+    intro = html[html.index("What drives productivity") : html.index('id="productivity-drivers"')]
+    for column, level in summary["reference_levels"].items():
+        assert (f"{column} = {level}" in intro) == (column != "channel")
     for c in drivers:
         row = _between(table, f"<td>{c['name']}</td>", "</tr>")
         assert fmt.num(c["estimate"]) in row

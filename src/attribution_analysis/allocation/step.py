@@ -272,6 +272,9 @@ def _run(
         m_step="bayes" if bayes else ("free" if design is None else "glm"),
         covariates=[] if design is None else design.specs,
         coefficients=report.coefficients(em, bayes),
+        reference_levels=(
+            {c.name: c.reference for c in design.categorical} if design and em else {}
+        ),
         scale=SCALE_RULE,
         zero_exposure_rule=inputs.zero_exposure_rule,
         n_groups=problem.n_groups,

@@ -440,6 +440,11 @@ class AllocationReport(StrictModel):
     )
     covariates: list[str] = Field(description="Covariate specs used.")
     coefficients: list[Coefficient] = Field(description="GLM or posterior coefficients.")
+    reference_levels: dict[str, str] = Field(
+        default_factory=dict,
+        description="em: the level of each categorical covariate that has no coefficient; the "
+        "other levels' coefficients are relative to it (bayes has every level, pooled).",
+    )
     scale: str = Field(description="How the scale of the rates is fixed.")
     zero_exposure_rule: str | None = Field(
         default=None, description="How zero visits / zero impressions were handled."

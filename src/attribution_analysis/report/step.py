@@ -185,6 +185,7 @@ def build_context(
         "calibrated": calibrated,
         "uncalibrated": [c for c in channels if c not in calibrated],
         "channel_totals": views.channel_totals(contributions, allocation),
+        "productivity_drivers": views.productivity_drivers(allocation),
         "mmm_totals": {c.channel: c.total_contribution for c in contributions.channels}
         if contributions
         else {},

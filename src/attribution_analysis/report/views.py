@@ -193,6 +193,28 @@ def channel_totals(contributions: Any, allocation: Any) -> list[ChannelTotal]:
     return out
 
 
+def productivity_drivers(allocation: Any) -> tuple[list[Any], dict[str, str]]:
+    """Coefficients worth reading as drivers, and the reference levels they are relative to.
+
+    The intercept sets the level only; in the campaign allocation the channel terms only put
+    each channel's exposure units on one scale, so they are no statement about campaigns.
+    """
+    if allocation is None:
+        return [], {}
+    skip_channel = allocation.source == "mta"
+    drivers = [
+        c
+        for c in allocation.coefficients
+        if c.name != "intercept" and not (skip_channel and c.name.startswith("channel["))
+    ]
+    references = {
+        column: level
+        for column, level in allocation.reference_levels.items()
+        if not (skip_channel and column == "channel")
+    }
+    return drivers, references
+
+
 def trace_order(inputs: ReportInputs) -> list[str]:
     """Parameters flagged by power-scaling sensitivity first: those are the ones a reader
     should see the chains of."""
