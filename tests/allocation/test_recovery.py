@@ -169,10 +169,11 @@ def test_covariate_em_converges_to_the_exact_observed_data_mle():
         assert negative_loglik(fit.coefficients)[0] <= negative_loglik(mle)[0] + 1e-6
 
 
-# 90% intervals of the EM coefficients (robust HC3 sandwich on the brick totals), over 150
-# simulated data sets x 7 coefficients: 0.90 pooled for both families when this was written.
-# With 1,050 trials the pooled coverage has sd ~0.01; per coefficient (150 trials) ~0.025.
-COVERAGE_POOLED = (0.86, 0.94)
+# 90% intervals of the EM coefficients (sandwich clustered by brick and by HCP), over 150
+# simulated data sets x 7 coefficients: 0.91 (Poisson) and 0.95 (Gamma) pooled when this was
+# written. With 1,050 trials the pooled coverage has sd ~0.01; per coefficient (150) ~0.025.
+# Slightly conservative is accepted; narrow is not.
+COVERAGE_POOLED = (0.86, 0.97)
 COVERAGE_EACH = 0.80
 
 
@@ -194,3 +195,35 @@ def test_em_coefficient_intervals_cover_the_truth(family, simulation):
     print(f"\n{family} coverage per coefficient: {np.round(coverage, 3)}")
     assert COVERAGE_POOLED[0] <= coverage.mean() <= COVERAGE_POOLED[1]
     assert coverage.min() >= COVERAGE_EACH
+
+
+def test_em_coefficient_intervals_cover_campaign_drivers(validated_mta):
+    """Campaigns run for many weeks, so a campaign more productive than its objective and
+    creative family says lifts every week's residual: intervals clustered by group alone
+    covered 29% here, by group and campaign 69%, with the leverage scaling 97% (30 seeds).
+    """
+    from attribution_analysis.simulate.mta import FAMILY_EFFECT, OBJECTIVE_EFFECT
+
+    effects = {"objective": OBJECTIVE_EFFECT, "creative_family": FAMILY_EFFECT}
+    hits = []
+    for seed in range(1, 16):
+        root = validated_mta(seed=seed)
+        path = consistent_contributions(root, seed=seed)
+        report = allocate(
+            Workspace.open(root),
+            AllocateParams(
+                contributions=path,
+                family="gamma",
+                bootstrap=0,
+                covariates=["objective", "creative_family"],
+            ),
+        )
+        for c in report.coefficients:
+            column, _, level = c.name.rstrip("]").partition("[")
+            if column in effects:
+                reference = report.reference_levels[column]
+                true = effects[column][level] - effects[column][reference]
+                hits.append(c.lower_90 <= true <= c.upper_90)
+    print(f"\ncampaign-driver coverage: {np.mean(hits):.3f} over {len(hits)} intervals")
+    assert len(hits) == 60
+    assert np.mean(hits) >= 0.85

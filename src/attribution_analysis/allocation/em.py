@@ -18,8 +18,8 @@ B_h = sum_b w_bh / mu_b (free), or by a Newton fit of log rate = X beta (covaria
 way every pass increases the observed objective (log-likelihood minus the ridge penalty);
 the trace records it and any decrease beyond 1e-9 relative is flagged.
 
-Precision of the coefficients (covariates): a robust HC3 sandwich on the observed-data
-likelihood of the totals, at the estimate (``glm.coefficient_covariance``); the M-step's
+Precision of the coefficients (covariates): a sandwich on the observed-data likelihood of
+the totals, clustered by group and by entity (``glm.coefficient_covariance``); the M-step's
 complete-data curvature would overstate it by the information lost to aggregation.
 
 Scale. The likelihood fixes the level of the rates (outcome per unit of exposure) in each
@@ -493,10 +493,15 @@ def fit_em(
         coefficients = standardized.to_original(run.theta)
         names = list(design_names) if design_names is not None else []
     if standardized is not None and penalty is not None and standard_errors:
-        # d mu_b / d beta = sum_h w_bh rate_h x_h: one sparse product with a thin matrix.
-        mean_gradient = np.asarray(problem.matrix @ (rate[:, None] * standardized.matrix))
         robust = glm.coefficient_covariance(
-            family, mean_gradient, mean, problem.totals, weight, penalty
+            family,
+            problem.matrix,
+            rate,
+            standardized.matrix,
+            mean,
+            problem.totals,
+            weight,
+            penalty,
         )
         if robust is not None:
             jac = standardized.jacobian()

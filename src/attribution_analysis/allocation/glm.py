@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 MAX_NEWTON_STEPS = 50
 NEWTON_TOL = 1e-15
@@ -132,38 +133,47 @@ def fit_gamma_surrogate(
 
 def coefficient_covariance(
     family: str,
-    mean_gradient: np.ndarray,
+    matrix: sparse.csr_matrix,
+    rate: np.ndarray,
+    design: np.ndarray,
     mean: np.ndarray,
     totals: np.ndarray,
     weight: np.ndarray,
     penalty: np.ndarray,
 ) -> np.ndarray | None:
-    """Robust (sandwich) covariance of the standardised coefficients, or None.
+    """Robust covariance of the standardised coefficients, clustered two ways, or None.
 
     The EM maximises the observed-data (penalised) likelihood, so its precision is measured
     on the *observed* model y_b ~ F(mu_b(beta)), not on the complete-data surrogate the
-    M-step maximises (which would overstate the information by the fraction lost to
-    aggregation). With ``mean_gradient`` D = d mu_b / d beta (G x p) and c_b = 1/mu_b
-    (Poisson) or 1/mu_b^2 (Gamma, the objective's shape-1 scale):
+    M-step maximises (which would overstate the information lost to aggregation). The
+    score of beta is a sum over (group, entity) pairs,
 
-        H = D' diag(w c) D + P          (curvature of the penalised objective)
-        B = D' diag((w c (y - mu))^2) D  (spread of the groups' scores)
-        cov = H^-1 B H^-1 x G / (G - p)
+        s_bh = e_b rate_h w_bh x_h,   e_b = c_b (y_b - mu_b),  c_b = 1/mu_b (Poisson) or
+        1/mu_b^2 (Gamma, the objective's shape-1 scale),
 
-    The sandwich needs no dispersion or Gamma shape and stays valid when the variance
-    function is wrong (contributions fitted as quasi-Poisson; euros that are sums of
-    pair-level Gammas), where the model-based inverse information under-covers. The ridge
-    enters H as a Gaussian prior's precision. None when fewer groups than coefficients
-    remain or H is not positive definite (a collinear design with no ridge).
+    and pairs are dependent twice over: within a group (one residual) and within an entity
+    (an entity more or less productive than its covariates say pushes the residuals of
+    every group it is in the same way; campaigns run for many weeks). So the "meat" is the
+    two-way cluster sum (Cameron, Gelbach & Miller 2011): by group + by entity - by pair,
+    its negative eigenvalues clipped. Residuals are scaled by 1 / (1 - leverage) at both
+    levels (HC3 for groups, CR3 for entities), because with few entities (a few dozen
+    campaigns) the plain cluster sum runs far too narrow: on the mta simulator, 90%
+    intervals covered 29% (groups only), 69% (two-way) and 97% (two-way with the scaling);
+    on the HCP-brick simulator 91% (Poisson) and 95% (Gamma). Conservative beats narrow.
+
+    The bread is the curvature of the penalised objective, H = D' diag(w c) D + P with
+    D = d mu / d beta; the ridge enters as a Gaussian prior's precision. No dispersion or
+    Gamma shape is needed and a wrong variance function does not matter. None when fewer
+    groups than coefficients remain or H is singular (a collinear design with no ridge).
     """
     used = weight > 0
     n_used = int(used.sum())
-    n_params = mean_gradient.shape[1]
+    n_params = design.shape[1]
     if n_used <= n_params:
         return None
-    mu, y, w, grad = mean[used], totals[used], weight[used], mean_gradient[used]
-    curvature = w / mu if family == "poisson" else w / mu**2
-    score = curvature * (y - mu)
+    grad = np.asarray(matrix @ (rate[:, None] * design))  # D = d mu_b / d beta, (G, p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        curvature = np.where(used, weight / (mean if family == "poisson" else mean**2), 0.0)
     hessian = grad.T @ (curvature[:, None] * grad) + penalty
     try:
         chol = np.linalg.cholesky(hessian)
@@ -171,7 +181,20 @@ def coefficient_covariance(
         return None
     bread = np.linalg.solve(chol.T, np.linalg.solve(chol, np.eye(n_params)))
     leverage = curvature * np.einsum("bi,ij,bj->b", grad, bread, grad)
-    score = score / np.clip(1.0 - leverage, 1e-3, None)  # HC3: groups that pull the fit
-    spread = grad.T @ ((score**2)[:, None] * grad)
-    covariance = bread @ spread @ bread
+    residual = np.where(used, curvature * (totals - mean), 0.0)
+    residual = residual / np.clip(1.0 - leverage, 1e-3, None)
+    by_group = grad.T @ ((residual**2)[:, None] * grad)
+    squared = matrix.multiply(matrix).T  # (H, G): w_bh^2
+    entity_score = rate * (matrix.T @ residual)  # times x_h: the score summed per entity
+    entity_leverage = (rate**2 * (squared @ curvature)) * np.einsum(
+        "hi,ij,hj->h", design, bread, design
+    )
+    entity_score = entity_score / np.clip(1.0 - entity_leverage, 1e-3, None)
+    by_entity = design.T @ ((entity_score**2)[:, None] * design)
+    pair_square = rate**2 * (squared @ residual**2)
+    by_pair = design.T @ (pair_square[:, None] * design)
+    meat = by_group + by_entity - by_pair
+    values, vectors = np.linalg.eigh((meat + meat.T) / 2.0)
+    meat = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+    covariance = bread @ meat @ bread
     return (covariance + covariance.T) / 2.0

@@ -225,8 +225,9 @@ class Coefficient(StrictModel):
     estimate: float = Field(description="Coefficient on log productivity, original units.")
     std_error: float | None = Field(
         default=None,
-        description="em: robust (HC3 sandwich) standard error from the observed-data "
-        "likelihood of the group totals; bayes: posterior sd.",
+        description="em: robust standard error from the observed-data likelihood of the group "
+        "totals (sandwich clustered by group and by entity, leverage-scaled); bayes: "
+        "posterior sd.",
     )
     lower_90: float | None = Field(
         default=None,
