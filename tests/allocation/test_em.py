@@ -175,3 +175,29 @@ def test_gamma_leaves_zero_totals_out_of_the_fit_but_still_splits_the_rest():
     assert np.isfinite(fit.loglik) and fit.converged
     assert np.all(fit.allocated[np.isin(p.group, np.arange(5))] == 0.0)
     assert fit.gamma_shape is not None and fit.gamma_shape > 0
+
+
+@pytest.mark.parametrize(
+    ("family", "sm_family"),
+    [("poisson", sm.families.Poisson()), ("gamma", sm.families.Gamma(sm.families.links.Log()))],
+)
+def test_coefficient_errors_match_a_cluster_robust_glm_when_groups_are_single(family, sm_family):
+    """One entity per group: the two-way sandwich reduces to clustering by entity, which
+    statsmodels computes independently; ours only adds the leverage scaling (wider)."""
+    problem, design, entity, exposure, y = _one_entity_per_group(5, family)
+    fit = fit_em(problem, family=family, design=design, ridge=0.0, tol=1e-12)
+    reference = sm.GLM(y, design[entity], family=sm_family, offset=np.log(exposure)).fit(
+        tol=1e-12, cov_type="cluster", cov_kwds={"groups": entity, "use_correction": False}
+    )
+    ratio = fit.coefficient_std_error / reference.bse
+    assert np.all(ratio >= 1.0 - 1e-6), ratio
+    assert np.all(ratio <= 1.3), ratio  # 1.05-1.21 when written
+
+
+def test_no_coefficient_errors_when_groups_are_fewer_than_coefficients():
+    design = np.column_stack([np.ones(4), [0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 1.0, 0.0]])
+    problem = problem_from_arrays(
+        np.array([5.0, 9.0]), np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), np.ones(4), 4
+    )
+    fit = fit_em(problem, design=design)
+    assert fit.coefficients is not None and fit.coefficient_std_error is None
