@@ -328,6 +328,11 @@ def test_productivity_drivers_are_shown_with_their_intervals(demo):
     intro = html[html.index("What drives productivity") : html.index('id="productivity-drivers"')]
     for column, level in summary["reference_levels"].items():
         assert (f"{column} = {level}" in intro) == (column != "channel")
+    faq = _faq(demo, "data_science")
+    answer = _between(faq, "### What drives campaign productivity", "*Source:")
+    for c in drivers:
+        assert f"[{fmt.num(c['lower_90'])}, {fmt.num(c['upper_90'])}]" in answer
+    assert "channel\\[" not in answer
     for c in drivers:
         row = _between(table, f"<td>{c['name']}</td>", "</tr>")
         assert fmt.num(c["estimate"]) in row
