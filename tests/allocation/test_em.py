@@ -199,5 +199,10 @@ def test_no_coefficient_errors_when_groups_are_fewer_than_coefficients():
     problem = problem_from_arrays(
         np.array([5.0, 9.0]), np.array([0, 0, 1, 1]), np.array([0, 1, 2, 3]), np.ones(4), 4
     )
-    fit = fit_em(problem, design=design)
+    fit = fit_em(problem, design=design, design_names=["intercept", "x", "z"])
     assert fit.coefficients is not None and fit.coefficient_std_error is None
+    from attribution_analysis.allocation.report import coefficients
+
+    reported = coefficients(fit, None)
+    assert [c.name for c in reported] == ["intercept", "x", "z"]
+    assert all(c.std_error is None and c.lower_90 is None for c in reported)

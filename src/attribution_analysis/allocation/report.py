@@ -270,21 +270,21 @@ def convergence(em: EMFit) -> ConvergenceReport:
 
 def coefficients(em: EMFit | None, bayes: BayesFit | None) -> list[Coefficient]:
     if em is not None and em.coefficients is not None:
-        se = em.coefficient_std_error
-        if se is None:  # the curvature could not be inverted: estimates only
-            return [
-                Coefficient(name=n, estimate=float(c))
-                for n, c in zip(em.coefficient_names, em.coefficients, strict=True)
-            ]
+        se = em.coefficient_std_error  # None: the curvature could not be inverted
         return [
             Coefficient(
                 name=n,
                 estimate=float(c),
-                std_error=float(s),
-                lower_90=float(c - Z_90 * s),
-                upper_90=float(c + Z_90 * s),
+                std_error=None if s is None else float(s),
+                lower_90=None if s is None else float(c - Z_90 * s),
+                upper_90=None if s is None else float(c + Z_90 * s),
             )
-            for n, c, s in zip(em.coefficient_names, em.coefficients, se, strict=True)
+            for n, c, s in zip(
+                em.coefficient_names,
+                em.coefficients,
+                [None] * len(em.coefficients) if se is None else se,
+                strict=True,
+            )
         ]
     if bayes is not None:
         low, high = np.quantile(bayes.coefficient_draws, [0.05, 0.95], axis=0)

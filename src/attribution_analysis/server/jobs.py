@@ -22,6 +22,7 @@ from attribution_analysis.provenance import utc_now
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 CANCEL_GRACE_SECONDS = 10.0
+CANCELLED = {"message": "the job was cancelled; no output was written."}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -108,20 +109,18 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
         params = spec.params.model_validate_json(params_json)
         payload = spec.run(Workspace.open(folder), params, progress)
         conn.send(("succeeded", payload))
-    except JobCancelled:
-        conn.send(("cancelled", {"message": "the job was cancelled; no output was written."}))
-    except AttributionError as exc:
-        conn.send(("failed", error_payload(exc)))
-    except Exception as exc:  # a crash: the message, never a traceback, reaches the client
-        if cancel_requested:  # the cancellation surfaced as another error inside a library
-            conn.send(("cancelled", {"message": "the job was cancelled; no output was written."}))
-            return
-        conn.send(
-            (
-                "failed",
-                {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}".strip()[:500]},
-            )
-        )
+    except BaseException as exc:
+        # After a cancel request, whatever surfaces (JobCancelled, or another error a library
+        # raised while unwinding) is the cancellation.
+        if cancel_requested or isinstance(exc, JobCancelled):
+            conn.send(("cancelled", CANCELLED))
+        elif isinstance(exc, AttributionError):
+            conn.send(("failed", error_payload(exc)))
+        elif isinstance(exc, Exception):  # a crash: the message, never a traceback
+            message = f"{type(exc).__name__}: {exc}".strip()[:500]
+            conn.send(("failed", {"code": "internal_error", "message": message}))
+        else:
+            raise
     finally:
         conn.close()
 
@@ -210,7 +209,7 @@ class JobManager:
         job.process.join(timeout=CANCEL_GRACE_SECONDS)
         if job.status == "cancelling" and outcome is not None and outcome[0] == "failed":
             # The user asked to stop: a failure after the signal is the cancellation itself.
-            outcome = ("cancelled", {"message": "the job was cancelled; no output was written."})
+            outcome = ("cancelled", CANCELLED)
         if outcome is None:
             status = "cancelled" if job.status == "cancelling" else "failed"
             outcome = (
