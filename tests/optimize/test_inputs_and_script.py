@@ -10,7 +10,12 @@ import pytest
 
 from attribution_analysis.contracts.budget import AllocationScenario, ShiftScenario
 from attribution_analysis.errors import DataValidationError, ParameterError
-from attribution_analysis.optimize.inputs import parse_max_change, parse_scenario, read_bounds
+from attribution_analysis.optimize.inputs import (
+    params_from_flags,
+    parse_max_change,
+    parse_scenario,
+    read_bounds,
+)
 from tests.conftest import REPO
 
 
@@ -54,28 +59,47 @@ def test_bounds_files_name_the_bad_row(tmp_path):
         read_bounds(negative)
 
 
+def _script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "optimize_budget.py"), *args],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "named", "fix"),
+    [
+        (["--total-budget", "0"], "--total-budget 0.0", "leave the flag out"),
+        (["--total-budget", "-5000"], "--total-budget -5000.0", "not per week"),
+        (["--horizon-weeks", "0"], "--horizon-weeks 0", "--horizon-weeks 13"),
+        (["--risk-level", "1.5"], "--risk-level 1.5", "between 0 and 1"),
+    ],
+)
+def test_script_names_the_flag_the_user_typed(simulated, flags, named, fix):
+    """Refused values are reported under their command-line flag, with what to type, before
+    the workspace is even looked at (an unfitted one here)."""
+    root = simulated(kind="mmm", seed=3, weeks=52, channels=2)
+    result = _script("--workspace", str(root), *flags)
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert named in error["problem"]
+    assert "horizon_periods" not in error["problem"] and "total_budget" not in error["problem"]
+    assert fix in error["fix"]
+    assert not (root / "analysis" / "mmm_budget_optimization.json").exists()
+
+
+def test_flags_map_onto_the_contract():
+    params = params_from_flags({"total_budget": 1e5, "horizon_periods": 4, "objective": "cvar"})
+    assert (params.total_budget, params.horizon_periods, params.objective) == (1e5, 4, "cvar")
+    with pytest.raises(ParameterError, match="--draws 5 is refused") as caught:
+        params_from_flags({"draws": 5})
+    assert "20 and 20000" in caught.value.fix
+
+
 def test_script_refuses_an_unvalidated_model_with_json_and_exit_2(simulated):
     root = simulated(kind="mmm", seed=3, weeks=52, channels=2)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "optimize_budget.py"),
-            "--workspace",
-            str(root),
-            "--total-budget",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2
-    payload = json.loads(result.stdout)
-    assert payload["status"] == "error" and "total_budget" in payload["error"]["message"]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "optimize_budget.py"), "--workspace", str(root)],
-        capture_output=True,
-        text=True,
-    )
+    result = _script("--workspace", str(root))
     assert result.returncode == 2
     assert "validated" in json.loads(result.stdout)["error"]["message"]
     assert not (root / "analysis" / "mmm_budget_optimization.json").exists()

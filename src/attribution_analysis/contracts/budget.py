@@ -142,6 +142,14 @@ class OptimizeBudgetParams(StrictModel):
         "curves rest on observed data; null lifts the limit (expect corner solutions and "
         "extrapolation).",
     )
+    allow_extrapolation: bool = Field(
+        default=False,
+        description="By default every channel's spend per period is capped at the highest "
+        "spend per period in the data: beyond it the response curves rest on the priors "
+        "and the functional form, not on data (extrapolation), and the recommendations "
+        "there are the least reliable. true lifts the cap; a recommendation above observed "
+        "spend then comes with an 'extrapolated_spend' finding.",
+    )
     objective: Literal["mean", "cvar"] = Field(
         default="mean",
         description="'mean': maximize expected outcome over posterior draws. 'cvar': "
@@ -188,7 +196,7 @@ class SaturationStatus(StrictModel):
 
     saturated: bool = Field(
         description="Marginal ROAS below `mroas_ratio_threshold` x average ROAS, or the "
-        "saturation curve above `hill_fraction_threshold` of its ceiling."
+        "saturation curve above `curve_fraction_threshold` of its ceiling."
     )
     mroas_to_roas: float = Field(description="Posterior-mean marginal ROAS / average ROAS.")
     mroas_ratio_threshold: float
@@ -246,6 +254,17 @@ class OptimizerReport(StrictModel):
     seconds: float
 
 
+class InfeasibleScenario(StrictModel):
+    """A scenario that cannot be planned under the limits (e.g. a cut below the minimums);
+    the other scenarios and the recommendation are still returned."""
+
+    name: str
+    kind: str
+    description: str
+    reason: str = Field(description="Why it cannot be planned, naming the conflicting limits.")
+    fix: str = Field(description="What to change so that it can be.")
+
+
 class ScenarioResult(StrictModel):
     name: str
     kind: str
@@ -289,5 +308,9 @@ class BudgetOptimization(StrictModel):
     outcome: OutcomeSummary
     optimizer: OptimizerReport
     scenarios: list[ScenarioResult] = Field(default_factory=list)
+    infeasible_scenarios: list[InfeasibleScenario] = Field(
+        default_factory=list,
+        description="Scenarios that could not be planned under the limits, with the reason.",
+    )
     curves: list[ResponseCurve] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)

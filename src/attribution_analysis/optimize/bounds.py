@@ -10,6 +10,7 @@ from attribution_analysis.contracts.budget import ChannelBound
 from attribution_analysis.errors import ParameterError
 
 _EPS = 1e-9
+OBSERVED_CAP_LABEL = "highest spend seen in the data (per period x horizon)"
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,13 @@ def resolve_box(
     channels: list[str],
     current: np.ndarray,
     total_budget: float,
+    observed_cap: np.ndarray | None = None,
 ) -> Box:
-    """Effective [low, high] per channel; the tighter of absolute and relative limits wins."""
+    """Effective [low, high] per channel; the tighter of absolute and relative limits wins.
+
+    ``observed_cap`` (C,), when given, is the highest spend the data has seen per period
+    times the horizon: spend above it is extrapolation, so it caps every channel too.
+    """
     unknown_channels([b.channel for b in bounds], channels, "the bounds")
     seen: set[str] = set()
     for b in bounds:
@@ -72,6 +78,9 @@ def resolve_box(
             if b.max_change is not None:
                 high[c] = min(high[c], current[c] * (1 + b.max_change))
                 parts.append(f"max_change {b.max_change:+g} of current {current[c]:,.2f}")
+        if observed_cap is not None and observed_cap[c] < high[c]:
+            high[c] = observed_cap[c]
+            parts.append(f"{OBSERVED_CAP_LABEL} {observed_cap[c]:,.2f}")
         if low[c] > total_budget + _EPS * max(1.0, total_budget):
             raise ParameterError(
                 f"channel {channel!r}: its minimum {low[c]:,.2f} (from {'; '.join(parts)}) is "
@@ -82,12 +91,29 @@ def resolve_box(
             raise ParameterError(
                 f"channel {channel!r}: its limits leave no room (lowest {low[c]:,.2f} > "
                 f"highest {high[c]:,.2f}) from {'; '.join(parts)}.",
-                fix="loosen one of these limits.",
+                fix="loosen one of these limits" + _cap_hint(parts) + ".",
             )
         high[c] = max(high[c], low[c])
         sources.append(channel + (f" ({'; '.join(parts)})" if parts else " (no limits)"))
     _check_feasible(low, high, total_budget, sources)
     return Box(low, high, sources)
+
+
+def _cap_hint(parts: list[str], cap: bool = True) -> str:
+    """Name the switches that lift the two default limits when they are among the causes."""
+    text = " ".join(parts)
+    hints = []
+    if cap and OBSERVED_CAP_LABEL in text:
+        hints.append(
+            "the observed-spend cap lifts with --allow-extrapolation (allow_extrapolation=true), "
+            "at the price of trusting the curves beyond the data"
+        )
+    if "max_change ±" in text:
+        hints.append(
+            "the --max-change limit on channels without their own bounds lifts with "
+            "--max-change none (max_change=null)"
+        )
+    return f"; {'; '.join(hints)}" if hints else ""
 
 
 def _check_feasible(low: np.ndarray, high: np.ndarray, total: float, sources: list[str]) -> None:
@@ -97,13 +123,15 @@ def _check_feasible(low: np.ndarray, high: np.ndarray, total: float, sources: li
         raise ParameterError(
             f"the channel minimums add up to {low.sum():,.2f}, more than the total budget "
             f"{total:,.2f}. Minimums from: {'; '.join(binding)}.",
-            fix="raise the total budget or lower these minimums.",
+            fix="raise the total budget or lower these minimums"
+            + _cap_hint(binding, cap=False)
+            + ".",
         )
     if high.sum() < total - tolerance:
         raise ParameterError(
             f"the channel maximums add up to {high.sum():,.2f}, less than the total budget "
             f"{total:,.2f}, so the budget cannot be spent. Maximums from: {'; '.join(sources)}.",
-            fix="lower the total budget or raise these maximums.",
+            fix="lower the total budget or raise these maximums" + _cap_hint(sources) + ".",
         )
 
 

@@ -12,10 +12,28 @@ from pathlib import Path
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 
-from attribution_analysis.contracts.budget import ChannelBound, Scenario
+from attribution_analysis.contracts.budget import ChannelBound, OptimizeBudgetParams, Scenario
 from attribution_analysis.errors import DataValidationError, ParameterError
 
 BOUND_COLUMNS = ("channel", "min_spend", "max_spend", "min_change", "max_change")
+# The command-line flag behind each parameter, and what to type instead when it is refused:
+# users read the flag they typed, not the contract's field name.
+FLAGS: dict[str, tuple[str, str]] = {
+    "total_budget": (
+        "--total-budget",
+        "pass a positive total for all channels over the whole horizon (not per week), or "
+        "leave the flag out to reallocate current spend",
+    ),
+    "horizon_periods": (
+        "--horizon-weeks",
+        "pass the number of periods to plan, at least 1 (e.g. --horizon-weeks 13 for a "
+        "quarter of weekly data)",
+    ),
+    "risk_level": ("--risk-level", "pass a share strictly between 0 and 1, e.g. 0.1"),
+    "draws": ("--draws", "pass between 20 and 20000 posterior draws, e.g. 500"),
+    "objective": ("--objective", "pass 'mean' or 'cvar'"),
+    "max_change": ("--max-change", "pass a non-negative share such as 0.3, or 'none'"),
+}
 SCENARIO_HELP = (
     "'shift:FROM:TO:FRACTION' (e.g. shift:tv:search:0.2), 'total:CHANGE' (e.g. total:+0.1) "
     "or 'plan:CHANNEL=SPEND,CHANNEL=SPEND'"
@@ -107,3 +125,17 @@ def parse_max_change(text: str | None) -> float | None:
         raise ParameterError(
             f"--max-change {text!r} is not a number.", fix="give e.g. 0.3, or 'none'."
         ) from None
+
+
+def params_from_flags(record: dict[str, object]) -> OptimizeBudgetParams:
+    """The step's parameters from command-line values; a refused value is reported under the
+    flag the user typed (``--horizon-weeks``), not the contract's field (``horizon_periods``)."""
+    try:
+        return OptimizeBudgetParams.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        flag, fix = FLAGS.get(field, (field, "correct this value"))
+        value = record.get(field)
+        message = first["msg"].removeprefix("Value error, ").rstrip(".")
+        raise ParameterError(f"{flag} {value!r} is refused: {message}.", fix=f"{fix}.") from None

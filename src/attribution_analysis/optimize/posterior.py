@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -144,6 +145,25 @@ def _model_value(model, name: str, n_geo: int, n_channel: int) -> np.ndarray:
     if "geo" not in dims:
         value = value[None, ...] if "channel" in dims else np.full((1, n_channel), value)
     return np.broadcast_to(value, (n_geo, n_channel)).copy()
+
+
+def sampler_record(fitted: FittedModel, draws_used: int) -> dict[str, Any]:
+    """What produced the draws, for the output's metadata: the NUTS settings of a Bayesian
+    fit, or the bootstrap of a ridge fit (whose 'draws' are residual-bootstrap replicates
+    with the tuned transforms held fixed; the NUTS settings in its params were never used)."""
+    if fitted.method != "ridge_bootstrap":
+        return {**fitted.params.sampler.model_dump(mode="json"), "draws_used": draws_used}
+    from attribution_analysis.mmm.ridge import BLOCK
+
+    replicates = int(fitted.tree["bootstrap"].sizes["sample"])
+    return {
+        "method": "ridge_bootstrap",
+        "resampling": "moving-block bootstrap of the residuals, transforms held fixed",
+        "replicates": replicates,
+        "block_periods": BLOCK,
+        "seed": fitted.params.seed,
+        "draws_used": draws_used,
+    }
 
 
 def _ridge_curves(

@@ -1,6 +1,9 @@
 """What-if plans: shift spend between channels, change the total, or a user-given plan.
 
-Plans are built and checked before any optimization runs, so a bad scenario fails fast.
+Plans are built and checked before any optimization runs, so a bad scenario (unknown
+channel, shift to itself) fails fast. A total change that the limits cannot accommodate is
+not a typo but an answer ("a 50% cut does not fit the minimums"): it is reported as
+infeasible with its reason while the other scenarios still run.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class PlannedScenario:
     spend: np.ndarray | None  # fixed plan; None = optimize under ``box`` and ``total``
     box: Box | None = None
     total: float | None = None
+    infeasible: tuple[str, str] | None = None  # (reason, fix) when the limits rule it out
 
 
 def plan_scenarios(
@@ -36,11 +40,15 @@ def plan_scenarios(
     baseline: np.ndarray,
     actual_current: np.ndarray,
     total_budget: float,
+    observed_cap: np.ndarray | None = None,
 ) -> list[PlannedScenario]:
+    """``observed_cap``: the same cap on spend above observed levels as the main plan."""
     names: set[str] = set()
     planned = []
     for i, scenario in enumerate(params.scenarios):
-        item = _plan(scenario, params, channels, baseline, actual_current, total_budget, i)
+        item = _plan(
+            scenario, params, channels, baseline, actual_current, total_budget, observed_cap, i
+        )
         if item.name in names:
             raise ParameterError(
                 f"two scenarios are named {item.name!r}.", fix="give each scenario its own name."
@@ -57,6 +65,7 @@ def _plan(
     baseline: np.ndarray,
     actual_current: np.ndarray,
     total_budget: float,
+    observed_cap: np.ndarray | None,
     index: int,
 ) -> PlannedScenario:
     where = f"scenario {index + 1}"
@@ -87,18 +96,29 @@ def _plan(
         )
     if isinstance(scenario, TotalChangeScenario):
         total = total_budget * (1 + scenario.change)
+        name = scenario.name or f"total {scenario.change:+.0%}"
+        description = (
+            f"total budget {scenario.change:+.0%} ({total:,.2f}), mix re-optimized under the "
+            "same limits."
+        )
+        # Unknown channels in the bounds are a typo of the whole request, not of this
+        # scenario: resolve_box on the main budget has already refused them.
         try:
-            box = resolve_box(params.bounds, params.max_change, channels, actual_current, total)
+            box = resolve_box(
+                params.bounds, params.max_change, channels, actual_current, total, observed_cap
+            )
         except ParameterError as exc:
-            raise ParameterError(
-                f"{where} (total {scenario.change:+.0%} = {total:,.2f}): {exc.problem}",
-                fix=exc.fix,
-            ) from None
+            return PlannedScenario(
+                name=name,
+                kind="total_change",
+                description=description,
+                spend=None,
+                infeasible=(f"{where} (total {total:,.2f}): {exc.problem}", exc.fix),
+            )
         return PlannedScenario(
-            name=scenario.name or f"total {scenario.change:+.0%}",
+            name=name,
             kind="total_change",
-            description=f"total budget {scenario.change:+.0%} ({total:,.2f}), mix re-optimized "
-            "under the same limits.",
+            description=description,
             spend=None,
             box=box,
             total=total,

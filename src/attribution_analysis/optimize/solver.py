@@ -185,7 +185,10 @@ def optimize(
         value_at_current=objective.value(current),
         starts=len(polished),
         converged=converged,
-        message=message if converged else f"{message}; no SLSQP run converged",
+        # On failure, SciPy's own reasons say what to change (iterations, scaling, limits).
+        message=message
+        if converged
+        else f"{message}; no SLSQP run converged ({'; '.join(r[2] for r in polished)})",
         max_violation=violation(spend, box, total),
         seconds=time.perf_counter() - started,
         method=f"grid search ({GRID_STEPS} steps, expected outcome) + SLSQP from "

@@ -12,6 +12,7 @@ import numpy as np
 from attribution_analysis.contracts.budget import (
     BudgetOptimization,
     ChannelAllocation,
+    InfeasibleScenario,
     OptimizeBudgetParams,
     OptimizerReport,
     OutcomeSummary,
@@ -24,7 +25,12 @@ from attribution_analysis.contributions import require_valid_model
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.optimize.bounds import Box, resolve_box
-from attribution_analysis.optimize.posterior import SpendHistory, curves_from_fit, spend_history
+from attribution_analysis.optimize.posterior import (
+    SpendHistory,
+    curves_from_fit,
+    sampler_record,
+    spend_history,
+)
 from attribution_analysis.optimize.response import ResponseCurves
 from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
 from attribution_analysis.optimize.solver import Objective, Solution, optimize, project
@@ -43,6 +49,13 @@ CURVE_FRACTION_THRESHOLD = 0.8
 # A budget this far from current spend over the horizon is more often a per-period figure
 # typed as a total (or the reverse) than a real plan: say so.
 SUSPICIOUS_BUDGET_RATIO = 4.0
+# A per-period figure typed as the total lands near 1/H of current spend over the horizon.
+# The window is wide because the per-period figure may itself be a change from current
+# spend (a +30% plan typed per week is still a per-week figure); the second bound keeps a
+# genuine cut on a 2-period horizon (ratio 0.8, say) from being read as one.
+PER_PERIOD_WINDOW = (0.6, 1.5)
+PER_PERIOD_MAX_RATIO = 0.75
+GRAIN_UNITS = {"weekly": ("week", "weeks"), "daily": ("day", "days")}
 CONVENTION = (
     "spend spread evenly over the horizon's periods, starting from no carry-over; the outcome "
     "counts the horizon plus the adstock tail after it (PyMC-Marketing's budget_optimizer "
@@ -61,18 +74,24 @@ def optimize_budget(
         run.input_hashes = fitted.input_hashes
         history = spend_history(fitted, params.current_basis_periods)
         channels = history.channels
-        actual = history.current_per_period * params.horizon_periods
-        if actual.sum() <= 0 and params.total_budget is None:
-            raise ParameterError(
-                f"no spend in the last {history.basis_periods} periods of the data, so there "
-                "is no current budget to reallocate.",
-                fix="pass --total-budget (total over the horizon).",
-            )
+        horizon = params.horizon_periods
+        actual = history.current_per_period * horizon
+        _check_recent_spend(params, history, actual)
         total = float(params.total_budget or actual.sum())
         # The comparison baseline is the current mix at the planned budget.
         baseline = actual * total / actual.sum() if actual.sum() > 0 else np.full_like(actual, 0)
-        box = resolve_box(params.bounds, params.max_change, channels, actual, total)
-        scenarios = plan_scenarios(params, channels, baseline, actual, total)
+        # Above the most ever spent in one period the curves are extrapolated: capped unless
+        # the caller lifts the cap.
+        cap = None if params.allow_extrapolation else history.max_per_period * horizon
+        per_period = _per_period_hint(total, actual, horizon, _grain(fitted), params.total_budget)
+        try:
+            box = resolve_box(params.bounds, params.max_change, channels, actual, total, cap)
+        except ParameterError as exc:
+            if per_period is None:
+                raise
+            # The limits are the symptom; the per-period budget is the likely cause.
+            raise ParameterError(f"{exc.problem} {per_period[0]}", fix=per_period[1]) from None
+        scenarios = plan_scenarios(params, channels, baseline, actual, total, cap)
 
         report(progress, 1, 4, "response curves on the posterior draws")
         curves = curves_from_fit(fitted, params.horizon_periods, params.draws, history)
@@ -96,6 +115,7 @@ def optimize_budget(
             scenarios,
             gate,
             run.run_id,
+            per_period,
         )
         ws.commit({OUTPUT: json_bytes(result.model_dump(mode="json"))})
         run.outputs = [OUTPUT]
@@ -105,6 +125,66 @@ def optimize_budget(
 
 def _equal_feasible(box: Box, total: float) -> np.ndarray:
     return project(np.full(box.low.shape, total / box.low.size), box, total)
+
+
+def _grain(fitted: FittedModel) -> tuple[str, str]:
+    return GRAIN_UNITS.get(fitted.data.report.window.grain, ("period", "periods"))
+
+
+def _check_recent_spend(
+    params: OptimizeBudgetParams, history: SpendHistory, actual: np.ndarray
+) -> None:
+    """No spend in the basis window: there is no current mix to reallocate or to scale."""
+    if actual.sum() > 0:
+        return
+    window = (
+        f"the last {history.basis_periods} periods of the data "
+        f"({history.basis_start} to {history.basis_end})"
+    )
+    if params.total_budget is None:
+        raise ParameterError(
+            f"no spend in {window}, so there is no current budget to reallocate.",
+            fix="pass --total-budget (total_budget): the total over the whole horizon.",
+        )
+    bounded = {b.channel for b in params.bounds}
+    if params.max_change is not None and any(c not in bounded for c in history.channels):
+        raise ParameterError(
+            f"no spend in {window}, so the --max-change limit (max_change="
+            f"{params.max_change:g}, relative to current spend) holds every channel without "
+            "its own bounds at zero and the budget cannot be spent.",
+            fix="pass --max-change none (max_change=null), with absolute min_spend / "
+            "max_spend limits in --constraints where the plan needs them.",
+        )
+
+
+def _per_period_hint(
+    total: float,
+    actual: np.ndarray,
+    horizon: int,
+    unit: tuple[str, str],
+    given: float | None,
+) -> tuple[str, str] | None:
+    """(sentence, fix) when the budget given looks like a per-period figure; else None."""
+    current = float(actual.sum())
+    if given is None or horizon <= 1 or current <= 0:
+        return None
+    ratio = total / current
+    low, high = PER_PERIOD_WINDOW
+    if not (low / horizon <= ratio <= high / horizon and ratio <= PER_PERIOD_MAX_RATIO):
+        return None
+    one, many = unit
+    sentence = (
+        f"This looks like a per-period budget: --total-budget (total_budget) is the total "
+        f"over the horizon of {horizon} {many} (current spend over the horizon is "
+        f"{current:,.2f}, {current / horizon:,.2f} per {one}); {total:,.2f} is "
+        f"{ratio:.2f}x that."
+    )
+    fix = (
+        f"if {total:,.2f} is the budget per {one}, pass --total-budget {total * horizon:.2f} "
+        f"({horizon} {many} x {total:,.2f}); if it really is the total, lower the minimums "
+        "(--max-change, --constraints) so that they fit in it."
+    )
+    return sentence, fix
 
 
 def _result(
@@ -121,6 +201,7 @@ def _result(
     scenarios: list[PlannedScenario],
     gate: dict,
     run_id: str,
+    per_period: tuple[str, str] | None,
 ) -> BudgetOptimization:
     channels = history.channels
     horizon = params.horizon_periods
@@ -129,13 +210,12 @@ def _result(
     rec_draws, rec_grad = curves.outcome_and_gradient(recommended)
     current_total = current_draws.sum(axis=1)
     lift = rec_draws.sum(axis=1) - current_total
-    saturation_level = curves.steady_state_saturation(baseline)
+    statuses = saturation_flags(curves, baseline)
     allocations = []
-    findings = _budget_findings(total, actual, history, horizon, gate)
+    findings = _budget_findings(total, actual, history, horizon, gate, per_period)
+    findings += saturation_findings(channels, statuses)
     for c, channel in enumerate(channels):
-        status = _saturation(
-            current_draws[:, c], current_grad[:, c], baseline[c], saturation_level[:, c]
-        )
+        status = statuses[c]
         beyond = recommended[c] / horizon > history.max_per_period[c] * 1.0001
         at = _active_bound(recommended[c], box.low[c], box.high[c], total)
         allocations.append(
@@ -159,17 +239,6 @@ def _result(
                 beyond_observed=bool(beyond),
             )
         )
-        if status.saturated:
-            findings.append(
-                Finding(
-                    code="saturated_channel",
-                    severity="warning",
-                    subject=channel,
-                    value=round(status.mroas_to_roas, 4),
-                    threshold=MROAS_RATIO_THRESHOLD,
-                    message=f"{channel} is near saturation at current spend: {status.reason}",
-                )
-            )
         if beyond:
             findings.append(
                 Finding(
@@ -182,7 +251,8 @@ def _result(
                     f"({recommended[c] / horizon:,.2f}) exceeds the most ever spent in one "
                     f"period ({history.max_per_period[c]:,.2f}); the curve there is "
                     "extrapolated. Test the increase (geo experiment) before committing, or "
-                    "cap it with --max-change / bounds.",
+                    "leave out --allow-extrapolation (allow_extrapolation) to cap spend at "
+                    "the observed maximum.",
                 )
             )
     if not solution.converged:
@@ -194,6 +264,27 @@ def _result(
                 "the best feasible point found is reported.",
             )
         )
+    infeasible = [
+        InfeasibleScenario(
+            name=s.name,
+            kind=s.kind,
+            description=s.description,
+            reason=s.infeasible[0],
+            fix=s.infeasible[1],
+        )
+        for s in scenarios
+        if s.infeasible is not None
+    ]
+    findings += [
+        Finding(
+            code="scenario_infeasible",
+            severity="warning",
+            subject=s.name,
+            message=f"scenario {s.name!r} cannot be planned under the limits: {s.reason} "
+            f"Fix: {s.fix}",
+        )
+        for s in infeasible
+    ]
     outcome = OutcomeSummary(
         current=interval(current_total),
         recommended=interval(rec_draws.sum(axis=1)),
@@ -207,7 +298,7 @@ def _result(
             input_hashes=fitted.input_hashes,
             data_range=fitted.data.report.window,
             seed=params.seed,
-            sampler=fitted.params.sampler.model_dump(mode="json"),
+            sampler=sampler_record(fitted, curves.n_draws),
             run_id=run_id,
             extra={
                 "fit_key": fitted.manifest["result"]["fit_key"],
@@ -242,11 +333,39 @@ def _result(
             seconds=round(solution.seconds, 4),
         ),
         scenarios=[
-            _scenario(s, objective, baseline, current_total, params.seed) for s in scenarios
+            _scenario(s, objective, baseline, current_total, params.seed)
+            for s in scenarios
+            if s.infeasible is None
         ],
+        infeasible_scenarios=infeasible,
         curves=_curves(curves, params, baseline, recommended, history),
         findings=findings,
     )
+
+
+def saturation_flags(curves: ResponseCurves, spend: np.ndarray) -> list[SaturationStatus]:
+    """Where each channel's ``spend`` (over the horizon) sits on its curve, per channel."""
+    outcome, gradient = curves.outcome_and_gradient(spend)
+    level = curves.steady_state_saturation(spend)
+    return [
+        _saturation(outcome[:, c], gradient[:, c], float(spend[c]), level[:, c])
+        for c in range(len(curves.channels))
+    ]
+
+
+def saturation_findings(channels: list[str], statuses: list[SaturationStatus]) -> list[Finding]:
+    return [
+        Finding(
+            code="saturated_channel",
+            severity="warning",
+            subject=channel,
+            value=round(status.mroas_to_roas, 4),
+            threshold=MROAS_RATIO_THRESHOLD,
+            message=f"{channel} is near saturation at current spend: {status.reason}",
+        )
+        for channel, status in zip(channels, statuses, strict=True)
+        if status.saturated
+    ]
 
 
 def _saturation(
@@ -285,13 +404,40 @@ def _active_bound(value: float, low: float, high: float, total: float) -> str | 
 
 
 def _budget_findings(
-    total: float, actual: np.ndarray, history: SpendHistory, horizon: int, gate: dict
+    total: float,
+    actual: np.ndarray,
+    history: SpendHistory,
+    horizon: int,
+    gate: dict,
+    per_period: tuple[str, str] | None,
 ) -> list[Finding]:
     findings = []
     current = float(actual.sum())
+    if current <= 0:
+        findings.append(
+            Finding(
+                code="no_recent_spend",
+                severity="warning",
+                message=f"no spend in the last {history.basis_periods} periods of the data "
+                f"({history.basis_start} to {history.basis_end}): 'current' is an equal split "
+                "of the budget within the limits, not a real plan, so the lift and the "
+                "probability of beating it compare against that split.",
+            )
+        )
+    if per_period is not None:
+        findings.append(
+            Finding(
+                code="budget_looks_per_period",
+                severity="warning",
+                value=round(total / current, 4),
+                threshold=round(1 / horizon, 4),
+                message=f"{per_period[0]} Fix: {per_period[1]}",
+            )
+        )
     if current > 0:
         ratio = total / current
-        if ratio > SUSPICIOUS_BUDGET_RATIO or ratio < 1 / SUSPICIOUS_BUDGET_RATIO:
+        far = ratio > SUSPICIOUS_BUDGET_RATIO or ratio < 1 / SUSPICIOUS_BUDGET_RATIO
+        if far and per_period is None:
             findings.append(
                 Finding(
                     code="budget_far_from_current",
@@ -300,8 +446,9 @@ def _budget_findings(
                     threshold=SUSPICIOUS_BUDGET_RATIO,
                     message=f"the total budget {total:,.2f} over {horizon} periods is "
                     f"{ratio:.2f}x current spend over the same horizon ({current:,.2f}). "
-                    "total_budget is the total over the whole horizon, not per period; if "
-                    "that is what you meant, expect the curves to be extrapolated.",
+                    "--total-budget (total_budget) is the total over the whole horizon, not "
+                    "per period; if that is what you meant, expect the curves to be "
+                    "extrapolated.",
                 )
             )
         if abs(ratio - 1) > 0.01:
