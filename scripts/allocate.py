@@ -6,7 +6,8 @@ Usage:
     python scripts/allocate.py --workspace DIR [--method em|bayes] [--family poisson|gamma]
         [--covariates col,log1p(col),...] [--ridge 0.1] [--source auto|hcp-brick|mta]
         [--contributions analysis/contributions.csv] [--transforms analysis/transforms.json]
-        [--saturation-on channel_total|campaign] [--zero-visit-exposure 0.5]
+        [--saturation-on channel_total|campaign] [--omega-source exposure|path_credit]
+        [--zero-visit-exposure 0.5]
         [--tol 1e-8] [--max-iter 10000] [--no-accelerate] [--bootstrap 50] [--seed 0]
         [--draws 1000] [--tune 1000] [--chains 2]
 
@@ -16,7 +17,8 @@ Exit codes: 0 ok, 2 bad input (nothing written).
 
 Writes analysis/mta_allocation.csv (group, entity, allocated, interval columns for bayes or
 contribution draws) and analysis/allocation_summary.json (rates, coefficients, log-likelihood
-trace, diagnostics, provenance).
+trace, diagnostics, provenance, and the source of the weight ω: effective exposure, or path
+credit with the hash of the analysis/path_attribution.json it came from).
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--saturation-on", default="channel_total", choices=["channel_total", "campaign"]
     )
+    parser.add_argument(
+        "--omega-source",
+        default="exposure",
+        choices=["exposure", "path_credit"],
+        help="mta: weigh campaigns by effective exposure, or by path credit per period "
+        "(analysis/path_campaign_credit.csv: run scripts/attribute_paths.py first)",
+    )
     parser.add_argument("--zero-visit-exposure", type=float, default=0.5)
     parser.add_argument("--tol", type=float, default=1e-8)
     parser.add_argument("--max-iter", type=int, default=10_000)
@@ -68,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             contributions=args.contributions,
             transforms_file=args.transforms,
             saturation_on=args.saturation_on,
+            omega_source=args.omega_source,
             bootstrap=args.bootstrap,
             seed=args.seed,
             draws=args.draws,

@@ -19,9 +19,10 @@ or {"status": "error", "error": {"message", "file", "column", "rows", "fix", ...
 Exit codes: 0 ok, 2 bad input (nothing written).
 
 Writes analysis/path_attribution.json (credits per channel per method, removal effects,
-transition summary, reconciliation with the MMM, provenance) and, when the journeys carry
-campaigns and the MMM contributions exist, analysis/path_campaign_omega.csv (MMM totals split
-over campaigns by path credit).
+transition summary, reconciliation with the MMM, provenance); when the journeys carry
+campaigns, analysis/path_campaign_credit.csv (campaign credit by conversion day, the ω of
+`allocate.py --omega-source path_credit`) and, with the MMM contributions,
+analysis/path_campaign_omega.csv (MMM totals split over campaigns by path credit).
 """
 
 from __future__ import annotations

@@ -116,3 +116,18 @@ def test_ninety_percent_intervals_cover_the_true_split_as_the_oracle_does(simula
     assert COVERAGE_BAND[0] <= coverage <= COVERAGE_BAND[1]
     assert abs(coverage - oracle) <= ORACLE_GAP
     assert report.bayes.divergences == 0 or report.bayes.divergences < 10
+
+
+def test_a_single_chain_reports_rhat_as_undefined_and_says_so(simulated):
+    # ArviZ gives NaN for the R-hat of one chain; the summary must stay valid JSON, record
+    # no R-hat, and warn that convergence was not checked.
+    import json
+
+    root = simulated(kind="hcp-brick", seed=4, n_hcps=60, n_bricks=20)
+    report = allocate(
+        Workspace.open(root), AllocateParams(method="bayes", draws=100, tune=100, chains=1)
+    )
+    assert report.bayes is not None and report.bayes.max_rhat is None
+    assert "rhat_undefined" in {f.code for f in report.findings}
+    written = json.loads((root / "analysis" / "allocation_summary.json").read_text())
+    assert written["bayes"]["max_rhat"] is None

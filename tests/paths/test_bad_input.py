@@ -169,3 +169,26 @@ def test_the_script_exits_2_with_the_error_json(tmp_path):
     assert payload["error"]["file"] == "raw/paths.csv" and payload["error"]["rows"] == [3]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "analysis" / "path_attribution.json").exists()
+
+
+def test_journeys_with_mixed_conversion_flags_are_counted_once_and_reported(tmp_path):
+    # J1 flags only its converting touch, J3 the other way round; J2 never converts.
+    text = (
+        "journey_id,timestamp,channel,converted\n"
+        "J1,2024-01-01,social,0\nJ1,2024-01-02,email,0\nJ1,2024-01-03,search,1\n"
+        "J2,2024-01-01,social,0\nJ2,2024-01-02,display,0\n"
+        "J3,2024-01-04,search,1\nJ3,2024-01-05,social,0\n"
+    )
+    ws = workspace_with(tmp_path, {"raw/journeys.csv": text})
+    report = attribute_paths(ws, AttributePathsParams(method="heuristics"))
+    assert report.input.n_journeys == 3 and report.input.total_conversions == 2
+    linear = next(m for m in report.methods if m.method == "linear")
+    credit = {c.channel: c.conversions for c in linear.credits if c.conversions}
+    # J1: three touches, a third each; J3: two touches, a half each.
+    assert credit == pytest.approx(
+        {"social": 1 / 3 + 1 / 2, "email": 1 / 3, "search": 1 / 3 + 1 / 2}
+    )
+    found = [f for f in report.findings if f.code == "mixed_conversion_flags"]
+    assert len(found) == 1 and found[0].severity == "info" and found[0].value == 2
+    assert found[0].subject == "J1, J3"
+    assert "counted as one converted journey" in found[0].message

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import pytest
 
 from attribution_analysis.contracts.paths import AttributePathsParams
@@ -61,3 +64,59 @@ def test_paths_without_timestamps_skip_time_decay_and_say_so(tmp_path):
     report = attribute_paths(ws, AttributePathsParams(method="heuristics"))
     assert "time_decay" not in {m.method for m in report.methods}
     assert any(f.code == "time_decay_skipped" for f in report.findings)
+
+
+# Edge cases, worked by hand: K1 touches only direct-like channels (organic, then direct);
+# K2 has exactly two touches; K3 a single one. All three convert.
+EDGES = """journey_id,timestamp,channel,converted
+K1,2024-03-01,organic,1
+K1,2024-03-02,direct,1
+K2,2024-03-01,email,1
+K2,2024-03-03,social,1
+K3,2024-03-05,display,1
+"""
+
+
+@pytest.fixture
+def edges(tmp_path):
+    ws = workspace_with(tmp_path, {"raw/journeys.csv": EDGES})
+    # Uneven position shares: two touches still split evenly, one touch takes everything.
+    params = AttributePathsParams(
+        method="heuristics",
+        direct_channels=["direct", "organic"],
+        position_first=0.3,
+        position_last=0.5,
+    )
+    report = attribute_paths(ws, params)
+    return {
+        m.method: {c.channel: c.conversions for c in m.credits if c.conversions}
+        for m in report.methods
+    }
+
+
+def test_last_non_direct_keeps_the_last_touch_of_an_all_direct_journey(edges):
+    # K1 has no non-direct touch, so its last touch (direct, not organic) keeps the credit.
+    assert edges["last_non_direct"] == pytest.approx({"direct": 1, "social": 1, "display": 1})
+
+
+def test_position_based_splits_two_touches_evenly_and_gives_one_touch_everything(edges):
+    # K1 organic 0.5 + direct 0.5; K2 email 0.5 + social 0.5 (not 0.3 / 0.5); K3 display 1.
+    assert edges["position_based"] == pytest.approx(
+        {"organic": 0.5, "direct": 0.5, "email": 0.5, "social": 0.5, "display": 1}
+    )
+
+
+def test_metadata_gives_the_journeys_date_range(report, tmp_path):
+    # First touch 2024-01-01 (J1), last 2024-02-02 (J3): 33 days.
+    span = report.metadata.data_range
+    assert (span.start, span.end) == (dt.date(2024, 1, 1), dt.date(2024, 2, 2))
+    assert (span.grain, span.n_periods, span.geos) == ("daily", 33, [])
+    saved = json.loads((tmp_path / "analysis" / "path_attribution.json").read_text())
+    assert saved["metadata"]["data_range"]["start"] == "2024-01-01"
+    assert saved["metadata"]["data_range"]["end"] == "2024-02-02"
+
+
+def test_aggregated_paths_have_no_date_range(tmp_path):
+    ws = workspace_with(tmp_path, {"raw/paths.csv": "path,conversions,nulls\na > b,1,1\n"})
+    report = attribute_paths(ws, AttributePathsParams(method="heuristics"))
+    assert report.metadata.data_range is None

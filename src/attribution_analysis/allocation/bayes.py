@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,13 +130,16 @@ def predictive_split(
 def _diagnostics(trace: object, names: list[str]) -> tuple[float | None, float | None, int]:
     import arviz as az
 
-    try:
-        rhat = az.rhat(trace, var_names=names)
-        ess = az.ess(trace, var_names=names, method="bulk")
-        max_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
-        min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
-    except (ValueError, KeyError, TypeError):
-        max_rhat = min_ess = None  # a single chain has no R-hat
+    def extreme(values: object, pick: Callable[..., float]) -> float | None:
+        # ArviZ returns NaN, not an error, where a statistic is undefined (R-hat of a single
+        # chain); JSON has no NaN, and "undefined" is what the reader must see.
+        finite = [float(x) for v in values.data_vars for x in np.ravel(values[v].values)]  # type: ignore[attr-defined]
+        finite = [x for x in finite if np.isfinite(x)]
+        return pick(finite) if finite else None
+
+    n_chains = int(trace["posterior"].sizes["chain"])  # type: ignore[index]
+    max_rhat = extreme(az.rhat(trace, var_names=names), max) if n_chains > 1 else None
+    min_ess = extreme(az.ess(trace, var_names=names, method="bulk"), min)
     diverging = trace["sample_stats"]["diverging"].values  # type: ignore[index]
     return max_rhat, min_ess, int(np.sum(diverging))
 

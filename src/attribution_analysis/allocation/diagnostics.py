@@ -246,7 +246,10 @@ def bootstrap_stability(
         if use.sum() < 3:
             continue
         productivity = relative_productivity(replicate.rate, use, entity_block, n_blocks)
-        correlations[r] = spearmanr(base[use], productivity[use]).statistic
+        # Rates equal within every block (e.g. covariates=['channel']) have no ranking to
+        # compare: the correlation is undefined, so the replicate adds no value to it.
+        if np.ptp(base[use]) > 0 and np.ptp(productivity[use]) > 0:
+            correlations[r] = spearmanr(base[use], productivity[use]).statistic
         ranks[r] = block_ranks(productivity, use, entity_block)
     seen = ~np.all(np.isnan(ranks), axis=0)
     low = np.full(problem.n_entities, np.nan)

@@ -24,11 +24,13 @@ import pandas as pd
 
 from attribution_analysis.allocation.covariates import parse_spec
 from attribution_analysis.allocation.exposure import build_effective_exposure, transforms_from_json
+from attribution_analysis.allocation.path_omega import path_omega
 from attribution_analysis.allocation.problem import AllocationProblem, Origin, build_problem
 from attribution_analysis.contracts.allocation import (
     AllocateParams,
     ChannelTransform,
     ContributionRow,
+    OmegaRecord,
 )
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.inputs import (
@@ -39,7 +41,7 @@ from attribution_analysis.contracts.inputs import (
     HcpRow,
 )
 from attribution_analysis.data.tables import LINE, check_unique, load_table, table_spec
-from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.errors import DataValidationError, MissingInputError, ParameterError
 from attribution_analysis.workspace import Workspace
 
 BRICK_SALES = "raw/brick_sales.csv"
@@ -60,6 +62,10 @@ PANEL_SPEC = table_spec("campaign_panel", CampaignSpendRow)
 METADATA_SPEC = table_spec("campaign_metadata", CampaignMetadataRow)
 CONTRIBUTIONS_SPEC = table_spec("contributions", ContributionRow)
 UNEXPOSED = "unexposed"
+EXPOSURE_RULE = (
+    "omega = effective exposure: the campaign's impressions through its channel's adstock and "
+    "saturation (the MMM's view of what they are worth in the period)"
+)
 
 
 @dataclass
@@ -80,6 +86,7 @@ class LoadedInputs:
     zero_exposure_rule: str | None = None
     findings: list[Finding] = field(default_factory=list)
     truth_inputs: bool = False  # contributions or transforms read from truth/
+    omega: OmegaRecord | None = None  # where the weights came from
 
 
 def _existing(ws: Workspace, relative: str) -> Path | None:
@@ -215,6 +222,7 @@ def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         covariate_file=HCPS if hcps is not None else None,
         zero_exposure_rule=rule,
         findings=findings,
+        omega=OmegaRecord(source=exposure_column, rule=rule),
     )
 
 
@@ -449,7 +457,17 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             strict=True,
         )
     )
-    rows = effective[effective["effective_exposure"] > 0]
+    weight, pairs_file = "effective_exposure", CAMPAIGN_PANEL
+    omega = OmegaRecord(source="effective_exposure", rule=EXPOSURE_RULE)
+    omega_files: list[Path] = []
+    if params.omega_source == "path_credit":
+        from_paths = path_omega(ws, effective, totals, keys)
+        rows = from_paths.rows
+        weight, pairs_file = "path_credit", from_paths.record.credit_file
+        omega, omega_files = from_paths.record, from_paths.files
+        findings.extend(from_paths.findings)
+    else:
+        rows = effective[effective["effective_exposure"] > 0]
     rows = rows.assign(
         entity=[entity_of[k] for k in zip(rows["channel"], rows["campaign"], strict=True)],
         group=_cell_label(rows, keys),
@@ -458,21 +476,27 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     entity_labels = sorted(entity_of.values())
     problem = build_problem(
         totals[["group", "total", LINE]].rename(columns={"total": "contribution"}),
-        rows[["group", "entity", "effective_exposure"]].rename(columns={"entity": "campaign"}),
+        rows[["group", "entity", weight]].rename(columns={"entity": "campaign"}),
         entities=entity_labels,
         origin=Origin(
             totals_file=shown,
             total_column="contribution",
             group_column="group",
-            pairs_file=CAMPAIGN_PANEL,
+            pairs_file=pairs_file,
             entity_column="campaign",
-            exposure_column="effective_exposure",
+            exposure_column=weight,
         ),
     )
     channel_of_entity = {entity_of[k]: k[0] for k in entity_of}
     entity_block = np.array([channel_of_entity[e] for e in problem.entity_labels], dtype=object)
 
-    files = [path, panel_path, *transform_files, *([weekly_path] if weekly_path else [])]
+    files = [
+        path,
+        panel_path,
+        *transform_files,
+        *([weekly_path] if weekly_path else []),
+        *omega_files,
+    ]
     table = campaigns.assign(
         entity=[entity_of[k] for k in zip(campaigns["channel"], campaigns["campaign"], strict=True)]
     )
@@ -524,12 +548,30 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         draws=draws,
         data_range=data_range,
         zero_exposure_rule="campaign-cell pairs with zero effective exposure carry no credit and "
-        "are left out; cells whose campaigns all have zero exposure are listed as unallocated",
+        "are left out; cells whose campaigns all have zero exposure are listed as unallocated"
+        + (
+            " (path credit: likewise for pairs and cells with zero path credit)"
+            if params.omega_source == "path_credit"
+            else ""
+        ),
         findings=findings,
         truth_inputs=truth_inputs,
+        omega=omega,
     )
 
 
-def load_inputs(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+def resolve_source(ws: Workspace, params: AllocateParams) -> str:
+    """The layout to allocate ('hcp-brick' or 'mta'); refuses an ω source the layout lacks."""
     source = params.source if params.source != "auto" else detect_source(ws)
+    if source == "hcp-brick" and params.omega_source != "exposure":
+        raise ParameterError(
+            f"omega_source='{params.omega_source}' applies to the campaign (mta) allocation; "
+            "the HCP-brick allocation weighs HCPs by their visits.",
+            fix="drop omega_source (or set it to 'exposure') for hcp-brick workspaces.",
+        )
+    return source
+
+
+def load_inputs(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    source = resolve_source(ws, params)
     return load_hcp_brick(ws, params) if source == "hcp-brick" else load_mta(ws, params)

@@ -414,7 +414,17 @@ def em_findings(
 
 def bayes_findings(bayes: BayesFit, has_draws: bool) -> list[Finding]:
     out: list[Finding] = []
-    if bayes.max_rhat is not None and bayes.max_rhat > RHAT_LIMIT:
+    if bayes.max_rhat is None:
+        out.append(
+            Finding(
+                code="rhat_undefined",
+                severity="warning",
+                rule="R-hat needs at least two chains",
+                message="R-hat is undefined with a single chain, so convergence was not "
+                "checked; run the Bayesian allocation with chains >= 2.",
+            )
+        )
+    elif bayes.max_rhat > RHAT_LIMIT:
         out.append(
             Finding(
                 code="high_rhat",
@@ -547,6 +557,7 @@ def summary_payload(report: AllocationReport) -> dict[str, object]:
         "n_groups": report.n_groups,
         "n_entities": report.n_entities,
         "n_pairs": report.n_pairs,
+        "omega_source": None if report.omega is None else report.omega.source,
         "mass_conservation_max_rel_error": report.mass_conservation_max_rel_error,
         "unallocated_groups": len(report.unallocated_groups),
         "credit_sets": [s.entities for s in report.identifiability.credit_sets],

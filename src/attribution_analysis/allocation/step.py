@@ -264,6 +264,10 @@ def _run(
                 "params": params.model_dump(mode="json"),
                 "truth_files_compared": {} if truth is None else truth.files,
                 "inputs_from_truth": inputs.truth_inputs,
+                "omega_source": None if inputs.omega is None else inputs.omega.source,
+                "path_attribution_sha256": None
+                if inputs.omega is None
+                else inputs.omega.path_attribution_sha256,
             },
         ),
         source=inputs.source,  # type: ignore[arg-type]
@@ -277,6 +281,7 @@ def _run(
         ),
         scale=SCALE_RULE,
         zero_exposure_rule=inputs.zero_exposure_rule,
+        omega=inputs.omega,
         n_groups=problem.n_groups,
         n_entities=problem.n_entities,
         n_pairs=problem.n_rows,

@@ -25,6 +25,7 @@ Family = Literal["poisson", "gamma"]
 Method = Literal["em", "bayes"]
 Source = Literal["auto", "hcp-brick", "mta"]
 SaturationOn = Literal["channel_total", "campaign"]
+OmegaSource = Literal["exposure", "path_credit"]
 
 
 def _kind(kind: str) -> dict[str, str]:
@@ -166,6 +167,16 @@ class AllocateParams(StrictModel):
         description="mta: saturate the channel's adstocked total and share it pro rata "
         "('channel_total', the MMM's own view) or saturate each campaign alone ('campaign').",
     )
+    omega_source: OmegaSource = Field(
+        default="exposure",
+        description="mta: the weight ω of a campaign within its (channel, period[, geo]) cell. "
+        "'exposure': effective exposure (impressions through the MMM's adstock and "
+        "saturation). 'path_credit': the path credit the campaign earned on that period's "
+        "conversions (analysis/path_campaign_credit.csv from attribute_paths, which must be "
+        "run first on journeys with a campaign column); periods without dated credit use the "
+        "campaign's mean path credit per period over the journey window, for campaigns live "
+        "that period. Path credit is correlational: the channel totals stay the MMM's.",
+    )
     bootstrap: int = Field(
         default=50,
         ge=0,
@@ -201,7 +212,11 @@ class AllocationRecord(StrictModel):
     date: dt.date | None = Field(default=None, description="mta: period of the cell.")
     channel: str | None = Field(default=None, description="mta: channel of the cell.")
     geo: str | None = Field(default=None, description="mta: geo of the cell, for geo models.")
-    exposure: float = Field(ge=0, description="Exposure used (visits, or effective impressions).")
+    exposure: float = Field(
+        ge=0,
+        description="Weight ω used: visits, effective impressions, or path credit "
+        "(omega_source='path_credit').",
+    )
     share: float = Field(ge=0, le=1, description="Share of the group total credited to the entity.")
     allocated: float = Field(ge=0, description="Credit: group total x share.")
     lower_90: float | None = Field(
@@ -392,7 +407,7 @@ class TruthRecovery(StrictModel):
         default=None, description="corr of the split made with the true rates (the ceiling)."
     )
     naive_allocated_corr: float | None = Field(
-        default=None, description="corr of the split by exposure share alone (the floor)."
+        default=None, description="corr of the split by exposure (ω) share alone (the floor)."
     )
     log_rate_corr: float | None = Field(description="corr(log rate, true log rate), estimable.")
     log_rate_rmse: float | None = Field(
@@ -429,6 +444,57 @@ class BayesReport(StrictModel):
     )
 
 
+class OmegaRecord(StrictModel):
+    """Where the allocation weight ω came from (mta: exposure or path credit)."""
+
+    source: str = Field(
+        description="'visits' / 'exposure' (hcp-brick), 'effective_exposure' (mta), or "
+        "'path_credit:<method>' (mta with omega_source='path_credit')."
+    )
+    rule: str = Field(description="How ω was built, in words.")
+    path_attribution_file: str | None = Field(
+        default=None, description="path_credit: the path attribution report read."
+    )
+    path_attribution_sha256: str | None = Field(
+        default=None, description="path_credit: sha256 of that report."
+    )
+    credit_file: str | None = Field(
+        default=None, description="path_credit: the dated campaign credit CSV read."
+    )
+    method: str | None = Field(
+        default=None, description="path_credit: path method whose campaign credit is ω."
+    )
+    groups_dated: int = Field(
+        default=0, description="path_credit: cells weighted by the credit of their own period."
+    )
+    groups_fallback: int = Field(
+        default=0,
+        description="path_credit: cells with no dated credit, weighted by each live campaign's "
+        "mean path credit per period.",
+    )
+    groups_without_credit: int = Field(
+        default=0,
+        description="path_credit: cells whose live campaigns have no path credit at all "
+        "(listed as unallocated when their total is positive).",
+    )
+    total_share_dated: float | None = Field(
+        default=None, description="path_credit: share of the channel totals in dated cells."
+    )
+    total_share_fallback: float | None = Field(
+        default=None, description="path_credit: share of the channel totals in fallback cells."
+    )
+    credit_outside_window: float = Field(
+        default=0.0,
+        description="path_credit: campaign credit on conversion days outside the allocated "
+        "periods (not used).",
+    )
+    credit_unmatched: float = Field(
+        default=0.0,
+        description="path_credit: credit of path campaigns absent from the campaign panel "
+        "(not used).",
+    )
+
+
 class AllocationReport(StrictModel):
     """``analysis/allocation_summary.json``."""
 
@@ -449,6 +515,12 @@ class AllocationReport(StrictModel):
     scale: str = Field(description="How the scale of the rates is fixed.")
     zero_exposure_rule: str | None = Field(
         default=None, description="How zero visits / zero impressions were handled."
+    )
+    omega: OmegaRecord | None = Field(
+        default=None,
+        description="Source of the allocation weight ω (exposure or path credit) and, for path "
+        "credit, the report it came from with its hash (null in files written before it "
+        "was recorded).",
     )
     n_groups: int = Field(description="Groups (bricks, or channel-period cells).")
     n_entities: int = Field(description="Entities (HCPs, or campaigns).")

@@ -355,12 +355,39 @@ class CalibratedSplit(StrictModel):
     method: str = Field(description="Path method whose campaign credit gives omega.")
     rule: str = Field(description="How the MMM totals are split.")
     omega_source: str = Field(
-        description="What the omega column is, for the allocation step: an alternative to "
-        "effective exposure."
+        description="What the omega column is: the campaign's share of its channel's path "
+        "credit over the whole journey window (the allocation step's path-based ω is the "
+        "same credit by conversion day, campaign_credit)."
     )
     n_campaigns: int = Field(description="Campaign rows written.")
     channels_without_campaign_credit: list[str] = Field(
         description="MMM channels with no campaign touches in the journeys (left out)."
+    )
+
+
+class CampaignCreditSummary(StrictModel):
+    """Path credit per campaign and conversion day: the allocation step's path-based ω."""
+
+    file: str = Field(
+        description="CSV written: mmm_channel, channel, campaign, date (conversion day), credit."
+    )
+    method: str = Field(description="Path method whose campaign credit was used.")
+    omega_source: str = Field(
+        description="How the allocation records this ω: 'path_credit:<method>'."
+    )
+    rule: str = Field(description="How the credit is dated, in words.")
+    sha256: str = Field(
+        description="sha256 of the CSV as written; the allocation refuses a CSV that differs "
+        "(changed, or written by another run)."
+    )
+    n_rows: int = Field(ge=0, description="(campaign, day) rows with positive credit.")
+    n_campaigns: int = Field(ge=0, description="(channel, campaign) pairs with dated credit.")
+    first_date: dt.date | None = Field(description="Earliest conversion day with credit.")
+    last_date: dt.date | None = Field(description="Latest conversion day with credit.")
+    total_credit: float = Field(description="Campaign credit under the method, all campaigns.")
+    undated_credit: float = Field(
+        description="Credit of campaigns on no converting journey (Shapley's shrunk rates "
+        "only): no conversion day, so not in the CSV."
     )
 
 
@@ -437,6 +464,11 @@ class PathAttributionReport(StrictModel):
     shapley: ShapleySummary | None = Field(description="Shapley details, when run.")
     reconciliation: Reconciliation | None = Field(
         description="Path credits beside the MMM, when its contributions file exists."
+    )
+    campaign_credit: CampaignCreditSummary | None = Field(
+        default=None,
+        description="Campaign credit by conversion day (journeys.csv with a campaign column), "
+        "read by the allocation step with omega_source='path_credit'.",
     )
     bootstrap: BootstrapSummary | None = Field(
         default=None, description="How the share and removal-effect intervals were made."

@@ -28,6 +28,9 @@ class PathData:
     touch_age_days: np.ndarray | None = None  # (T,) days before the unit's last touch
     touch_campaign: np.ndarray | None = None  # (T,) int64 into campaigns
     campaigns: list[str] | None = None
+    # (U,) datetime64[D]: day of the unit's last touch, its conversion date when it converted
+    # (exports carry no separate conversion time). journeys.csv only.
+    unit_date: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -73,6 +76,7 @@ def build(
     touch_age_days: np.ndarray | None = None,
     touch_campaign: np.ndarray | None = None,
     campaigns: list[str] | None = None,
+    unit_date: np.ndarray | None = None,
 ) -> PathData:
     """Assemble a PathData from touches already sorted by (unit, order); units are 0..U-1."""
     counts = np.bincount(unit_codes, minlength=len(conversions))
@@ -87,6 +91,7 @@ def build(
         touch_age_days=touch_age_days,
         touch_campaign=touch_campaign,
         campaigns=campaigns,
+        unit_date=unit_date,
     )
 
 

@@ -236,8 +236,12 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
     order = np.lexsort((frame[LINE].to_numpy(), times, ids))
     ids, times = ids[order], times[order]
     frame = frame.iloc[order].reset_index(drop=True)
+    flags = frame["converted"].to_numpy(dtype=float)
     conv_unit = np.zeros(n_units)
-    np.maximum.at(conv_unit, ids, frame["converted"].to_numpy(dtype=float))
+    np.maximum.at(conv_unit, ids, flags)
+    lowest = np.ones(n_units)
+    np.minimum.at(lowest, ids, flags)
+    mixed = np.flatnonzero((conv_unit == 1) & (lowest == 0))
     value = None
     if "conversion_value" in frame.columns:
         value = np.zeros(n_units)
@@ -260,6 +264,7 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
     last = np.full(n_units, np.iinfo(np.int64).min)
     np.maximum.at(last, ids, ns)
     age = (last[ids] - ns) / 86_400e9
+    unit_date = last.astype("datetime64[ns]").astype("datetime64[D]")
     campaign_codes = campaigns = None
     if "campaign" in frame.columns:
         campaign = frame["campaign"].astype(object)
@@ -277,17 +282,42 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
         touch_age_days=age,
         touch_campaign=campaign_codes,
         campaigns=campaigns,
+        unit_date=unit_date,
     )
     first, last = times.min(), times.max()
+    findings = name_findings(channels, JOURNEYS, "channel")
+    if len(mixed):
+        findings.append(_mixed_flag_finding(unit, mixed))
     return LoadedPaths(
         data,
         "journeys",
         JOURNEYS,
         [path],
         len(frame),
-        name_findings(channels, JOURNEYS, "channel"),
+        findings,
         first_date=pd.Timestamp(first).date(),
         last_date=pd.Timestamp(last).date(),
+    )
+
+
+MIXED_SHOWN = 5
+
+
+def _mixed_flag_finding(unit: pd.Index | np.ndarray, mixed: np.ndarray) -> Finding:
+    """Journeys whose rows disagree on ``converted``: how they were read, and which ones."""
+    names = [str(unit[i]) for i in mixed[:MIXED_SHOWN]]
+    more = f" and {len(mixed) - MIXED_SHOWN} more" if len(mixed) > MIXED_SHOWN else ""
+    return Finding(
+        code="mixed_conversion_flags",
+        severity="info",
+        message=f"{JOURNEYS}: {len(mixed)} journey(s) have converted=1 on some rows and 0 on "
+        f"others ({', '.join(names)}{more}); each was counted as one converted journey (a "
+        "journey converts when any of its rows says 1, as in exports that flag only the "
+        "converting touch). If the 0 rows are a later, separate visit of the same user, give "
+        "them their own journey_id.",
+        subject=", ".join(names),
+        value=float(len(mixed)),
+        rule="converted = max of the journey's rows",
     )
 
 

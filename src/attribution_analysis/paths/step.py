@@ -8,17 +8,19 @@ credits (heuristics, order-k Markov removal effects, Shapley values), reconciles
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.paths import (
     HEURISTICS,
     AttributePathsParams,
     BootstrapSummary,
+    CampaignCreditSummary,
     ChannelCredit,
     Coalition,
     MarkovSummary,
@@ -32,11 +34,12 @@ from attribution_analysis.contracts.paths import (
 )
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.paths import bootstrap, heuristics, markov, reconcile, shapley
+from attribution_analysis.paths import campaign_credit as dated_credit
 from attribution_analysis.paths.data import MAX_SET_CHANNELS, PathData, aggregate
 from attribution_analysis.paths.inputs import LoadedPaths, load_paths_input
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.workspace import Workspace, json_bytes
+from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "attribute_paths"
 REPORT_PATH = "analysis/path_attribution.json"
@@ -359,11 +362,22 @@ def _run(
         )
 
     outputs: dict[str, bytes] = {}
+    campaigns = dated_credit.campaign_credit(
+        data,
+        params.calibration_method,
+        lambda relabelled, method: _method_credit(relabelled, method, params)[0],
+        _heuristic_options(params),
+        params.channel_map,
+    )
+    credit_summary = None
+    if campaigns is not None:
+        credit_csv = csv_bytes(campaigns.dated, float_format="%.12g")
+        outputs[dated_credit.CREDIT_PATH] = credit_csv
+        credit_summary = _credit_summary(campaigns, credit_csv)
     reconciliation = None
     if use_mmm:
         mmm = reconcile.read_mmm(ws.resolve(params.mmm_file), params.mmm_file)
-        campaign_credit, split_method = _campaign_credit(data, params)
-        if campaign_credit is None:
+        if campaigns is None:
             findings.append(
                 Finding(
                     code="no_campaigns",
@@ -378,8 +392,8 @@ def _run(
             channels,
             credits,
             params.channel_map,
-            campaign_credit,
-            split_method,
+            None if campaigns is None else campaigns.totals,
+            params.calibration_method if campaigns is None else campaigns.method,
             (loaded.first_date, loaded.last_date),
         )
         if reconciliation.dates_overlap is False:
@@ -442,6 +456,7 @@ def _run(
         metadata=build_metadata(
             step=STEP,
             input_hashes=hashes,
+            data_range=_data_range(loaded),
             seed=params.seed,
             run_id=run_id,
             extra={"params": params.model_dump(mode="json")},
@@ -451,6 +466,7 @@ def _run(
         markov=markov_summary,
         shapley=shapley_summary,
         reconciliation=reconciliation,
+        campaign_credit=credit_summary,
         bootstrap=boot_summary,
         truth=_truth(ws, channels, credits),
         caveats=CAVEATS,
@@ -542,34 +558,33 @@ def _length_findings(data: PathData, shown: str) -> list[Finding]:
     ]
 
 
-def _campaign_credit(
-    data: PathData, params: AttributePathsParams
-) -> tuple[pd.DataFrame | None, str]:
-    """Path credit per (channel, campaign) under the calibration method (None without
-    campaigns), and the method actually used."""
-    if data.campaigns is None or data.touch_campaign is None:
-        return None, params.calibration_method
-    n_camp = len(data.campaigns)
-    # Label = (channel, campaign) pair, so a campaign name reused across channels stays apart.
-    pair = data.touch_channel * n_camp + data.touch_campaign
-    codes, label = np.unique(pair, return_inverse=True)
-    names = [f"{data.channels[c // n_camp]}|{data.campaigns[c % n_camp]}" for c in codes]
-    relabelled = data.relabel(label.ravel().astype(np.int64), names)
-    method = params.calibration_method
-    if method == "shapley" and len(names) > 62:
-        # Coalition bitmasks hold 62 labels; the subset-sum Shapley value of a game whose
-        # sets are single journeys is close to linear credit over distinct labels, so fall
-        # back to linear and say so in the split's method.
-        method = "linear (shapley needs <= 62 campaigns)"
-    credit, _ = _method_credit(relabelled, method.split(" ")[0], params)
-    frame = pd.DataFrame(
-        {
-            "channel": [data.channels[c // n_camp] for c in codes],
-            "campaign": [data.campaigns[c % n_camp] for c in codes],
-            "credit": credit,
-        }
+def _data_range(loaded: LoadedPaths) -> DataRange | None:
+    """The journeys' window, first to last touch day (None for paths.csv, which has no dates)."""
+    if loaded.first_date is None or loaded.last_date is None:
+        return None
+    return DataRange(
+        start=loaded.first_date,
+        end=loaded.last_date,
+        grain="daily",
+        n_periods=(loaded.last_date - loaded.first_date).days + 1,
     )
-    return frame, method
+
+
+def _credit_summary(campaigns: dated_credit.CampaignCredit, csv: bytes) -> CampaignCreditSummary:
+    dated = campaigns.dated
+    return CampaignCreditSummary(
+        file=dated_credit.CREDIT_PATH,
+        method=campaigns.method,
+        omega_source=campaigns.omega_source,
+        rule=dated_credit.RULE,
+        sha256=hashlib.sha256(csv).hexdigest(),
+        n_rows=len(dated),
+        n_campaigns=int(dated[["channel", "campaign"]].drop_duplicates().shape[0]),
+        first_date=None if dated.empty else dt.date.fromisoformat(dated["date"].min()),
+        last_date=None if dated.empty else dt.date.fromisoformat(dated["date"].max()),
+        total_credit=float(campaigns.totals["credit"].sum()),
+        undated_credit=campaigns.undated,
+    )
 
 
 def _truth(
