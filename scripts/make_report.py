@@ -10,8 +10,10 @@ Usage:
 
 Reads whatever outputs exist under analysis/ (contributions, diagnostics, fit, lift tests,
 allocation, budget optimization, path attribution); a section whose input is missing says
-which step writes it. Prints one JSON object: {"status": "ok", "report", "report_bytes",
-"figures", "charts", "sections": [{"name", "status", "inputs", "message"}], ...} or
+which step writes it. Beside the report, reports/mmm_executive_summary.sources.json lists
+every value printed with the output file and JSON path it was read from. Prints one JSON
+object: {"status": "ok", "report", "sources", "report_bytes", "figures", "charts",
+"sections": [{"name", "status", "inputs", "message"}], ...} or
 {"status": "error", "error": {...}}. Exit codes: 0 ok, 2 bad input (nothing written).
 """
 

@@ -57,8 +57,14 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
         fix="run `python scripts/validate_model.py --workspace DIR` first.",
     )
     diagnostics = json.loads(path.read_text())
-    manifest = store.read_manifest(ws)
-    if diagnostics["metadata"]["input_hashes"] != manifest["metadata"]["input_hashes"]:
+    manifest, manifest_digest = store.read_manifest_and_digest(ws)
+    recorded = dict(diagnostics["metadata"]["input_hashes"])
+    # Diagnostics record the fit's manifest digest (open_fit); older ones only the data's.
+    fit_digest = recorded.pop(store.MANIFEST, None)
+    if recorded != manifest["metadata"]["input_hashes"] or fit_digest not in (
+        None,
+        manifest_digest,
+    ):
         raise ModelRejectedError(
             "the diagnostics belong to an earlier fit.",
             fix="run `python scripts/validate_model.py --workspace DIR` on the current fit.",

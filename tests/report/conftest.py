@@ -108,3 +108,12 @@ def demo_like_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         OptimizeBudgetParams.model_validate({"scenarios": scenarios, "override_reason": override}),
     )
     return root
+
+
+@pytest.fixture
+def demo(demo_like_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo-like workspace (every step, budget included), safe to
+    modify; without reports/, so each test writes its own."""
+    target = tmp_path / "demo"
+    shutil.copytree(demo_like_root, target, ignore=shutil.ignore_patterns("reports"))
+    return target

@@ -6,7 +6,11 @@ import json
 import re
 import shutil
 
-from attribution_analysis.contracts.budget import OptimizeBudgetParams, ShiftScenario
+from attribution_analysis.contracts.budget import (
+    OptimizeBudgetParams,
+    ShiftScenario,
+    TotalChangeScenario,
+)
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
@@ -16,7 +20,7 @@ from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 from tests.report.conftest import OVERRIDE
-from tests.report.faq_sources import faq_number_problems
+from tests.report.faq_sources import faq_number_problems, report_number_problems
 
 
 def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
@@ -27,9 +31,14 @@ def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
             draws=100,
             max_change=0.5,
             override_reason=OVERRIDE,
-            scenarios=[ShiftScenario(from_channel="tv", to_channel="social", fraction=0.2)],
+            scenarios=[
+                ShiftScenario(from_channel="tv", to_channel="social", fraction=0.2),
+                # a 90% cut cannot respect the -50% per-channel limit: reported, not fatal
+                TotalChangeScenario(change=-0.9),
+            ],
         ),
     )
+    assert [s.kind for s in budget.infeasible_scenarios] == ["total_change"]
     # Path attribution needs user journeys: simulate them in their own workspace, then bring
     # the output over (the report flags it as computed from inputs this workspace lacks).
     journeys = tmp_path / "journeys"
@@ -43,9 +52,12 @@ def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
     assert sections["budget"] == "rendered" and sections["paths"] == "rendered"
     assert {"budget_reallocation", "response_curves"} <= set(result.charts)
     assert 'id="path-shares"' in html and 'id="budget-table"' in html
+    assert 'id="infeasible-scenarios"' in html
     lift = budget.outcome.lift
     assert f"{lift.hdi_90[0]:,.0f}" in html or f"{lift.hdi_90[0]:.1f}" in html
     assert "Out of date: analysis/path_attribution.json" in html
+    records = json.loads((pipeline / result.sources).read_text())["records"]
+    assert report_number_problems(html, records, pipeline) == []
 
     faq = draft_faq(ws, DraftFaqParams(audience="all"))
     for file in faq.files:
@@ -61,7 +73,5 @@ def test_budget_and_path_sections_render_from_their_outputs(pipeline, tmp_path):
     if p >= 1:
         assert f"> 99.0% (all {budget.draws} draws)" in finance
         assert f"&gt; 99.0% (all {budget.draws} draws)" in body
-    assert (
-        "probability the recommendation does better"
-        in (pipeline / "reports" / "faq_finance.md").read_text()
-    )
+    assert "probability the recommendation does better" in finance
+    assert "could not be planned" in finance

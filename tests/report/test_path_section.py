@@ -13,6 +13,7 @@ from attribution_analysis.paths import attribute_paths
 from attribution_analysis.report import generate_report
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
+from tests.report.faq_sources import report_number_problems
 
 PATHS = "analysis/path_attribution.json"
 
@@ -40,6 +41,8 @@ def test_the_path_section_shows_intervals_unmatched_channels_and_shapley_samplin
     result = generate_report(Workspace.open(pipeline), GenerateReportParams(figures=False))
     html = (pipeline / result.report).read_text()
     assert {s.name: s.status for s in result.sections}["paths"] == "rendered"
+    records = json.loads((pipeline / result.sources).read_text())["records"]
+    assert report_number_problems(html, records, pipeline) == []
     section = html[html.index('<section id="paths"') : html.index('<section id="diagnostics"')]
     assert "90% bootstrap intervals" in section and "30 replicates" in section
     assert "removal effect (90% bootstrap interval)" in section

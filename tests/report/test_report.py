@@ -34,9 +34,13 @@ CHROMIUM_FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
+# Every chart the report can draw: the demo-like workspace runs every step that feeds one
+# (the budget step draws the last two); the path section is tables only.
 EXPECTED_CHARTS = {
     "contribution_waterfall",
     "roas_mroas",
+    "budget_reallocation",
+    "response_curves",
     "campaign_allocation",
     "trace_plots",
     "ppc_coverage",
@@ -77,40 +81,49 @@ def _open_in_chromium(html: Path, screenshot: Path) -> tuple[str, list[str]]:
     return done.stdout, console
 
 
-def test_the_full_report_opens_in_chromium_with_every_chart_and_no_console_error(
-    pipeline, tmp_path
-):
-    result = generate_report(Workspace.open(pipeline))
-    html_path = pipeline / result.report
+def test_the_full_report_opens_in_chromium_with_every_chart_and_no_console_error(demo, tmp_path):
+    result = generate_report(Workspace.open(demo))
+    html_path = demo / result.report
     html = html_path.read_text()
-    assert set(result.charts) >= EXPECTED_CHARTS
+    assert set(result.charts) == EXPECTED_CHARTS
     statuses = {s.name: s.status for s in result.sections}
-    assert statuses["budget"] == "no_input" and statuses["paths"] == "no_input"
-    assert all(statuses[n] == "rendered" for n in ("contributions", "campaigns", "diagnostics"))
+    assert statuses.pop("paths") == "no_input"  # user journeys are another simulation kind
+    assert set(statuses.values()) == {"rendered"}, statuses
     # self-contained: no external resource, no script at all
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
     assert "<script" not in html
     screenshot = tmp_path / "report.png"
     dom, console = _open_in_chromium(html_path, screenshot)
     assert console == [], console
-    for chart in result.charts:
+    for chart in EXPECTED_CHARTS:
         figure = re.search(rf'<figure class="chart" id="fig-{chart}".*?</figure>', dom, re.S)
         assert figure, f"chart {chart} missing from the rendered DOM"
         assert "<svg" in figure.group(0) and "<path" in figure.group(0)
         for suffix in ("png", "svg"):
-            assert (pipeline / "reports" / "figures" / f"{chart}.{suffix}").stat().st_size > 1000
-    for section in ("summary", "contributions", "roas", "campaigns", "diagnostics", "metadata"):
+            assert (demo / "reports" / "figures" / f"{chart}.{suffix}").stat().st_size > 1000
+    for section in (
+        "summary",
+        "contributions",
+        "roas",
+        "budget",
+        "campaigns",
+        "diagnostics",
+        "metadata",
+    ):
         assert f'data-section="{section}"' in dom
+    assert 'data-empty-section="response_curves"' not in dom
     assert screenshot.stat().st_size > 20_000  # a blank page is a few kB
     # the numbers are the outputs' numbers, with intervals
-    contributions = json.loads(
-        (pipeline / "analysis" / "mmm_channel_contributions.json").read_text()
-    )
+    contributions = json.loads((demo / "analysis" / "mmm_channel_contributions.json").read_text())
     base = contributions["base"]["total"]
     assert f"{base['mean']:,.0f}" in html and f"{base['hdi_90'][0]:,.0f}" in html
+    budget = json.loads((demo / "analysis" / "mmm_budget_optimization.json").read_text())
+    lift = budget["outcome"]["lift"]
+    for bound in lift["hdi_90"]:  # three significant figures: whole units from 100 up
+        assert (f"{bound:,.0f}" if abs(lift["mean"]) >= 100 else f"{bound:.1f}") in html
     assert "the total is causal, the split within a channel is model-based" in html.lower()
     # a recorded override (short chains) is shown as such
-    diagnostics = json.loads((pipeline / "analysis" / "mmm_diagnostics.json").read_text())
+    diagnostics = json.loads((demo / "analysis" / "mmm_diagnostics.json").read_text())
     if not diagnostics["passed"]:
         assert "model failed" in html and "used anyway" in html
 

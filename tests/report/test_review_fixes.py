@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
@@ -25,13 +22,6 @@ from attribution_analysis.workspace import Workspace
 from tests.report.faq_sources import faq_number_problems
 
 SCIENTIFIC = re.compile(r"\d\.?\d*e[-+]\d+")
-
-
-@pytest.fixture
-def demo(demo_like_root: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "demo"
-    shutil.copytree(demo_like_root, target, ignore=shutil.ignore_patterns("reports"))
-    return target
 
 
 def _edit(root: Path, name: str, change: Any) -> None:

@@ -64,6 +64,18 @@ class Criterion(StrictModel):
     passed: bool
 
 
+class PriorComparisonRule(StrictModel):
+    """The limits validate_model flags ``prior_comparison`` rows with, written beside them so
+    a reader of the file (the report) quotes the rule that was applied, not the code's."""
+
+    shift_limit: float = Field(
+        gt=0, description="|relative shift of mean ROAS under vague priors| above this: flagged."
+    )
+    overlap_limit: float = Field(
+        gt=0, le=1, description="Posterior overlap coefficient below this: flagged."
+    )
+
+
 class MMMDiagnostics(StrictModel):
     """``analysis/mmm_diagnostics.json``."""
 
@@ -99,6 +111,11 @@ class MMMDiagnostics(StrictModel):
         default_factory=list,
         description="Per channel: mean ROAS under the default and under "
         "vague priors, relative shift, posterior overlap, prior_dominates flag.",
+    )
+    prior_comparison_rule: PriorComparisonRule | None = Field(
+        default=None,
+        description="Limits that set prior_dominates in prior_comparison (null: a ridge fit, "
+        "which has no priors, or a file written before the limits were recorded).",
     )
     backtest: dict[str, Any] | None = Field(
         default=None,

@@ -96,6 +96,10 @@ class GenerateReportResult(StrictModel):
     """What ``generate_report`` wrote."""
 
     report: str = Field(description="Workspace-relative path of the HTML report.")
+    sources: str = Field(
+        description="Workspace-relative path of the JSON that names, for every value the "
+        "report prints (in order), the output file and JSON path it was read from."
+    )
     report_bytes: int = Field(ge=0, description="Size of the HTML file.")
     figures: list[str] = Field(description="Workspace-relative paths of the PNG/SVG copies.")
     charts: list[str] = Field(description="Ids of the charts inlined in the report.")
@@ -127,4 +131,8 @@ class DraftFaqResult(StrictModel):
         description="Outputs not found; answers that need them say so instead of a number."
     )
     financial_services: bool = Field(description="Whether the financial-services notices are in.")
+    fee_basis: FeeBasis = Field(
+        description="Gross or net-of-fees basis the answers state, as given in the call (no "
+        "input file records it); also written to each faq_<audience>.sources.json."
+    )
     run_id: str = Field(description="Run id in the workspace run registry.")

@@ -12,7 +12,11 @@ import xarray as xr
 
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import FitMMMParams
-from attribution_analysis.contracts.outputs import Criterion, MMMDiagnostics
+from attribution_analysis.contracts.outputs import (
+    Criterion,
+    MMMDiagnostics,
+    PriorComparisonRule,
+)
 from attribution_analysis.mmm.convergence import (
     DIVERGENCE_SHARE_LIMIT,
     ESS_LIMIT,
@@ -20,7 +24,11 @@ from attribution_analysis.mmm.convergence import (
     convergence_summary,
 )
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
-from attribution_analysis.mmm.sensitivity import compare_with_vague_priors
+from attribution_analysis.mmm.sensitivity import (
+    OVERLAP_LIMIT,
+    SHIFT_LIMIT,
+    compare_with_vague_priors,
+)
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
@@ -86,8 +94,9 @@ def validate_model(
                         severity="warning",
                         subject=row["channel"],
                         value=round(row["relative_shift"], 4),
-                        threshold=0.2,
-                        rule="|ROAS shift| > 20% or posterior overlap < 0.5 under vague priors",
+                        threshold=SHIFT_LIMIT,
+                        rule=f"|ROAS shift| > {SHIFT_LIMIT:.0%} or posterior overlap < "
+                        f"{OVERLAP_LIMIT} under vague priors",
                         message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
                         f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
                         "pin it down. A lift test on this channel would.",
@@ -130,6 +139,10 @@ def validate_model(
             loo_pit=loo_pit,
             prior_sensitivity=sensitivity,
             prior_comparison=comparison,
+            # The rule travels with the rows it flagged: the report quotes it from here.
+            prior_comparison_rule=PriorComparisonRule(
+                shift_limit=SHIFT_LIMIT, overlap_limit=OVERLAP_LIMIT
+            ),
             backtest=backtest,
             trace=_trace(tree),
             convergence=summary,

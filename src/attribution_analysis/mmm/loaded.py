@@ -43,7 +43,7 @@ class FittedModel:
 def open_fit(ws: Workspace) -> FittedModel:
     from attribution_analysis.mmm.fit import fit_settings, prepare
 
-    manifest = store.read_manifest(ws)
+    manifest, manifest_digest = store.read_manifest_and_digest(ws)
     params = FitMMMParams.model_validate(manifest["params"])
     data, mmm, hashes = prepare(ws, params)
     if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
@@ -55,4 +55,8 @@ def open_fit(ws: Workspace) -> FittedModel:
     tree = store.load_tree(ws, manifest["result"]["model_path"])
     mmm.idata = tree
     mmm.is_fitted_ = True
+    # Every output computed from this fit records the manifest's digest beside the data's:
+    # a refit on the same data rewrites the manifest (new run id, new model file), so those
+    # outputs then read as out of date instead of silently mixing two fits in one report.
+    hashes = {**hashes, store.MANIFEST: manifest_digest}
     return FittedModel(mmm, data, tree, params, manifest, hashes)

@@ -155,8 +155,8 @@ def waterfall(result: ChannelContributions) -> Chart:
         "contribution_waterfall",
         "Contribution waterfall",
         "Each bar is one component's posterior-mean contribution stacked on the previous ones; "
-        "the black whiskers are that component's own 90% (thick) and 95% (thin) highest-density "
-        "intervals. Components are uncertain together, so the whiskers do not add up.",
+        "the black whiskers are that component's own 90% HDI (thick) and 95% HDI (thin). "
+        "Components are uncertain together, so the whiskers do not add up.",
     )
 
 
@@ -227,7 +227,7 @@ def response_curves(budget: BudgetOptimization) -> Chart:
             top.set_title(_short(curve.channel) + flag, color="#b8434a" if flag else "black")
             top.set_ylabel("outcome" if k % columns == 0 else "")
             bottom.set_ylabel("marginal ROAS" if k % columns == 0 else "")
-            bottom.set_xlabel("spend over the horizon")
+            bottom.set_xlabel("spend over the horizon (input units)")
         fig.tight_layout()
     return _finish(
         fig,
@@ -258,7 +258,8 @@ def budget_shift(budget: BudgetOptimization) -> Chart:
         ax.set_yticks(y, [_short(a.channel) for a in rows])
         ax.invert_yaxis()
         ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-        ax.set_xlabel(f"spend over {budget.horizon_periods} {budget.grain} periods")
+        # No output records a currency: the unit is whatever the spend files were in.
+        ax.set_xlabel(f"spend over {budget.horizon_periods} {budget.grain} periods (input units)")
         ax.legend(frameon=False, loc="lower right")
         ax.set_title("Budget: current and recommended spend")
         fig.tight_layout()
@@ -413,5 +414,6 @@ def ppc_coverage(diagnostics: MMMDiagnostics, target: str) -> Chart | None:
         "ppc_coverage",
         "Posterior predictive coverage",
         "Observed outcome per period against the model's posterior predictive 90% interval; "
-        "red points fall outside it. The acceptance rule asks for at least 90% inside.",
+        "red points fall outside it. The acceptance criterion on this coverage is in the "
+        "criteria table.",
     )

@@ -122,9 +122,20 @@ def draft_faq(
             md_path, html_path = faq_paths(audience)
             outputs[md_path] = markdown.encode("utf-8")
             outputs[html_path] = html.encode("utf-8")
-            outputs[sources_path(audience)] = json.dumps(
-                {"markdown": md_path, "records": recorder.records}, indent=1, default=str
-            ).encode("utf-8")
+            # The fee basis is a statement of the caller, not a field of any output: the
+            # sources say so, so an auditor can tell where the wording came from.
+            sources = {
+                "markdown": md_path,
+                "params": {
+                    "financial_services": params.financial_services,
+                    "fee_basis": params.fee_basis,
+                    "fee_basis_source": "the fee_basis parameter of draft_faq",
+                },
+                "records": recorder.records,
+            }
+            outputs[sources_path(audience)] = json.dumps(sources, indent=1, default=str).encode(
+                "utf-8"
+            )
             questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
             files.append(
                 FaqFile(
@@ -144,5 +155,6 @@ def draft_faq(
             sources=inputs.present,
             missing=inputs.missing,
             financial_services=params.financial_services,
+            fee_basis=params.fee_basis,
             run_id=run.run_id,
         )

@@ -50,6 +50,15 @@ PRODUCERS = {
     "--workspace DIR`)",
 }
 
+# Files a step writes in the same commit as its output JSON: a later step that read one of
+# them was computed from that output, and is out of date whenever that output is.
+WRITTEN_WITH = {
+    WEEKLY: CONTRIBUTIONS,
+    "analysis/mmm_contribution_draws.csv": CONTRIBUTIONS,
+    "analysis/mmm_transforms.json": CONTRIBUTIONS,
+    "analysis/model/channel_contribution_draws.nc": CONTRIBUTIONS,
+}
+
 MAX_PROBLEM_CHARS = 300
 
 
@@ -225,31 +234,61 @@ def load_inputs(ws: Workspace) -> ReportInputs:
 def stale_outputs(ws: Workspace, inputs: ReportInputs) -> list[tuple[str, str]]:
     """Outputs computed from inputs that have changed since (a rerun left them behind).
 
-    Every output records the sha256 of each file it read; a file that now hashes differently
-    means the output belongs to an earlier analysis, and putting it next to the current one
-    would mix two analyses in one report. Returns (output, reason) pairs.
+    Every output records the sha256 of each file it read (the model steps also that of
+    analysis/mmm_fit.json, the fit they used); a file that now hashes differently means the
+    output belongs to an earlier analysis, and putting it next to the current one would mix
+    two analyses in one report. An output read from another output that is itself out of
+    date is out of date too (the allocation of a decomposition of an earlier fit). Returns
+    (output, reason) pairs, in pipeline order.
     """
     current: dict[str, str | None] = {}
-    stale = []
+
+    def digest(relative: str) -> str | None:
+        if relative not in current:
+            try:
+                path = ws.resolve(relative)
+                current[relative] = ws.sha256(path) if path.is_file() else None
+            except (AttributionError, OSError):
+                current[relative] = None
+        return current[relative]
+
+    reasons: dict[str, str] = {}
+    read: dict[str, list[str]] = {}
     for item in inputs.all():
         meta = getattr(item.value, "metadata", None) if item.ok else None
         if not isinstance(meta, Metadata):
             continue
+        read[item.path] = list(meta.input_hashes)
+        refit = False
         changed = []
-        for relative, digest in meta.input_hashes.items():
-            if relative not in current:
-                try:
-                    path = ws.resolve(relative)
-                    current[relative] = ws.sha256(path) if path.is_file() else None
-                except (AttributionError, OSError):
-                    current[relative] = None
-            now = current[relative]
+        for relative, recorded in meta.input_hashes.items():
+            now = digest(relative)
             if now is None:
                 changed.append(f"{relative} (no longer present)")
-            elif now != digest:
-                changed.append(relative)
+            elif now != recorded:
+                if relative == FIT:
+                    refit = True
+                else:
+                    changed.append(relative)
+        parts = []
+        if refit:
+            parts.append(f"it was computed from an earlier model fit ({FIT} changed since)")
         if changed:
-            stale.append(
-                (item.path, "its inputs changed since it was written: " + ", ".join(changed))
-            )
-    return stale
+            parts.append("its inputs changed since it was written: " + ", ".join(changed))
+        if parts:
+            reasons[item.path] = "; ".join(parts)
+    # Out of date through an upstream output: repeat until nothing new (the chain is short).
+    grew = True
+    while grew:
+        grew = False
+        for output, files in read.items():
+            if output in reasons:
+                continue
+            for relative in files:
+                upstream = WRITTEN_WITH.get(relative, relative)
+                if upstream != output and upstream in reasons:
+                    via = "" if upstream == relative else f" (through {relative})"
+                    reasons[output] = f"it was computed from {upstream}{via}, which is out of date"
+                    grew = True
+                    break
+    return [(item.path, reasons[item.path]) for item in inputs.all() if item.path in reasons]

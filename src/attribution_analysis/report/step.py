@@ -9,6 +9,7 @@ with its interval; a section whose input does not exist says which step writes i
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -42,6 +43,8 @@ from attribution_analysis.workspace import Workspace
 
 STEP = "generate_report"
 OUTPUT = "reports/mmm_executive_summary.html"
+# Beside the report: every traced value it prints, in order, with its file and JSON path.
+SOURCES = "reports/mmm_executive_summary.sources.json"
 FIGURES = "reports/figures"
 DEFAULT_TITLE = "Marketing mix model: executive summary"
 
@@ -152,10 +155,7 @@ def build_context(
     lift_tests = view(inputs.lift_tests)
     lift_used = views.lift_tests_used(inputs)
     calibrated = views.calibrated_channels(lift_tests, lift_used)
-    limits = (
-        _constant(traced, views.PRIOR_RULE_MODULE, "SHIFT_LIMIT"),
-        _constant(traced, views.PRIOR_RULE_MODULE, "OVERLAP_LIMIT"),
-    )
+    limits = views.prior_limits(diagnostics)
     prior_rows = views.prior_rows(diagnostics, contributions, calibrated, limits)
     hashes = {
         path: trace.wrap(digest, trace.Src(path, (trace.SHA256,))) if traced else digest
@@ -171,8 +171,8 @@ def build_context(
         "lift_tests": lift_tests,
         "allocation": allocation,
         "budget": budget,
-        "paths": inputs.paths.value if inputs.paths.ok else None,
-        "path_report": inputs.paths.value if inputs.paths.ok else None,
+        "paths": view(inputs.paths),
+        "path_report": view(inputs.paths),
         "verdict": views.verdict(inputs, view),
         "by_share": views.rank(contributions.channels, "share_of_media") if contributions else None,
         "by_roas": views.rank(contributions.channels, "roas") if contributions else None,
@@ -186,6 +186,12 @@ def build_context(
         "uncalibrated": [c for c in channels if c not in calibrated],
         "channel_totals": views.channel_totals(contributions, allocation),
         "productivity_drivers": views.productivity_drivers(allocation),
+        "coefficient_gaps": views.coefficient_gaps(
+            inputs.allocation.value if inputs.allocation.ok else None
+        ),
+        # The outcome the fee and likelihood wording depends on (None: no model output yet).
+        "outcome": (contributions.target if contributions else None)
+        or (inputs.fit.value.target if inputs.fit.ok else None),  # type: ignore[union-attr]
         "mmm_totals": {c.channel: c.total_contribution for c in contributions.channels}
         if contributions
         else {},
@@ -197,14 +203,17 @@ def build_context(
         "lift_used": lift_used,
         "hashes": hashes,
         "stale": dict(stale_outputs(ws, inputs)),
+        "no_interval_predates": views.NO_INTERVAL_PREDATES,
+        "no_interval_unexplained": views.NO_INTERVAL_UNEXPLAINED,
         "steps": inputs.metadata_by_step(view),
     }
 
 
 def render_report(
-    ws: Workspace, params: GenerateReportParams, run_id: str
+    ws: Workspace, params: GenerateReportParams, run_id: str, recorder: trace.Recorder
 ) -> tuple[str, dict[str, charts.Chart], list[SectionReport], ReportInputs]:
-    """The HTML text, its charts and its sections (pure: writes nothing)."""
+    """The HTML text, its charts and its sections (pure: writes nothing). ``recorder``
+    collects every traced value printed, with its source field, as for the FAQ."""
     inputs = load_inputs(ws)
     loaded = {item.path: item for item in inputs.all()}
     sections = [_section(n, t, needs, loaded) for n, t, needs in SECTIONS]
@@ -217,7 +226,7 @@ def render_report(
         run_id=run_id,
         extra={"params": params.model_dump(mode="json")},
     )
-    template = views.environment().get_template("report.html.j2")
+    template = views.environment(recorder).get_template("report.html.j2")
     html = template.render(
         title=params.title or DEFAULT_TITLE,
         params=params,
@@ -227,7 +236,7 @@ def render_report(
         metadata=metadata,
         matplotlib_version=version("matplotlib"),
         jinja_version=version("jinja2"),
-        **build_context(ws, inputs, params.top_campaigns),
+        **build_context(ws, inputs, params.top_campaigns, traced=True),
     )
     return html, drawn, sections, inputs
 
@@ -253,11 +262,20 @@ def generate_report(
     started = time.perf_counter()
     with RunRegistry(ws).track(STEP, params.model_dump(mode="json")) as run:
         report(progress, 0, 3, "reading outputs and drawing charts")
-        html, drawn, sections, inputs = render_report(ws, params, run.run_id)
+        recorder = trace.Recorder()
+        html, drawn, sections, inputs = render_report(ws, params, run.run_id, recorder)
         run.input_hashes = inputs.hashes
         report(progress, 2, 3, "writing")
         body = html.encode("utf-8")
-        outputs = {OUTPUT: body}
+        sources = {
+            "report": OUTPUT,
+            "params": params.model_dump(mode="json"),
+            "records": recorder.records,
+        }
+        outputs = {
+            OUTPUT: body,
+            SOURCES: json.dumps(sources, indent=1, default=str).encode("utf-8"),
+        }
         figures: list[str] = []
         if params.figures:
             for chart in drawn.values():
@@ -270,6 +288,7 @@ def generate_report(
         report(progress, 3, 3, "done")
         return GenerateReportResult(
             report=OUTPUT,
+            sources=SOURCES,
             report_bytes=len(body),
             figures=figures,
             charts=list(drawn),

@@ -104,10 +104,66 @@ def warnings(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity in ("warning", "error")]
 
 
-# The rule validate_model applies to its vague-prior refit (the thresholds live with it).
-PRIOR_RULE_MODULE = "attribution_analysis.mmm.sensitivity"
 # Allocation channel totals further than this from the decomposition's get a visible note.
 ALLOCATION_TOLERANCE = 0.01
+# Comparison operators a criterion's rule may state, as the report prints them.
+OPERATORS = {"<=": "≤", ">=": "≥", "≤": "≤", "≥": "≥", "<": "<", ">": ">"}
+RULE_OPERATOR = re.compile(r"<=|>=|≤|≥|<|>")
+
+
+@dataclass
+class CriterionView:
+    """An acceptance criterion as the rule states it: value and threshold as percentages
+    when the rule is written in percent ('>= 90% of observations ...'), and the rule's own
+    comparison operator in front of the threshold."""
+
+    criterion: Any
+    as_pct: bool
+    operator: str
+
+
+def criterion_views(criteria: list[Any]) -> list[CriterionView]:
+    views = []
+    for c in criteria:
+        rule = str(c.rule)
+        found = RULE_OPERATOR.search(rule)
+        views.append(CriterionView(c, "%" in rule, OPERATORS[found.group()] if found else ""))
+    return views
+
+
+def prior_limits(diagnostics: Any) -> tuple[Any, Any]:
+    """(shift limit, overlap limit) that validate_model recorded with its prior comparison;
+    (None, None) for a file written before it recorded them (the report then quotes none)."""
+    rule = diagnostics.prior_comparison_rule if diagnostics is not None else None
+    if rule is None:
+        return None, None
+    return rule.shift_limit, rule.overlap_limit
+
+
+# Why a productivity coefficient has no interval, when the summary lets us say.
+NO_INTERVAL_PREDATES = "predates"
+NO_INTERVAL_UNEXPLAINED = "unexplained"
+
+
+def coefficient_gaps(allocation: AllocationReport | None) -> dict[str, str]:
+    """Coefficient name -> why it has no interval: ``predates`` when the file has no interval
+    fields at all (written before the allocation computed them: rerun allocate), else the
+    message of a finding about coefficients when the summary gives one, else
+    ``unexplained``. Never a guessed reason."""
+    if allocation is None:
+        return {}
+    stated = [
+        str(f.message) for f in allocation.findings if "coefficient" in f"{f.code} {f.subject}"
+    ]
+    gaps = {}
+    for c in allocation.coefficients:
+        if c.lower_90 is not None and c.upper_90 is not None:
+            continue
+        if not {"lower_90", "upper_90", "std_error"} & c.model_fields_set:
+            gaps[c.name] = NO_INTERVAL_PREDATES
+        else:
+            gaps[c.name] = stated[0] if stated else NO_INTERVAL_UNEXPLAINED
+    return gaps
 
 
 @dataclass
@@ -138,7 +194,8 @@ def calibrated_channels(lift_tests: list[Any] | None, lift_used: bool | None) ->
 def prior_rows(
     diagnostics: Any, contributions: Any, calibrated: list[Any], limits: tuple[Any, Any]
 ) -> list[PriorRow]:
-    """Every row of ``prior_comparison``; ``limits`` = (shift limit, overlap limit)."""
+    """Every row of ``prior_comparison``; ``limits`` = (shift limit, overlap limit) as the
+    diagnostics recorded them, (None, None) when they did not (no measure is then named)."""
     if diagnostics is None:
         return []
     shift_limit, overlap_limit = limits
@@ -159,8 +216,8 @@ def prior_rows(
                 channel=channel,
                 row=row,
                 flagged=bool(row.get("prior_dominates")),
-                by_shift=shift is not None and abs(shift) > shift_limit,
-                by_overlap=ovl is not None and ovl < overlap_limit,
+                by_shift=None not in (shift, shift_limit) and abs(shift) > shift_limit,
+                by_overlap=None not in (ovl, overlap_limit) and ovl < overlap_limit,
                 calibrated=channel in calibrated,
                 roas=interval if same_fit else None,
             )
@@ -284,6 +341,12 @@ def tidy_markdown(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+def plain(value: Any) -> str:
+    """The text of a value without its trace: for an HTML attribute, which is not visible
+    text, so recording it would put a source where no reader sees the value."""
+    return f"{value}"
+
+
 def cell(value: Any) -> str:
     """A path-attribution table cell: intervals and numbers formatted, text as is."""
     if is_interval(value):
@@ -326,6 +389,7 @@ def environment(recorder: trace.Recorder | None = None) -> Environment:
         upper=trace.keep(env.filters["upper"]),
         join=trace.traced_join,
         cell=cell,
+        plain=plain,
     )
     env.globals.update(
         producers=PRODUCERS,
@@ -334,5 +398,6 @@ def environment(recorder: trace.Recorder | None = None) -> Environment:
         method_labels=METHOD_LABELS,
         overlaps=fmt.overlaps,
         is_interval=is_interval,
+        criterion_views=criterion_views,
     )
     return env
