@@ -48,7 +48,9 @@ def _run_step(name: str, workspace: Path, build: Callable[[], dict]) -> None:
     spec = step(name)
     try:
         params = spec.params.model_validate(build())
-        payload = spec.run(Workspace.open(workspace), params, None)
+        ws = Workspace.open(workspace)
+        spec.check(ws, params)
+        payload = spec.run(ws, params, None)
     except (AttributionError, ValidationError) as exc:
         raise _fail(exc) from None
     out.print_json(json.dumps(payload, default=str))
@@ -155,6 +157,10 @@ def allocate(
     covariates: Annotated[str, typer.Option(help="comma-separated covariate specs")] = "",
     ridge: Annotated[float, typer.Option(help="ridge penalty of the GLM M-step")] = 0.1,
     source: Annotated[str, typer.Option(help="auto | hcp-brick | mta")] = "auto",
+    omega_source: Annotated[
+        str,
+        typer.Option(help="mta weight ω: exposure | path_credit (run attribute-paths first)"),
+    ] = "exposure",
 ) -> None:
     """Split group totals (brick sales, or MMM channel contributions) across entities."""
     _run_step(
@@ -166,6 +172,7 @@ def allocate(
             "family": family,
             "ridge": ridge,
             "covariates": [c for c in covariates.split(",") if c.strip()],
+            "omega_source": omega_source,
         },
     )
 
@@ -179,6 +186,9 @@ def optimize(
     horizon_weeks: Annotated[int, typer.Option(help="Planning horizon in periods.")] = 13,
     constraints: Annotated[Path | None, typer.Option(help="Bounds CSV or JSON.")] = None,
     max_change: Annotated[str, typer.Option(help="±share per channel, or 'none'.")] = "0.3",
+    allow_extrapolation: Annotated[
+        bool, typer.Option(help="Lift the cap at the highest spend per period in the data.")
+    ] = False,
     objective: Annotated[str, typer.Option(help="mean | cvar")] = "mean",
     scenario: Annotated[
         list[str] | None, typer.Option(help="shift:A:B:0.2 | total:+0.1 | plan:A=100,B=50")
@@ -186,20 +196,29 @@ def optimize(
     override_reason: Annotated[str | None, typer.Option(help="Use a failed model.")] = None,
 ) -> None:
     """Recommend a budget mix with its expected lift, scenarios and mROAS curves."""
-    from attribution_analysis.optimize.inputs import parse_max_change, parse_scenario, read_bounds
+    from attribution_analysis.optimize.inputs import (
+        params_from_flags,
+        parse_max_change,
+        parse_scenario,
+        read_bounds,
+    )
 
+    # Validated here first so that a refused value is reported under its flag.
     _run_step(
         "optimize_budget",
         workspace,
-        lambda: {
-            "total_budget": total_budget,
-            "horizon_periods": horizon_weeks,
-            "bounds": read_bounds(constraints) if constraints else [],
-            "max_change": parse_max_change(max_change),
-            "objective": objective,
-            "scenarios": [parse_scenario(s) for s in scenario or []],
-            "override_reason": override_reason,
-        },
+        lambda: params_from_flags(
+            {
+                "total_budget": total_budget,
+                "horizon_periods": horizon_weeks,
+                "bounds": read_bounds(constraints) if constraints else [],
+                "max_change": parse_max_change(max_change),
+                "allow_extrapolation": allow_extrapolation,
+                "objective": objective,
+                "scenarios": [parse_scenario(s) for s in scenario or []],
+                "override_reason": override_reason,
+            }
+        ).model_dump(),
     )
 
 

@@ -24,7 +24,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     step TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
     started_at TEXT NOT NULL,
     finished_at TEXT,
     duration_s REAL,
@@ -35,6 +35,24 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_step ON runs(step, started_at);
 """
+
+
+def _allow_cancelled(db: sqlite3.Connection) -> None:
+    """Registries written before runs could be 'cancelled' have a CHECK that refuses the
+    status, so a cancelled run would stay 'running' for ever. SQLite cannot alter a CHECK:
+    the table is rebuilt under the current schema, its rows kept."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+    if row is None or "'cancelled'" in row[0]:
+        return
+    # One explicit transaction: a crash half-way leaves the old table, never none.
+    statements = [
+        "ALTER TABLE runs RENAME TO runs_before_cancelled",
+        "DROP INDEX IF EXISTS runs_step",
+        *(part for part in SCHEMA.split(";") if part.strip()),
+        "INSERT INTO runs SELECT * FROM runs_before_cancelled",
+        "DROP TABLE runs_before_cancelled",
+    ]
+    db.executescript("BEGIN IMMEDIATE;\n" + ";\n".join(statements) + ";\nCOMMIT;")
 
 
 @dataclass
@@ -55,6 +73,7 @@ class RunRegistry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=30)
         connection.row_factory = sqlite3.Row
+        _allow_cancelled(connection)
         connection.executescript(SCHEMA)
         return connection
 

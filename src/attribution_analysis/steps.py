@@ -26,6 +26,7 @@ from attribution_analysis.progress import Progress
 from attribution_analysis.workspace import Workspace
 
 Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
+InputCheck = Callable[[Workspace, Any], None]
 
 
 class SimulateWorkspaceParams(SimulationParams):
@@ -47,6 +48,104 @@ class StepSpec:
     creates_workspace: bool = False
     destructive: bool = True  # replaces earlier outputs of the same name (atomically)
     idempotent: bool = True  # same inputs and seed, same outputs
+    # Parameters naming workspace files: resolved inside the workspace before any work.
+    path_fields: tuple[str, ...] = ()
+    # Cheap check that the inputs the step cannot run without exist (no loading, no fitting).
+    requires: InputCheck | None = None
+
+    def check(self, ws: Workspace, params: BaseModel) -> None:
+        """Refuse, before any work starts, a path parameter that leaves the workspace and a
+        missing input. A background job would otherwise start, and fail only once its own
+        process had loaded; the step itself still checks everything again when it runs."""
+        for name in self.path_fields:
+            value = getattr(params, name)
+            if value is not None:
+                ws.resolve(value)
+        if self.requires is not None:
+            self.requires(ws, params)
+
+
+def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
+    """Optional path parameters that were given must name existing files."""
+    from attribution_analysis.errors import MissingInputError
+
+    for name in names:
+        relative = getattr(params, name)
+        if relative is not None and not ws.resolve(relative).is_file():
+            raise MissingInputError(
+                f"the file given as {name} does not exist.",
+                fix="give the workspace-relative path of an existing file.",
+                file=relative,
+            )
+
+
+def _fit_inputs(ws: Workspace, params: FitMMMParams) -> None:
+    from attribution_analysis.mmm.panel import require_validation
+
+    require_validation(ws)
+    if params.calibrate:
+        from attribution_analysis.mmm.calibration import read_lift_tests
+
+        read_lift_tests(ws)  # a small JSON: its contract is checked too, not just its presence
+
+
+def _fitted_model_inputs(ws: Workspace, params: BaseModel) -> None:
+    from attribution_analysis.mmm import store
+    from attribution_analysis.mmm.panel import require_validation
+
+    require_validation(ws)
+    store.require_fit(ws)
+
+
+def _allocate_inputs(ws: Workspace, params: AllocateParams) -> None:
+    """The files ``allocate`` cannot start without, for the source it will use. Only their
+    presence: the loaders read and check their contents in the job."""
+    from attribution_analysis.allocation import loaders
+    from attribution_analysis.errors import MissingInputError
+
+    _given_files(ws, params, "contributions", "transforms_file")
+    source = loaders.resolve_source(ws, params)
+    if source == "hcp-brick":
+        for relative in (loaders.BRICK_SALES, loaders.HCP_BRICK):
+            ws.require(
+                relative,
+                f"{relative} is missing: the HCP-brick allocation needs brick sales and HCP "
+                "visits per brick.",
+                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
+                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
+            )
+        return
+    ws.require(
+        loaders.CAMPAIGN_PANEL,
+        f"{loaders.CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
+        fix="run validate_data on a workspace with campaign-level spend files first.",
+    )
+    defaults = (loaders.MMM_CONTRIBUTIONS, loaders.TRUTH_CONTRIBUTIONS)
+    if params.contributions is None and not any(ws.resolve(p).is_file() for p in defaults):
+        raise MissingInputError(
+            "no channel contributions to allocate: the MMM's C(channel, period[, geo]) table "
+            f"({loaders.MMM_CONTRIBUTIONS}) is missing.",
+            fix="run fit_mmm, validate_model and decompose_contributions first, or pass "
+            "contributions (a CSV: date, channel, [geo], contribution[, draw]).",
+            file=loaders.MMM_CONTRIBUTIONS,
+        )
+    defaults = (loaders.MMM_TRANSFORMS, loaders.TRUTH_PARAMETERS)
+    given = params.transforms is not None or params.transforms_file is not None
+    if not given and not any(ws.resolve(p).is_file() for p in defaults):
+        raise MissingInputError(
+            "no adstock/saturation parameters per channel were given.",
+            fix=f"run decompose_contributions (writes {loaders.MMM_TRANSFORMS}) or pass "
+            "transforms_file (JSON {channel: {alpha, l_max, saturation}}).",
+            file=loaders.MMM_TRANSFORMS,
+        )
+    if params.omega_source == "path_credit":
+        from attribution_analysis.allocation.path_omega import read_path_credit
+
+        read_path_credit(ws)  # a missing or stale path report is refused before the job starts
+
+
+def _exposure_inputs(ws: Workspace, params: BuildExposureParams) -> None:
+    _given_files(ws, params, "transforms_file")
 
 
 def _simulate(ws: Workspace, params: SimulateWorkspaceParams, progress) -> dict[str, Any]:
@@ -196,6 +295,7 @@ STEPS: list[StepSpec] = [
         params=FitMMMParams,
         run=_fit,
         background=True,
+        requires=_fit_inputs,
     ),
     StepSpec(
         name="validate_model",
@@ -207,6 +307,7 @@ STEPS: list[StepSpec] = [
         params=ValidateModelParams,
         run=_validate_model,
         background=True,
+        requires=_fitted_model_inputs,
     ),
     StepSpec(
         name="decompose_contributions",
@@ -226,17 +327,23 @@ STEPS: list[StepSpec] = [
         "and analysis/effective_exposure.json.",
         params=BuildExposureParams,
         run=_exposure,
+        path_fields=("transforms_file",),
+        requires=_exposure_inputs,
     ),
     StepSpec(
         name="allocate",
         title="Allocate within channels",
         description="Split each MMM channel total (or brick sales) across campaigns (or HCPs) "
         "by EM (seconds) or the Bayesian hierarchical model (minutes), with exact mass "
-        "conservation and identifiability warnings. Background job. Writes "
-        "analysis/mta_allocation.csv and analysis/allocation_summary.json.",
+        "conservation and identifiability warnings; campaigns are weighed by effective "
+        "exposure or (omega_source='path_credit', after attribute_paths) by path credit. "
+        "Background job. Writes analysis/mta_allocation.csv and "
+        "analysis/allocation_summary.json.",
         params=AllocateParams,
         run=_allocate,
         background=True,
+        path_fields=("contributions", "transforms_file"),
+        requires=_allocate_inputs,
     ),
     StepSpec(
         name="downscale_intraday",
@@ -247,6 +354,7 @@ STEPS: list[StepSpec] = [
         "analysis/intraday_summary.json.",
         params=DownscaleParams,
         run=_intraday,
+        path_fields=("profile_file",),
     ),
     StepSpec(
         name="optimize_budget",
@@ -263,10 +371,12 @@ STEPS: list[StepSpec] = [
         title="Attribute user journeys",
         description="Heuristic, Markov (removal effect) and Shapley credit from user journeys "
         "(raw/journeys.csv or raw/paths.csv), reconciled with the MMM. Seconds. Writes "
-        "analysis/path_attribution.json (+ path_campaign_omega.csv). Path credit is "
-        "correlational; the MMM total is the causal one.",
+        "analysis/path_attribution.json (+ path_campaign_credit.csv with campaigns, the ω of "
+        "allocate with omega_source='path_credit'; + path_campaign_omega.csv with the MMM). "
+        "Path credit is correlational; the MMM total is the causal one.",
         params=AttributePathsParams,
         run=_paths,
+        path_fields=("mmm_file",),
     ),
     StepSpec(
         name="generate_report",

@@ -86,3 +86,15 @@ def test_fitting_an_unvalidated_workspace_says_what_to_run_first(simulated):
 def test_schemas_check_command_reports_up_to_date():
     result = runner.invoke(app, ["schemas", "check", "--directory", str(REPO / "schemas")])
     assert result.exit_code == 0, result.output
+
+
+def test_a_step_s_inputs_are_checked_before_it_runs(simulated):
+    """The CLI shares the MCP server's pre-check (StepSpec.check): an allocation without
+    the validation's campaign panel is refused before the step starts, so the run registry
+    holds no failed allocate run for it."""
+    root = simulated(kind="mta", seed=5, weeks=60, channels=2)
+    result = runner.invoke(app, ["allocate", "--workspace", str(root)])
+    assert result.exit_code == 2
+    assert "analysis/prepared_campaign_panel.csv is missing" in result.output
+    runs = runner.invoke(app, ["runs", "--workspace", str(root)])
+    assert runs.exit_code == 0 and "allocate" not in runs.output

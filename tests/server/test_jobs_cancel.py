@@ -106,3 +106,89 @@ def test_a_failure_reported_after_cancel_is_recorded_as_cancelled(tmp_path):
     manager._watch(job, _Conn())
     assert job.status == "cancelled"
     assert jobs.JobManager(tmp_path).get("j1").status == "cancelled"
+
+
+class _Ended:
+    """A job's pipe whose process ended without sending anything."""
+
+    def recv(self):
+        raise EOFError
+
+
+def test_a_job_stopped_before_it_could_answer_reports_the_cancellation(tmp_path):
+    """SIGTERM during the process's start-up (before its handler exists) kills it with
+    exit code -15 and no message: that is still the cancellation the user asked for."""
+
+    class _Killed:
+        exitcode = -15
+
+        def join(self, timeout=None):
+            return None
+
+    manager = jobs.JobManager(tmp_path)
+    job = jobs.Job(
+        job_id="j2",
+        tool="fit_mmm",
+        workspace="w",
+        status="cancelling",
+        created_at="2026-01-01",
+        params={},
+        process=_Killed(),
+    )
+    manager.jobs[job.job_id] = job
+    with manager._db() as db:
+        db.execute(
+            "INSERT INTO jobs (job_id, tool, workspace, status, created_at, params_json) "
+            "VALUES ('j2', 'fit_mmm', 'w', 'running', '2026-01-01', '{}')"
+        )
+    manager._watch(job, _Ended())
+    assert (job.status, job.error) == ("cancelled", jobs.CANCELLED)
+    assert jobs.JobManager(tmp_path).get("j2").error == jobs.CANCELLED
+
+
+def test_cancel_right_after_start_is_a_clean_cancellation(tmp_path):
+    """The same with a real process, cancelled while the interpreter is still starting."""
+    from attribution_analysis.workspace import Workspace
+
+    folder = Workspace.create(tmp_path / "ws").root
+    manager = jobs.JobManager(tmp_path)
+    job = manager.start("fit_mmm", "ws", folder, '{"quick": "map"}')
+    manager.cancel(job.job_id)
+    assert _settle(job), job.status
+    assert (job.status, job.error) == ("cancelled", jobs.CANCELLED)
+
+
+def _settle(job: jobs.Job) -> bool:
+    deadline = time.monotonic() + 30
+    while job.status not in jobs.TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return job.status in jobs.TERMINAL
+
+
+def test_a_job_being_cancelled_still_counts_against_max_jobs(tmp_path):
+    from attribution_analysis.errors import ParameterError
+
+    manager = jobs.JobManager(tmp_path, max_jobs=1)
+    manager.jobs["j3"] = jobs.Job(
+        job_id="j3",
+        tool="fit_mmm",
+        workspace="w",
+        status="cancelling",
+        created_at="2026-01-01",
+        params={},
+    )
+    with pytest.raises(ParameterError, match="1 background jobs are already running"):
+        manager.start("allocate", "w", tmp_path, "{}")
+
+
+def test_a_cancelled_run_is_recorded_as_cancelled(tmp_path):
+    """The run registry accepts the 'cancelled' status its tracker writes (a CHECK constraint
+    once refused it, leaving the run 'running' in the audit trail forever)."""
+    from attribution_analysis.registry import RunRegistry
+    from attribution_analysis.workspace import Workspace
+
+    registry = RunRegistry(Workspace.create(tmp_path / "ws"))
+    with pytest.raises(jobs.JobCancelled), registry.track("fit_mmm", {}):
+        raise jobs.JobCancelled()
+    (run,) = registry.list_runs()
+    assert run["status"] == "cancelled"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
-from attribution_analysis.server import ServerConfig, build_server
 from attribution_analysis.server.jobs import JobManager
+from tests.server.test_stdio_pipeline import _params, _payload
 
 pytestmark = pytest.mark.anyio
 
@@ -17,23 +17,26 @@ def anyio_backend():
 
 
 async def test_a_finished_job_is_still_there_after_a_restart(tmp_path):
-    config = ServerConfig.at(tmp_path / "root")
-    first = build_server(config)
-    async with Client(first.mcp) as client:
-        await client.call_tool(
-            "simulate_workspace", {"workspace": "w", "kind": "mta", "weeks": 52, "channels": 2}
+    root = tmp_path / "root"
+    # Two server processes on the same root, one after the other: the second has nothing
+    # in memory, so whatever it answers comes from the job table on disk.
+    async with Client(_params(root), read_timeout_seconds=300) as client:
+        call = client.call_tool
+        _payload(
+            await call(
+                "simulate_workspace", {"workspace": "w", "kind": "mta", "weeks": 52, "channels": 2}
+            )
         )
-        await client.call_tool("validate_data", {"workspace": "w"})
-        started = await client.call_tool("allocate", {"workspace": "w", "wait_seconds": 300})
-        job = started.structured_content
+        _payload(await call("validate_data", {"workspace": "w"}))
+        job = _payload(await call("allocate", {"workspace": "w", "wait_seconds": 300}))
         assert job["status"] == "succeeded", job
-    first.jobs.shutdown()
 
-    second = build_server(config)  # a new process would build exactly this
-    async with Client(second.mcp) as client:
-        again = (await client.call_tool("get_job", {"job_id": job["job_id"]})).structured_content
+    async with Client(_params(root), read_timeout_seconds=300) as client:
+        again = _payload(await client.call_tool("get_job", {"job_id": job["job_id"]}))
+        listed = _payload(await client.call_tool("list_jobs", {}))
     assert again["status"] == "succeeded"
-    assert again["result"]["outputs"] == job["result"]["outputs"]
+    assert again["result"] == job["result"]
+    assert [j["job_id"] for j in listed["jobs"]] == [job["job_id"]]
 
 
 def test_jobs_running_at_shutdown_are_marked_interrupted(tmp_path):

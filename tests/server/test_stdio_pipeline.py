@@ -18,6 +18,8 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.conftest import REPO
+
 pytestmark = pytest.mark.anyio
 
 WS = "shop"
@@ -28,6 +30,28 @@ FIT = {
     "retry": False,
     "fallback_to_ridge": False,
 }
+# What every tool does to files, and so its hints: (read-only, destructive, idempotent).
+# Steps replace their earlier outputs of the same name (destructive) and, with the same inputs
+# and seed, write the same ones (idempotent); the job and registry tools write no output.
+HINTS = {
+    "simulate_workspace": (False, True, True),  # writes raw/, truth/ (replaced on overwrite)
+    "validate_data": (False, True, True),  # analysis/data_validation.json, prepared panels
+    "fit_mmm": (False, True, True),  # analysis/mmm_fit.json, analysis/model/mmm_<key>.nc
+    "validate_model": (False, True, True),  # analysis/mmm_diagnostics.json
+    "decompose_contributions": (False, True, True),  # analysis/mmm_channel_contributions.json
+    "build_effective_exposure": (False, True, True),  # analysis/effective_exposure.*
+    "allocate": (False, True, True),  # analysis/mta_allocation.csv, allocation_summary.json
+    "downscale_intraday": (False, True, True),  # analysis/mta_allocation_hourly.csv
+    "optimize_budget": (False, True, True),  # analysis/mmm_budget_optimization.json
+    "attribute_paths": (False, True, True),  # analysis/path_attribution.json
+    "generate_report": (False, True, True),  # reports/mmm_executive_summary.html, figures
+    "draft_faq": (False, True, True),  # reports/faq_<audience>.md and .html
+    "get_job": (True, False, True),  # reads the job table
+    "cancel_job": (False, False, True),  # stops a job's process; no output is written
+    "list_jobs": (True, False, True),  # reads the job table
+    "list_runs": (True, False, True),  # reads the run registry
+}
+BACKGROUND = {"fit_mmm", "validate_model", "allocate"}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +86,8 @@ def _clean_error(result, *needles: str) -> str:
     assert result.is_error
     text = _text(result)
     assert "Traceback" not in text and 'File "' not in text, text
+    # pydantic's raw report (model name 'xArguments', documentation links) is never shown.
+    assert "errors.pydantic.dev" not in text and "Arguments" not in text, text
     for needle in needles:
         assert needle in text, text
     return text
@@ -70,36 +96,30 @@ def _clean_error(result, *needles: str) -> str:
 async def test_tool_listing_is_typed_and_documented(root):
     async with Client(_params(root)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        expected = {
-            "simulate_workspace",
-            "validate_data",
-            "fit_mmm",
-            "validate_model",
-            "decompose_contributions",
-            "build_effective_exposure",
-            "allocate",
-            "optimize_budget",
-            "attribute_paths",
-            "generate_report",
-            "draft_faq",
-            "get_job",
-            "cancel_job",
-            "list_jobs",
-            "list_runs",
-        }
-        assert expected <= set(tools)
+        assert set(tools) == set(HINTS)
         for tool in tools.values():
             assert tool.title and tool.description and tool.annotations is not None
+            assert tool.input_schema.get("additionalProperties") is False, tool.name
             for name, schema in tool.input_schema["properties"].items():
                 assert schema.get("description"), (tool.name, name)
                 assert {"type", "anyOf", "$ref", "allOf", "enum"} & set(schema), (tool.name, name)
-        assert tools["get_job"].annotations.read_only_hint is True
-        assert tools["fit_mmm"].annotations.read_only_hint is False
+            hints = tool.annotations
+            assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint) == (
+                HINTS[tool.name]
+            ), tool.name
+            assert tool.output_schema is not None, tool.name
+            answer = set(tool.output_schema["properties"])
+            if tool.name in BACKGROUND | {"get_job", "cancel_job"}:
+                assert {"job_id", "status", "progress", "result", "error"} <= answer, tool.name
+            elif not HINTS[tool.name][0]:  # a step run inline: the common envelope
+                assert "outputs" in answer, tool.name
+        assert set(tools["list_jobs"].output_schema["properties"]) == {"jobs"}
+        assert set(tools["list_runs"].output_schema["properties"]) == {"runs"}
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         assert "attribution://skill" in resources
-        assert {f"attribution://references/{p.stem}" for p in Path("references").glob("*.md")} <= (
-            resources
-        )
+        references = sorted((REPO / "references").glob("*.md"))
+        assert references
+        assert {f"attribution://references/{p.stem}" for p in references} <= resources
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         assert {"end_to_end_workflow", "explain_to_cmo"} <= prompts
 
@@ -128,9 +148,11 @@ async def test_pipeline_through_tool_calls_only(root):
 
         started = _payload(await call("fit_mmm", {"workspace": WS, **FIT}))
         assert started["status"] == "running" and started["job_id"]
-        # The server answers other calls while the fit runs.
+        # The server answers other calls while the fit runs, and the fit is still running then.
         runs = _payload(await call("list_runs", {"workspace": WS}))
         assert any(r["step"] == "validate_data" for r in runs["runs"])
+        meanwhile = _payload(await call("get_job", {"job_id": started["job_id"]}))
+        assert meanwhile["status"] == "running", meanwhile
         done = _payload(
             await call(
                 "get_job",
@@ -173,6 +195,13 @@ async def test_pipeline_through_tool_calls_only(root):
         for channel in decomposed["channels"]:
             total = by_channel["allocated"].sum()[channel["channel"]]
             assert total == pytest.approx(channel["total_contribution"]["mean"], rel=1e-6)
+        # The Bayesian allocation through the same tool (small draws: seconds, not minutes).
+        bayes = {"method": "bayes", "family": "gamma", "draws": 100, "tune": 100, "chains": 2}
+        allocated = _payload(
+            await call("allocate", {"workspace": WS, **bayes, "bootstrap": 0, "wait_seconds": 300})
+        )
+        assert allocated["status"] == "succeeded", allocated
+        assert allocated["result"]["method"] == "bayes"
         plan = _payload(
             await call(
                 "optimize_budget",
@@ -193,6 +222,11 @@ async def test_pipeline_through_tool_calls_only(root):
         assert {s["name"]: s["status"] for s in rendered["sections"]}.get("budget") == "rendered"
         html = await client.read_resource(f"workspace://{WS}/reports/mmm_executive_summary.html")
         assert "<html" in html.contents[0].text.lower()
+        # Figures live in a subfolder (reports/figures/); the resource template spans it.
+        figure = next(f for f in rendered["figures"] if f.endswith(".svg"))
+        assert figure.startswith("reports/figures/")
+        drawn = await client.read_resource(f"workspace://{WS}/{figure}")
+        assert "<svg" in drawn.contents[0].text
         faq = _payload(await call("draft_faq", {"workspace": WS, "audience": "cmo"}))
         assert faq["files"][0]["markdown"] == "reports/faq_cmo.md"
         escape = await call("list_runs", {"workspace": WS, "step": "optimize_budget"})
@@ -231,13 +265,87 @@ async def test_clean_errors(root, tmp_path):
         _clean_error(await call("validate_data", {"workspace": "/etc"}), "absolute path")
         _clean_error(await call("validate_data", {"workspace": "escape"}), "outside")
         _clean_error(await call("validate_data", {"workspace": "nowhere"}), "does not exist")
+        # Wrong types: the CLI's wording, field by field (nested ones with their path).
         _clean_error(
-            await call("simulate_workspace", {"workspace": "typed", "seed": "seven"}), "seed"
+            await call("simulate_workspace", {"workspace": "typed", "seed": "seven"}),
+            "seed: Input should be a valid integer",
+        )
+        _clean_error(
+            await call("fit_mmm", {"workspace": "typed", "sampler": {"draws": "many"}}),
+            "sampler.draws: Input should be a valid integer",
+        )
+        # A misspelled argument is refused by name, at the top level as below it.
+        _clean_error(
+            await call("validate_data", {"workspace": "typed", "bogus_flag": 1}),
+            "bogus_flag: Extra inputs are not permitted",
+        )
+        _clean_error(
+            await call("fit_mmm", {"workspace": "typed", "sampler": {"drawz": 100}}),
+            "sampler.drawz: Extra inputs are not permitted",
         )
         _clean_error(
             await call("fit_mmm", {"workspace": "nowhere2", "sampler": {"draws": 10**6}}),
+            "sampler.draws: Input should be less than or equal to 20000",
         )
         _clean_error(await call("get_job", {"job_id": "nope"}), "no job")
+        # A data error names the file, the column and the row (the header is row 1).
         (root / "bad" / "raw").mkdir(parents=True)
-        (root / "bad" / "raw" / "spend.csv").write_text("date,channel,spend\n2024-01-01,tv,-5\n")
-        _clean_error(await call("validate_data", {"workspace": "bad"}))
+        (root / "bad" / "raw" / "campaign_spend_google_ads.csv").write_text(
+            "date,channel,spend,impressions\n2024-01-01,tv,10,100\n2024-01-08,tv,-5,100\n"
+        )
+        (root / "bad" / "raw" / "conversions.csv").write_text(
+            "date,conversions\n2024-01-01,5\n2024-01-08,6\n"
+        )
+        _clean_error(
+            await call("validate_data", {"workspace": "bad"}),
+            "raw/campaign_spend_google_ads.csv, column 'spend', row 3: value -5 is negative",
+        )
+
+
+async def test_background_tools_check_paths_and_inputs_before_starting(root):
+    async with Client(_params(root)) as client:
+        call = client.call_tool
+        _payload(
+            await call(
+                "simulate_workspace",
+                {"workspace": "early", "kind": "mta", "weeks": 52, "channels": 2},
+            )
+        )
+        before = len(_payload(await call("list_jobs", {"limit": 500}))["jobs"])
+        # Not validated yet: every background step is refused at once, naming what is missing.
+        _clean_error(
+            await call("fit_mmm", {"workspace": "early", "quick": "map"}),
+            "analysis/data_validation.json is missing",
+        )
+        _clean_error(
+            await call("validate_model", {"workspace": "early"}),
+            "analysis/data_validation.json is missing",
+        )
+        _clean_error(
+            await call("allocate", {"workspace": "early"}),
+            "analysis/prepared_campaign_panel.csv is missing",
+        )
+        _payload(await call("validate_data", {"workspace": "early"}))
+        _clean_error(
+            await call("validate_model", {"workspace": "early"}),
+            "analysis/mmm_fit.json is missing",
+        )
+        _clean_error(
+            await call("fit_mmm", {"workspace": "early", "calibrate": True}),
+            "analysis/incrementality_results.json is missing",
+        )
+        # Path arguments are resolved inside the workspace before a job could start.
+        _clean_error(
+            await call("allocate", {"workspace": "early", "contributions": "../../../etc/passwd"}),
+            "outside the workspace",
+        )
+        _clean_error(
+            await call("allocate", {"workspace": "early", "transforms_file": "/etc/passwd"}),
+            "is absolute",
+        )
+        _clean_error(
+            await call("allocate", {"workspace": "early", "contributions": "analysis/none.csv"}),
+            "analysis/none.csv: the file given as contributions does not exist",
+        )
+        after = len(_payload(await call("list_jobs", {"limit": 500}))["jobs"])
+        assert after == before  # no job was started for any of them

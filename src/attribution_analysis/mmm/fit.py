@@ -80,6 +80,10 @@ def fit_mmm(
             result = _result(
                 params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
             )
+            if _manifest_names(ws, key, params):
+                # The manifest already describes this very model: rewriting it (new run id,
+                # timestamp) would mark every output computed from it out of date.
+                return result
             outputs = {store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id)}
             ws.commit(outputs)
             run.outputs = [store.MANIFEST]
@@ -156,6 +160,19 @@ def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> 
     )
     report(progress, 1, 1, "ridge fallback done")
     return fit.tree
+
+
+def _manifest_names(ws: Workspace, key: str, params: FitMMMParams) -> bool:
+    """Whether the current manifest records the fit ``key`` made with these parameters."""
+    if not ws.resolve(store.MANIFEST).is_file():
+        return False
+    try:
+        manifest = store.read_manifest(ws)
+        return manifest["result"]["fit_key"] == key and manifest["params"] == params.model_dump(
+            mode="json"
+        )
+    except (ValueError, KeyError, TypeError):  # unreadable: rewrite it
+        return False
 
 
 def _n_lift(mmm: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,16 @@ class ModelData:
         return self.X[self.channels]
 
 
+def require_validation(ws: Workspace) -> Path:
+    """The validation report every model step starts from, or the error that says to
+    validate first (also checked before a fit job starts: see ``steps``)."""
+    return ws.require(
+        REPORT,
+        "analysis/data_validation.json is missing: the data has not been validated.",
+        fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
+    )
+
+
 def load_model_data(
     ws: Workspace,
     target: str | None,
@@ -41,11 +52,7 @@ def load_model_data(
     use_holidays: bool,
     use_external_factors: bool,
 ) -> ModelData:
-    path = ws.require(
-        REPORT,
-        "analysis/data_validation.json is missing: the data has not been validated.",
-        fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
-    )
+    path = require_validation(ws)
     report = DataValidationReport.model_validate(json.loads(path.read_text()))
     current = ws.input_hashes(
         [ws.resolve(p) for p in report.metadata.input_hashes if ws.resolve(p).exists()]

@@ -7,7 +7,9 @@ later steps rebuild the same model and refuse a fit whose data has changed since
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -35,8 +37,19 @@ def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
         return path.read_bytes()
 
 
+def require_model(ws: Workspace, relative: str) -> Path:
+    """The fitted model's file, or the error that says to fit again."""
+    return ws.require(relative, f"{relative} is missing.", fix="fit the model again.")
+
+
+def require_fit(ws: Workspace) -> Path:
+    """The current fit's model file (named by the manifest), or the error that says which of
+    the two is missing; cheap, so steps check it before a job starts (see ``steps``)."""
+    return require_model(ws, read_manifest(ws)["result"]["model_path"])
+
+
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
-    path = ws.require(relative, f"{relative} is missing.", fix="fit the model again.")
+    path = require_model(ws, relative)
     with xr.open_datatree(path, engine="h5netcdf") as tree:
         tree = tree.load()
     # NetCDF keeps only scalar attributes, so tree_bytes stored lists and dicts as JSON;
@@ -50,9 +63,16 @@ def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
 
 
 def read_manifest(ws: Workspace) -> dict[str, Any]:
+    return read_manifest_and_digest(ws)[0]
+
+
+def read_manifest_and_digest(ws: Workspace) -> tuple[dict[str, Any], str]:
+    """The manifest and the sha256 of the very bytes parsed (one read: a refit that lands in
+    between cannot pair one fit's content with another's digest)."""
     path = ws.require(
         MANIFEST,
         "no fitted model: analysis/mmm_fit.json is missing.",
         fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
     )
-    return json.loads(path.read_text())
+    data = path.read_bytes()
+    return json.loads(data), hashlib.sha256(data).hexdigest()

@@ -1,32 +1,57 @@
 """The MCP server: one tool per pipeline step (from ``steps.STEPS``), jobs, resources, prompts.
 
-No analysis happens here. A tool call resolves the workspace inside the root, validates its
-arguments into the step's pydantic model, checks the resource limits, and then either runs
-the step in a worker thread (seconds) or starts it as a background job (minutes).
+No analysis happens here. A tool call validates its arguments (unknown keys refused, errors
+worded as the CLI words them), resolves the workspace inside the root, checks the resource
+limits and the step's inputs (``StepSpec.check``), and then either runs the step in a worker
+thread (seconds) or starts it as a background job (minutes).
 """
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import copy
+import logging
+import sys
+import sysconfig
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from attribution_analysis import __version__
 from attribution_analysis.adapters import error_payload
 from attribution_analysis.errors import AttributionError
 from attribution_analysis.server.config import ServerConfig
 from attribution_analysis.server.jobs import TERMINAL, JobManager
+from attribution_analysis.server.models import (
+    CancelJobArguments,
+    GetJobArguments,
+    JobList,
+    JobState,
+    ListJobsArguments,
+    ListRunsArguments,
+    RunList,
+    StepResult,
+    ToolArguments,
+    WaitSeconds,
+)
 from attribution_analysis.steps import STEPS, StepSpec
+from attribution_analysis.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[3]
-MAX_WAIT_SECONDS = 600
+# Where pyproject's data-files put SKILL.md and references/ in an installed (non-editable)
+# environment, under its data prefix.
+SHARE = ("share", "attribution-analysis")
 POLL_SECONDS = 0.25
 READABLE_FOLDERS = ("analysis", "reports")
 TEXT_SUFFIXES = {".json", ".csv", ".md", ".html", ".txt", ".svg"}
@@ -38,57 +63,106 @@ Every number comes from a tool, with its interval; never compute statistics your
 Long steps (fit_mmm, validate_model, allocate) return a job id: poll get_job.
 """
 
+Body = Callable[[Any, dict[str, Any], Context], Awaitable[dict[str, Any]]]
 
-def _workspace_param() -> inspect.Parameter:
-    return inspect.Parameter(
-        "workspace",
-        inspect.Parameter.KEYWORD_ONLY,
-        annotation=Annotated[
-            str,
-            Field(description="Workspace folder name, relative to the server's workspace root."),
-        ],
+
+def skill_locations() -> list[Path]:
+    """Where SKILL.md and references/ may be, in order: the source tree (a checkout or an
+    editable install), then the copy a wheel installs under the environment's data prefix
+    (system or virtual environment, then the user scheme of ``pip install --user``)."""
+    schemes = dict.fromkeys(
+        [sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")]
     )
+    return [REPO, *(Path(sysconfig.get_path("data", s)).joinpath(*SHARE) for s in schemes)]
 
 
-def _wait_param() -> inspect.Parameter:
-    return inspect.Parameter(
-        "wait_seconds",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=0.0,
-        annotation=Annotated[
-            float,
-            Field(
-                ge=0,
-                le=MAX_WAIT_SECONDS,
-                description="Wait up to this long for the job before returning (progress "
-                "notifications are sent meanwhile); 0 returns the job id at once.",
-            ),
-        ],
+def find_skill(locations: Sequence[Path]) -> Path | None:
+    """The first folder holding SKILL.md; a warning (on stderr, never the stdio transport)
+    when none does, since the agent then misses its instructions."""
+    for folder in locations:
+        if (folder / "SKILL.md").is_file():
+            return folder
+    logger.warning(
+        "SKILL.md and references/ were not found (looked in %s); the attribution://skill "
+        "and attribution://references/* resources are not served.",
+        ", ".join(str(f) for f in locations),
     )
+    return None
 
 
-def _field_params(spec: StepSpec) -> list[inspect.Parameter]:
-    """The step's pydantic fields as keyword parameters, descriptions and bounds kept."""
-    out = []
-    for name, info in spec.params.model_fields.items():
-        annotation = Annotated[
-            (info.annotation, *info.metadata, Field(description=info.description))
-        ]
-        default = (
-            inspect.Parameter.empty
-            if info.is_required()
-            else info.get_default(call_default_factory=True)
-        )
-        out.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
-    return out
+class DeferredValidation(FuncMetadata):
+    """Leaves argument validation to the tool body, which words errors as the CLI does
+    (``seed: Input should be a valid integer``); the SDK's own validation would answer with
+    pydantic's raw text (model name, documentation links). The published input schema is
+    still ``arg_model``'s, and JSON-encoded values are still decoded as the SDK does."""
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        return {"arguments": self.pre_parse_json(arguments_to_validate)}
 
 
 def _message(exc: AttributionError | ValidationError) -> str:
     return error_payload(exc)["message"]
+
+
+def _annotations(
+    title: str, *, read_only: bool, destructive: bool = False, idempotent: bool = True
+) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=idempotent,
+        open_world_hint=False,
+    )
+
+
+def _tool(
+    name: str,
+    title: str,
+    description: str,
+    annotations: ToolAnnotations,
+    model: type[ToolArguments],
+    answer: type[BaseModel],
+    body: Body,
+) -> Tool:
+    """A tool whose arguments are validated against ``model`` (extra keys refused) and
+    whose answer is checked against, and published as, ``answer``."""
+
+    # The keyword is DeferredValidation's: the SDK calls call(arguments=..., ctx=...).
+    async def call(arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        try:
+            validated = model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(_message(exc)) from None
+        return await body(validated, arguments, ctx)
+
+    return Tool(
+        fn=call,
+        name=name,
+        title=title,
+        description=description,
+        parameters=model.model_json_schema(by_alias=True),
+        fn_metadata=DeferredValidation(arg_model=model, output_model=answer),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=annotations,
+    )
+
+
+def step_arguments(spec: StepSpec) -> type[ToolArguments]:
+    """The tool's arguments: the workspace, the step's own fields (descriptions, bounds and
+    defaults kept) and, for background steps, how long to wait."""
+    fields: dict[str, Any] = {
+        "workspace": (
+            str,
+            Field(description="Workspace folder name, relative to the server's workspace root."),
+        )
+    }
+    for name, info in spec.params.model_fields.items():
+        fields[name] = (info.annotation, copy.copy(info))
+    if spec.background:
+        fields["wait_seconds"] = (WaitSeconds, 0.0)
+    return create_model(f"{spec.name}_arguments", __base__=ToolArguments, **fields)
 
 
 class AttributionServer:
@@ -102,71 +176,65 @@ class AttributionServer:
             title="Attribution analysis (MMM + EM allocation)",
             version=__version__,
             instructions=INSTRUCTIONS,
+            tools=[*(self._step_tool(spec) for spec in STEPS), *self._job_tools()],
         )
-        for spec in STEPS:
-            self._add_step(spec)
-        self._add_job_tools()
-        self._add_resources()
+        self._add_resources(find_skill(skill_locations()))
         self._add_prompts()
 
     # ----- step tools ------------------------------------------------------------------------
-    def _add_step(self, spec: StepSpec) -> None:
-        server = self
+    def _step_tool(self, spec: StepSpec) -> Tool:
+        async def body(args: Any, given: dict[str, Any], ctx: Context) -> dict[str, Any]:
+            return await self._call(spec, args, given, ctx)
 
-        async def tool(ctx: Context, **arguments: Any) -> dict[str, Any]:
-            return await server._call(spec, ctx, arguments)
-
-        parameters = [_workspace_param(), *_field_params(spec)]
-        if spec.background:
-            parameters.append(_wait_param())
-        parameters.append(
-            inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
-        )
-        tool.__signature__ = inspect.Signature(parameters, return_annotation=dict[str, Any])
-        tool.__annotations__ = {p.name: p.annotation for p in parameters} | {
-            "return": dict[str, Any]
-        }
-        tool.__name__ = spec.name
-        self.mcp.add_tool(
-            tool,
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=ToolAnnotations(
-                title=spec.title,
-                read_only_hint=False,
-                destructive_hint=spec.destructive,
-                idempotent_hint=spec.idempotent,
-                open_world_hint=False,
+        return _tool(
+            spec.name,
+            spec.title,
+            spec.description,
+            _annotations(
+                spec.title,
+                read_only=False,
+                destructive=spec.destructive,
+                idempotent=spec.idempotent,
             ),
+            step_arguments(spec),
+            JobState if spec.background else StepResult,
+            body,
         )
 
-    async def _call(self, spec: StepSpec, ctx: Context, arguments: dict[str, Any]):
-        name = arguments.pop("workspace")
-        wait = float(arguments.pop("wait_seconds", 0.0))
+    async def _call(
+        self, spec: StepSpec, args: Any, given: dict[str, Any], ctx: Context
+    ) -> dict[str, Any]:
+        # The step's own model validates what the caller gave (its model validators, e.g.
+        # 'transforms or transforms_file', run there), so its defaults apply as in the CLI.
+        fields = {k: v for k, v in given.items() if k in spec.params.model_fields}
         try:
-            folder = self.config.locate(name, must_exist=not spec.creates_workspace)
-            params = spec.params.model_validate(arguments)
+            folder = self.config.locate(args.workspace, must_exist=not spec.creates_workspace)
+            params = spec.params.model_validate(fields)
             self.config.check_limits(params, folder)
             if spec.background:
-                job = self.jobs.start(spec.name, name, folder, params.model_dump_json())
-                return await self._wait(job.job_id, wait, ctx)
+                # Paths and inputs are checked here, so a call that cannot work is a tool
+                # error now rather than a job that fails once its process has started.
+                await anyio.to_thread.run_sync(self._check_inputs, spec, folder, params)
+                job = self.jobs.start(spec.name, args.workspace, folder, params.model_dump_json())
+                return await self._wait(job.job_id, args.wait_seconds, ctx)
             return await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
         except (AttributionError, ValidationError) as exc:
             raise ToolError(_message(exc)) from None
 
     @staticmethod
-    def _run_inline(spec: StepSpec, folder: Path, params: Any) -> dict[str, Any]:
-        import contextlib
-        import sys
+    def _check_inputs(spec: StepSpec, folder: Path, params: BaseModel) -> None:
+        with contextlib.redirect_stdout(sys.stderr):
+            spec.check(Workspace.open(folder), params)
 
-        from attribution_analysis.workspace import Workspace
-
+    @staticmethod
+    def _run_inline(spec: StepSpec, folder: Path, params: BaseModel) -> dict[str, Any]:
         # stdout is the stdio transport: library chatter must not reach it.
         with contextlib.redirect_stdout(sys.stderr):
-            workspace = (
-                Workspace.create(folder) if spec.creates_workspace else Workspace.open(folder)
-            )
+            if spec.creates_workspace:
+                workspace = Workspace.create(folder)
+            else:
+                workspace = Workspace.open(folder)
+                spec.check(workspace, params)
             return spec.run(workspace, params, None)
 
     async def _wait(self, job_id: str, wait: float, ctx: Context) -> dict[str, Any]:
@@ -186,87 +254,83 @@ class AttributionServer:
             view["next"] = "call get_job with this job_id (wait_seconds > 0 to block)."
         return view
 
-    def _add_job_tools(self) -> None:
-        server = self
-
-        @self.mcp.tool(
-            name="get_job",
-            title="Job status",
-            description="Status, progress, result or error of a background job (survives a "
-            "server restart). With wait_seconds > 0 it waits for the job to end and streams "
-            "progress notifications. Instant; reads only.",
-            annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
-        )
-        async def get_job(
-            job_id: Annotated[str, Field(description="Id returned by a background tool.")],
-            ctx: Context,
-            wait_seconds: Annotated[
-                float,
-                Field(ge=0, le=MAX_WAIT_SECONDS, description="Wait up to this long."),
-            ] = 0.0,
-        ) -> dict[str, Any]:
+    def _job_tools(self) -> list[Tool]:
+        async def get_job(args: GetJobArguments, given: dict[str, Any], ctx: Context):
             try:
-                return await server._wait(job_id, wait_seconds, ctx)
+                return await self._wait(args.job_id, args.wait_seconds, ctx)
             except AttributionError as exc:
                 raise ToolError(_message(exc)) from None
 
-        @self.mcp.tool(
-            name="cancel_job",
-            title="Cancel a job",
-            description="Stop a running background job; it writes nothing (outputs are only "
-            "ever committed whole). Instant.",
-            annotations=ToolAnnotations(
-                read_only_hint=False,
-                destructive_hint=False,
-                idempotent_hint=True,
-                open_world_hint=False,
-            ),
-        )
-        def cancel_job(
-            job_id: Annotated[str, Field(description="Id of the job to stop.")],
-        ) -> dict[str, Any]:
+        async def cancel_job(args: CancelJobArguments, given: dict[str, Any], ctx: Context):
             try:
-                return server.jobs.cancel(job_id).view()
+                job = await anyio.to_thread.run_sync(self.jobs.cancel, args.job_id)
             except AttributionError as exc:
                 raise ToolError(_message(exc)) from None
+            return job.view()
 
-        @self.mcp.tool(
-            name="list_jobs",
-            title="List jobs",
-            description="Recent background jobs on this server, newest first. Instant.",
-            annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
-        )
-        def list_jobs(
-            limit: Annotated[int, Field(ge=1, le=500, description="How many.")] = 20,
-        ) -> dict[str, Any]:
-            return {"jobs": server.jobs.recent(limit)}
+        async def list_jobs(args: ListJobsArguments, given: dict[str, Any], ctx: Context):
+            return {"jobs": await anyio.to_thread.run_sync(self.jobs.recent, args.limit)}
 
-        @self.mcp.tool(
-            name="list_runs",
-            title="List step runs",
-            description="The workspace's audit trail: every step run with parameters, input "
-            "hashes, outputs, status and duration. Instant; reads only.",
-            annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
-        )
-        def list_runs(
-            workspace: Annotated[str, Field(description="Workspace folder name.")],
-            step: Annotated[str | None, Field(description="Only runs of this step.")] = None,
-            limit: Annotated[int, Field(ge=1, le=500, description="How many.")] = 20,
-        ) -> dict[str, Any]:
+        async def list_runs(args: ListRunsArguments, given: dict[str, Any], ctx: Context):
             from attribution_analysis.registry import RunRegistry
 
+            def read() -> list[dict[str, Any]]:
+                registry = RunRegistry(self.config.workspace(args.workspace))
+                return registry.list_runs(args.step, args.limit)
+
             try:
-                return {
-                    "runs": RunRegistry(server.config.workspace(workspace)).list_runs(step, limit)
-                }
+                return {"runs": await anyio.to_thread.run_sync(read)}
             except AttributionError as exc:
                 raise ToolError(_message(exc)) from None
 
+        return [
+            _tool(
+                "get_job",
+                "Job status",
+                "Status, progress, result or error of a background job (survives a server "
+                "restart). With wait_seconds > 0 it waits for the job to end and streams "
+                "progress notifications. Instant; reads only.",
+                _annotations("Job status", read_only=True),
+                GetJobArguments,
+                JobState,
+                get_job,
+            ),
+            _tool(
+                "cancel_job",
+                "Cancel a job",
+                "Stop a running background job; it writes nothing (outputs are only ever "
+                "committed whole). Instant.",
+                _annotations("Cancel a job", read_only=False),
+                CancelJobArguments,
+                JobState,
+                cancel_job,
+            ),
+            _tool(
+                "list_jobs",
+                "List jobs",
+                "Recent background jobs on this server, newest first. Instant; reads only.",
+                _annotations("List jobs", read_only=True),
+                ListJobsArguments,
+                JobList,
+                list_jobs,
+            ),
+            _tool(
+                "list_runs",
+                "List step runs",
+                "The workspace's audit trail: every step run with parameters, input hashes, "
+                "outputs, status and duration. Instant; reads only.",
+                _annotations("List step runs", read_only=True),
+                ListRunsArguments,
+                RunList,
+                list_runs,
+            ),
+        ]
+
     # ----- resources and prompts ------------------------------------------------------------
-    def _add_resources(self) -> None:
+    def _add_resources(self, skill_dir: Path | None) -> None:
         server = self
-        skill = REPO / "SKILL.md"
-        if skill.is_file():
+        if skill_dir is not None:
+            skill = skill_dir / "SKILL.md"
 
             @self.mcp.resource(
                 "attribution://skill",
@@ -278,27 +342,30 @@ class AttributionServer:
             def read_skill() -> str:
                 return skill.read_text()
 
-        references = REPO / "references"
-        for path in sorted(references.glob("*.md")) if references.is_dir() else []:
-            self._add_reference(path)
+            for path in sorted((skill_dir / "references").glob("*.md")):
+                self._add_reference(path)
 
+        # {+path} spans several segments (reports/figures/x.svg, analysis/model/...); the
+        # SDK's default ResourceSecurity refuses '..' and absolute values before this runs,
+        # and Workspace.resolve refuses anything (a symlink too) that leaves the workspace.
         @self.mcp.resource(
-            "workspace://{workspace}/{folder}/{filename}",
+            "workspace://{workspace}/{folder}/{+path}",
             name="workspace-output",
             title="Workspace output file",
-            description="A file under analysis/ or reports/ of a workspace (JSON, CSV, "
-            "Markdown, HTML, SVG as text; others as bytes).",
+            description="A file under analysis/ or reports/ of a workspace, subfolders "
+            "included (JSON, CSV, Markdown, HTML, SVG as text; others as bytes).",
         )
-        def read_output(workspace: str, folder: str, filename: str) -> str | bytes:
+        def read_output(workspace: str, folder: str, path: str) -> str | bytes:
             if folder not in READABLE_FOLDERS:
                 raise ResourceError(f"only {', '.join(READABLE_FOLDERS)} can be read.")
+            relative = f"{folder}/{path}"
             try:
-                path = server.config.workspace(workspace).resolve(f"{folder}/{filename}")
+                target = server.config.workspace(workspace).resolve(relative)
             except AttributionError as exc:
                 raise ResourceError(_message(exc)) from None
-            if not path.is_file():
-                raise ResourceError(f"{folder}/{filename} does not exist in '{workspace}'.")
-            return path.read_text() if path.suffix in TEXT_SUFFIXES else path.read_bytes()
+            if not target.is_file():
+                raise ResourceError(f"{relative} does not exist in '{workspace}'.")
+            return target.read_text() if target.suffix in TEXT_SUFFIXES else target.read_bytes()
 
     def _add_reference(self, path: Path) -> None:
         @self.mcp.resource(
@@ -332,8 +399,8 @@ class AttributionServer:
 WORKFLOW_PROMPT = """\
 Run the attribution analysis on workspace '{workspace}'. Read attribution://skill first.
 1. validate_data; stop and report any error or failed check with its fix.
-2. fit_mmm (calibrate=true when raw/incrementality_results.json exists); it returns a job id:
-   call get_job with wait_seconds until it ends. Use quick='map' only for a first look.
+2. fit_mmm (calibrate=true when analysis/incrementality_results.json exists); it returns a
+   job id: call get_job with wait_seconds until it ends. Use quick='map' only for a first look.
 3. validate_model (job). If it fails, say which criteria failed and do not go on unless the
    user accepts the risk (override_reason, recorded).
 4. decompose_contributions, then build_effective_exposure and allocate (method em first).

@@ -66,9 +66,7 @@ class ServerConfig:
 
     def check_limits(self, params: BaseModel, folder: Path) -> None:
         """Refuse work beyond the configured bounds before it starts."""
-        sampler = getattr(params, "sampler", None)
-        draws = getattr(sampler, "draws", None) or getattr(params, "draws", None)
-        chains = getattr(sampler, "chains", None) or getattr(params, "chains", None)
+        draws, chains = _sampled(params)
         if draws is not None and draws > self.max_draws:
             raise ParameterError(
                 f"{draws} draws per chain exceeds this server's limit of {self.max_draws}.",
@@ -91,6 +89,17 @@ class ServerConfig:
                             fix="aggregate the file (e.g. to weekly) or start the server with "
                             "a larger --max-rows.",
                         )
+
+
+def _sampled(params: BaseModel) -> tuple[int | None, int | None]:
+    """Draws and chains the call will sample: none for EM, a quick (MAP/ADVI) fit or ridge,
+    whose sampler settings are defaults the call never uses and must not be refused for."""
+    if getattr(params, "quick", None) or getattr(params, "method", None) in {"em", "ridge"}:
+        return None, None
+    sampler = getattr(params, "sampler", None)
+    draws = getattr(sampler, "draws", None) or getattr(params, "draws", None)
+    chains = getattr(sampler, "chains", None) or getattr(params, "chains", None)
+    return draws, chains
 
 
 def _count_rows(path: Path, stop: int) -> int:

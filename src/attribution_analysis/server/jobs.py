@@ -158,7 +158,10 @@ class JobManager:
             connection.close()
 
     def running(self) -> int:
-        return sum(1 for j in self.jobs.values() if j.status in {"queued", "running"})
+        # A job being cancelled still holds its process (up to the grace period, or stuck in
+        # native code), so it still counts against the limit.
+        active = {"queued", "running", "cancelling"}
+        return sum(1 for j in self.jobs.values() if j.status in active)
 
     def start(self, tool: str, workspace: str, folder: Path, params_json: str) -> Job:
         from attribution_analysis.errors import ParameterError
@@ -210,10 +213,13 @@ class JobManager:
         if job.status == "cancelling" and outcome is not None and outcome[0] == "failed":
             # The user asked to stop: a failure after the signal is the cancellation itself.
             outcome = ("cancelled", CANCELLED)
+        if outcome is None and job.status == "cancelling":
+            # Stopped before its SIGTERM handler was installed (still starting up) or killed
+            # after the grace period: a cancellation all the same, and nothing was written.
+            outcome = ("cancelled", CANCELLED)
         if outcome is None:
-            status = "cancelled" if job.status == "cancelling" else "failed"
             outcome = (
-                status,
+                "failed",
                 {
                     "message": "the job's process ended without a result "
                     f"(exit code {job.process.exitcode})."
