@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_workspace
 
-.PHONY: demo test test-slow lint schemas venv clean
+.PHONY: demo test test-slow lint schemas venv clean bench-paths
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	"$(PY)" -m pytest -q -m slow
+
+# Path attribution against ChannelAttribution (GPL-3: installed into .venv by this target
+# only, never by `make demo` or `make test`).
+bench-paths: $(STAMP)
+	"$(PY)" -m pip install --quiet -e ".[bench]"
+	"$(PY)" benchmarks/paths.py
 
 lint: $(STAMP)
 	"$(VENV)/bin/ruff" check src scripts tests benchmarks

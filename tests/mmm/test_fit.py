@@ -41,6 +41,12 @@ def test_default_fit_passes_the_convergence_gates_and_is_stored(fitted):
 def test_asking_for_the_same_fit_twice_costs_nothing(fitted):
     again = fit_mmm(Workspace.open(fitted), FitMMMParams())
     assert again.cached and again.wall_seconds < 5
+    # Asked a third time, the manifest is left byte for byte: a rewrite (new run id) would
+    # mark the diagnostics and everything computed from this model out of date.
+    manifest = fitted / "analysis" / "mmm_fit.json"
+    before = manifest.read_bytes()
+    assert fit_mmm(Workspace.open(fitted), FitMMMParams()).cached
+    assert manifest.read_bytes() == before
 
 
 def test_the_model_is_the_simulators_data_generating_process(fitted):
