@@ -59,12 +59,11 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
     diagnostics = json.loads(path.read_text())
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
     recorded = dict(diagnostics["metadata"]["input_hashes"])
-    # Diagnostics record the fit's manifest digest (open_fit); older ones only the data's.
+    # Diagnostics record the digest of the fit's manifest (open_fit). Diagnostics written
+    # before they did cannot be tied to a fit, so they are refused too: a refit on the same
+    # data (another seed, priors or a quick fit) would otherwise pass as validated.
     fit_digest = recorded.pop(store.MANIFEST, None)
-    if recorded != manifest["metadata"]["input_hashes"] or fit_digest not in (
-        None,
-        manifest_digest,
-    ):
+    if recorded != manifest["metadata"]["input_hashes"] or fit_digest != manifest_digest:
         raise ModelRejectedError(
             "the diagnostics belong to an earlier fit.",
             fix="run `python scripts/validate_model.py --workspace DIR` on the current fit.",

@@ -27,6 +27,9 @@ from attribution_analysis.workspace import Workspace
 
 Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
 InputCheck = Callable[[Workspace, Any], None]
+# (draws per chain, chains) a call will sample with MCMC.
+Sampling = tuple[int, int]
+SamplingRule = Callable[[Any], Sampling | None]
 
 
 class SimulateWorkspaceParams(SimulationParams):
@@ -52,6 +55,14 @@ class StepSpec:
     path_fields: tuple[str, ...] = ()
     # Cheap check that the inputs the step cannot run without exist (no loading, no fitting).
     requires: InputCheck | None = None
+    # What the call will sample, for steps that can run MCMC (see ``sampling``).
+    samples: SamplingRule | None = None
+
+    def sampling(self, params: BaseModel) -> Sampling | None:
+        """Draws per chain and chains this call will sample, or None when it samples
+        nothing. Only the step knows which of its modes sample: a sampler setting a mode
+        never uses (a default) must not be held against a caller's resource limits."""
+        return None if self.samples is None else self.samples(params)
 
     def check(self, ws: Workspace, params: BaseModel) -> None:
         """Refuse, before any work starts, a path parameter that leaves the workspace and a
@@ -97,47 +108,24 @@ def _fitted_model_inputs(ws: Workspace, params: BaseModel) -> None:
     store.require_fit(ws)
 
 
-def _allocate_inputs(ws: Workspace, params: AllocateParams) -> None:
-    """The files ``allocate`` cannot start without, for the source it will use. Only their
-    presence: the loaders read and check their contents in the job."""
-    from attribution_analysis.allocation import loaders
-    from attribution_analysis.errors import MissingInputError
+def _fit_sampling(params: FitMMMParams) -> Sampling | None:
+    # A quick (MAP/ADVI) fit and ridge sample nothing; the sampler settings are then unused.
+    if params.quick is not None or params.method == "ridge":
+        return None
+    return params.sampler.draws, params.sampler.chains
 
-    _given_files(ws, params, "contributions", "transforms_file")
-    source = loaders.resolve_source(ws, params)
-    if source == "hcp-brick":
-        for relative in (loaders.BRICK_SALES, loaders.HCP_BRICK):
-            ws.require(
-                relative,
-                f"{relative} is missing: the HCP-brick allocation needs brick sales and HCP "
-                "visits per brick.",
-                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
-                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
-            )
-        return
-    ws.require(
-        loaders.CAMPAIGN_PANEL,
-        f"{loaders.CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
-        fix="run validate_data on a workspace with campaign-level spend files first.",
-    )
-    defaults = (loaders.MMM_CONTRIBUTIONS, loaders.TRUTH_CONTRIBUTIONS)
-    if params.contributions is None and not any(ws.resolve(p).is_file() for p in defaults):
-        raise MissingInputError(
-            "no channel contributions to allocate: the MMM's C(channel, period[, geo]) table "
-            f"({loaders.MMM_CONTRIBUTIONS}) is missing.",
-            fix="run fit_mmm, validate_model and decompose_contributions first, or pass "
-            "contributions (a CSV: date, channel, [geo], contribution[, draw]).",
-            file=loaders.MMM_CONTRIBUTIONS,
-        )
-    defaults = (loaders.MMM_TRANSFORMS, loaders.TRUTH_PARAMETERS)
-    given = params.transforms is not None or params.transforms_file is not None
-    if not given and not any(ws.resolve(p).is_file() for p in defaults):
-        raise MissingInputError(
-            "no adstock/saturation parameters per channel were given.",
-            fix=f"run decompose_contributions (writes {loaders.MMM_TRANSFORMS}) or pass "
-            "transforms_file (JSON {channel: {alpha, l_max, saturation}}).",
-            file=loaders.MMM_TRANSFORMS,
-        )
+
+def _allocate_sampling(params: AllocateParams) -> Sampling | None:
+    # EM is maximum likelihood; only the hierarchical Bayesian model runs NUTS.
+    return (params.draws, params.chains) if params.method == "bayes" else None
+
+
+def _allocate_inputs(ws: Workspace, params: AllocateParams) -> None:
+    """The files ``allocate`` cannot start without, for the source it will use: the loaders'
+    own presence checks (same wording as the job would give); contents are read in the job."""
+    from attribution_analysis.allocation import loaders
+
+    loaders.require_inputs(ws, params, loaders.resolve_source(ws, params))
     if params.omega_source == "path_credit":
         from attribution_analysis.allocation.path_omega import read_path_credit
 
@@ -296,6 +284,7 @@ STEPS: list[StepSpec] = [
         run=_fit,
         background=True,
         requires=_fit_inputs,
+        samples=_fit_sampling,
     ),
     StepSpec(
         name="validate_model",
@@ -344,6 +333,7 @@ STEPS: list[StepSpec] = [
         background=True,
         path_fields=("contributions", "transforms_file"),
         requires=_allocate_inputs,
+        samples=_allocate_sampling,
     ),
     StepSpec(
         name="downscale_intraday",

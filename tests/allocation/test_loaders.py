@@ -152,3 +152,58 @@ def test_poisson_bayes_with_fractional_totals_points_to_gamma(validated_mta):
     root = validated_mta(seed=3, weeks=40, channels=2)
     with pytest.raises(ParameterError, match="gamma"):
         allocate(Workspace.open(root), AllocateParams(method="bayes", bootstrap=0))
+
+
+def _missing_from_both(root, params: AllocateParams) -> dict:
+    """The error of the server/CLI pre-check and of the loaders for the same workspace: one
+    presence check (loaders.require_inputs), so one wording."""
+    from attribution_analysis.allocation.loaders import load_inputs
+    from attribution_analysis.steps import step
+
+    ws = Workspace.open(root)
+    with pytest.raises(MissingInputError) as early:
+        step("allocate").check(ws, params)
+    with pytest.raises(MissingInputError) as late:
+        load_inputs(ws, params)
+    assert early.value.to_dict() == late.value.to_dict()
+    return early.value.to_dict()
+
+
+def test_a_missing_campaign_panel_is_worded_once(simulated):
+    error = _missing_from_both(simulated(kind="mta", seed=3, weeks=40, channels=2), FAST)
+    assert error["file"] == "analysis/prepared_campaign_panel.csv"
+    assert "validate_data" in error["fix"] and "attribution validate" in error["fix"]
+
+
+def test_missing_contributions_are_worded_once(validated_mta):
+    root = validated_mta(seed=3, weeks=40, channels=2)
+    given = _missing_from_both(root, AllocateParams(contributions="analysis/none.csv"))
+    assert (given["file"], given["problem"]) == (
+        "analysis/none.csv",
+        "the file given as contributions does not exist.",
+    )
+    (root / "truth" / "contributions.csv").unlink()
+    default = _missing_from_both(root, FAST)
+    assert default["file"] == "analysis/mmm_contribution_draws.csv"
+    assert "decompose_contributions" in default["fix"]
+
+
+def test_missing_transforms_are_worded_once_and_name_the_mmm_file(validated_mta):
+    root = validated_mta(seed=3, weeks=40, channels=2)
+    given = _missing_from_both(root, AllocateParams(transforms_file="analysis/none.json"))
+    assert (given["file"], given["problem"]) == (
+        "analysis/none.json",
+        "the file given as transforms_file does not exist.",
+    )
+    (root / "truth" / "parameters.json").unlink()
+    default = _missing_from_both(root, FAST)
+    assert default["file"] == "analysis/mmm_transforms.json"
+    assert "decompose_contributions" in default["fix"] and "transforms_file" in default["fix"]
+
+
+def test_missing_brick_files_are_worded_once(simulated):
+    root = simulated(kind="hcp-brick", seed=2)
+    (root / "raw" / "hcp_brick.csv").unlink()
+    error = _missing_from_both(root, FAST)
+    assert error["file"] == "raw/hcp_brick.csv"
+    assert "brick sales and HCP visits per brick" in error["problem"]

@@ -133,6 +133,55 @@ def test_uniform_productivity_splits_each_week_by_its_path_credit(tmp_path):
     assert by_exposure[("search", WEEKS[0], "s1")] == pytest.approx(25.0)
 
 
+def test_fallback_weights_are_mean_credit_per_period_on_the_dated_scale(tmp_path):
+    # The scale matters once rates differ between cells: a fallback cell's ω must be
+    # comparable with a dated cell's. Journeys run 01-02..01-12 (11 days), periods are 7 days:
+    # mean credit per period = total credit x 7 / 11 (totals: s1 2, s2 2, f2 1).
+    ws = _hand_workspace(tmp_path)
+    attribute_paths(ws, PATHS)
+    allocate(ws, UNIFORM)
+    table = pd.read_csv(tmp_path / ALLOCATION_PATH, dtype={"entity": str, "date": str})
+    omega = {(r.date, r.entity): r.exposure for r in table.itertuples() if r.exposure > 0}
+    assert omega[(WEEKS[2], "s1")] == pytest.approx(2 * 7 / 11)
+    assert omega[(WEEKS[2], "s2")] == pytest.approx(2 * 7 / 11)
+    assert omega[(WEEKS[2], "f2")] == pytest.approx(1 * 7 / 11)
+    assert omega[(WEEKS[0], "s1")] == pytest.approx(1.0)  # dated: week 1's own credit
+    assert omega[(WEEKS[1], "f2")] == pytest.approx(1.0)
+
+
+# Conversions on the first and last days of the weeks, one with a time-zone offset: 23:30 on
+# Sunday 01-07 in New York is Monday 04:30 UTC, but the user converted on Sunday (week 1).
+BOUNDARY_JOURNEYS = """journey_id,timestamp,channel,campaign,converted
+b1,2024-01-07T23:30:00-05:00,search,s1,1
+b2,2024-01-08T00:00:00,search,s2,1
+b3,2024-01-14T23:59:00,search,s2,1
+b4,2024-01-15T00:00:00,search,s1,1
+b5,2024-01-02T10:00:00,social,f1,1
+b6,2024-01-09T10:00:00,social,f2,1
+b7,2024-01-16T10:00:00,social,f2,1
+"""
+
+
+def test_conversions_fall_in_the_week_of_their_local_day(tmp_path):
+    ws = _hand_workspace(tmp_path)
+    (tmp_path / "raw" / "journeys.csv").write_text(BOUNDARY_JOURNEYS)
+    attribute_paths(ws, PATHS)
+    report = allocate(ws, UNIFORM)
+    assert report.omega.groups_fallback == 0  # every week has its own conversions
+    # Each search week has one converting campaign, which takes the whole week.
+    assert _allocated(tmp_path) == pytest.approx(
+        {
+            ("search", WEEKS[0], "s1"): 100.0,
+            ("search", WEEKS[1], "s2"): 60.0,
+            ("search", WEEKS[2], "s1"): 80.0,
+            ("social", WEEKS[0], "f1"): 50.0,
+            ("social", WEEKS[1], "f2"): 90.0,
+            ("social", WEEKS[2], "f2"): 30.0,
+        },
+        rel=1e-9,
+    )
+
+
 def test_the_summary_records_the_omega_source_and_the_path_report_hash(tmp_path):
     ws = _hand_workspace(tmp_path)
     attribute_paths(ws, PATHS)

@@ -185,6 +185,29 @@ def test_a_refit_flags_every_output_computed_from_the_earlier_fit(demo):
         require_valid_model(Workspace.open(demo), "override")
 
 
+def test_diagnostics_that_name_no_fit_are_not_taken_for_the_current_one(demo):
+    # Diagnostics written before they recorded the fit's digest cannot be tied to a fit.
+    require_valid_model(Workspace.open(demo), "override")  # the current ones pass
+
+    def forget_fit(data: dict[str, Any]) -> None:
+        data["metadata"]["input_hashes"].pop(FIT)
+
+    _edit(demo, "mmm_diagnostics.json", forget_fit)
+    with pytest.raises(ModelRejectedError, match="earlier fit"):
+        require_valid_model(Workspace.open(demo), "override")
+
+
+def test_a_damaged_manifest_is_a_clean_error_before_any_step(demo):
+    from attribution_analysis.errors import WorkspaceError
+    from attribution_analysis.steps import step
+
+    (demo / FIT).write_text('{"result": {}}')
+    params = step("validate_model").params()
+    with pytest.raises(WorkspaceError, match="cannot be read") as caught:
+        step("validate_model").check(Workspace.open(demo), params)
+    assert "fit_mmm" in caught.value.fix
+
+
 # ----- prior-flag limits come from the diagnostics ------------------------------------------
 
 
@@ -414,3 +437,35 @@ def test_a_coefficient_without_interval_gets_only_the_reason_the_summary_support
     table = _between(html, 'id="productivity-drivers"', "</table>")
     assert "no interval recorded (the allocation summary does not say why)" in table
     assert "predates" not in table and "too few groups" not in html
+
+
+def test_both_sources_files_carry_the_metadata_of_the_page(tmp_path):
+    """The report's and the FAQ's sources files are output JSONs like any other: they carry
+    metadata (time, versions, run id) and the hashes of the outputs the page was read from."""
+    from attribution_analysis.contracts.simulation import SimulationParams
+    from attribution_analysis.data.validate import validate_data
+    from attribution_analysis.simulate import simulate_workspace
+
+    root = tmp_path / "ws"
+    simulate_workspace(root, SimulationParams(kind="mta", seed=5, weeks=30, channels=2))
+    ws = Workspace.open(root)
+    validate_data(ws)
+    validation = "analysis/data_validation.json"
+    digest = hashlib.sha256((root / validation).read_bytes()).hexdigest()
+
+    report = generate_report(ws, GenerateReportParams(figures=False))
+    faq = draft_faq(ws, DraftFaqParams(audience="cmo"))
+    written = [(report.sources, report.run_id, "generate_report")]
+    written += [(file.sources, faq.run_id, "draft_faq") for file in faq.files]
+    for path, run_id, step in written:
+        sources = json.loads((root / path).read_text())
+        metadata = sources["metadata"]
+        assert (metadata["step"], metadata["run_id"]) == (step, run_id), path
+        assert metadata["timestamp"] and metadata["package_version"], path
+        assert metadata["library_versions"]["python"], path
+        assert metadata["input_hashes"][validation] == digest, path
+        assert {"params", "records"} <= set(sources), path
+    assert json.loads((root / report.sources).read_text())["report"] == report.report
+    assert json.loads((root / faq.files[0].sources).read_text())["markdown"] == (
+        faq.files[0].markdown
+    )

@@ -41,10 +41,24 @@ def _reraising_step(ws, params, progress):
     return {"done": True}
 
 
+class _Internal(BaseModel):
+    count: int
+
+
+def _invalid_step(ws, params, progress):
+    """A step whose internal contract is broken: pydantic raises inside the step."""
+    _Internal.model_validate({"count": "many"})
+    return {"done": True}
+
+
 def _run_child(step_name: str, folder: str, conn) -> None:
     from attribution_analysis import steps
 
-    runner = {"swallow": _swallowing_step, "reraise": _reraising_step}[step_name]
+    runner = {
+        "swallow": _swallowing_step,
+        "reraise": _reraising_step,
+        "invalid": _invalid_step,
+    }[step_name]
     fake = steps.StepSpec(name=step_name, title="t", description="d", params=_NoParams, run=runner)
     steps.STEPS = [fake, *steps.STEPS]
     jobs._child(step_name, folder, "{}", conn)
@@ -68,6 +82,28 @@ def test_sigterm_is_a_cancellation_whatever_the_library_catches(tmp_path, step_n
     process.join(10)
     assert outcome[0] == "cancelled", outcome
     assert process.exitcode == 0
+
+
+def test_a_validation_error_in_a_job_is_worded_like_the_cli(tmp_path):
+    """A pydantic ValidationError raised inside a job reaches the client through
+    error_payload (field: message, a fix), never as pydantic's raw text."""
+    from attribution_analysis.workspace import Workspace
+
+    Workspace.create(tmp_path / "ws")
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_run_child, args=("invalid", str(tmp_path / "ws"), child))
+    process.start()
+    child.close()
+    assert parent.poll(60), "the child never answered"
+    status, error = parent.recv()
+    process.join(10)
+    assert status == "failed", error
+    assert error["code"] == "invalid_parameter"
+    assert error["message"].startswith("count: ")
+    assert error["fix"]
+    assert "validation error" not in error["message"]
+    assert "errors.pydantic.dev" not in error["message"]
 
 
 def test_a_failure_reported_after_cancel_is_recorded_as_cancelled(tmp_path):

@@ -4,7 +4,12 @@ saturation, written for inspection (the allocation step builds the same table in
 from __future__ import annotations
 
 from attribution_analysis.allocation.exposure import build_effective_exposure
-from attribution_analysis.allocation.loaders import CAMPAIGN_PANEL, PANEL_SPEC, load_transforms
+from attribution_analysis.allocation.loaders import (
+    CAMPAIGN_PANEL,
+    PANEL_SPEC,
+    load_transforms,
+    require_campaign_panel,
+)
 from attribution_analysis.contracts.allocation import AllocateParams, ChannelTransform
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.exposure import (
@@ -27,11 +32,7 @@ SUMMARY = "analysis/effective_exposure.json"
 def effective_exposure(ws: Workspace, params: BuildExposureParams) -> ExposureReport:
     registry = RunRegistry(ws)
     with registry.track(STEP, params.model_dump(mode="json")) as run:
-        panel_path = ws.require(
-            CAMPAIGN_PANEL,
-            f"{CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
-            fix="run validate_data on a workspace with campaign-level spend files first.",
-        )
+        panel_path = require_campaign_panel(ws)
         panel, _ = load_table(panel_path, CAMPAIGN_PANEL, PANEL_SPEC)
         if "campaign" not in panel.columns:
             raise MissingInputError(

@@ -113,6 +113,85 @@ def detect_source(ws: Workspace) -> str:
     return "hcp-brick" if _existing(ws, BRICK_SALES) else "mta"
 
 
+# ----- presence of the inputs ------------------------------------------------------------------
+# One wording for every missing input of the allocation: the loaders raise these, and the
+# pre-check of the server and CLI (steps.StepSpec.check) calls ``require_inputs`` so a call
+# that cannot work is refused before a job starts, with the same text the job would give.
+CONTRIBUTIONS_FORMAT = "a CSV: date, channel, [geo], contribution[, draw]"
+TRANSFORMS_FORMAT = "JSON {channel: {alpha, l_max, saturation}}"
+
+
+def _given_file_missing(name: str, relative: str, what: str) -> MissingInputError:
+    return MissingInputError(
+        f"the file given as {name} does not exist.",
+        fix=f"give the workspace-relative path of an existing file ({what}).",
+        file=relative,
+    )
+
+
+def _no_transforms() -> MissingInputError:
+    return MissingInputError(
+        "no adstock/saturation parameters per channel were found.",
+        fix=f"run decompose_contributions (it writes {MMM_TRANSFORMS}) or pass transforms_file "
+        f"({TRANSFORMS_FORMAT}); a simulated workspace uses {TRUTH_PARAMETERS} when neither "
+        "exists.",
+        file=MMM_TRANSFORMS,
+    )
+
+
+def _require_file(ws: Workspace, relative: str, problem: str, fix: str) -> Path:
+    path = _existing(ws, relative)
+    if path is None:
+        raise MissingInputError(problem, fix=fix, file=relative)
+    return path
+
+
+def require_campaign_panel(ws: Workspace) -> Path:
+    """The validated campaign panel (campaign impressions), or the error saying how to get it."""
+    return _require_file(
+        ws,
+        CAMPAIGN_PANEL,
+        f"{CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
+        fix="run validate_data (`attribution validate -w DIR`) on a workspace with "
+        "campaign-level spend files first.",
+    )
+
+
+def require_inputs(ws: Workspace, params: AllocateParams, source: str) -> None:
+    """Refuse, with the file and the fix, an allocation whose input files do not exist
+    (``source``: 'hcp-brick' or 'mta', from :func:`resolve_source`). Presence only: the
+    loaders read and check the contents."""
+    if source == "hcp-brick":
+        for required in (BRICK_SALES, HCP_BRICK):
+            _require_file(
+                ws,
+                required,
+                f"{required} is missing: the HCP-brick allocation needs brick sales and HCP "
+                "visits per brick.",
+                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
+                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
+            )
+        return
+    if params.contributions is not None and _existing(ws, params.contributions) is None:
+        raise _given_file_missing("contributions", params.contributions, CONTRIBUTIONS_FORMAT)
+    if params.transforms_file is not None and _existing(ws, params.transforms_file) is None:
+        raise _given_file_missing("transforms_file", params.transforms_file, TRANSFORMS_FORMAT)
+    require_campaign_panel(ws)
+    if params.contributions is None and not any(
+        _existing(ws, p) for p in (MMM_CONTRIBUTIONS, TRUTH_CONTRIBUTIONS)
+    ):
+        raise MissingInputError(
+            "no channel contributions to allocate: the MMM's C(channel, period[, geo]) table "
+            f"({MMM_CONTRIBUTIONS}) is missing.",
+            fix="run fit_mmm, validate_model and decompose_contributions first (they write "
+            f"{MMM_CONTRIBUTIONS}), or pass contributions ({CONTRIBUTIONS_FORMAT}).",
+            file=MMM_CONTRIBUTIONS,
+        )
+    given = params.transforms is not None or params.transforms_file is not None
+    if not given and not any(_existing(ws, p) for p in (MMM_TRANSFORMS, TRUTH_PARAMETERS)):
+        raise _no_transforms()
+
+
 def _component_labels(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray]:
     """Connected blocks labelled block_1, block_2, ... by size; unexposed entities apart."""
     n, group_block, entity_block = problem.blocks
@@ -126,15 +205,7 @@ def _component_labels(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarra
 
 
 def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
-    for required in (BRICK_SALES, HCP_BRICK):
-        if _existing(ws, required) is None:
-            raise MissingInputError(
-                f"{required} is missing: the HCP-brick allocation needs brick sales and HCP "
-                "visits per brick.",
-                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
-                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
-                file=required,
-            )
+    require_inputs(ws, params, "hcp-brick")
     sales = _load(ws, BRICK_SALES, BRICK_SALES_SPEC, ["brick_id"], "brick")
     pairs = _load(ws, HCP_BRICK, HCP_BRICK_SPEC, ["hcp_id", "brick_id"], "HCP-brick")
     files = [ws.resolve(BRICK_SALES), ws.resolve(HCP_BRICK)]
@@ -233,19 +304,16 @@ def load_transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[P
     if params.transforms is not None:
         return dict(params.transforms), [], False
     if params.transforms_file is not None:
-        path = ws.resolve(params.transforms_file)
+        path = _existing(ws, params.transforms_file)
+        if path is None:
+            raise _given_file_missing("transforms_file", params.transforms_file, TRANSFORMS_FORMAT)
         return transforms_from_json(path, params.transforms_file), [path], False
     path = _existing(ws, MMM_TRANSFORMS)
     if path is not None:
         return transforms_from_json(path, MMM_TRANSFORMS), [path], False
     path = _existing(ws, TRUTH_PARAMETERS)
     if path is None:
-        raise MissingInputError(
-            "no adstock/saturation parameters per channel were given.",
-            fix="pass transforms_file (JSON {channel: {alpha, l_max, saturation}}) from the MMM "
-            "fit; simulated workspaces use truth/parameters.json automatically.",
-            file=TRUTH_PARAMETERS,
-        )
+        raise _no_transforms()
     return transforms_from_json(path, TRUTH_PARAMETERS), [path], True
 
 
@@ -301,32 +369,17 @@ def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> np.ndarr
 
 
 def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    require_inputs(ws, params, "mta")
     findings: list[Finding] = []
     truth_inputs = False
     if params.contributions is not None:
         shown = params.contributions
         path = ws.resolve(shown)
-        if not path.is_file():
-            raise MissingInputError(
-                f"{shown} does not exist.",
-                fix="give the workspace-relative path of the contributions CSV "
-                "(date, channel, [geo], contribution[, draw]).",
-                file=shown,
-            )
     elif (path := _existing(ws, MMM_CONTRIBUTIONS)) is not None:
         shown = MMM_CONTRIBUTIONS
-    else:
+    else:  # require_inputs made sure the simulator's truth is there
         shown = TRUTH_CONTRIBUTIONS
-        path = _existing(ws, shown)
-        if path is None:
-            raise MissingInputError(
-                "no channel contributions to allocate: the MMM's C(channel, period[, geo]) "
-                "table is missing.",
-                fix="run the MMM steps (fit_mmm.py, validate_model.py, compute_contributions.py "
-                "write analysis/mmm_contribution_draws.csv) or pass --contributions CSV "
-                "(date, channel, [geo], contribution[, draw]).",
-                file="analysis/<contributions>.csv",
-            )
+        path = ws.resolve(shown)
         truth_inputs = True
         findings.append(
             Finding(
@@ -337,14 +390,7 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
                 "(truth/contributions.csv), standing in for the MMM's output.",
             )
         )
-    panel_path = _existing(ws, CAMPAIGN_PANEL)
-    if panel_path is None:
-        raise MissingInputError(
-            f"{CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
-            fix="run `attribution validate -w DIR` (or scripts/fit_mmm.py --validate) on a "
-            "workspace with campaign-level spend files first.",
-            file=CAMPAIGN_PANEL,
-        )
+    panel_path = ws.resolve(CAMPAIGN_PANEL)
     geo_keys = ["date", "channel", "geo", "draw"]
     contrib = _load(ws, shown, CONTRIBUTIONS_SPEC, geo_keys, "contribution")
     panel = _load(

@@ -27,6 +27,8 @@ always sums to it, whatever the weights.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +77,11 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
             fix=RUN_PATHS,
             file=PATH_REPORT,
         )
+    # Parse and hash the same bytes: an attribute_paths run landing between two reads
+    # could otherwise pair one report's content with another's hash.
+    report_bytes = path.read_bytes()
     try:
-        report = PathAttributionReport.model_validate(json.loads(path.read_text("utf-8")))
+        report = PathAttributionReport.model_validate(json.loads(report_bytes.decode("utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
         raise DataValidationError(
             problem=f"the path attribution report cannot be read ({type(exc).__name__}: "
@@ -111,7 +116,8 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
             fix="re-run attribute_paths, which writes both together.",
             file=summary.file,
         )
-    if ws.sha256(csv_path) != summary.sha256:
+    csv_bytes = csv_path.read_bytes()
+    if hashlib.sha256(csv_bytes).hexdigest() != summary.sha256:
         raise WorkspaceError(
             f"{summary.file} is stale: it is not the file {PATH_REPORT} records (sha256 "
             "differs), so it was edited or written by another run.",
@@ -119,17 +125,29 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
             file=summary.file,
         )
     table = pd.read_csv(
-        csv_path,
+        io.BytesIO(csv_bytes),
         dtype={"mmm_channel": str, "channel": str, "campaign": str, "date": str},
         keep_default_na=False,
     )
-    return report, ws.sha256(path), table, [path, csv_path]
+    return report, hashlib.sha256(report_bytes).hexdigest(), table, [path, csv_path]
 
 
-def _periods(dates: np.ndarray) -> tuple[np.ndarray, int]:
-    """Sorted period starts (datetime64[D]) and the period length in days (the median gap:
-    7 for weekly panels, 1 for daily ones; 7 when there is a single period)."""
+GRAIN_DAYS = {"weekly": 7, "daily": 1}
+VALIDATION_REPORT = "analysis/data_validation.json"
+
+
+def _periods(ws: Workspace, dates: np.ndarray) -> tuple[np.ndarray, int]:
+    """Sorted period starts (datetime64[D]) and the period length in days: the grain the
+    validation step chose (the panel's own), else the median gap between periods."""
     starts = np.unique(dates.astype("datetime64[D]"))
+    path = ws.resolve(VALIDATION_REPORT)
+    if path.is_file():
+        try:
+            grain = json.loads(path.read_text("utf-8")).get("grain")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            grain = None  # the loaders have already refused an unreadable report
+        if grain in GRAIN_DAYS:
+            return starts, GRAIN_DAYS[grain]
     step = int(np.median(np.diff(starts).astype(np.int64))) if len(starts) > 1 else 7
     return starts, max(step, 1)
 
@@ -145,7 +163,7 @@ def path_omega(
     report, report_sha, table, files = read_path_credit(ws)
     summary = report.campaign_credit
     assert summary is not None  # read_path_credit refuses a report without it
-    starts, step = _periods(pd.to_datetime(effective["date"]).to_numpy())
+    starts, step = _periods(ws, pd.to_datetime(effective["date"]).to_numpy())
     day = pd.to_datetime(table["date"]).to_numpy().astype("datetime64[D]")
     index = np.searchsorted(starts, day, side="right") - 1
     inside = (index >= 0) & (day < starts[np.maximum(index, 0)] + np.timedelta64(step, "D"))

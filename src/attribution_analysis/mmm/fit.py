@@ -8,6 +8,7 @@ from typing import Any
 
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import FitMMMParams, FitMMMResult, SamplerSettings
+from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
 from attribution_analysis.mmm.calibration import lift_test_frame, read_lift_tests
@@ -80,7 +81,7 @@ def fit_mmm(
             result = _result(
                 params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
             )
-            if _manifest_names(ws, key, params):
+            if _manifest_names(ws, key, params, hashes):
                 # The manifest already describes this very model: rewriting it (new run id,
                 # timestamp) would mark every output computed from it out of date.
                 return result
@@ -162,16 +163,21 @@ def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> 
     return fit.tree
 
 
-def _manifest_names(ws: Workspace, key: str, params: FitMMMParams) -> bool:
-    """Whether the current manifest records the fit ``key`` made with these parameters."""
+def _manifest_names(
+    ws: Workspace, key: str, params: FitMMMParams, input_hashes: dict[str, str]
+) -> bool:
+    """Whether the current manifest records the fit ``key`` made with these parameters from
+    these very input files (a re-validation that rewrote an input must be recorded)."""
     if not ws.resolve(store.MANIFEST).is_file():
         return False
     try:
         manifest = store.read_manifest(ws)
-        return manifest["result"]["fit_key"] == key and manifest["params"] == params.model_dump(
-            mode="json"
+        return (
+            manifest["result"]["fit_key"] == key
+            and manifest["params"] == params.model_dump(mode="json")
+            and manifest["metadata"]["input_hashes"] == input_hashes
         )
-    except (ValueError, KeyError, TypeError):  # unreadable: rewrite it
+    except (WorkspaceError, KeyError, TypeError):  # unreadable: rewrite it
         return False
 
 

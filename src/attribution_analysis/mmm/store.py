@@ -14,6 +14,7 @@ from typing import Any
 
 import xarray as xr
 
+from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.workspace import Workspace
 
 MANIFEST = "analysis/mmm_fit.json"
@@ -75,4 +76,14 @@ def read_manifest_and_digest(ws: Workspace) -> tuple[dict[str, Any], str]:
         fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
     )
     data = path.read_bytes()
-    return json.loads(data), hashlib.sha256(data).hexdigest()
+    try:
+        manifest = json.loads(data)
+        if not isinstance(manifest["result"]["model_path"], str):  # what every reader needs
+            raise TypeError
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise WorkspaceError(
+            f"{MANIFEST} cannot be read (damaged, or not written by fit_mmm).",
+            fix="fit again: `python scripts/fit_mmm.py --workspace DIR` rewrites it.",
+            file=MANIFEST,
+        ) from None
+    return manifest, hashlib.sha256(data).hexdigest()

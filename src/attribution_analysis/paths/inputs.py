@@ -181,7 +181,10 @@ def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
     return load_journeys(ws) if source == "journeys" else load_aggregated(ws)
 
 
-def _timestamps(frame: pd.DataFrame, shown: str) -> np.ndarray:
+def _timestamps(frame: pd.DataFrame, shown: str) -> tuple[np.ndarray, np.ndarray]:
+    """The touches' instants in UTC (to order touches and measure ages across time zones)
+    and their calendar days as written (the user's local day: a conversion at 20:00 on a
+    Sunday in New York belongs to that Sunday's week, not to Monday's in UTC)."""
     text = frame["timestamp"]
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     bad = parsed.isna().to_numpy()
@@ -195,7 +198,11 @@ def _timestamps(frame: pd.DataFrame, shown: str) -> np.ndarray:
             rows=_lines(frame, bad),
             code="bad_date",
         )
-    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    instants = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    written = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    # ISO 8601's basic form (20240107T...) has no dashes: its UTC day is the fallback.
+    days = np.where(written.isna(), instants, written.to_numpy(dtype="datetime64[ns]"))
+    return instants, days.astype("datetime64[D]")
 
 
 def load_journeys(ws: Workspace) -> LoadedPaths:
@@ -229,12 +236,12 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
             rows=_lines(frame, not_flag),
             code="bad_flag",
         )
-    times = _timestamps(frame, JOURNEYS)
+    times, days = _timestamps(frame, JOURNEYS)
     ids, unit = pd.factorize(frame["journey_id"], sort=False)
     n_units = len(unit)
     # Order touches by journey, then time, then file line (stable for ties).
     order = np.lexsort((frame[LINE].to_numpy(), times, ids))
-    ids, times = ids[order], times[order]
+    ids, times, days = ids[order], times[order], days[order]
     frame = frame.iloc[order].reset_index(drop=True)
     flags = frame["converted"].to_numpy(dtype=float)
     conv_unit = np.zeros(n_units)
@@ -264,7 +271,12 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
     last = np.full(n_units, np.iinfo(np.int64).min)
     np.maximum.at(last, ids, ns)
     age = (last[ids] - ns) / 86_400e9
-    unit_date = last.astype("datetime64[ns]").astype("datetime64[D]")
+    # The conversion day: the local day of the journey's last touch (the latest in file
+    # order among touches at the same instant; touches are sorted that way).
+    final = np.ones(len(ids), dtype=bool)
+    final[:-1] = ids[1:] != ids[:-1]
+    unit_date = np.empty(n_units, dtype="datetime64[D]")
+    unit_date[ids[final]] = days[final]
     campaign_codes = campaigns = None
     if "campaign" in frame.columns:
         campaign = frame["campaign"].astype(object)
@@ -284,7 +296,7 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
         campaigns=campaigns,
         unit_date=unit_date,
     )
-    first, last = times.min(), times.max()
+    first, last = days.min(), days.max()
     findings = name_findings(channels, JOURNEYS, "channel")
     if len(mixed):
         findings.append(_mixed_flag_finding(unit, mixed))

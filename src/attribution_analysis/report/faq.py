@@ -10,7 +10,6 @@ and JSON path it was read from (``report.trace``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -93,6 +92,7 @@ def draft_faq(
         run.input_hashes = inputs.hashes
         runs = registry.list_runs(limit=AUDIT_RUNS) if params.financial_services else []
         context = build_context(ws, inputs, TOP_CAMPAIGNS, traced=True)
+        metadata = trace.page_metadata(STEP, run.run_id, inputs, params)
         recorder = trace.Recorder()
         env = views.environment(recorder)
         markdown_template = env.get_template("faq.md.j2")
@@ -124,17 +124,15 @@ def draft_faq(
             outputs[html_path] = html.encode("utf-8")
             # The fee basis is a statement of the caller, not a field of any output: the
             # sources say so, so an auditor can tell where the wording came from.
-            sources = {
-                "markdown": md_path,
-                "params": {
+            outputs[sources_path(audience)] = trace.sources_json(
+                page={"markdown": md_path},
+                params={
                     "financial_services": params.financial_services,
                     "fee_basis": params.fee_basis,
                     "fee_basis_source": "the fee_basis parameter of draft_faq",
                 },
-                "records": recorder.records,
-            }
-            outputs[sources_path(audience)] = json.dumps(sources, indent=1, default=str).encode(
-                "utf-8"
+                records=recorder.records,
+                metadata=metadata,
             )
             questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
             files.append(

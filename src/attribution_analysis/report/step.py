@@ -9,19 +9,18 @@ with its interval; a section whose input does not exist says which step writes i
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
+from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.report import (
     GenerateReportParams,
     GenerateReportResult,
     SectionReport,
 )
 from attribution_analysis.progress import Progress, report
-from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import charts, trace, views
 from attribution_analysis.report.inputs import (
@@ -211,21 +210,15 @@ def build_context(
 
 def render_report(
     ws: Workspace, params: GenerateReportParams, run_id: str, recorder: trace.Recorder
-) -> tuple[str, dict[str, charts.Chart], list[SectionReport], ReportInputs]:
-    """The HTML text, its charts and its sections (pure: writes nothing). ``recorder``
-    collects every traced value printed, with its source field, as for the FAQ."""
+) -> tuple[str, dict[str, charts.Chart], list[SectionReport], ReportInputs, Metadata]:
+    """The HTML text, its charts, its sections, its inputs and the metadata it shows (pure:
+    writes nothing). ``recorder`` collects every traced value printed, with its source
+    field, as for the FAQ."""
     inputs = load_inputs(ws)
     loaded = {item.path: item for item in inputs.all()}
     sections = [_section(n, t, needs, loaded) for n, t, needs in SECTIONS]
     drawn = _charts(inputs, params)
-    contributions = inputs.contributions.value if inputs.contributions.ok else None
-    metadata = build_metadata(
-        step=STEP,
-        input_hashes=inputs.hashes,
-        data_range=contributions.metadata.data_range if contributions else None,
-        run_id=run_id,
-        extra={"params": params.model_dump(mode="json")},
-    )
+    metadata = trace.page_metadata(STEP, run_id, inputs, params)
     template = views.environment(recorder).get_template("report.html.j2")
     html = template.render(
         title=params.title or DEFAULT_TITLE,
@@ -238,7 +231,7 @@ def render_report(
         jinja_version=version("jinja2"),
         **build_context(ws, inputs, params.top_campaigns, traced=True),
     )
-    return html, drawn, sections, inputs
+    return html, drawn, sections, inputs, metadata
 
 
 def generate_report(
@@ -263,18 +256,19 @@ def generate_report(
     with RunRegistry(ws).track(STEP, params.model_dump(mode="json")) as run:
         report(progress, 0, 3, "reading outputs and drawing charts")
         recorder = trace.Recorder()
-        html, drawn, sections, inputs = render_report(ws, params, run.run_id, recorder)
+        html, drawn, sections, inputs, metadata = render_report(ws, params, run.run_id, recorder)
         run.input_hashes = inputs.hashes
         report(progress, 2, 3, "writing")
         body = html.encode("utf-8")
-        sources = {
-            "report": OUTPUT,
-            "params": params.model_dump(mode="json"),
-            "records": recorder.records,
-        }
         outputs = {
             OUTPUT: body,
-            SOURCES: json.dumps(sources, indent=1, default=str).encode("utf-8"),
+            # The same metadata the page shows, so the sources match the page they explain.
+            SOURCES: trace.sources_json(
+                page={"report": OUTPUT},
+                params=params.model_dump(mode="json"),
+                records=recorder.records,
+                metadata=metadata,
+            ),
         }
         figures: list[str] = []
         if params.figures:

@@ -20,12 +20,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib
+import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from attribution_analysis.contracts.common import Metadata
+from attribution_analysis.provenance import build_metadata
 from attribution_analysis.report import fmt
+
+if TYPE_CHECKING:
+    from attribution_analysis.report.inputs import ReportInputs
 
 REGISTRY = "run registry"  # 'file' of the facts read from the workspace run registry
 SHA256 = "<sha256>"  # path of a file's own digest (the audit trail's hashes)
@@ -221,3 +227,36 @@ class Recorder:
             text = repr(float(value))
         self.records.append({"text": text, "facts": facts})
         return text
+
+
+def page_metadata(step: str, run_id: str, inputs: ReportInputs, params: BaseModel) -> Metadata:
+    """Provenance of a rendered page (report or FAQ): this run, the software, and the hashes
+    of the outputs it was rendered from, so a page can be matched to the analysis it shows."""
+    contributions = inputs.contributions.value if inputs.contributions.ok else None
+    return build_metadata(
+        step=step,
+        input_hashes=inputs.hashes,
+        data_range=contributions.metadata.data_range if contributions else None,
+        run_id=run_id,
+        extra={"params": params.model_dump(mode="json")},
+    )
+
+
+def sources_json(
+    *,
+    page: dict[str, str],
+    params: dict[str, Any],
+    records: list[dict[str, Any]],
+    metadata: Metadata,
+) -> bytes:
+    """The ``*.sources.json`` written beside a page: ``page`` names it (``{"report": path}``
+    or ``{"markdown": path}``, the keys the number check reads), ``params`` what the wording
+    depended on, ``records`` every traced value printed in order, and ``metadata`` the
+    provenance every output JSON carries."""
+    payload = {
+        **page,
+        "params": params,
+        "records": records,
+        "metadata": metadata.model_dump(mode="json"),
+    }
+    return json.dumps(payload, indent=1, default=str).encode("utf-8")

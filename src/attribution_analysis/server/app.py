@@ -94,7 +94,16 @@ class DeferredValidation(FuncMetadata):
     """Leaves argument validation to the tool body, which words errors as the CLI does
     (``seed: Input should be a valid integer``); the SDK's own validation would answer with
     pydantic's raw text (model name, documentation links). The published input schema is
-    still ``arg_model``'s, and JSON-encoded values are still decoded as the SDK does."""
+    still ``arg_model``'s, and JSON-encoded values are still decoded as the SDK does.
+
+    Why not the public ``Extension.intercept_tool_call`` (mcp 2.3) with tools registered by
+    ``MCPServer.add_tool``: the interceptor can refuse bad arguments in the CLI's words, but
+    ``add_tool`` derives the input schema from the function's signature on ``ArgModelBase``
+    (no ``extra='forbid'``) and takes no model or schema, so ``additionalProperties: false``
+    cannot be published; and the tool body then receives only the SDK's re-validated keyword
+    arguments, defaults filled in, while the step's own model must validate what the caller
+    gave (``Context`` keeps the raw arguments private). Hence these internals, and the
+    ``mcp>=2.3,<2.4`` pin in pyproject.toml."""
 
     def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
         return {"arguments": self.pre_parse_json(arguments_to_validate)}
@@ -210,7 +219,7 @@ class AttributionServer:
         try:
             folder = self.config.locate(args.workspace, must_exist=not spec.creates_workspace)
             params = spec.params.model_validate(fields)
-            self.config.check_limits(params, folder)
+            self.config.check_limits(spec.sampling(params), folder)
             if spec.background:
                 # Paths and inputs are checked here, so a call that cannot work is a tool
                 # error now rather than a job that fails once its process has started.

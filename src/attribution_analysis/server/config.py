@@ -6,9 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from attribution_analysis.errors import ParameterError, WorkspaceError
+from attribution_analysis.steps import Sampling
 from attribution_analysis.workspace import Workspace
 
 RAW_SUFFIXES = (".csv",)
@@ -64,9 +63,10 @@ class ServerConfig:
     def workspace(self, name: str) -> Workspace:
         return Workspace.open(self.locate(name))
 
-    def check_limits(self, params: BaseModel, folder: Path) -> None:
-        """Refuse work beyond the configured bounds before it starts."""
-        draws, chains = _sampled(params)
+    def check_limits(self, sampling: Sampling | None, folder: Path) -> None:
+        """Refuse work beyond the configured bounds before it starts. ``sampling`` is what
+        the call will sample (``StepSpec.sampling``): None when it samples nothing."""
+        draws, chains = sampling if sampling is not None else (None, None)
         if draws is not None and draws > self.max_draws:
             raise ParameterError(
                 f"{draws} draws per chain exceeds this server's limit of {self.max_draws}.",
@@ -89,17 +89,6 @@ class ServerConfig:
                             fix="aggregate the file (e.g. to weekly) or start the server with "
                             "a larger --max-rows.",
                         )
-
-
-def _sampled(params: BaseModel) -> tuple[int | None, int | None]:
-    """Draws and chains the call will sample: none for EM, a quick (MAP/ADVI) fit or ridge,
-    whose sampler settings are defaults the call never uses and must not be refused for."""
-    if getattr(params, "quick", None) or getattr(params, "method", None) in {"em", "ridge"}:
-        return None, None
-    sampler = getattr(params, "sampler", None)
-    draws = getattr(sampler, "draws", None) or getattr(params, "draws", None)
-    chains = getattr(sampler, "chains", None) or getattr(params, "chains", None)
-    return draws, chains
 
 
 def _count_rows(path: Path, stop: int) -> int:

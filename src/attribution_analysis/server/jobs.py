@@ -95,6 +95,8 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     # library writes there (from Python or native code) would corrupt the protocol.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
+    from pydantic import ValidationError
+
     from attribution_analysis.adapters import error_payload
     from attribution_analysis.errors import AttributionError
     from attribution_analysis.steps import step
@@ -114,7 +116,9 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
         # raised while unwinding) is the cancellation.
         if cancel_requested or isinstance(exc, JobCancelled):
             conn.send(("cancelled", CANCELLED))
-        elif isinstance(exc, AttributionError):
+        elif isinstance(exc, (AttributionError, ValidationError)):
+            # A ValidationError raised inside a step (an internal contract) is worded as the
+            # CLI and the inline path word it, never as pydantic's raw text.
             conn.send(("failed", error_payload(exc)))
         elif isinstance(exc, Exception):  # a crash: the message, never a traceback
             message = f"{type(exc).__name__}: {exc}".strip()[:500]
