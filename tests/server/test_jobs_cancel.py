@@ -106,6 +106,28 @@ def test_a_validation_error_in_a_job_is_worded_like_the_cli(tmp_path):
     assert "errors.pydantic.dev" not in error["message"]
 
 
+def _cancelling_job(manager: jobs.JobManager, job_id: str, process: object) -> jobs.Job:
+    """A fit job the user has asked to cancel, known to the manager and to its database
+    (as 'running', which is what the database holds until the process ends)."""
+    job = jobs.Job(
+        job_id=job_id,
+        tool="fit_mmm",
+        workspace="w",
+        status="cancelling",
+        created_at="2026-01-01",
+        params={},
+        process=process,
+    )
+    manager.jobs[job_id] = job
+    with manager._db() as db:
+        db.execute(
+            "INSERT INTO jobs (job_id, tool, workspace, status, created_at, params_json) "
+            "VALUES (?, 'fit_mmm', 'w', 'running', '2026-01-01', '{}')",
+            (job_id,),
+        )
+    return job
+
+
 def test_a_failure_reported_after_cancel_is_recorded_as_cancelled(tmp_path):
     manager = jobs.JobManager(tmp_path)
 
@@ -124,21 +146,7 @@ def test_a_failure_reported_after_cancel_is_recorded_as_cancelled(tmp_path):
         def join(self, timeout=None):
             return None
 
-    job = jobs.Job(
-        job_id="j1",
-        tool="fit_mmm",
-        workspace="w",
-        status="cancelling",
-        created_at="2026-01-01",
-        params={},
-        process=_Process(),
-    )
-    manager.jobs[job.job_id] = job
-    with manager._db() as db:
-        db.execute(
-            "INSERT INTO jobs (job_id, tool, workspace, status, created_at, params_json) "
-            "VALUES ('j1', 'fit_mmm', 'w', 'running', '2026-01-01', '{}')"
-        )
+    job = _cancelling_job(manager, "j1", _Process())
     manager._watch(job, _Conn())
     assert job.status == "cancelled"
     assert jobs.JobManager(tmp_path).get("j1").status == "cancelled"
@@ -162,21 +170,7 @@ def test_a_job_stopped_before_it_could_answer_reports_the_cancellation(tmp_path)
             return None
 
     manager = jobs.JobManager(tmp_path)
-    job = jobs.Job(
-        job_id="j2",
-        tool="fit_mmm",
-        workspace="w",
-        status="cancelling",
-        created_at="2026-01-01",
-        params={},
-        process=_Killed(),
-    )
-    manager.jobs[job.job_id] = job
-    with manager._db() as db:
-        db.execute(
-            "INSERT INTO jobs (job_id, tool, workspace, status, created_at, params_json) "
-            "VALUES ('j2', 'fit_mmm', 'w', 'running', '2026-01-01', '{}')"
-        )
+    job = _cancelling_job(manager, "j2", _Killed())
     manager._watch(job, _Ended())
     assert (job.status, job.error) == ("cancelled", jobs.CANCELLED)
     assert jobs.JobManager(tmp_path).get("j2").error == jobs.CANCELLED
