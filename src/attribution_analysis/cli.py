@@ -18,6 +18,7 @@ from attribution_analysis.adapters import EXIT_INPUT_ERROR, error_payload
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.errors import AttributionError
+from attribution_analysis.server.config import DEFAULT_MAX_DRAWS
 
 app = typer.Typer(
     add_completion=False,
@@ -304,7 +305,9 @@ def serve(
     ] = Path("workspace"),
     transport: Annotated[str, typer.Option(help="stdio | streamable-http")] = "stdio",
     port: Annotated[int, typer.Option(help="streamable-http port (127.0.0.1 only).")] = 8765,
-    max_draws: Annotated[int, typer.Option(help="Most draws per chain a call may ask.")] = 10_000,
+    max_draws: Annotated[
+        int, typer.Option(help="Most draws per chain a call may sample, retry included.")
+    ] = DEFAULT_MAX_DRAWS,
     max_chains: Annotated[int, typer.Option(help="Most chains a call may ask.")] = 4,
     max_rows: Annotated[int, typer.Option(help="Most rows of one raw CSV.")] = 2_000_000,
     max_jobs: Annotated[int, typer.Option(help="Background jobs at once.")] = 2,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -27,8 +27,17 @@ from attribution_analysis.workspace import Workspace
 
 Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
 InputCheck = Callable[[Workspace, Any], None]
-# (draws per chain, chains) a call will sample with MCMC.
-Sampling = tuple[int, int]
+
+
+class Sampling(NamedTuple):
+    """What a call will sample with MCMC: draws per chain and chains as asked, and the draws
+    per chain of the automatic retry when a failed fit may sample again with more."""
+
+    draws: int
+    chains: int
+    retry_draws: int | None = None
+
+
 SamplingRule = Callable[[Any], Sampling | None]
 
 
@@ -112,12 +121,13 @@ def _fit_sampling(params: FitMMMParams) -> Sampling | None:
     # A quick (MAP/ADVI) fit and ridge sample nothing; the sampler settings are then unused.
     if params.quick is not None or params.method == "ridge":
         return None
-    return params.sampler.draws, params.sampler.chains
+    retry = params.sampler.for_retry().draws if params.retry else None
+    return Sampling(params.sampler.draws, params.sampler.chains, retry)
 
 
 def _allocate_sampling(params: AllocateParams) -> Sampling | None:
     # EM is maximum likelihood; only the hierarchical Bayesian model runs NUTS.
-    return (params.draws, params.chains) if params.method == "bayes" else None
+    return Sampling(params.draws, params.chains) if params.method == "bayes" else None
 
 
 def _allocate_inputs(ws: Workspace, params: AllocateParams) -> None:

@@ -29,6 +29,18 @@ class SamplerSettings(StrictModel):
         default="low_rank", description="nutpie mass-matrix adaptation (ignored by pymc)."
     )
 
+    def for_retry(self) -> SamplerSettings:
+        """The one remedy a fit that fails its gates gets: twice the draws and warm-up, a
+        smaller step (higher target accept). Here, not in the fit, so that the server can
+        bound what a fit may sample without importing the model code."""
+        return self.model_copy(
+            update={
+                "draws": self.draws * 2,
+                "tune": self.tune * 2,
+                "target_accept": max(self.target_accept, 0.99),
+            }
+        )
+
 
 class MMMConfig(StrictModel):
     """Model specification. Everything that changes the model's structure is here."""

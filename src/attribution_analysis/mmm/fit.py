@@ -7,7 +7,7 @@ import warnings
 from typing import Any
 
 from attribution_analysis.contracts.common import Finding
-from attribution_analysis.contracts.mmm import FitMMMParams, FitMMMResult, SamplerSettings
+from attribution_analysis.contracts.mmm import FitMMMParams, FitMMMResult
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
@@ -52,17 +52,6 @@ def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]
         "retry": params.retry,
         "lift_hash": hashes.get("analysis/incrementality_results.json"),
     }
-
-
-def retry_settings(settings: SamplerSettings) -> SamplerSettings:
-    """One remedy: twice the draws and warm-up, a smaller step (higher target accept)."""
-    return settings.model_copy(
-        update={
-            "draws": settings.draws * 2,
-            "tune": settings.tune * 2,
-            "target_accept": max(settings.target_accept, 0.99),
-        }
-    )
 
 
 def fit_mmm(
@@ -111,7 +100,7 @@ def fit_mmm(
             tree = attach_posterior(mmm, outcome.idata)
             sampling_seconds, compile_reused = outcome.seconds, outcome.compile_reused
             if params.retry and not passes_gates(convergence_summary(tree)):
-                sampler = retry_settings(sampler)
+                sampler = sampler.for_retry()
                 remedies.append(
                     f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
                     f"target_accept {sampler.target_accept} after failing the gates"

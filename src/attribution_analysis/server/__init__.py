@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from attribution_analysis.server.app import AttributionServer, build_server
-from attribution_analysis.server.config import ServerConfig
+from attribution_analysis.server.config import DEFAULT_MAX_DRAWS, ServerConfig
 
 __all__ = ["AttributionServer", "ServerConfig", "build_server", "main"]
 
@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace-root", default="./workspace", help="folder of workspaces")
     parser.add_argument("--transport", default="stdio", choices=["stdio", "streamable-http"])
     parser.add_argument("--port", type=int, default=8765, help="streamable-http port")
-    parser.add_argument("--max-draws", type=int, default=10_000, help="per chain")
+    parser.add_argument(
+        "--max-draws", type=int, default=DEFAULT_MAX_DRAWS, help="per chain, retry included"
+    )
     parser.add_argument("--max-chains", type=int, default=4)
     parser.add_argument("--max-rows", type=int, default=2_000_000, help="rows per raw CSV")
     parser.add_argument("--max-jobs", type=int, default=2, help="background jobs at once")

@@ -11,12 +11,15 @@ from attribution_analysis.steps import Sampling
 from attribution_analysis.workspace import Workspace
 
 RAW_SUFFIXES = (".csv",)
+# Per chain, retry included: the default fit (6,000 draws) may sample 12,000 when it fails
+# its gates, and no single request may ask more than the sampler contract's 20,000.
+DEFAULT_MAX_DRAWS = 20_000
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     root: Path  # every workspace lives under it
-    max_draws: int = 10_000  # per chain, MMM and Bayesian allocation
+    max_draws: int = DEFAULT_MAX_DRAWS  # per chain, MMM and Bayesian allocation
     max_chains: int = 4
     max_rows: int = 2_000_000  # rows of any one raw CSV
     max_jobs: int = 2  # background jobs running at once
@@ -66,11 +69,19 @@ class ServerConfig:
     def check_limits(self, sampling: Sampling | None, folder: Path) -> None:
         """Refuse work beyond the configured bounds before it starts. ``sampling`` is what
         the call will sample (``StepSpec.sampling``): None when it samples nothing."""
-        draws, chains = sampling if sampling is not None else (None, None)
+        draws, chains, retry = sampling if sampling is not None else (None, None, None)
         if draws is not None and draws > self.max_draws:
             raise ParameterError(
                 f"{draws} draws per chain exceeds this server's limit of {self.max_draws}.",
                 fix=f"ask for at most {self.max_draws} (or start the server with --max-draws).",
+            )
+        if retry is not None and retry > self.max_draws:
+            raise ParameterError(
+                f"{draws} draws per chain are within this server's limit of "
+                f"{self.max_draws}, but the automatic retry of a fit that fails its "
+                f"convergence gates would sample {retry}.",
+                fix=f"ask for at most {self.max_draws * draws // retry} draws, pass "
+                "retry=false, or start the server with a larger --max-draws.",
             )
         if chains is not None and chains > self.max_chains:
             raise ParameterError(
