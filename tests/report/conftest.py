@@ -46,25 +46,32 @@ def _rename_top_campaign(root: Path) -> str:
     return new
 
 
-@pytest.fixture(scope="session")
-def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("report_pipeline")
-    simulate_workspace(root, SMALL)
-    _rename_top_campaign(root)
-    ws = Workspace.open(root)
+def _model_and_allocate(ws: Workspace) -> str | None:
+    """Validate, fit (calibrated, short chains), check, decompose and allocate: the steps
+    every report fixture shares. Returns the override the short fit needed, if any."""
     validate_data(ws)
     fit_mmm(
         ws,
         FitMMMParams(calibrate=True, sampler=SHORT_NUTS, retry=False, fallback_to_ridge=False),
     )
     diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
-    decompose_contributions(ws, override_reason=None if diagnostics.passed else OVERRIDE)
+    override = None if diagnostics.passed else OVERRIDE
+    decompose_contributions(ws, override_reason=override)
     allocate(
         ws,
         AllocateParams(
             source="mta", family="gamma", covariates=["objective", "creative_family"], bootstrap=5
         ),
     )
+    return override
+
+
+@pytest.fixture(scope="session")
+def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report_pipeline")
+    simulate_workspace(root, SMALL)
+    _rename_top_campaign(root)
+    _model_and_allocate(Workspace.open(root))
     return root
 
 
@@ -88,20 +95,7 @@ def demo_like_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo_like") / "demo"
     simulate_workspace(root, DEMO)
     ws = Workspace.open(root)
-    validate_data(ws)
-    fit_mmm(
-        ws,
-        FitMMMParams(calibrate=True, sampler=SHORT_NUTS, retry=False, fallback_to_ridge=False),
-    )
-    diagnostics = validate_model(ws, backtest_periods=None, sensitivity_refit=False)
-    override = None if diagnostics.passed else OVERRIDE
-    decompose_contributions(ws, override_reason=override)
-    allocate(
-        ws,
-        AllocateParams(
-            source="mta", family="gamma", covariates=["objective", "creative_family"], bootstrap=5
-        ),
-    )
+    override = _model_and_allocate(ws)
     scenarios = [{"kind": "total_change", "change": c} for c in (0.1, -0.1)]
     optimize_budget(
         ws,
