@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.simulate import simulate_workspace
+
+# Property tests draw the same examples on every run: a default suite that fails at random
+# teaches everyone to ignore red. HYPOTHESIS_PROFILE=random searches afresh (a bug hunt).
+settings.register_profile("default-suite", derandomize=True, print_blob=True)
+settings.register_profile("random", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-suite"))
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "corpus"

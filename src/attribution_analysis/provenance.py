@@ -17,6 +17,7 @@ TRACKED_LIBRARIES = (
     "pymc",
     "pytensor",
     "nutpie",
+    "numba",
     "arviz",
     "arviz-stats",
     "numpy",

@@ -23,29 +23,55 @@ from attribution_analysis.mmm.sampling import COMPILED
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.transforms import geometric_adstock, hill
 from attribution_analysis.workspace import Workspace
+from tests.mmm.conftest import FITTED
 
 FAST = SamplerSettings(draws=300, tune=300)  # plumbing tests: not for the gates
 
 
-def test_default_fit_passes_the_convergence_gates_and_is_stored(fitted):
+def test_default_fit_is_stored_with_its_convergence_recomputed_from_the_draws(fitted):
+    """For any posterior: the stored convergence summary is ArviZ's on the stored draws, and
+    'for decisions' is exactly the gates' verdict on it."""
     manifest = json.loads((fitted / "analysis" / "mmm_fit.json").read_text())
     result = manifest["result"]
-    assert result["method"] == "bayesian_nuts" and result["for_decisions"]
+    assert result["method"] == "bayesian_nuts"
+    assert (fitted / result["model_path"]).exists()
+    from arviz_stats import ess, rhat
+
+    posterior = open_fit(Workspace.open(fitted)).tree["posterior"].to_dataset()
+    free = posterior[[n for n in posterior.data_vars if "date" not in posterior[n].dims]]
+    conv = result["convergence"]
+    assert conv["max_rhat"] == pytest.approx(float(rhat(free).to_array().max()), rel=1e-9)
+    assert conv["min_ess_bulk"] == pytest.approx(
+        float(ess(free, method="bulk").to_array().min()), rel=1e-9
+    )
+    gates = (
+        conv["max_rhat"] < 1.05
+        and conv["min_ess_bulk"] > 400
+        and conv["divergences"] <= 0.001 * conv["draws"]
+    )
+    assert result["for_decisions"] is gates
+    assert manifest["metadata"]["seed"] == FITTED.seed
+    assert manifest["metadata"]["sampler"]["backend"] == "nutpie"
+    assert manifest["metadata"]["extra"]["numba_fastmath"] is False
+
+
+@pytest.mark.slow
+def test_default_fit_passes_the_convergence_gates(fitted):
+    result = json.loads((fitted / "analysis" / "mmm_fit.json").read_text())["result"]
+    assert result["for_decisions"]
     assert result["convergence"]["max_rhat"] < 1.05
     assert result["convergence"]["min_ess_bulk"] > 400
-    assert (fitted / result["model_path"]).exists()
-    assert manifest["metadata"]["seed"] == FitMMMParams().seed
-    assert manifest["metadata"]["sampler"]["backend"] == "nutpie"
 
 
 def test_asking_for_the_same_fit_twice_costs_nothing(fitted):
-    again = fit_mmm(Workspace.open(fitted), FitMMMParams())
-    assert again.cached and again.wall_seconds < 5
+    again = fit_mmm(Workspace.open(fitted), FITTED)
+    # No sampling at all (a wall-clock bound would flake on a loaded machine).
+    assert again.cached and again.sampling_seconds is None
     # Asked a third time, the manifest is left byte for byte: a rewrite (new run id) would
     # mark the diagnostics and everything computed from this model out of date.
     manifest = fitted / "analysis" / "mmm_fit.json"
     before = manifest.read_bytes()
-    assert fit_mmm(Workspace.open(fitted), FitMMMParams()).cached
+    assert fit_mmm(Workspace.open(fitted), FITTED).cached
     assert manifest.read_bytes() == before
 
 
@@ -117,13 +143,14 @@ def test_a_compiled_model_reused_on_new_data_samples_the_new_posterior(simulated
     a, b = beta(roots[0]), beta(roots[1])
     b_fresh = open_fit(Workspace.open(roots[1])).tree  # the fresh fit replaced the manifest
     b_fresh = b_fresh["posterior"]["saturation_beta"].to_dataset()["saturation_beta"]
-    se = np.sqrt(b.var(("chain", "draw")) / 100 + b_fresh.var(("chain", "draw")) / 100)
-    # Reused and fresh compiles of the same data agree within Monte Carlo error (ESS >= 100)...
-    assert (abs(b.mean(("chain", "draw")) - b_fresh.mean(("chain", "draw"))) < 4 * se).all()
+    # Reused and fresh compiles of the same data and seed give the same draws, bit for bit
+    # (numerics.py: fastmath off), whatever the posterior...
+    np.testing.assert_array_equal(b.values, b_fresh.values)
     # ...and differ from the first data set's posterior (the data really was swapped in).
     assert not np.allclose(a.mean(("chain", "draw")), b.mean(("chain", "draw")), rtol=0.05)
 
 
+@pytest.mark.slow  # how far the posterior moves is a statistical property of the fit
 def test_calibration_pulls_the_tested_channel_towards_the_lift_test(fitted):
     ws = Workspace.open(fitted)
     tests = json.loads((fitted / "analysis" / "incrementality_results.json").read_text())

@@ -21,6 +21,14 @@ from attribution_analysis.transforms import geometric_adstock, hill
 from attribution_analysis.workspace import Workspace
 
 HORIZON = 13
+# These tests are about the optimizer, not the fit's gates (test_failed_model_is_refused...
+# is): whether a 104-week fit passes PPC coverage and the divergence limit depends on its
+# draws, so every plan here carries an override, which the step ignores when the model passed.
+NOT_THE_GATE = "optimizer tests: the gate is tested on its own"
+
+
+def _plan(**kwargs) -> OptimizeBudgetParams:
+    return OptimizeBudgetParams(override_reason=NOT_THE_GATE, **kwargs)
 
 
 def test_response_matches_the_library_graph(validated):
@@ -144,7 +152,7 @@ def _score_against_truth(root: Path, settings: dict) -> dict[str, float]:
     """The recommendation scored twice: on its own objective against the fitted optimum
     (optimizer error) and under the simulator's true curves against the true optimum."""
     ws = Workspace.open(root)
-    result = optimize_budget(ws, OptimizeBudgetParams(draws=400, **settings))
+    result = optimize_budget(ws, _plan(draws=400, **settings))
     truth = json.loads((root / "truth" / "parameters.json").read_text())["channels"]
     channels = [a.channel for a in result.allocations]
     panel = pd.read_csv(root / "analysis" / "prepared_panel.csv")
@@ -193,13 +201,24 @@ FLOOR = {"defaults": 0.98, "observed range only": 0.97, "no limits": 0.95}
 
 
 @pytest.mark.parametrize("limits", list(LIMITS))
-def test_recommendation_reaches_the_true_optimum(validated, limits):
+def test_recommendation_reaches_the_optimum_of_the_fitted_curves(validated, limits):
+    """What holds for any posterior: the plan is the optimum of its own objective, checked
+    by an independent solver (the grid is 1/1000 of the budget, so it can only be a hair below
+    the continuous optimum), within limits recomputed from the data."""
     score = _score_against_truth(validated, LIMITS[limits])
-    # The optimizer reaches the optimum of its own objective (the grid is 1/1000 of the
-    # budget, so it can only be a hair below the continuous optimum).
+    assert score["optimizer"] >= 1 - 1e-6, score
+    # Truth and data only (no posterior): the case is not empty, current is not optimal.
+    assert score["current"] < 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limits", list(LIMITS))
+def test_recommendation_reaches_the_true_optimum(validated, limits):
+    """Statistical recovery: how close the fitted curves' optimum comes to the true one
+    depends on the posterior, so it is a slow check with the benchmark's floors."""
+    score = _score_against_truth(validated, LIMITS[limits])
     assert score["optimizer"] >= 1 - 1e-6, score
     assert score["recommended"] >= FLOOR[limits], score
-    assert score["current"] < 0.97  # the test would be empty if current were already optimal
 
 
 @pytest.mark.slow
@@ -225,40 +244,41 @@ def test_recommendation_reaches_the_true_optimum_on_a_second_seed(tmp_path):
 
 
 def test_spend_beyond_the_data_is_capped_unless_extrapolation_is_allowed(validated):
+    """Budgets chosen around the sum of the observed weekly maxima, so that every verdict is
+    forced whatever the fitted curves: below it a capped plan exists; above it the whole
+    budget cannot fit under the maxima, so a plan that spends it must go beyond the data
+    somewhere (pigeonhole), and the capped request must be refused."""
     ws = Workspace.open(validated)
     panel = pd.read_csv(validated / "analysis" / "prepared_panel.csv")
-    current = float(
-        sum(panel[f"spend_{c}"].iloc[-52:].mean() for c in ("paid_search", "social", "tv"))
-    )
-    budget = 2.5 * current * HORIZON
-    capped = optimize_budget(
-        ws, OptimizeBudgetParams(total_budget=budget, max_change=None, draws=100)
-    )
+    most = {c: float(panel[f"spend_{c}"].max()) for c in ("paid_search", "social", "tv")}
+    under = 0.9 * sum(most.values()) * HORIZON
+    capped = optimize_budget(ws, _plan(total_budget=under, max_change=None, draws=100))
+    assert sum(a.recommended_spend for a in capped.allocations) == pytest.approx(under)
     for a in capped.allocations:
-        most = panel[f"spend_{a.channel}"].max()
-        assert a.recommended_spend / HORIZON <= most * (1 + 1e-9)
+        assert a.recommended_spend / HORIZON <= most[a.channel] * (1 + 1e-9)
         assert not a.beyond_observed
     assert not any(f.code == "extrapolated_spend" for f in capped.findings)
+
+    over = 1.2 * sum(most.values()) * HORIZON
     free = optimize_budget(
         ws,
-        OptimizeBudgetParams(
-            total_budget=budget, max_change=None, allow_extrapolation=True, draws=100
-        ),
+        _plan(total_budget=over, max_change=None, allow_extrapolation=True, draws=100),
     )
+    assert sum(a.recommended_spend for a in free.allocations) == pytest.approx(over)
     beyond = [
         a.channel
         for a in free.allocations
-        if a.recommended_spend / HORIZON > panel[f"spend_{a.channel}"].max()
+        # the step's own tolerance for "beyond" (0.01%), so a plan sitting at a cap is not
+        # counted; pigeonhole still forces one channel at least 20% above its maximum.
+        if a.recommended_spend / HORIZON > most[a.channel] * 1.0001
     ]
-    assert beyond, "the uncapped plan should go beyond the data at 2.5x current spend"
+    assert beyond, "a budget above the sum of the observed maxima must go beyond the data"
     assert [a.channel for a in free.allocations if a.beyond_observed] == beyond
     flagged = [f.subject for f in free.findings if f.code == "extrapolated_spend"]
     assert flagged == beyond
-    # A budget the cap cannot absorb is refused, naming the switch that lifts it.
+    # The same budget under the cap cannot be spent: refused, naming the switch that lifts it.
     with pytest.raises(ParameterError, match="--allow-extrapolation"):
-        optimize_budget(
-            ws, OptimizeBudgetParams(total_budget=1e4 * budget, max_change=None, draws=50)
-        )
+        optimize_budget(ws, _plan(total_budget=over, max_change=None, draws=50))
 
 
 def _hdi90(values: np.ndarray) -> tuple[float, float]:
@@ -275,6 +295,7 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
     ws = Workspace.open(validated)
     params = OptimizeBudgetParams.model_validate(
         {
+            "override_reason": NOT_THE_GATE,
             "horizon_periods": 8,
             "bounds": [{"channel": "paid_search", "min_change": -0.1, "max_change": 0.1}],
             "scenarios": [
@@ -340,8 +361,15 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
     high = baseline * 1.3
     low[search], high[search] = baseline[search] * 0.9, baseline[search] * 1.1
     assert np.all(spend >= low - 1e-6) and np.all(spend <= high + 1e-6)
-    # ... and re-optimized: at least as good as cutting every channel by 20%.
-    assert less.outcome.mean >= curves.outcome(0.8 * baseline).sum(axis=1).mean() - 1e-9
+    # ... and re-optimized: at least as good as a feasible plan built by hand from data alone
+    # (every channel cut by 20%, paid_search held at its -10% floor and the difference taken
+    # from the others in proportion), whatever the fitted curves.
+    cut = 0.8 * baseline
+    cut[search] = 0.9 * baseline[search]
+    others = np.arange(len(channels)) != search
+    cut[others] -= (cut.sum() - 0.8 * baseline.sum()) * baseline[others] / baseline[others].sum()
+    assert np.all(cut >= low - 1e-6) and np.all(cut <= high + 1e-6), "reference must be feasible"
+    assert less.outcome.mean >= curves.outcome(cut).sum(axis=1).mean() * (1 - 1e-9)
     assert by_name["no tv"].allocation["tv"] == 0 and by_name["no tv"].lift_vs_current.mean < 0
     # A 50% cut breaks the minimums: reported with its reason, the rest still runs.
     (halve,) = result.infeasible_scenarios
@@ -359,8 +387,8 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
 
 def test_risk_averse_objective_through_the_step(validated):
     ws = Workspace.open(validated)
-    mean = optimize_budget(ws, OptimizeBudgetParams(max_change=None, draws=400))
-    cvar = optimize_budget(ws, OptimizeBudgetParams(max_change=None, draws=400, objective="cvar"))
+    mean = optimize_budget(ws, _plan(max_change=None, draws=400))
+    cvar = optimize_budget(ws, _plan(max_change=None, draws=400, objective="cvar"))
     assert cvar.optimizer.objective == "cvar (worst 10% of draws)"
     fitted = open_fit(ws)
     curves = curves_from_fit(fitted, HORIZON, 400, spend_history(fitted, 52))
@@ -372,7 +400,7 @@ def test_risk_averse_objective_through_the_step(validated):
 
     assert cvar.optimizer.objective_value == pytest.approx(tail(cvar), rel=1e-9)
     assert tail(cvar) >= tail(mean) - 1e-9 * abs(tail(mean))
-    assert mean.outcome.recommended.mean >= cvar.outcome.recommended.mean - 1e-9
+    assert mean.outcome.recommended.mean >= cvar.outcome.recommended.mean * (1 - 1e-9)
 
 
 def _analysis_bytes(root: Path) -> dict[str, bytes]:
@@ -425,7 +453,7 @@ def _analysis_bytes(root: Path) -> dict[str, bytes]:
 def test_bad_requests_are_refused_before_any_work(validated, params, message):
     before = _analysis_bytes(validated)
     with pytest.raises(ParameterError, match=message) as caught:
-        optimize_budget(Workspace.open(validated), OptimizeBudgetParams(**params))
+        optimize_budget(Workspace.open(validated), _plan(**params))
     assert caught.value.fix
     if "names channel" in message:  # the fix lists the model's channels
         assert all(c in caught.value.fix for c in ("paid_search", "social", "tv"))
@@ -461,9 +489,7 @@ def test_a_per_period_budget_typed_as_a_total_is_named(validated, horizon):
     weekly = _current_per_week(validated)
     over_horizon = f"{weekly * horizon:,.2f}"
     with pytest.raises(ParameterError) as caught:
-        optimize_budget(
-            ws, OptimizeBudgetParams(total_budget=weekly, horizon_periods=horizon, draws=50)
-        )
+        optimize_budget(ws, _plan(total_budget=weekly, horizon_periods=horizon, draws=50))
     problem = caught.value.problem
     assert "this looks like a per-period budget" in problem.lower()
     assert f"the total over the horizon of {horizon} weeks" in problem
@@ -471,18 +497,14 @@ def test_a_per_period_budget_typed_as_a_total_is_named(validated, horizon):
     assert f"--total-budget {weekly * horizon:.2f}" in caught.value.fix
     result = optimize_budget(
         ws,
-        OptimizeBudgetParams(
-            total_budget=weekly, horizon_periods=horizon, max_change=None, draws=50
-        ),
+        _plan(total_budget=weekly, horizon_periods=horizon, max_change=None, draws=50),
     )
     (finding,) = [f for f in result.findings if f.code == "budget_looks_per_period"]
     assert f"{horizon} weeks" in finding.message and over_horizon in finding.message
     # A real cut over the same horizon is not mistaken for one.
     genuine = optimize_budget(
         ws,
-        OptimizeBudgetParams(
-            total_budget=0.85 * weekly * horizon, horizon_periods=horizon, draws=50
-        ),
+        _plan(total_budget=0.85 * weekly * horizon, horizon_periods=horizon, draws=50),
     )
     assert not any(f.code == "budget_looks_per_period" for f in genuine.findings)
 
@@ -501,7 +523,7 @@ def test_a_failed_optimizer_is_reported_not_hidden(validated, monkeypatch):
 
     monkeypatch.setattr(solver, "minimize", failing)
     ws = Workspace.open(validated)
-    result = optimize_budget(ws, OptimizeBudgetParams(max_change=None, draws=200))
+    result = optimize_budget(ws, _plan(max_change=None, draws=200))
     assert not result.optimizer.converged
     (finding,) = [f for f in result.findings if f.code == "optimizer_not_converged"]
     assert "Positive directional" in finding.message
@@ -531,12 +553,12 @@ def test_no_recent_spend_is_said_not_silently_replaced(validated, monkeypatch):
     monkeypatch.setattr(step, "spend_history", dark)
     ws = Workspace.open(validated)
     with pytest.raises(ParameterError, match="no spend in the last 52 periods") as caught:
-        optimize_budget(ws, OptimizeBudgetParams(draws=50))
+        optimize_budget(ws, _plan(draws=50))
     assert "--total-budget" in caught.value.fix
     with pytest.raises(ParameterError, match="holds every channel") as caught:
-        optimize_budget(ws, OptimizeBudgetParams(total_budget=1e5, draws=50))
+        optimize_budget(ws, _plan(total_budget=1e5, draws=50))
     assert "--max-change none" in caught.value.fix
-    result = optimize_budget(ws, OptimizeBudgetParams(total_budget=1e5, max_change=None, draws=50))
+    result = optimize_budget(ws, _plan(total_budget=1e5, max_change=None, draws=50))
     (finding,) = [f for f in result.findings if f.code == "no_recent_spend"]
     assert "equal split" in finding.message
     for allocation in result.allocations:

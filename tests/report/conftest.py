@@ -27,7 +27,10 @@ from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 SMALL = SimulationParams(kind="mta", seed=5, weeks=78, channels=3, lift_tests=1)
-SHORT_NUTS = SamplerSettings(draws=500, tune=500)
+# 2 chains x 80 draws: ArviZ caps a bulk ESS at N log10(N) = 353 for N = 160, below the
+# gate's 400, so the fit fails its gates for any draws and the override path is always the
+# one taken (which branch the report tests see must not depend on the posterior).
+SHORT_NUTS = SamplerSettings(draws=80, tune=500)
 HOSTILE = "<script>alert(1)</script>"
 OVERRIDE = "report tests: short chains on purpose"
 

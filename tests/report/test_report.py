@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.report import GenerateReportParams
-from attribution_analysis.report import generate_report
+from attribution_analysis.report import fmt, generate_report
 from attribution_analysis.workspace import Workspace
 from tests.report.conftest import HOSTILE
 
@@ -119,8 +120,8 @@ def test_the_full_report_opens_in_chromium_with_every_chart_and_no_console_error
     assert f"{base['mean']:,.0f}" in html and f"{base['hdi_90'][0]:,.0f}" in html
     budget = json.loads((demo / "analysis" / "mmm_budget_optimization.json").read_text())
     lift = budget["outcome"]["lift"]
-    for bound in lift["hdi_90"]:  # three significant figures: whole units from 100 up
-        assert (f"{bound:,.0f}" if abs(lift["mean"]) >= 100 else f"{bound:.1f}") in html
+    # the bounds as the report's formatter writes them (one precision for mean and bounds)
+    assert fmt.bounds(Interval.model_validate(lift)) in html
     assert "the total is causal, the split within a channel is model-based" in html.lower()
     # a recorded override (short chains) is shown as such
     diagnostics = json.loads((demo / "analysis" / "mmm_diagnostics.json").read_text())

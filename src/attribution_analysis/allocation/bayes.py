@@ -35,6 +35,7 @@ from attribution_analysis.allocation.covariates import Design
 from attribution_analysis.allocation.em import Family
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.errors import ParameterError
+from attribution_analysis.numerics import use_reproducible_numerics
 
 INTEGER_TOL = 1e-9
 MAX_ROWS = 200_000  # beyond this NUTS on every entity is impractical; use EM
@@ -166,6 +167,7 @@ def fit_bayes(
     import pymc as pm
     import pytensor.tensor as pt
 
+    use_reproducible_numerics()
     if problem.n_rows > MAX_ROWS:
         raise ParameterError(
             f"{problem.n_rows} exposure rows are too many for the Bayesian model "

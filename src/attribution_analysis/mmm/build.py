@@ -11,6 +11,7 @@ from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import default_priors
+from attribution_analysis.numerics import use_reproducible_numerics
 
 FINANCIAL_SERVICES_L_MAX = 26  # 6 months of weekly carry-over for long sales cycles
 
@@ -23,6 +24,7 @@ def effective_l_max(config: MMMConfig) -> int:
 
 def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     """A built (not fitted) ``pymc_marketing.mmm.MMM`` over ``data``."""
+    use_reproducible_numerics()
     from pymc_extras.prior import Prior
     from pymc_marketing.mmm import (
         MMM,

@@ -15,6 +15,7 @@ from attribution_analysis.mmm.calibration import lift_test_frame, read_lift_test
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
+from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
@@ -267,6 +268,7 @@ def _manifest(
         seed=params.seed,
         sampler=params.sampler.model_dump(mode="json"),
         run_id=run_id,
+        extra=numerics_metadata(),
     )
     return json_bytes(
         {

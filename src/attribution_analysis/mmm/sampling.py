@@ -19,6 +19,7 @@ import xarray as xr
 
 from attribution_analysis.contracts.mmm import SamplerSettings
 from attribution_analysis.errors import ParameterError
+from attribution_analysis.numerics import use_reproducible_numerics
 from attribution_analysis.progress import Progress, report
 
 
@@ -69,6 +70,7 @@ def sample_posterior(
     mmm: Any, settings: SamplerSettings, seed: int, structure: str, progress: Progress | None = None
 ) -> SampleOutcome:
     """Sample the posterior of ``mmm.model``'s free parameters."""
+    use_reproducible_numerics()
     model = mmm.model
     free = free_variable_names(model)
     total = float(settings.chains * (settings.draws + settings.tune))
