@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -59,11 +60,12 @@ def test_a_failure_while_staging_keeps_the_previous_results_whole(ws, monkeypatc
     def failing_fsync(fd: int) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
-            raise OSError("disk full")
+            raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="disk full"):
+    # A full disk is an error the user can act on (where, what to free), not a traceback.
+    with pytest.raises(WorkspaceError, match="no space left on the device"):
         ws.commit({"analysis/a.json": b"new-a", "analysis/b.json": b"new-b"})
     assert (ws.analysis / "a.json").read_bytes() == b"old-a"
     assert (ws.analysis / "b.json").read_bytes() == b"old-b"

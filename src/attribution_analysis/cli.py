@@ -18,7 +18,6 @@ from attribution_analysis.adapters import EXIT_INPUT_ERROR, error_payload
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.errors import AttributionError
-from attribution_analysis.server.config import DEFAULT_MAX_DRAWS
 
 app = typer.Typer(
     add_completion=False,
@@ -298,43 +297,21 @@ def runs(workspace: WorkspaceOption, step: str | None = None, limit: int = 20) -
     out.print_json(json.dumps(records, default=str))
 
 
-@app.command()
-def serve(
-    workspace_root: Annotated[
-        Path, typer.Option(help="Folder holding the workspaces the server may touch.")
-    ] = Path("workspace"),
-    transport: Annotated[str, typer.Option(help="stdio | streamable-http")] = "stdio",
-    port: Annotated[int, typer.Option(help="streamable-http port (127.0.0.1 only).")] = 8765,
-    max_draws: Annotated[
-        int, typer.Option(help="Most draws per chain a call may sample, retry included.")
-    ] = DEFAULT_MAX_DRAWS,
-    max_chains: Annotated[int, typer.Option(help="Most chains a call may ask.")] = 4,
-    max_rows: Annotated[int, typer.Option(help="Most rows of one raw CSV.")] = 2_000_000,
-    max_jobs: Annotated[int, typer.Option(help="Background jobs at once.")] = 2,
-) -> None:
-    """Run the MCP server (same as the `attribution-mcp` command)."""
+@app.command(
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the MCP server, the same as `attribution-mcp`: every option is passed on to it
+    (`attribution serve --help` lists them: limits, --host, --auth-token, idle sessions), so
+    the two commands cannot drift apart."""
     from attribution_analysis.server import main
 
-    raise typer.Exit(
-        main(
-            [
-                "--workspace-root",
-                str(workspace_root),
-                "--transport",
-                transport,
-                "--port",
-                str(port),
-                "--max-draws",
-                str(max_draws),
-                "--max-chains",
-                str(max_chains),
-                "--max-rows",
-                str(max_rows),
-                "--max-jobs",
-                str(max_jobs),
-            ]
-        )
-    )
+    raise typer.Exit(main(list(ctx.args)))
 
 
 @app.command()

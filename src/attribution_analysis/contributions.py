@@ -327,7 +327,4 @@ def channel_transforms(fitted: FittedModel) -> dict[str, Any] | None:
 
 
 def _tree_bytes(ws: Workspace, dataset: xr.Dataset) -> bytes:
-    with ws.staging_dir() as scratch:
-        path = scratch / "draws.nc"
-        dataset.to_netcdf(path, engine="h5netcdf")
-        return path.read_bytes()
+    return store.netcdf_bytes(ws, dataset, int(dataset.nbytes))

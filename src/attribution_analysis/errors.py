@@ -79,6 +79,13 @@ class WorkspaceError(AttributionError):
         super().__init__(problem=problem, fix=fix, file=file, code="workspace")
 
 
+class WorkspaceBusyError(AttributionError):
+    """Another step holds the workspace's writer lock."""
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem=problem, fix=fix, code="workspace_busy")
+
+
 class ParameterError(AttributionError):
     """A step was called with parameters that cannot work for this data."""
 

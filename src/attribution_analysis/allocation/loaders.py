@@ -40,7 +40,14 @@ from attribution_analysis.contracts.inputs import (
     HcpBrickRow,
     HcpRow,
 )
-from attribution_analysis.data.tables import LINE, check_unique, load_table, table_spec
+from attribution_analysis.data.tables import (
+    LINE,
+    check_input_file,
+    check_unique,
+    load_table,
+    shown_value,
+    table_spec,
+)
 from attribution_analysis.errors import DataValidationError, MissingInputError, ParameterError
 from attribution_analysis.workspace import Workspace
 
@@ -90,8 +97,14 @@ class LoadedInputs:
 
 
 def _existing(ws: Workspace, relative: str) -> Path | None:
+    """The input's path if it is a file, None if absent; a folder in its place is refused
+    rather than taken for a missing file."""
     path = ws.resolve(relative)
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    if path.exists():
+        check_input_file(path, relative)
+    return None
 
 
 def _load(ws: Workspace, relative: str, spec, keys: list[str], what: str) -> pd.DataFrame:
@@ -556,8 +569,9 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         absent = table[LINE].isna().to_numpy()
         if needs_meta and absent.any():
             raise DataValidationError(
-                problem=f"campaign '{table.loc[absent, 'campaign'].iloc[0]}' has impressions "
-                f"but no row in {CAMPAIGN_METADATA} ({int(absent.sum())} campaigns lack one).",
+                problem=f"campaign {shown_value(table.loc[absent, 'campaign'].iloc[0])} has "
+                f"impressions but no row in {CAMPAIGN_METADATA} ({int(absent.sum())} campaigns "
+                "lack one).",
                 fix="add a metadata row per campaign (campaign, channel, objective, ...).",
                 file=CAMPAIGN_METADATA,
                 column="campaign",

@@ -14,6 +14,7 @@ import pandas as pd
 from attribution_analysis.contracts.validation import ImputedWindow
 from attribution_analysis.data.grain import Grain, days_per_period, period_step, to_period
 from attribution_analysis.data.sources import Source
+from attribution_analysis.data.tables import shown_value
 from attribution_analysis.errors import DataValidationError
 
 NATIONAL = ""  # geo key of a national (non-geo) series
@@ -148,7 +149,7 @@ def fill_series(
         n = stop - start
         if n > max_gap:
             raise DataValidationError(
-                problem=f"{label}{f' (geo {geo})' if geo else ''} has no rows from "
+                problem=f"{label}{f' (geo {shown_value(geo)})' if geo else ''} has no rows from "
                 f"{full[start].date()} to {full[stop - 1].date()} ({n} {unit}); gaps longer than "
                 f"{max_gap} {unit} are not imputed because the guess would drive the estimate.",
                 fix="supply the missing rows (with 0 if the channel was dark), or shorten the "

@@ -35,6 +35,7 @@ from attribution_analysis.data.prepare import (
     fill_series,
 )
 from attribution_analysis.data.sources import MMMSources, Source, load_mmm_sources
+from attribution_analysis.data.tables import shown_list, shown_value
 from attribution_analysis.errors import DataValidationError, ParameterError
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.registry import RunRegistry
@@ -379,7 +380,7 @@ def _check_coverage(
 ) -> None:
     if series.empty:
         raise DataValidationError(
-            problem=f"channel '{channel}' has no rows for geo '{geo}'.",
+            problem=f"channel '{channel}' has no rows for geo {shown_value(geo)}.",
             fix="add its rows (spend 0 where it did not run).",
             file=shown,
             column="geo",
@@ -406,7 +407,8 @@ def _check_geos(media: pd.DataFrame, geos: list[str], sources: MMMSources, use_g
     extra = sorted(set(media["geo"]) - set(geos))
     if extra:
         raise DataValidationError(
-            problem=f"spend has geos {extra} that {sources.conversions.shown} does not have.",
+            problem=f"spend has geos {shown_list(extra)} that {sources.conversions.shown} does not "
+            "have.",
             fix="use the same geo names in every file.",
             file=sources.spend[0].shown,
             column="geo",

@@ -10,7 +10,7 @@ from typing import Any
 from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.mmm.panel import ModelData
-from attribution_analysis.mmm.priors import default_priors
+from attribution_analysis.mmm.priors import check_prior, default_priors
 from attribution_analysis.numerics import use_reproducible_numerics
 
 FINANCIAL_SERVICES_L_MAX = 26  # 6 months of weekly carry-over for long sales cycles
@@ -59,6 +59,11 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
         raise ParameterError(
             f"unknown prior name(s) {unknown}.", fix=f"use one of {sorted(known)}."
         )
+    # The project's defaults are known good; only the user's overrides are checked (each
+    # costs a small throwaway model, and a bad one would otherwise fail deep in PyMC or
+    # sample a log-density of -inf).
+    for name in config.priors:
+        check_prior(name, model_config[name], data.geo)
     n_obs = len(data.y)
     n_params = 2 + 4 * len(data.channels) + len(data.controls) + 2 * config.yearly_seasonality
     if n_obs < 2 * n_params:
@@ -70,18 +75,30 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        mmm = MMM(
-            date_column="date",
-            channel_columns=list(data.channels),
-            target_column=data.target,
-            adstock=adstock,
-            saturation=saturation,
-            control_columns=list(data.controls) or None,
-            yearly_seasonality=config.yearly_seasonality or None,
-            dims=("geo",) if data.geo else None,
-            model_config=model_config or None,
-        )
-        mmm.build_model(data.X, data.y)
+        try:
+            mmm = MMM(
+                date_column="date",
+                channel_columns=list(data.channels),
+                target_column=data.target,
+                adstock=adstock,
+                saturation=saturation,
+                control_columns=list(data.controls) or None,
+                yearly_seasonality=config.yearly_seasonality or None,
+                dims=("geo",) if data.geo else None,
+                model_config=model_config or None,
+            )
+            mmm.build_model(data.X, data.y)
+        except (ValueError, TypeError, KeyError) as exc:
+            if not config.priors:
+                raise  # the project's own configuration failed: a bug, not an input error
+            # check_prior catches the known ways a prior breaks the model; this names the
+            # priors for any other PyMC-Marketing refuses.
+            raise ParameterError(
+                f"the model could not be built with the given priors "
+                f"{sorted(config.priors)}: {str(exc)[:300]}.",
+                fix="give each prior the dims of its parameter (see the model_config of "
+                "PyMC-Marketing's MMM), or leave 'dims' out to get the default.",
+            ) from None
     return mmm
 
 

@@ -11,6 +11,7 @@ sigma = the lift's standard error per period (from its interval and level). A go
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,15 @@ from pydantic import TypeAdapter, ValidationError
 from scipy.stats import norm
 
 from attribution_analysis.contracts.inputs import IncrementalityResult
+from attribution_analysis.data.tables import (
+    DATE_RANGE_HELP,
+    MAX_ABS_TEXT,
+    MAX_ABS_VALUE,
+    MAX_DATE,
+    MIN_DATE,
+    read_input_bytes,
+    shown_value,
+)
 from attribution_analysis.errors import DataValidationError, MissingInputError
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.workspace import Workspace
@@ -26,6 +36,7 @@ LIFT_FILE = "analysis/incrementality_results.json"
 
 
 def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
+    """The lift tests of ``LIFT_FILE`` and its sha256; at least one, each within bounds."""
     path = ws.resolve(LIFT_FILE)
     if not path.exists():
         raise MissingInputError(
@@ -34,11 +45,13 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
             "--calibrate.",
             file=LIFT_FILE,
         )
+    data = read_input_bytes(path, LIFT_FILE)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else shown_value(exc, 200)
         raise DataValidationError(
-            problem=f"the file is not valid JSON ({exc}).",
+            problem=f"the file is not valid JSON ({reason}).",
             fix="write a JSON list of lift-test objects.",
             file=LIFT_FILE,
             code="bad_json",
@@ -51,13 +64,89 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DataValidationError(
-            problem=f"lift test {where}: {first['msg']}.",
+            problem=f"lift test {where}: {shown_value(first['msg'], 200)[1:-1]}.",
             fix="each test needs channel, lift, ci_lower <= lift <= ci_upper (and start <= end).",
             file=LIFT_FILE,
-            column=str(first["loc"][-1]) if first["loc"] else None,
+            # A test-level rule (interval order) has the test's index as its last location.
+            column=first["loc"][-1] if first["loc"] and isinstance(first["loc"][-1], str) else None,
             code="bad_lift_test",
         ) from None
+    if not tests:
+        raise DataValidationError(
+            problem="the file holds no lift test (an empty list), and a calibrated fit needs at "
+            "least one.",
+            fix="add the lift tests ({channel, lift, ci_lower, ci_upper, start, end} each), or "
+            "fit without --calibrate (calibrate=false).",
+            file=LIFT_FILE,
+            code="no_lift_tests",
+        )
+    for i, test in enumerate(tests):
+        _check_test_bounds(i, test)
     return tests, ws.sha256(path)
+
+
+def _check_test_bounds(i: int, test: IncrementalityResult) -> None:
+    """Numbers and dates the model can use: JSON's NaN/Infinity and 1e308 parse as floats,
+    and a year 0001 or 2300 parses as a date, but none of them can be a real lift test."""
+    for name in ("lift", "ci_lower", "ci_upper", "spend"):
+        value = getattr(test, name)
+        if value is not None and not (math.isfinite(value) and abs(value) <= MAX_ABS_VALUE):
+            raise DataValidationError(
+                problem=f"lift test {i} ({test.channel}) has {name} {value!r}: numbers must be "
+                f"finite and at most {MAX_ABS_TEXT} in magnitude.",
+                fix=f"write the test's real {name} (in the model's target units).",
+                file=LIFT_FILE,
+                column=name,
+                code="bad_lift_test",
+            )
+    for name in ("start", "end"):
+        day = getattr(test, name)
+        if day is not None and not (MIN_DATE.date() <= day <= MAX_DATE.date()):
+            raise DataValidationError(
+                problem=f"lift test {i} ({test.channel}) has {name} {day.isoformat()}, out of "
+                f"range; {DATE_RANGE_HELP}.",
+                fix=f"write the test's real {name} date as YYYY-MM-DD.",
+                file=LIFT_FILE,
+                column=name,
+                code="bad_lift_test",
+            )
+    if test.ci_upper < 0:
+        # The model's media effects are non-negative: a test whose whole interval is below
+        # zero cannot be fitted, and is most often a go-dark test written as a loss.
+        raise DataValidationError(
+            problem=f"lift test {i} ({test.channel}) says the channel lowered the outcome "
+            f"(lift {test.lift:g}, interval [{test.ci_lower:g}, {test.ci_upper:g}] entirely "
+            "below 0); the model's media effects cannot be negative.",
+            fix="write lift as the outcome the channel's spend added (a go-dark test's lift is "
+            "the outcome lost when the channel was switched off, a positive number); leave a "
+            "test that truly found harm out of the calibration and report it separately.",
+            file=LIFT_FILE,
+            column="lift",
+            code="bad_lift_test",
+        )
+
+
+def _check_lift_below_outcome(
+    i: int, test: IncrementalityResult, data: ModelData, inside: pd.Series
+) -> None:
+    """A channel cannot add more than the whole outcome of the periods the test ran in."""
+    rows = inside.to_numpy(dtype=bool)
+    if data.geo and test.geo:
+        rows &= (data.X["geo"] == test.geo).to_numpy()
+    total = float(np.asarray(data.y, dtype=float)[rows].sum())
+    if test.lift > total:
+        where = f" in geo {test.geo}" if data.geo and test.geo else ""
+        raise DataValidationError(
+            problem=f"lift test {i} ({test.channel}) has lift {test.lift:g}, more than the whole "
+            f"{data.target} of its window{where} ({total:g}, from the prepared panel); "
+            "incremental outcome cannot exceed the outcome.",
+            fix=f"check the lift's units (it must be in {data.target}, summed over the test "
+            "window, not a percentage or a per-day rate read as a total) and the test's "
+            "start/end dates.",
+            file=LIFT_FILE,
+            column="lift",
+            code="bad_lift_test",
+        )
 
 
 def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.DataFrame:
@@ -75,12 +164,33 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 column="channel",
                 code="unknown_channel",
             )
+        if test.metric is not None and test.metric != data.target:
+            raise DataValidationError(
+                problem=f"lift test {i} ({test.channel}) measures {shown_value(test.metric)} but "
+                f"the model's target is '{data.target}'.",
+                fix=f"give the lift in {data.target} (or fit the model on {test.metric}), or "
+                "remove the test.",
+                file=LIFT_FILE,
+                column="metric",
+                code="bad_lift_test",
+            )
         if test.start and test.end:
             inside = (dates >= pd.Timestamp(test.start) - pd.Timedelta(days=step_days - 1)) & (
                 dates <= pd.Timestamp(test.end)
             )
+            if not inside.any():
+                raise DataValidationError(
+                    problem=f"lift test {i} ({test.channel}) ran {test.start} to {test.end}, "
+                    f"outside the model's window ({dates.min().date()} to "
+                    f"{dates.max().date()}).",
+                    fix="remove the test, or validate and fit a window that contains it.",
+                    file=LIFT_FILE,
+                    column="start",
+                    code="bad_lift_test",
+                )
         else:
             inside = pd.Series(True, index=dates.index)
+        _check_lift_below_outcome(i, test, data, inside)
         periods = max(1, int(inside.sum()) // (data.X["geo"].nunique() if data.geo else 1))
         spend = (
             test.spend if test.spend is not None else float(data.X.loc[inside, test.channel].sum())

@@ -38,3 +38,84 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
     if adstock == "geometric":
         chosen.update(ADSTOCK_DEFAULTS)
     return {name: dict(spec) for name, spec in chosen.items()}
+
+
+# ----- checks of user-given priors ---------------------------------------------------------
+# The dimensions a prior may carry, by the model_config name it overrides. PyMC-Marketing
+# only fails on others deep inside model building (a shape error, or a message about the
+# 'saturation effect'), so they are refused here with the prior's name.
+_MEDIA_DIMS = ("channel",)
+_DIMS_BY_NAME = {
+    "intercept": (),
+    "likelihood": ("date",),
+    "gamma_control": ("control",),
+    "gamma_fourier": ("fourier_mode",),
+}
+# Parameters that must be positive in every distribution where they appear (a hint for the
+# message; the check itself evaluates the prior's log-density).
+_POSITIVE = ("sigma", "tau", "lam", "beta", "nu", "b")
+
+
+def allowed_dims(name: str, geo: bool) -> tuple[str, ...]:
+    """The dims the prior ``name`` may use in a national (``geo`` False) or geo model."""
+    own = _DIMS_BY_NAME.get(name, _MEDIA_DIMS)
+    return (*own, "geo") if geo else own
+
+
+def prior_dims(prior: Any) -> set[str]:
+    """Every dim a prior uses, its hyperpriors' included."""
+    dims = set(prior.dims or ())
+    for value in prior.parameters.values():
+        if hasattr(value, "dims") and hasattr(value, "parameters"):
+            dims |= prior_dims(value)
+    return dims
+
+
+def check_prior(name: str, prior: Any, geo: bool) -> None:
+    """Refuse a user prior whose dims the model lacks or whose parameters give no valid value
+    (a negative sigma, NaN, lower above upper), with the prior's name and the fix."""
+    from attribution_analysis.errors import ParameterError
+
+    allowed = allowed_dims(name, geo)
+    unknown = sorted(prior_dims(prior) - set(allowed))
+    if unknown:
+        raise ParameterError(
+            f"prior '{name}' uses dims {unknown}, which this model does not have for "
+            f"'{name}' (it allows {list(allowed) or 'no dims'}).",
+            fix=(f"use dims from {list(allowed)}, or leave" if allowed else "leave")
+            + " 'dims' out to get the default.",
+        )
+    reason = _invalid_value(name, prior, allowed)
+    if reason is not None:
+        hint = [
+            f"{k}={v:g}"
+            for k, v in prior.parameters.items()
+            if k in _POSITIVE and isinstance(v, int | float) and not v > 0
+        ]
+        raise ParameterError(
+            f"prior '{name}' ({prior}) has no valid value: {reason}"
+            + (f" ({', '.join(hint)} must be positive)." if hint else "."),
+            fix="give every scale or shape parameter (sigma, beta, alpha, lam, nu) a finite "
+            'positive value, e.g. {"dist": "HalfNormal", "kwargs": {"sigma": 1.0}}.',
+        )
+
+
+def _invalid_value(name: str, prior: Any, dims: tuple[str, ...]) -> str | None:
+    """Why the prior's log-density is not finite at its starting point, or None if it is.
+
+    The prior is built alone in a throwaway model (dims of size 2: sizes do not change
+    validity) and its log-density compiled without C code, a fraction of a second.
+    """
+    import numpy as np
+    import pymc as pm
+
+    try:
+        with pm.Model(coords={d: [0, 1] for d in dims}) as model:
+            prior.create_variable(name)
+        logp = model.compile_fn(model.logp(sum=False), mode="FAST_COMPILE")
+        values = logp(model.initial_point())
+    except Exception as exc:  # pymc and pytensor raise many types for an invalid parameter
+        return str(exc).strip().rstrip(".")[:200] or type(exc).__name__
+    if all(np.all(np.isfinite(v)) for v in values):
+        return None
+    return "its log-density is not finite"

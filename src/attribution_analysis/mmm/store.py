@@ -9,13 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 
 from attribution_analysis.errors import WorkspaceError
-from attribution_analysis.workspace import Workspace
+from attribution_analysis.workspace import Workspace, disk_error
 
 MANIFEST = "analysis/mmm_fit.json"
 MODEL_DIR = "analysis/model"
@@ -27,15 +28,43 @@ def model_path(key: str) -> str:
 
 def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
     """Serialise ``tree`` to NetCDF bytes (through a scratch file inside the workspace)."""
+    clean = tree.copy()
+    for node in clean.subtree:
+        for name, value in list(node.attrs.items()):
+            if not isinstance(value, str | int | float):
+                node.attrs[name] = json.dumps(value, default=str)
+    size = sum(int(node.dataset.nbytes) for node in clean.subtree)
+    return netcdf_bytes(ws, clean, size)
+
+
+# HDF5 (h5py) can crash the whole process when the disk fills up under it, so the space a
+# NetCDF file needs is checked first: the scratch file, its bytes in memory, then the output
+# written by commit() beside the old one; twice the raw array size plus headroom covers it.
+NETCDF_HEADROOM = 32 * 2**20
+
+
+def netcdf_bytes(ws: Workspace, obj: xr.DataTree | xr.Dataset, nbytes: int) -> bytes:
+    """``obj`` as NetCDF bytes, written through a scratch file inside the workspace after
+    checking that the disk holds room for it; a disk error is a WorkspaceError."""
+    need = 2 * nbytes + NETCDF_HEADROOM
+    free = shutil.disk_usage(ws.internal_dir()).free
+    if free < need:
+        raise WorkspaceError(
+            f"not enough free disk space to store the posterior: about {need / 2**20:.0f} MB "
+            f"needed, {free / 2**20:.0f} MB free on the device holding {ws.root}; nothing "
+            "was changed.",
+            fix="free disk space there (or fit with fewer draws) and run the step again.",
+        )
     with ws.staging_dir() as scratch:
-        path = scratch / "fit.nc"
-        clean = tree.copy()
-        for node in clean.subtree:
-            for name, value in list(node.attrs.items()):
-                if not isinstance(value, str | int | float):
-                    node.attrs[name] = json.dumps(value, default=str)
-        clean.to_netcdf(path, engine="h5netcdf")
-        return path.read_bytes()
+        path = scratch / "data.nc"
+        try:
+            obj.to_netcdf(path, engine="h5netcdf")
+            # Verified before it is switched in: a file that does not open again is refused.
+            with xr.open_datatree(path, engine="h5netcdf"):
+                pass
+            return path.read_bytes()
+        except OSError as exc:
+            raise disk_error(exc, path, "writing the posterior") from None
 
 
 def require_model(ws: Workspace, relative: str) -> Path:

@@ -20,7 +20,16 @@ import pandas as pd
 
 from attribution_analysis.contracts.common import IDENTIFIER_HELP, IDENTIFIER_PATTERN, Finding
 from attribution_analysis.contracts.paths import JourneyRow, PathRow
-from attribution_analysis.data.tables import LINE, TableSpec, load_table, table_spec
+from attribution_analysis.data.tables import (
+    LINE,
+    TableSpec,
+    check_date_range,
+    check_input_file,
+    load_table,
+    parse_dates,
+    shown_value,
+    table_spec,
+)
 from attribution_analysis.errors import DataValidationError, MissingInputError
 from attribution_analysis.paths.data import PathData, build
 from attribution_analysis.workspace import Workspace
@@ -43,8 +52,12 @@ JOURNEYS_SPEC = replace(_loading_spec(JourneyRow, ("channel",)), table="journeys
 # paths.csv: the path column can be far longer than a 256-character label, so it is read as
 # an extra column and checked here.
 _PATH_SPEC = replace(table_spec("paths", PathRow), table="paths")
+# A path cell is a whole journey: allow 100,000 characters (thousands of touches) there.
 PATHS_SPEC = TableSpec(
-    "paths", tuple(c for c in _PATH_SPEC.columns if c.name != "path"), allow_extra=True
+    "paths",
+    tuple(c for c in _PATH_SPEC.columns if c.name != "path"),
+    allow_extra=True,
+    max_cell_chars=100_000,
 )
 
 
@@ -71,8 +84,8 @@ def check_channel_names(
     sep = names.str.contains(SEPARATOR, regex=False)
     if sep.any():
         raise DataValidationError(
-            problem=f"{what} {names[sep].iloc[0]!r} contains '{SEPARATOR}', the path separator; "
-            "it would be read as two channels.",
+            problem=f"{what} {shown_value(names[sep].iloc[0])} contains '{SEPARATOR}', the path "
+            "separator; it would be read as two channels.",
             fix=f"rename the channel without '{SEPARATOR}' (e.g. 'search - brand').",
             file=shown,
             column=column,
@@ -82,8 +95,8 @@ def check_channel_names(
     arrow = names.str.contains(ARROW)
     if arrow.any():
         raise DataValidationError(
-            problem=f"{what} {names[arrow].iloc[0]!r} holds an arrow-like separator that is not "
-            f"the path separator '{SEPARATOR}'; it would be read as one channel.",
+            problem=f"{what} {shown_value(names[arrow].iloc[0])} holds an arrow-like separator "
+            f"that is not the path separator '{SEPARATOR}'; it would be read as one channel.",
             fix=f"separate steps with '{SEPARATOR}' only ('search > email').",
             file=shown,
             column=column,
@@ -95,8 +108,8 @@ def check_channel_names(
     if bad_names:
         bad = names.isin(bad_names)
         raise DataValidationError(
-            problem=f"{what} {names[bad].iloc[0]!r} has characters that are not allowed (it "
-            "becomes a column and a state name).",
+            problem=f"{what} {shown_value(names[bad].iloc[0])} has characters that are not "
+            "allowed (it becomes a column and a state name).",
             fix=f"rename it: {IDENTIFIER_HELP}.",
             file=shown,
             column=column,
@@ -149,6 +162,9 @@ def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
     journeys = ws.resolve(JOURNEYS)
     paths = ws.resolve(PATHS)
     if source == "auto":
+        for candidate, shown in ((journeys, JOURNEYS), (paths, PATHS)):
+            if candidate.exists() and not candidate.is_file():
+                check_input_file(candidate, shown)  # a folder under the input's name
         if not journeys.is_file() and not paths.is_file():
             raise MissingInputError(
                 "no journey data: neither raw/journeys.csv nor raw/paths.csv exists.",
@@ -186,11 +202,14 @@ def _timestamps(frame: pd.DataFrame, shown: str) -> tuple[np.ndarray, np.ndarray
     and their calendar days as written (the user's local day: a conversion at 20:00 on a
     Sunday in New York belongs to that Sunday's week, not to Monday's in UTC)."""
     text = frame["timestamp"]
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    # Offsets may differ between rows (exports in local time across a DST change): utc=True
+    # puts every instant on one clock.
+    parsed = parse_dates(text, utc=True)
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise DataValidationError(
-            problem=f"timestamp {text[bad].iloc[0]!r} is not an ISO 8601 date or date-time.",
+            problem=f"timestamp {shown_value(text[bad].iloc[0])} is not an ISO 8601 date or "
+            "date-time.",
             fix="write timestamps as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (optionally with a "
             "time-zone offset).",
             file=shown,
@@ -198,7 +217,9 @@ def _timestamps(frame: pd.DataFrame, shown: str) -> tuple[np.ndarray, np.ndarray
             rows=_lines(frame, bad),
             code="bad_date",
         )
-    instants = parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    parsed = parsed.dt.tz_localize(None)
+    check_date_range(parsed, text, frame, "timestamp", shown, what="timestamp")
+    instants = parsed.to_numpy(dtype="datetime64[ns]")
     written = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
     # ISO 8601's basic form (20240107T...) has no dashes: its UTC day is the fallback.
     days = np.where(written.isna(), instants, written.to_numpy(dtype="datetime64[ns]"))
@@ -409,9 +430,10 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 code="arrow_separator",
                 severity="warning",
                 message=f"{int(arrows.sum())} path(s) use an arrow-like separator (first: "
-                f"{text[arrows].iloc[0]!r}, row {int(frame[LINE].to_numpy()[arrows][0])}); only "
-                f"'{SEPARATOR}' separates steps, so the arrow's other characters stay in the "
-                "channel names. Write paths as 'search > email'.",
+                f"{shown_value(text[arrows].iloc[0])}, row "
+                f"{int(frame[LINE].to_numpy()[arrows][0])}); only '{SEPARATOR}' separates steps, "
+                "so the arrow's other characters stay in the channel names. Write paths as "
+                "'search > email'.",
                 subject=PATHS,
                 value=float(arrows.sum()),
             )
@@ -423,8 +445,8 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
     if blank.any():
         rows = np.unique(step_unit[blank])
         raise DataValidationError(
-            problem=f"path {text.iloc[rows[0]]!r} has an empty step (two separators in a row, "
-            "or one at an end).",
+            problem=f"path {shown_value(text.iloc[rows[0]])} has an empty step (two separators in "
+            "a row, or one at an end).",
             fix="remove the stray '>' or fill in the missing channel; a channel name cannot "
             "contain '>'.",
             file=PATHS,
@@ -438,7 +460,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
     dup = normal.duplicated(keep=False).to_numpy()
     if dup.any():
         raise DataValidationError(
-            problem=f"path {normal[dup].iloc[0]!r} appears more than once.",
+            problem=f"path {shown_value(normal[dup].iloc[0])} appears more than once.",
             fix="keep one row per path (sum the conversions, value and nulls of the duplicates).",
             file=PATHS,
             column="path",

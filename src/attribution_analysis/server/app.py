@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hmac
+import json
 import logging
 import sys
 import sysconfig
@@ -19,17 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, ValidationError, create_model
 
 from attribution_analysis import __version__
 from attribution_analysis.adapters import error_payload
-from attribution_analysis.errors import AttributionError
-from attribution_analysis.server.config import ServerConfig
+from attribution_analysis.errors import AttributionError, ParameterError
+from attribution_analysis.server.config import ServerConfig, shorten
 from attribution_analysis.server.jobs import TERMINAL, JobManager
 from attribution_analysis.server.models import (
     CancelJobArguments,
@@ -42,6 +46,7 @@ from attribution_analysis.server.models import (
     StepResult,
     ToolArguments,
     WaitSeconds,
+    WorkspaceName,
 )
 from attribution_analysis.steps import STEPS, StepSpec
 from attribution_analysis.workspace import Workspace
@@ -110,7 +115,83 @@ class DeferredValidation(FuncMetadata):
 
 
 def _message(exc: AttributionError | ValidationError) -> str:
+    """The CLI's wording of ``exc``, whole: ``GuardedTool`` cuts what reaches a client."""
     return error_payload(exc)["message"]
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected exception in one line for the client: its type and message (cut),
+    never its traceback (that goes to the server's log)."""
+    # A ValidationError here is e.g. an answer that breaks its own schema: worded field by
+    # field, as the CLI words them, not as pydantic's raw report.
+    text = error_payload(exc)["message"] if isinstance(exc, ValidationError) else str(exc).strip()
+    return shorten(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+class GuardedTool(Tool):
+    """A tool whose every error reaches the client as a short, non-empty message.
+
+    The SDK answers a crash (any exception other than ``ToolError``) with the bare text
+    ``Error executing tool <name>`` and logs it only through its own logger; a client then
+    cannot tell a full disk from a bug. Here the crash is logged with its traceback (to
+    stderr: never the stdio transport) and the client gets its type and message; and no
+    error text, expected or not, is longer than ``shorten`` allows."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False):
+        try:
+            return await super().run(arguments, context, convert_result=convert_result)
+        except UnexpectedToolError as exc:
+            cause: BaseException = exc
+            while isinstance(cause, UnexpectedToolError) and cause.__cause__ is not None:
+                cause = cause.__cause__
+            logger.error(
+                "tool %s failed unexpectedly",
+                self.name,
+                exc_info=(type(cause), cause, cause.__traceback__),
+            )
+            raise ToolError(
+                f"Error executing tool {self.name}: internal error ({_describe(cause)}); "
+                "the server's log has the details."
+            ) from None
+        except ToolError as exc:
+            text = str(exc)
+            if not text.partition(f"Error executing tool {self.name}")[2].strip(": "):
+                text = f"Error executing tool {self.name}: the tool failed without a message."
+            if shorten(text) != str(exc):
+                raise ToolError(shorten(text)) from exc.__cause__
+            raise
+
+
+class StaticTokenVerifier:
+    """The SDK's ``TokenVerifier`` hook (mcp.server.auth) for one shared bearer token.
+
+    It fits a static token: ``MCPServer(token_verifier=..., auth=AuthSettings(...))`` wraps
+    the streamable-HTTP endpoint in the SDK's ``RequireAuthMiddleware`` (401 with a
+    ``WWW-Authenticate: Bearer`` header for a missing or wrong token) and binds each session
+    to the credential that opened it, so no middleware of our own is needed. The token is
+    compared in constant time, as bytes (``hmac.compare_digest`` refuses non-ASCII str)."""
+
+    CLIENT_ID = "attribution-mcp-token"
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if hmac.compare_digest(token.encode("utf-8", "replace"), self._token):
+            return AccessToken(token=token, client_id=self.CLIENT_ID, scopes=[])
+        return None
+
+    def __repr__(self) -> str:  # never the token
+        return f"{type(self).__name__}(***)"
+
+
+# AuthSettings requires an issuer URL; with no OAuth provider and no resource_server_url
+# the SDK serves no OAuth route, so it is never published nor used.
+STATIC_TOKEN_AUTH = AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None)
+
+
+def _argument_bytes(arguments: dict[str, Any]) -> int:
+    return len(json.dumps(arguments, ensure_ascii=False, default=str).encode())
 
 
 def _annotations(
@@ -133,19 +214,34 @@ def _tool(
     model: type[ToolArguments],
     answer: type[BaseModel],
     body: Body,
+    max_argument_bytes: int,
 ) -> Tool:
     """A tool whose arguments are validated against ``model`` (extra keys refused) and
     whose answer is checked against, and published as, ``answer``."""
 
     # The keyword is DeferredValidation's: the SDK calls call(arguments=..., ctx=...).
     async def call(arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        # The SDK hands over the arguments decoded, never their raw bytes: their size is
+        # measured re-encoded (linear, milliseconds for a megabyte), before any other work.
+        size = _argument_bytes(arguments)
+        if size > max_argument_bytes:
+            raise ToolError(
+                _message(
+                    ParameterError(
+                        f"the arguments of this call are {size:,} bytes as JSON, over this "
+                        f"server's limit of {max_argument_bytes:,} bytes.",
+                        fix="put large inputs in the workspace (raw/ or analysis/) and name "
+                        "them, or start the server with a larger --max-argument-bytes.",
+                    )
+                )
+            )
         try:
             validated = model.model_validate(arguments)
         except ValidationError as exc:
             raise ToolError(_message(exc)) from None
         return await body(validated, arguments, ctx)
 
-    return Tool(
+    return GuardedTool(
         fn=call,
         name=name,
         title=title,
@@ -161,12 +257,7 @@ def _tool(
 def step_arguments(spec: StepSpec) -> type[ToolArguments]:
     """The tool's arguments: the workspace, the step's own fields (descriptions, bounds and
     defaults kept) and, for background steps, how long to wait."""
-    fields: dict[str, Any] = {
-        "workspace": (
-            str,
-            Field(description="Workspace folder name, relative to the server's workspace root."),
-        )
-    }
+    fields: dict[str, Any] = {"workspace": (WorkspaceName, ...)}
     for name, info in spec.params.model_fields.items():
         fields[name] = (info.annotation, copy.copy(info))
     if spec.background:
@@ -177,7 +268,9 @@ def step_arguments(spec: StepSpec) -> type[ToolArguments]:
 class AttributionServer:
     """Holds the configuration and the job manager the tools share."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, auth_token: str | None = None) -> None:
+        """``auth_token``: the bearer token every streamable-HTTP request must carry (None:
+        no authentication, for loopback only; the stdio transport never uses it)."""
         self.config = config
         self.jobs = JobManager(config.root, config.max_jobs)
         self.mcp = MCPServer(
@@ -186,6 +279,8 @@ class AttributionServer:
             version=__version__,
             instructions=INSTRUCTIONS,
             tools=[*(self._step_tool(spec) for spec in STEPS), *self._job_tools()],
+            token_verifier=StaticTokenVerifier(auth_token) if auth_token else None,
+            auth=STATIC_TOKEN_AUTH if auth_token else None,
         )
         self._add_resources(find_skill(skill_locations()))
         self._add_prompts()
@@ -208,6 +303,7 @@ class AttributionServer:
             step_arguments(spec),
             JobState if spec.background else StepResult,
             body,
+            self.config.max_argument_bytes,
         )
 
     async def _call(
@@ -256,7 +352,7 @@ class AttributionServer:
             state = (job.progress, job.total, job.message)
             if state != last:
                 last = state
-                await ctx.report_progress(job.progress, job.total, job.message or job.status)
+                await ctx.report_progress(job.progress or 0.0, job.total, job.message or job.status)
             await anyio.sleep(POLL_SECONDS)
         view = job.view()
         if job.status not in TERMINAL:
@@ -292,6 +388,7 @@ class AttributionServer:
             except AttributionError as exc:
                 raise ToolError(_message(exc)) from None
 
+        limit = self.config.max_argument_bytes
         return [
             _tool(
                 "get_job",
@@ -303,6 +400,7 @@ class AttributionServer:
                 GetJobArguments,
                 JobState,
                 get_job,
+                limit,
             ),
             _tool(
                 "cancel_job",
@@ -313,6 +411,7 @@ class AttributionServer:
                 CancelJobArguments,
                 JobState,
                 cancel_job,
+                limit,
             ),
             _tool(
                 "list_jobs",
@@ -322,6 +421,7 @@ class AttributionServer:
                 ListJobsArguments,
                 JobList,
                 list_jobs,
+                limit,
             ),
             _tool(
                 "list_runs",
@@ -332,6 +432,7 @@ class AttributionServer:
                 ListRunsArguments,
                 RunList,
                 list_runs,
+                limit,
             ),
         ]
 
@@ -371,9 +472,9 @@ class AttributionServer:
             try:
                 target = server.config.workspace(workspace).resolve(relative)
             except AttributionError as exc:
-                raise ResourceError(_message(exc)) from None
+                raise ResourceError(shorten(_message(exc))) from None
             if not target.is_file():
-                raise ResourceError(f"{relative} does not exist in '{workspace}'.")
+                raise ResourceError(shorten(f"{relative} does not exist in '{workspace}'."))
             return target.read_text() if target.suffix in TEXT_SUFFIXES else target.read_bytes()
 
     def _add_reference(self, path: Path) -> None:
@@ -432,5 +533,5 @@ its interval, no number you did not read from a tool or resource.
 """
 
 
-def build_server(config: ServerConfig) -> AttributionServer:
-    return AttributionServer(config)
+def build_server(config: ServerConfig, auth_token: str | None = None) -> AttributionServer:
+    return AttributionServer(config, auth_token)

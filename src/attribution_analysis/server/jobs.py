@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -18,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.provenance import utc_now
+from attribution_analysis.server.config import shorten
+from attribution_analysis.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 CANCEL_GRACE_SECONDS = 10.0
@@ -34,9 +40,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     params_json TEXT NOT NULL,
     result_json TEXT,
-    error_json TEXT
+    error_json TEXT,
+    progress REAL
 );
 """
+# Error fields cut to a bounded length before they are stored or returned (a step's error
+# may quote its input, and an input may hold a 100 MB field).
+ERROR_TEXT_FIELDS = ("message", "problem", "fix")
 
 
 class JobCancelled(BaseException):
@@ -56,7 +66,7 @@ class Job:
     status: str  # queued | running | succeeded | failed | cancelled | interrupted
     created_at: str
     params: dict[str, Any]
-    progress: float = 0.0
+    progress: float | None = 0.0  # None: not known (a job read back from before this field)
     total: float = 1.0
     message: str = ""
     result: dict[str, Any] | None = None
@@ -71,13 +81,24 @@ class Job:
             "tool": self.tool,
             "workspace": self.workspace,
             "status": self.status,
-            "progress": round(self.progress / self.total, 4) if self.total else None,
+            "progress": self.share(),
             "message": self.message,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "result": self.result,
             "error": self.error,
         }
+
+    def share(self) -> float | None:
+        """Share done, 0 to 1. Only a succeeded job reports 1: a job that failed or was
+        cancelled keeps the share it reached, or None when that share was 1 (a phase, such
+        as sampling, had finished, and the job then failed) or is not known."""
+        if self.status == "succeeded":
+            return 1.0
+        if self.progress is None or not self.total:
+            return None
+        share = round(self.progress / self.total, 4)
+        return share if share < 1.0 else None
 
 
 def _child(step_name: str, folder: str, params_json: str, conn) -> None:
@@ -131,13 +152,25 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 
 class JobManager:
     def __init__(self, root: Path, max_jobs: int = 2) -> None:
-        self.db_path = root / ".attribution" / "jobs.sqlite"
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # The server's own files follow the workspace rule: inside the root, no symlink out
+        # (Workspace.internal_dir refuses a symlinked .attribution or registry file).
+        Path(root).mkdir(parents=True, exist_ok=True)
+        internal = Workspace(Path(root).resolve()).internal_dir()
+        self.db_path = internal / "jobs.sqlite"
+        if self.db_path.is_symlink():
+            raise WorkspaceError(
+                f"{self.db_path} is a symlink; the server's job table must live inside its root.",
+                fix=f"remove {self.db_path} and start the server again.",
+            )
         self.max_jobs = max_jobs
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.context = multiprocessing.get_context("spawn")
         with self._db() as db:
+            # Job tables written before the progress column existed gain it.
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "progress" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN progress REAL")
             # Jobs that were running when the server stopped cannot be resumed.
             db.execute(
                 "UPDATE jobs SET status='interrupted', finished_at=?, error_json=? "
@@ -202,17 +235,57 @@ class JobManager:
         return job
 
     def _watch(self, job: Job, conn) -> None:
+        """Follow a job's pipe until its process ends, then record the outcome. Whatever
+        happens here, the job ends with a final status: a watcher that died would leave it
+        'running' for ever, holding one of the server's job slots."""
+        outcome: tuple[str, dict[str, Any]] | None = None
+        try:
+            outcome = self._follow(job, conn)
+        except Exception as exc:  # a broken pipe, a message that cannot be unpickled, ...
+            logger.exception("lost contact with job %s", job.job_id)
+            self._stop(job)
+            outcome = (
+                "failed",
+                {
+                    "code": "internal_error",
+                    "message": "the server lost contact with the job's process "
+                    f"({type(exc).__name__}: {exc}); it was stopped (outputs are committed "
+                    "whole or not at all).",
+                },
+            )
+        try:
+            self._settle(job, outcome)
+        except Exception:  # the job table is unwritable (disk full, ...): keep it in memory
+            logger.exception("could not record the end of job %s", job.job_id)
+            if job.status not in TERMINAL:
+                job.error = job.error or {"message": "the job's end could not be recorded."}
+                job.message, job.status = job.error["message"], "failed"
+            job.updated.set()
+
+    @staticmethod
+    def _follow(job: Job, conn) -> tuple[str, dict[str, Any]] | None:
         outcome: tuple[str, dict[str, Any]] | None = None
         while True:
             try:
                 message = conn.recv()
             except EOFError:
-                break
+                return outcome
             if message[0] == "progress":
                 _, job.progress, job.total, job.message = message
                 job.updated.set()
             else:
                 outcome = (message[0], message[1])
+
+    @staticmethod
+    def _stop(job: Job) -> None:
+        with contextlib.suppress(Exception):
+            if job.process.is_alive():
+                job.process.terminate()
+                job.process.join(timeout=CANCEL_GRACE_SECONDS)
+            if job.process.is_alive():
+                job.process.kill()
+
+    def _settle(self, job: Job, outcome: tuple[str, dict[str, Any]] | None) -> None:
         job.process.join(timeout=CANCEL_GRACE_SECONDS)
         if job.status == "cancelling" and outcome is not None and outcome[0] == "failed":
             # The user asked to stop: a failure after the signal is the cancellation itself.
@@ -232,27 +305,30 @@ class JobManager:
         self._finish(job, *outcome)
 
     def _finish(self, job: Job, status: str, body: dict[str, Any]) -> None:
-        job.status = status
         job.finished_at = utc_now()
         if status == "succeeded":
             job.result = body
             job.progress, job.message = job.total, "done"
         else:
-            job.error = body
-            job.message = body.get("message", status)
-        with self._db() as db:
-            db.execute(
-                "UPDATE jobs SET status=?, finished_at=?, result_json=?, error_json=? "
-                "WHERE job_id=?",
-                (
-                    status,
-                    job.finished_at,
-                    json.dumps(job.result) if job.result is not None else None,
-                    json.dumps(job.error) if job.error is not None else None,
-                    job.job_id,
-                ),
-            )
-        job.updated.set()
+            job.error = _bounded_error(body, status)
+            job.message = job.error["message"]
+        job.status = status  # last: a reader that sees a final status sees its fields
+        try:
+            with self._db() as db:
+                db.execute(
+                    "UPDATE jobs SET status=?, finished_at=?, result_json=?, error_json=?, "
+                    "progress=? WHERE job_id=?",
+                    (
+                        status,
+                        job.finished_at,
+                        json.dumps(job.result) if job.result is not None else None,
+                        json.dumps(job.error) if job.error is not None else None,
+                        job.share(),
+                        job.job_id,
+                    ),
+                )
+        finally:
+            job.updated.set()
 
     def get(self, job_id: str) -> Job:
         from attribution_analysis.errors import ParameterError
@@ -273,7 +349,7 @@ class JobManager:
             created_at=row["created_at"],
             finished_at=row["finished_at"],
             params=json.loads(row["params_json"]),
-            progress=1.0 if row["status"] == "succeeded" else 0.0,
+            progress=1.0 if row["status"] == "succeeded" else row["progress"],
             result=json.loads(row["result_json"]) if row["result_json"] else None,
             error=json.loads(row["error_json"]) if row["error_json"] else None,
         )
@@ -306,3 +382,15 @@ class JobManager:
         for job in list(self.jobs.values()):
             if job.status not in TERMINAL and job.process is not None:
                 job.process.terminate()
+
+
+def _bounded_error(body: dict[str, Any], status: str) -> dict[str, Any]:
+    """The error as stored and returned: a non-empty message, and no text field longer
+    than ``shorten`` allows."""
+    error = dict(body) if isinstance(body, dict) else {"message": str(body)}
+    for key in ERROR_TEXT_FIELDS:
+        if isinstance(error.get(key), str):
+            error[key] = shorten(error[key])
+    if not str(error.get("message") or "").strip():
+        error["message"] = f"the job ended as '{status}' without saying why."
+    return error

@@ -20,6 +20,18 @@ JobStatus = Literal[
 ]
 
 
+# The workspace rule (server.config.NAME_RULE) is published in the schema, so a client knows
+# it before calling; it is enforced by ServerConfig.locate, which words the refusal.
+WorkspaceName = Annotated[
+    str,
+    Field(
+        description="Workspace folder name under the server's workspace root: ASCII "
+        "letters, digits, '-', '_' and '.', not starting with '.', at most 64 characters.",
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$", "maxLength": 64},
+    ),
+]
+
+
 class ToolArguments(ArgModelBase):
     """Base of every tool's arguments: an unknown (e.g. misspelled) key is an error naming
     it, not silently dropped, so a caller never believes an option was applied."""
@@ -39,12 +51,12 @@ WaitSeconds = Annotated[
 
 
 class GetJobArguments(ToolArguments):
-    job_id: str = Field(description="Id returned by a background tool.")
+    job_id: str = Field(description="Id returned by a background tool.", max_length=64)
     wait_seconds: WaitSeconds = 0.0
 
 
 class CancelJobArguments(ToolArguments):
-    job_id: str = Field(description="Id of the job to stop.")
+    job_id: str = Field(description="Id of the job to stop.", max_length=64)
 
 
 class ListJobsArguments(ToolArguments):
@@ -52,7 +64,7 @@ class ListJobsArguments(ToolArguments):
 
 
 class ListRunsArguments(ToolArguments):
-    workspace: str = Field(description="Workspace folder name, relative to the server's root.")
+    workspace: WorkspaceName
     step: str | None = Field(default=None, description="Only runs of this step.")
     limit: int = Field(default=20, ge=1, le=500, description="How many, newest first.")
 
@@ -72,7 +84,10 @@ class JobSummary(BaseModel):
     tool: str = Field(description="The tool that started the job.")
     workspace: str = Field(description="Workspace the job works on.")
     status: JobStatus = Field(description="Where the job is; the last four are final.")
-    progress: float | None = Field(description="Share done, 0 to 1.")
+    progress: float | None = Field(
+        description="Share done, 0 to 1; 1 only once succeeded. A job that failed or was "
+        "cancelled keeps the share it reached (null when not known)."
+    )
     message: str = Field(description="What the job is doing now, or how it ended.")
     created_at: str = Field(description="UTC start time (ISO 8601).")
     finished_at: str | None = Field(description="UTC end time, once final.")
@@ -99,7 +114,7 @@ class JobList(BaseModel):
 class RunRecord(BaseModel):
     run_id: str = Field(description="Run id, also in every output's metadata.")
     step: str = Field(description="Step that ran.")
-    status: Literal["running", "succeeded", "failed", "cancelled"] = Field(
+    status: Literal["running", "succeeded", "failed", "cancelled", "interrupted"] = Field(
         description="How the run ended ('running' while it runs)."
     )
     started_at: str = Field(description="UTC start time (ISO 8601).")

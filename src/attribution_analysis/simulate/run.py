@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -48,7 +49,7 @@ def simulate_workspace(
             )
     files = _generate(params)
     ws = Workspace.create(root)
-    with ws.staging_dir():
+    with ws.writer("simulate_workspace", uuid.uuid4().hex[:16]), ws.staging_dir():
         if overwrite:
             for sub in ("raw", TRUTH):
                 shutil.rmtree(root / sub, ignore_errors=True)
