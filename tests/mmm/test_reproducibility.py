@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.data.validate import validate_data
@@ -65,6 +66,9 @@ def _draws(root: Path, relative: str) -> dict[str, np.ndarray]:
     return {name: posterior[name].values for name in posterior.data_vars}
 
 
+# Slow: two fresh processes, one compiling from empty caches (about 80 s). The default suite
+# keeps the in-process bit-equality check (test_fit.py: reuse against a fresh compile).
+@pytest.mark.slow
 def test_a_cold_and_a_warm_compile_cache_give_the_same_draws(tmp_path: Path):
     source = tmp_path / "source"
     simulate_workspace(source, SimulationParams(kind="mmm", seed=8, weeks=80, channels=2))
