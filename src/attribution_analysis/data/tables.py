@@ -115,12 +115,7 @@ def check_input_file(path: Path, shown: str) -> os.stat_result:
             file=shown,
         ) from None
     except OSError as exc:
-        raise DataValidationError(
-            problem=f"the file cannot be read ({exc.strerror or exc}).",
-            fix="check that the file exists and is readable by this user.",
-            file=shown,
-            code="unreadable_file",
-        ) from None
+        raise _unreadable(exc, shown) from None
     if not stat.S_ISREG(info.st_mode):
         folder = stat.S_ISDIR(info.st_mode)
         what = "a folder" if folder else "a pipe, socket or device"
@@ -132,6 +127,15 @@ def check_input_file(path: Path, shown: str) -> os.stat_result:
             code="not_a_file",
         )
     return info
+
+
+def _unreadable(exc: OSError, shown: str) -> DataValidationError:
+    return DataValidationError(
+        problem=f"the file cannot be read ({exc.strerror or exc}).",
+        fix="check that the file exists and is readable by this user.",
+        file=shown,
+        code="unreadable_file",
+    )
 
 
 def read_input_bytes(path: Path, shown: str) -> bytes:
@@ -154,12 +158,7 @@ def read_input_bytes(path: Path, shown: str) -> bytes:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)  # the file may have grown since the stat
     except OSError as exc:
-        raise DataValidationError(
-            problem=f"the file cannot be read ({exc.strerror or exc}).",
-            fix="check that the file is readable by this user.",
-            file=shown,
-            code="unreadable_file",
-        ) from None
+        raise _unreadable(exc, shown) from None
     if len(data) > limit:
         raise too_big
     return data
