@@ -26,12 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def action() -> dict:
         from attribution_analysis.contracts.intraday import DownscaleParams
-        from attribution_analysis.steps import step
+        from attribution_analysis.steps import execute, step
         from attribution_analysis.workspace import Workspace
 
         spec = step("downscale_intraday")
         params = DownscaleParams(profile_file=args.profile)
-        return spec.run(Workspace.open(args.workspace), params, None)
+        return execute(spec, Workspace.open(args.workspace), params)
 
     return run_json(action)
 

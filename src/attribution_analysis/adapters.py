@@ -15,19 +15,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from attribution_analysis.errors import AttributionError
+from attribution_analysis.errors import AttributionError, FrontEnd
 
 EXIT_INPUT_ERROR = 2
 
 
-def error_payload(exc: BaseException) -> dict[str, Any]:
+def _field(loc: tuple[Any, ...], front_end: FrontEnd) -> str:
+    """A parameter as its caller spells it: ``--total-budget`` on the command line,
+    ``total_budget`` for a tool; nested fields keep their dotted path."""
+    name = ".".join(str(p) for p in loc) or "value"
+    if front_end in ("cli", "script") and loc and isinstance(loc[0], str):
+        head, _, rest = name.partition(".")
+        return f"--{head.replace('_', '-')}" + (f" ({rest})" if rest else "")
+    return name
+
+
+def error_payload(exc: BaseException, front_end: FrontEnd = "python") -> dict[str, Any]:
     if isinstance(exc, AttributionError):
-        return exc.to_dict()
+        return exc.to_dict(front_end)
     if isinstance(exc, ValidationError):
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-            for err in exc.errors()
-        ]
+        problems = [f"{_field(err['loc'], front_end)}: {err['msg']}" for err in exc.errors()]
         return {
             "code": "invalid_parameter",
             "message": "; ".join(problems),
@@ -37,6 +44,8 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
             "column": None,
             "rows": [],
             "n_rows": 0,
+            "parameter": str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else None,
+            "step": None,
         }
     raise exc
 
@@ -45,14 +54,14 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def run_json(action: Callable[[], dict[str, Any]]) -> int:
+def run_json(action: Callable[[], dict[str, Any]], front_end: FrontEnd = "script") -> int:
     """Run ``action``; print its payload with status 'ok', or the error with status 'error'."""
     try:
         # Libraries print chatter ("Sampling: [y]"); stdout is reserved for the JSON answer.
         with contextlib.redirect_stdout(sys.stderr):
             payload = action()
     except (AttributionError, ValidationError) as exc:
-        error = error_payload(exc)
+        error = error_payload(exc, front_end)
         emit({"status": "error", "error": error})
         sys.stderr.write(f"error: {error['message']}\n")
         return EXIT_INPUT_ERROR

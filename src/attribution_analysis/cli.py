@@ -34,7 +34,9 @@ WorkspaceOption = Annotated[Path, typer.Option("--workspace", "-w", help="Worksp
 
 def _fail(exc: AttributionError | ValidationError) -> typer.Exit:
     err.print(
-        f"[bold red]error:[/] {error_payload(exc)['message']}", highlight=False, soft_wrap=True
+        f"[bold red]error:[/] {error_payload(exc, 'cli')['message']}",
+        highlight=False,
+        soft_wrap=True,
     )
     return typer.Exit(EXIT_INPUT_ERROR)
 
@@ -42,7 +44,7 @@ def _fail(exc: AttributionError | ValidationError) -> typer.Exit:
 def _run_step(name: str, workspace: Path, build: Callable[[], dict]) -> None:
     """Validate the parameters ``build`` returns into the step's contract, run the step as
     every other adapter does (``steps.STEPS``), print its JSON payload."""
-    from attribution_analysis.steps import step
+    from attribution_analysis.steps import execute, step
     from attribution_analysis.workspace import Workspace
 
     spec = step(name)
@@ -50,7 +52,7 @@ def _run_step(name: str, workspace: Path, build: Callable[[], dict]) -> None:
         params = spec.params.model_validate(build())
         ws = Workspace.open(workspace)
         spec.check(ws, params)
-        payload = spec.run(ws, params, None)
+        payload = execute(spec, ws, params)
     except (AttributionError, ValidationError) as exc:
         raise _fail(exc) from None
     out.print_json(json.dumps(payload, default=str))

@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.mmm import DecomposeParams
 from attribution_analysis.contracts.outputs import (
     BaseContribution,
     ChannelContribution,
     ChannelContributions,
+    DecomposeAnswer,
     SumCheck,
 )
 from attribution_analysis.errors import ModelRejectedError
@@ -29,7 +32,7 @@ from attribution_analysis.mmm import store
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.summaries import interval, thin_draws
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
@@ -79,31 +82,50 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
     return {"failed_criteria": failed, "override_reason": override_reason if failed else None}
 
 
+def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
+    """The decompose_contributions step: contributions, shares and ROAS with intervals."""
+    ws, progress = ctx.ws, ctx.progress
+    gate = require_valid_model(ws, params.override_reason)
+    fitted = open_fit(ws)
+    report(progress, 0, 3, "evaluating contributions on the posterior")
+    draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(fitted)
+    report(progress, 2, 3, "summaries")
+    result, weekly, draws_tree = _summarise(fitted, draws, gate, ctx.run_id)
+    files = {
+        layout.CONTRIBUTIONS.path: json_bytes(result.model_dump(mode="json")),
+        layout.WEEKLY_CONTRIBUTIONS.path: csv_bytes(weekly),
+        layout.CONTRIBUTION_DRAWS.path: _tree_bytes(ws, draws_tree),
+        layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws_tree, CSV_DRAWS)),
+    }
+    transforms = channel_transforms(fitted)
+    if transforms is not None:
+        files[layout.TRANSFORMS.path] = json_bytes(transforms)
+    report(progress, 3, 3, "done")
+    answer = DecomposeAnswer(
+        step=STEP,
+        outputs=list(files),
+        target=result.target,
+        method=result.method,
+        roas_unit=result.roas_unit,
+        channels=result.channels,
+        base=result.base,
+        sum_check=result.sum_check,
+        findings=result.findings,
+    )
+    return StepOutput(answer, files, fitted.input_hashes)
+
+
 def decompose_contributions(
     ws: Workspace, override_reason: str | None = None, progress: Progress | None = None
 ) -> ChannelContributions:
-    registry = RunRegistry(ws)
-    with registry.track(STEP, {"override_reason": override_reason}) as run:
-        gate = require_valid_model(ws, override_reason)
-        fitted = open_fit(ws)
-        run.input_hashes = fitted.input_hashes
-        report(progress, 0, 3, "evaluating contributions on the posterior")
-        draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(fitted)
-        report(progress, 2, 3, "summaries")
-        result, weekly, draws_tree = _summarise(fitted, draws, gate, run.run_id)
-        outputs = {
-            OUTPUT: json_bytes(result.model_dump(mode="json")),
-            WEEKLY: csv_bytes(weekly),
-            DRAWS: _tree_bytes(ws, draws_tree),
-            DRAWS_CSV: csv_bytes(_draws_table(draws_tree, CSV_DRAWS)),
-        }
-        transforms = channel_transforms(fitted)
-        if transforms is not None:
-            outputs[TRANSFORMS] = json_bytes(transforms)
-        ws.commit(outputs)
-        run.outputs = list(outputs)
-        report(progress, 3, 3, "done")
-        return result
+    """Run the step through the runner (for Python callers); the contributions file."""
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    run_step(step(STEP), ws, DecomposeParams(override_reason=override_reason), progress)
+    return ChannelContributions.model_validate_json(
+        ws.resolve(layout.CONTRIBUTIONS.path).read_bytes()
+    )
 
 
 def contribution_draws(

@@ -7,10 +7,45 @@ text; none of them should ever surface as a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 MAX_ROWS_SHOWN = 5
+
+# Who is reading the error. Domain code words a parameter or a step once, as a marker
+# (``arg('override_reason')``, ``step_ref('validate_model')``); each front end renders the
+# marker its own way: an MCP caller is told the tool argument, a CLI caller the flag.
+FrontEnd = Literal["mcp", "cli", "script", "python"]
+_MARKER = re.compile(r"\[\[(arg|step):([a-z_]+)\]\]")
+
+
+def arg(name: str) -> str:
+    """A step parameter named in an error or fix, rendered per front end."""
+    return f"[[arg:{name}]]"
+
+
+def step_ref(name: str) -> str:
+    """'Run this step' in an error or fix, rendered per front end."""
+    return f"[[step:{name}]]"
+
+
+def _render_marker(kind: str, name: str, front_end: FrontEnd) -> str:
+    if kind == "arg":
+        return f"--{name.replace('_', '-')}" if front_end in ("cli", "script") else f"`{name}`"
+    if front_end == "mcp":
+        return f"the `{name}` tool"
+    if front_end == "cli":
+        return f"`attribution {name} --workspace DIR`"
+    if front_end == "script":
+        return f"`python scripts/{name}.py --workspace DIR`"
+    return f"the `{name}` step"
+
+
+def render(text: str, front_end: FrontEnd = "python") -> str:
+    """``text`` with its argument and step markers worded for ``front_end``."""
+    return _MARKER.sub(lambda m: _render_marker(m.group(1), m.group(2), front_end), text)
 
 
 @dataclass(eq=False)
@@ -23,12 +58,18 @@ class AttributionError(Exception):
     column: str | None = None
     rows: Sequence[int] = field(default_factory=tuple)
     code: str = "invalid_input"
+    parameter: str | None = None  # the step parameter at fault, when one is
+    step: str | None = None  # the step that refused (set by the step runner)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
 
     @property
     def message(self) -> str:
+        return self.render("python")
+
+    def render(self, front_end: FrontEnd) -> str:
+        """The whole message (where, what, fix) in ``front_end``'s words."""
         where = []
         if self.file:
             where.append(self.file)
@@ -43,21 +84,23 @@ class AttributionError(Exception):
         text = (", ".join(where) + ": " if where else "") + self.problem
         if self.fix:
             text += f" Fix: {self.fix}"
-        return text
+        return render(text, front_end)
 
     def __str__(self) -> str:
         return self.message
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self, front_end: FrontEnd = "python") -> dict[str, object]:
         return {
             "code": self.code,
-            "message": self.message,
-            "problem": self.problem,
-            "fix": self.fix,
+            "message": self.render(front_end),
+            "problem": render(self.problem, front_end),
+            "fix": render(self.fix, front_end),
             "file": self.file,
             "column": self.column,
             "rows": list(self.rows)[:MAX_ROWS_SHOWN],
             "n_rows": len(self.rows),
+            "parameter": self.parameter,
+            "step": self.step,
         }
 
 
@@ -89,8 +132,8 @@ class WorkspaceBusyError(AttributionError):
 class ParameterError(AttributionError):
     """A step was called with parameters that cannot work for this data."""
 
-    def __init__(self, problem: str, fix: str = "") -> None:
-        super().__init__(problem=problem, fix=fix, code="invalid_parameter")
+    def __init__(self, problem: str, fix: str = "", parameter: str | None = None) -> None:
+        super().__init__(problem=problem, fix=fix, code="invalid_parameter", parameter=parameter)
 
 
 class ModelRejectedError(AttributionError):

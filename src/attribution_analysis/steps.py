@@ -1,32 +1,44 @@
-"""Every pipeline step once: its parameters, what it costs and writes, how to run it.
+"""Every pipeline step once: its name, parameters, answer, files, cost and compute function.
 
-The MCP server builds its tools from this table; each ``run`` calls the same step function
-and the same payload function as the CLI and ``scripts/``, so the three surfaces cannot
-disagree about what a step does or returns.
+This table is the one declaration of a step. The MCP tools, the ``attribution`` CLI and the
+``scripts/`` are generated from it, and all of them run a step through one runner
+(:func:`attribution_analysis.runner.run_step`), so the three surfaces cannot disagree about
+a step's name, defaults, answer or files. Compute functions are named by dotted path and
+imported only when the step runs: a light step never pays for PyMC.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
+from attribution_analysis.contracts.common import StepAnswer
 from attribution_analysis.contracts.exposure import BuildExposureParams
 from attribution_analysis.contracts.intraday import DownscaleParams
 from attribution_analysis.contracts.mmm import DecomposeParams, FitMMMParams, ValidateModelParams
+from attribution_analysis.contracts.outputs import DecomposeAnswer
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
+from attribution_analysis.layout import WorkspaceFile
 from attribution_analysis.progress import Progress
 from attribution_analysis.workspace import Workspace
 
+if TYPE_CHECKING:
+    from attribution_analysis.runner import StepContext, StepOutput
+
 Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
+Compute = Callable[["StepContext", Any], "StepOutput"]
 InputCheck = Callable[[Workspace, Any], None]
+Cost = Literal["inline", "job"]
 
 
 class Sampling(NamedTuple):
@@ -49,14 +61,27 @@ class SimulateWorkspaceParams(SimulationParams):
     )
 
 
+class LegacyAnswer(StepAnswer):
+    """Transitional: the answer of a step not yet moved onto the runner (any extra keys)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: str | None = None  # type: ignore[assignment]
+    outputs: list[str] = Field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class StepSpec:
-    name: str
+    name: str  # the one name: MCP tool = CLI subcommand = script
     title: str
-    description: str  # what it does, what it costs, what it writes (shown to agents)
+    description: str  # what it does and what it costs (shown to agents); files are appended
     params: type[BaseModel]
-    run: Runner
-    background: bool = False  # minutes of work: run as a job that can be polled or cancelled
+    answer: type[StepAnswer] = LegacyAnswer  # published as the tool's output schema
+    compute: str | None = None  # "module:function", a Compute; imported when the step runs
+    run: Runner | None = None  # transitional: steps not yet on the runner
+    reads: tuple[WorkspaceFile, ...] = ()  # inputs it cannot run without
+    writes: tuple[WorkspaceFile, ...] = ()  # every file it may write
+    cost: Cost = "inline"  # "job": minutes of work, run as a job that can be polled/cancelled
     creates_workspace: bool = False
     destructive: bool = True  # replaces earlier outputs of the same name (atomically)
     idempotent: bool = True  # same inputs and seed, same outputs
@@ -66,6 +91,21 @@ class StepSpec:
     requires: InputCheck | None = None
     # What the call will sample, for steps that can run MCMC (see ``sampling``).
     samples: SamplingRule | None = None
+
+    @property
+    def background(self) -> bool:
+        return self.cost == "job"
+
+    @property
+    def summary(self) -> str:
+        """The description with the files it writes, from the layout catalogue."""
+        if not self.writes:
+            return self.description
+        return f"{self.description} Writes {', '.join(f.path for f in self.writes)}."
+
+    def compute_function(self) -> Compute:
+        module, _, function = (self.compute or "").partition(":")
+        return getattr(importlib.import_module(module), function)
 
     def sampling(self, params: BaseModel) -> Sampling | None:
         """Draws per chain and chains this call will sample, or None when it samples
@@ -83,6 +123,18 @@ class StepSpec:
                 ws.resolve(value)
         if self.requires is not None:
             self.requires(ws, params)
+
+
+def execute(
+    spec: StepSpec, ws: Workspace, params: BaseModel, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run a step as every front end does; its answer as JSON-ready data."""
+    if spec.compute is not None:
+        from attribution_analysis.runner import run_step
+
+        return run_step(spec, ws, params, progress).model_dump(mode="json")
+    assert spec.run is not None, f"{spec.name} declares neither compute nor run"
+    return spec.run(ws, params, progress)
 
 
 def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
@@ -187,14 +239,6 @@ def _validate_model(ws: Workspace, params: ValidateModelParams, progress) -> dic
     return validate_model_payload(result)
 
 
-def _decompose(ws: Workspace, params: DecomposeParams, progress) -> dict[str, Any]:
-    from attribution_analysis.contributions import decompose_contributions
-    from attribution_analysis.payloads import decompose_payload
-
-    result = decompose_contributions(ws, params.override_reason, progress)
-    return decompose_payload(result)
-
-
 def _exposure(ws: Workspace, params: BuildExposureParams, progress) -> dict[str, Any]:
     from attribution_analysis.allocation.exposure_step import effective_exposure
     from attribution_analysis.payloads import exposure_payload
@@ -292,7 +336,7 @@ STEPS: list[StepSpec] = [
         "analysis/model/mmm_<key>.nc and analysis/mmm_fit.json.",
         params=FitMMMParams,
         run=_fit,
-        background=True,
+        cost="job",
         requires=_fit_inputs,
         samples=_fit_sampling,
     ),
@@ -305,18 +349,26 @@ STEPS: list[StepSpec] = [
         "optimization refuse a model that fails it.",
         params=ValidateModelParams,
         run=_validate_model,
-        background=True,
+        cost="job",
         requires=_fitted_model_inputs,
     ),
     StepSpec(
         name="decompose_contributions",
         title="Decompose contributions",
         description="Channel contributions, share, ROAS and marginal ROAS with 90%/95% "
-        "intervals from the posterior. 5-30 seconds. Writes "
-        "analysis/mmm_channel_contributions.json, weekly table, contribution draws and "
-        "analysis/mmm_transforms.json (for effective exposure).",
+        "intervals from the posterior, the ROAS unit and findings. 5-30 seconds.",
         params=DecomposeParams,
-        run=_decompose,
+        answer=DecomposeAnswer,
+        compute="attribution_analysis.contributions:compute",
+        reads=(layout.FIT, layout.DIAGNOSTICS),
+        writes=(
+            layout.CONTRIBUTIONS,
+            layout.WEEKLY_CONTRIBUTIONS,
+            layout.CONTRIBUTION_DRAWS,
+            layout.CONTRIBUTION_DRAWS_CSV,
+            layout.TRANSFORMS,
+        ),
+        requires=_fitted_model_inputs,
     ),
     StepSpec(
         name="build_effective_exposure",
@@ -340,7 +392,7 @@ STEPS: list[StepSpec] = [
         "analysis/allocation_summary.json.",
         params=AllocateParams,
         run=_allocate,
-        background=True,
+        cost="job",
         path_fields=("contributions", "transforms_file"),
         requires=_allocate_inputs,
         samples=_allocate_sampling,

@@ -79,3 +79,14 @@ class Finding(StrictModel):
     value: float | None = Field(default=None, description="The measured number.")
     threshold: float | None = Field(default=None, description="The rule's threshold.")
     rule: str | None = Field(default=None, description="The rule, e.g. 'VIF > 10'.")
+
+
+class StepAnswer(StrictModel):
+    """Base of every step's answer: what the MCP tool returns (published as its output
+    schema) and what the CLI and scripts print. Each step extends it with the figures,
+    decisions and findings its agent is told to quote; never draws."""
+
+    step: str = Field(description="The step that answered.")
+    outputs: list[str] = Field(
+        description="Workspace-relative files written; read them as workspace:// resources."
+    )

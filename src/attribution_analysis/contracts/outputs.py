@@ -9,7 +9,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import Finding, Interval, Metadata, StrictModel
+from attribution_analysis.contracts.common import (
+    Finding,
+    Interval,
+    Metadata,
+    StepAnswer,
+    StrictModel,
+)
 
 Target = Literal["conversions", "revenue"]
 MMMMethod = Literal["bayesian_nuts", "bayesian_map", "bayesian_advi", "ridge_bootstrap"]
@@ -53,6 +59,20 @@ class ChannelContributions(StrictModel):
     )
     roas_unit: str | None = Field(default=None, description="Unit of ROAS and marginal ROAS.")
     findings: list[Finding] = Field(default_factory=list)
+
+
+class DecomposeAnswer(StepAnswer):
+    """What decompose_contributions answers: every figure the agent quotes, with intervals."""
+
+    target: Target
+    method: MMMMethod
+    roas_unit: str | None = Field(description="Unit of ROAS and marginal ROAS; quote it.")
+    channels: list[ChannelContribution]
+    base: BaseContribution
+    sum_check: SumCheck
+    findings: list[Finding] = Field(
+        description="What to say with the numbers (overrides, prior-driven channels, ...)."
+    )
 
 
 # ----- analysis/mmm_diagnostics.json ----------------------------------------------------------

@@ -28,7 +28,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError, Unexpected
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from attribution_analysis import __version__
 from attribution_analysis.adapters import error_payload
@@ -43,12 +43,11 @@ from attribution_analysis.server.models import (
     ListJobsArguments,
     ListRunsArguments,
     RunList,
-    StepResult,
     ToolArguments,
     WaitSeconds,
     WorkspaceName,
 )
-from attribution_analysis.steps import STEPS, StepSpec
+from attribution_analysis.steps import STEPS, StepSpec, execute
 from attribution_analysis.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ class DeferredValidation(FuncMetadata):
 
 def _message(exc: AttributionError | ValidationError) -> str:
     """The CLI's wording of ``exc``, whole: ``GuardedTool`` cuts what reaches a client."""
-    return error_payload(exc)["message"]
+    return error_payload(exc, "mcp")["message"]
 
 
 def _describe(exc: BaseException) -> str:
@@ -124,7 +123,11 @@ def _describe(exc: BaseException) -> str:
     never its traceback (that goes to the server's log)."""
     # A ValidationError here is e.g. an answer that breaks its own schema: worded field by
     # field, as the CLI words them, not as pydantic's raw report.
-    text = error_payload(exc)["message"] if isinstance(exc, ValidationError) else str(exc).strip()
+    text = (
+        error_payload(exc, "mcp")["message"]
+        if isinstance(exc, ValidationError)
+        else str(exc).strip()
+    )
     return shorten(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
@@ -265,6 +268,19 @@ def step_arguments(spec: StepSpec) -> type[ToolArguments]:
     return create_model(f"{spec.name}_arguments", __base__=ToolArguments, **fields)
 
 
+def step_job_state(spec: StepSpec) -> type[JobState]:
+    """A background step's job, with its ``result`` typed as the step's own answer (so the
+    published output schema says what a finished job carries)."""
+    return create_model(
+        f"{spec.name}_job",
+        __base__=JobState,
+        result=(
+            spec.answer | None,
+            Field(description=f"The answer of {spec.name} once the job succeeded."),
+        ),
+    )
+
+
 class AttributionServer:
     """Holds the configuration and the job manager the tools share."""
 
@@ -293,7 +309,7 @@ class AttributionServer:
         return _tool(
             spec.name,
             spec.title,
-            spec.description,
+            spec.summary,
             _annotations(
                 spec.title,
                 read_only=False,
@@ -301,7 +317,7 @@ class AttributionServer:
                 idempotent=spec.idempotent,
             ),
             step_arguments(spec),
-            JobState if spec.background else StepResult,
+            step_job_state(spec) if spec.background else spec.answer,
             body,
             self.config.max_argument_bytes,
         )
@@ -340,7 +356,7 @@ class AttributionServer:
             else:
                 workspace = Workspace.open(folder)
                 spec.check(workspace, params)
-            return spec.run(workspace, params, None)
+            return execute(spec, workspace, params)
 
     async def _wait(self, job_id: str, wait: float, ctx: Context) -> dict[str, Any]:
         """Return the job's state, waiting up to ``wait`` seconds for it to end and

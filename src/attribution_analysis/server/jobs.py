@@ -120,7 +120,7 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 
     from attribution_analysis.adapters import error_payload
     from attribution_analysis.errors import AttributionError
-    from attribution_analysis.steps import step
+    from attribution_analysis.steps import execute, step
     from attribution_analysis.workspace import Workspace
 
     spec = step(step_name)
@@ -130,7 +130,7 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 
     try:
         params = spec.params.model_validate_json(params_json)
-        payload = spec.run(Workspace.open(folder), params, progress)
+        payload = execute(spec, Workspace.open(folder), params, progress)
         conn.send(("succeeded", payload))
     except BaseException as exc:
         # After a cancel request, whatever surfaces (JobCancelled, or another error a library
@@ -140,7 +140,7 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
         elif isinstance(exc, (AttributionError, ValidationError)):
             # A ValidationError raised inside a step (an internal contract) is worded as the
             # CLI and the inline path word it, never as pydantic's raw text.
-            conn.send(("failed", error_payload(exc)))
+            conn.send(("failed", error_payload(exc, "mcp")))
         elif isinstance(exc, Exception):  # a crash: the message, never a traceback
             message = f"{type(exc).__name__}: {exc}".strip()[:500]
             conn.send(("failed", {"code": "internal_error", "message": message}))

@@ -128,15 +128,3 @@ class RunRecord(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunRecord] = Field(description="The workspace's runs, newest first.")
-
-
-class StepResult(BaseModel):
-    """Envelope of every step tool's answer: the files written; the step's own fields (its
-    name as ``step``, figures with intervals, findings, decisions) come beside them, as the
-    step's script prints them."""
-
-    model_config = ConfigDict(extra="allow")
-
-    outputs: list[str] = Field(
-        description="Workspace-relative files written; read them as workspace:// resources."
-    )
