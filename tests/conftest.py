@@ -18,6 +18,9 @@ settings.register_profile("default-suite", derandomize=True, print_blob=True)
 settings.register_profile("random", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-suite"))
 
+# The shared small NUTS fit (tests/mmm, tests/optimize): one session fixture for both.
+pytest_plugins = ["tests.fitted_mmm"]
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "corpus"
 

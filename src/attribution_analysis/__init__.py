@@ -1,7 +1,8 @@
 """attribution-analysis: Bayesian MMM plus EM / Bayesian allocation of channel totals.
 
-The package is organised as steps (pure-ish functions over a :class:`Workspace`) with thin
-adapters on top: the ``attribution`` CLI, the ``scripts/`` CLIs and the MCP server.
+Every step is declared once in :mod:`attribution_analysis.steps` (name, parameters, answer,
+files, compute function) and run by one runner (:mod:`attribution_analysis.runner`); the
+``attribution`` CLI, the ``scripts/`` and the MCP server are generated from that table.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from attribution_analysis.adapters import rich_progress
 from attribution_analysis.allocation.step import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
@@ -18,8 +17,9 @@ from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
-from attribution_analysis.contributions import decompose_contributions
 from attribution_analysis.data.validate import validate_data
+from attribution_analysis.frontends.output import rich_progress
+from attribution_analysis.mmm.decompose import decompose_contributions
 from attribution_analysis.mmm.diagnostics import validate_model
 from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.optimize import optimize_budget

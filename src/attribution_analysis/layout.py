@@ -70,6 +70,21 @@ TRUTH_PARAMETERS = WorkspaceFile(
 TRUTH_CONTRIBUTIONS = WorkspaceFile(
     "truth/contributions.csv", "simulate_workspace", "Simulated worlds: true contributions."
 )
+TRUTH_CAMPAIGN_SPLIT = WorkspaceFile(
+    "truth/campaign_split.csv", "simulate_workspace", "Simulated campaigns: true split."
+)
+TRUTH_CAMPAIGN_PRODUCTIVITY = WorkspaceFile(
+    "truth/campaign_productivity.csv",
+    "simulate_workspace",
+    "Simulated campaigns: true productivity.",
+)
+TRUTH_CAMPAIGNS = WorkspaceFile(
+    "truth/campaigns.json", "simulate_workspace", "Simulated campaigns: true parameters."
+)
+TRUTH_HCPS = WorkspaceFile("truth/hcp_truth.csv", "simulate_workspace", "Simulated HCP rates.")
+TRUTH_PAIRS = WorkspaceFile(
+    "truth/pair_truth.csv", "simulate_workspace", "Simulated HCP-brick true split."
+)
 JOURNEY_TRUTH = WorkspaceFile(
     "truth/journey_truth.json", "simulate_workspace", "Simulated journeys: true credit."
 )

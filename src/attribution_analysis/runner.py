@@ -42,6 +42,8 @@ class StepOutput:
     input_hashes: dict[str, str] = field(default_factory=dict)  # recorded in the registry
     # Committed files may record a refusal (e.g. failed diagnostics) that is then raised.
     refusal: AttributionError | None = None
+    # Files to delete in the same commit (e.g. an earlier simulated world's inputs).
+    removes: list[str] = field(default_factory=list)
 
 
 def run_step(
@@ -55,8 +57,8 @@ def run_step(
         with RunRegistry(ws).track(spec.name, params.model_dump(mode="json")) as run:
             output = spec.compute_function()(StepContext(ws, run.run_id, progress), params)
             run.input_hashes = dict(output.input_hashes)
-            if output.files:
-                ws.commit(output.files)
+            if output.files or output.removes:
+                ws.commit(output.files, output.removes)
             run.outputs = list(output.files)
             if output.refusal is not None:
                 raise output.refusal

@@ -17,17 +17,27 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from attribution_analysis import layout
-from attribution_analysis.contracts.allocation import AllocateParams
-from attribution_analysis.contracts.budget import OptimizeBudgetParams
+from attribution_analysis.contracts.allocation import AllocateAnswer, AllocateParams
+from attribution_analysis.contracts.budget import BudgetAnswer, OptimizeBudgetParams
 from attribution_analysis.contracts.common import StepAnswer
-from attribution_analysis.contracts.exposure import BuildExposureParams
-from attribution_analysis.contracts.intraday import DownscaleParams
-from attribution_analysis.contracts.mmm import DecomposeParams, FitMMMParams, ValidateModelParams
-from attribution_analysis.contracts.outputs import DecomposeAnswer
-from attribution_analysis.contracts.paths import AttributePathsParams
-from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
-from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.contracts.validation import ValidateDataParams
+from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureAnswer
+from attribution_analysis.contracts.intraday import DownscaleAnswer, DownscaleParams
+from attribution_analysis.contracts.mmm import (
+    DecomposeParams,
+    FitMMMAnswer,
+    FitMMMParams,
+    ValidateModelParams,
+)
+from attribution_analysis.contracts.outputs import DecomposeAnswer, ValidateModelAnswer
+from attribution_analysis.contracts.paths import AttributePathsParams, PathsAnswer
+from attribution_analysis.contracts.report import (
+    DraftFaqAnswer,
+    DraftFaqParams,
+    GenerateReportAnswer,
+    GenerateReportParams,
+)
+from attribution_analysis.contracts.simulation import SimulateAnswer, SimulateWorkspaceParams
+from attribution_analysis.contracts.validation import ValidateDataAnswer, ValidateDataParams
 from attribution_analysis.layout import WorkspaceFile
 from attribution_analysis.progress import Progress
 from attribution_analysis.workspace import Workspace
@@ -51,14 +61,6 @@ class Sampling(NamedTuple):
 
 
 SamplingRule = Callable[[Any], Sampling | None]
-
-
-class SimulateWorkspaceParams(SimulationParams):
-    overwrite: bool = Field(
-        default=False,
-        description="Replace raw/ and truth/ when the workspace already holds them (analysis/ "
-        "outputs then no longer match the data and are refused by the staleness checks).",
-    )
 
 
 class LegacyAnswer(StepAnswer):
@@ -139,16 +141,20 @@ def execute(
 
 def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
     """Optional path parameters that were given must name existing files."""
-    from attribution_analysis.errors import MissingInputError
+    from attribution_analysis.errors import MissingInputError, arg
 
     for name in names:
         relative = getattr(params, name)
         if relative is not None and not ws.resolve(relative).is_file():
             raise MissingInputError(
-                f"the file given as {name} does not exist.",
-                fix="give the workspace-relative path of an existing file.",
+                f"the file given as {arg(name)} does not exist.",
+                fix=f"give {arg(name)} as the workspace-relative path of an existing file.",
                 file=relative,
             )
+
+
+def _bounds_file_input(ws: Workspace, params: OptimizeBudgetParams) -> None:
+    _given_files(ws, params, "bounds_file")
 
 
 def _fit_inputs(ws: Workspace, params: FitMMMParams) -> None:
@@ -198,133 +204,44 @@ def _exposure_inputs(ws: Workspace, params: BuildExposureParams) -> None:
     _given_files(ws, params, "transforms_file")
 
 
-def _simulate(ws: Workspace, params: SimulateWorkspaceParams, progress) -> dict[str, Any]:
-    from attribution_analysis.simulate import simulate_workspace
-
-    simulation = SimulationParams.model_validate(params.model_dump(exclude={"overwrite"}))
-    files = simulate_workspace(ws.root, simulation, overwrite=params.overwrite)
-    return {
-        "step": "simulate_workspace",
-        "kind": simulation.kind,
-        "seed": simulation.seed,
-        "outputs": sorted(files),
-    }
-
-
-def _validate(ws: Workspace, params: ValidateDataParams, progress) -> dict[str, Any]:
-    from attribution_analysis.data.validate import validate_data
-    from attribution_analysis.payloads import validate_payload
-
-    return validate_payload(validate_data(ws, params))
-
-
-def _fit(ws: Workspace, params: FitMMMParams, progress) -> dict[str, Any]:
-    from attribution_analysis.mmm.fit import fit_mmm
-    from attribution_analysis.payloads import fit_payload
-
-    return fit_payload(fit_mmm(ws, params, progress))
-
-
-def _validate_model(ws: Workspace, params: ValidateModelParams, progress) -> dict[str, Any]:
-    from attribution_analysis.mmm.diagnostics import validate_model
-    from attribution_analysis.payloads import validate_model_payload
-
-    result = validate_model(
-        ws,
-        backtest_periods=params.backtest_periods or None,
-        seed=params.seed,
-        sensitivity_refit=params.sensitivity_refit,
-        progress=progress,
-    )
-    return validate_model_payload(result)
-
-
-def _exposure(ws: Workspace, params: BuildExposureParams, progress) -> dict[str, Any]:
-    from attribution_analysis.allocation.exposure_step import effective_exposure
-    from attribution_analysis.payloads import exposure_payload
-
-    return exposure_payload(effective_exposure(ws, params))
-
-
-def _allocate(ws: Workspace, params: AllocateParams, progress) -> dict[str, Any]:
-    from attribution_analysis.allocation.step import allocate, summary_payload
-
-    return summary_payload(allocate(ws, params))
-
-
-def _intraday(ws: Workspace, params: DownscaleParams, progress) -> dict[str, Any]:
-    from attribution_analysis.allocation.intraday import SUMMARY, downscale_intraday
-
-    report = downscale_intraday(ws, params)
-    return {
-        "step": "downscale_intraday",
-        **report.model_dump(mode="json", exclude={"metadata"}),
-        "outputs": [report.table, SUMMARY],
-    }
-
-
-def _optimize(ws: Workspace, params: OptimizeBudgetParams, progress) -> dict[str, Any]:
-    from attribution_analysis.optimize import optimize_budget
-    from attribution_analysis.optimize.summary import summary_payload
-
-    return summary_payload(optimize_budget(ws, params, progress))
-
-
-def _paths(ws: Workspace, params: AttributePathsParams, progress) -> dict[str, Any]:
-    from attribution_analysis.paths import attribute_paths, summary_payload
-
-    return summary_payload(attribute_paths(ws, params))
-
-
-def _report(ws: Workspace, params: GenerateReportParams, progress) -> dict[str, Any]:
-    from attribution_analysis.report import generate_report
-
-    result = generate_report(ws, params, progress)
-    # Compact: where the report is and which sections had input; the HTML is a resource.
-    return {
-        "step": "generate_report",
-        "report": result.report,
-        "report_bytes": result.report_bytes,
-        "sections": [
-            {"name": s.name, "status": s.status, "message": s.message} for s in result.sections
-        ],
-        "figures": result.figures,
-        "outputs": [result.report, *result.figures],
-    }
-
-
-def _faq(ws: Workspace, params: DraftFaqParams, progress) -> dict[str, Any]:
-    from attribution_analysis.report import draft_faq
-
-    result = draft_faq(ws, params, progress)
-    return {
-        "step": "draft_faq",
-        **result.model_dump(mode="json"),
-        "outputs": [p for f in result.files for p in (f.markdown, f.html)],
-    }
-
-
 STEPS: list[StepSpec] = [
     StepSpec(
         name="simulate_workspace",
         title="Simulate a workspace",
         description="Write a simulated workspace (raw/ input files + truth/ with the true "
         "parameters) from a fixed seed: kind mmm, mta (campaigns), hcp-brick or journeys. "
-        "Seconds. Writes raw/*.csv and truth/*; refuses a folder that already has raw/ "
-        "unless overwrite is true.",
+        "Seconds. Refuses a folder that already has raw/ unless overwrite is true (then raw/ "
+        "and truth/ are replaced).",
         params=SimulateWorkspaceParams,
-        run=_simulate,
+        answer=SimulateAnswer,
+        compute="attribution_analysis.simulate.run:compute",
+        writes=(
+            layout.SPEND,
+            layout.CONVERSIONS,
+            layout.EXTERNAL_FACTORS,
+            layout.CAMPAIGN_METADATA,
+            layout.BRICK_SALES,
+            layout.HCP_BRICK,
+            layout.HCPS,
+            layout.JOURNEYS,
+            layout.LIFT_TESTS,
+            layout.TRUTH_PARAMETERS,
+            layout.TRUTH_CONTRIBUTIONS,
+            layout.JOURNEY_TRUTH,
+        ),
         creates_workspace=True,
     ),
     StepSpec(
         name="validate_data",
         title="Validate input data",
         description="Check the raw files against the data contracts (grain, gaps, window, "
-        "controls, identification metrics) and build the modelling panel. Seconds. Writes "
-        "analysis/data_validation.json and analysis/prepared_panel.csv (+ campaign panel). "
-        "Every later step needs it.",
+        "controls, identification metrics) and build the modelling panel (+ the campaign "
+        "panel when spend is per campaign). Seconds. Every later step needs it.",
         params=ValidateDataParams,
-        run=_validate,
+        answer=ValidateDataAnswer,
+        compute="attribution_analysis.data.validate:compute",
+        reads=(layout.SPEND, layout.CONVERSIONS),
+        writes=(layout.DATA_VALIDATION, layout.PANEL, layout.CAMPAIGN_PANEL),
     ),
     StepSpec(
         name="fit_mmm",
@@ -332,10 +249,13 @@ STEPS: list[StepSpec] = [
         description="Fit PyMC-Marketing's MMM (adstock + saturation per channel; lift tests "
         "as calibration when calibrate=true). Minutes with NUTS (2-5 min for 3 years x 5 "
         "channels on 2 cores); seconds with quick='map' (not for decisions). Background job: "
-        "returns a job id at once; poll get_job (wait_seconds > 0 streams progress). Writes "
-        "analysis/model/mmm_<key>.nc and analysis/mmm_fit.json.",
+        "returns a job id at once; poll get_job (wait_seconds > 0 streams progress). The "
+        "posterior goes to analysis/model/mmm_<key>.nc.",
         params=FitMMMParams,
-        run=_fit,
+        answer=FitMMMAnswer,
+        compute="attribution_analysis.mmm.fit:compute",
+        reads=(layout.DATA_VALIDATION, layout.PANEL),
+        writes=(layout.FIT, layout.MODEL_DIR),
         cost="job",
         requires=_fit_inputs,
         samples=_fit_sampling,
@@ -345,10 +265,13 @@ STEPS: list[StepSpec] = [
         title="Validate the fitted model",
         description="Acceptance gates of the current fit: R-hat, ESS, divergences, posterior "
         "predictive coverage, LOO, backtest and prior sensitivity (the last two refit: "
-        "minutes). Background job. Writes analysis/mmm_diagnostics.json; decomposition and "
-        "optimization refuse a model that fails it.",
+        "minutes). Background job. Decomposition and optimization refuse a model that fails "
+        "it.",
         params=ValidateModelParams,
-        run=_validate_model,
+        answer=ValidateModelAnswer,
+        compute="attribution_analysis.mmm.diagnostics:compute",
+        reads=(layout.DATA_VALIDATION, layout.FIT),
+        writes=(layout.DIAGNOSTICS,),
         cost="job",
         requires=_fitted_model_inputs,
     ),
@@ -359,7 +282,7 @@ STEPS: list[StepSpec] = [
         "intervals from the posterior, the ROAS unit and findings. 5-30 seconds.",
         params=DecomposeParams,
         answer=DecomposeAnswer,
-        compute="attribution_analysis.contributions:compute",
+        compute="attribution_analysis.mmm.decompose:compute",
         reads=(layout.FIT, layout.DIAGNOSTICS),
         writes=(
             layout.CONTRIBUTIONS,
@@ -374,10 +297,12 @@ STEPS: list[StepSpec] = [
         name="build_effective_exposure",
         title="Build effective exposure",
         description="Campaign impressions through the MMM's own adstock and saturation "
-        "(what the allocation splits on). Seconds. Writes analysis/effective_exposure.csv "
-        "and analysis/effective_exposure.json.",
+        "(what the allocation splits on), with the largest campaigns per channel. Seconds.",
         params=BuildExposureParams,
-        run=_exposure,
+        answer=ExposureAnswer,
+        compute="attribution_analysis.allocation.exposure_step:compute",
+        reads=(layout.CAMPAIGN_PANEL,),
+        writes=(layout.EXPOSURE_TABLE, layout.EXPOSURE_SUMMARY),
         path_fields=("transforms_file",),
         requires=_exposure_inputs,
     ),
@@ -388,10 +313,14 @@ STEPS: list[StepSpec] = [
         "by EM (seconds) or the Bayesian hierarchical model (minutes), with exact mass "
         "conservation and identifiability warnings; campaigns are weighed by effective "
         "exposure or (omega_source='path_credit', after attribute_paths) by path credit. "
-        "Background job. Writes analysis/mta_allocation.csv and "
-        "analysis/allocation_summary.json.",
+        "Background job.",
         params=AllocateParams,
-        run=_allocate,
+        answer=AllocateAnswer,
+        compute="attribution_analysis.allocation.step:compute",
+        # What it reads depends on the source (hcp-brick files, or the campaign panel and the
+        # MMM's contributions): ``requires`` checks the ones this call needs.
+        reads=(),
+        writes=(layout.ALLOCATION, layout.ALLOCATION_SUMMARY),
         cost="job",
         path_fields=("contributions", "transforms_file"),
         requires=_allocate_inputs,
@@ -402,10 +331,12 @@ STEPS: list[StepSpec] = [
         title="Spread campaign credit over hours",
         description="Optional: split each period's campaign credit across hours in proportion "
         "to the campaign's hourly delivery (raw/hourly_delivery.csv), conserving every row. "
-        "Seconds. Writes analysis/mta_allocation_hourly.csv and "
-        "analysis/intraday_summary.json.",
+        "Seconds.",
         params=DownscaleParams,
-        run=_intraday,
+        answer=DownscaleAnswer,
+        compute="attribution_analysis.allocation.intraday:compute",
+        reads=(layout.ALLOCATION,),
+        writes=(layout.ALLOCATION_HOURLY, layout.INTRADAY_SUMMARY),
         path_fields=("profile_file",),
     ),
     StepSpec(
@@ -413,21 +344,34 @@ STEPS: list[StepSpec] = [
         title="Optimize the budget",
         description="Recommended channel mix for a total budget over a horizon (total, not "
         "per week), with expected lift, its 90% interval and P(better) over posterior draws; "
-        "scenarios; mROAS curves; saturation flags. Seconds. Writes "
-        "analysis/mmm_budget_optimization.json.",
+        "scenarios; mROAS curves; saturation flags. Refuses a model that failed "
+        "validate_model unless override_reason is given. Seconds.",
         params=OptimizeBudgetParams,
-        run=_optimize,
+        answer=BudgetAnswer,
+        compute="attribution_analysis.optimize.step:compute",
+        reads=(layout.FIT, layout.DIAGNOSTICS),
+        writes=(layout.BUDGET,),
+        path_fields=("bounds_file",),
+        requires=_bounds_file_input,
     ),
     StepSpec(
         name="attribute_paths",
         title="Attribute user journeys",
         description="Heuristic, Markov (removal effect) and Shapley credit from user journeys "
-        "(raw/journeys.csv or raw/paths.csv), reconciled with the MMM. Seconds. Writes "
-        "analysis/path_attribution.json (+ path_campaign_credit.csv with campaigns, the ω of "
-        "allocate with omega_source='path_credit'; + path_campaign_omega.csv with the MMM). "
-        "Path credit is correlational; the MMM total is the causal one.",
+        "(raw/journeys.csv or raw/paths.csv), reconciled with the MMM when its contributions "
+        "exist. Seconds. With campaigns in the journeys it also writes the campaign credit "
+        "(the ω of allocate with omega_source='path_credit') and, with the MMM, the MMM "
+        "totals split over campaigns. Path credit is correlational; the MMM total is the "
+        "causal one.",
         params=AttributePathsParams,
-        run=_paths,
+        answer=PathsAnswer,
+        compute="attribution_analysis.paths.step:compute",
+        reads=(),  # raw/journeys.csv or raw/paths.csv, whichever exists (source='auto')
+        writes=(
+            layout.PATH_ATTRIBUTION,
+            layout.PATH_CAMPAIGN_CREDIT,
+            layout.PATH_CAMPAIGN_OMEGA,
+        ),
         path_fields=("mmm_file",),
     ),
     StepSpec(
@@ -436,19 +380,24 @@ STEPS: list[StepSpec] = [
         description="One self-contained offline HTML report (executive summary, "
         "contributions with intervals, ROAS/mROAS curves, budget, campaigns, diagnostics, "
         "methodology, provenance) from whatever outputs exist; sections without input say "
-        "so. A few seconds. Writes reports/mmm_executive_summary.html and "
-        "reports/figures/*.png|svg.",
+        "which step writes it. A few seconds; figures are PNG and SVG copies for slides.",
         params=GenerateReportParams,
-        run=_report,
+        answer=GenerateReportAnswer,
+        compute="attribution_analysis.report.step:compute",
+        # Reads every output that exists (none is required; see report.inputs.READS).
+        writes=(layout.REPORT, layout.REPORT_SOURCES, layout.FIGURES),
     ),
     StepSpec(
         name="draft_faq",
         title="Draft the stakeholder FAQ",
         description="Answers to the hard questions of a CMO, data science, finance, marketing "
         "or legal audience, filled with this analysis's own numbers (templates, no free "
-        "text). About a second. Writes reports/faq_<audience>.md and .html.",
+        "text). About a second.",
         params=DraftFaqParams,
-        run=_faq,
+        answer=DraftFaqAnswer,
+        compute="attribution_analysis.report.faq:compute",
+        # Reads every output that exists and the run registry (none is required).
+        writes=(layout.FAQ_MARKDOWN, layout.FAQ_HTML, layout.FAQ_SOURCES),
     ),
 ]
 

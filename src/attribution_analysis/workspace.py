@@ -28,7 +28,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,6 +39,7 @@ from attribution_analysis.errors import (
     MissingInputError,
     WorkspaceBusyError,
     WorkspaceError,
+    step_ref,
 )
 
 RAW = "raw"
@@ -108,8 +109,8 @@ class Workspace:
         if not path.exists():
             raise WorkspaceError(
                 f"workspace directory '{root}' does not exist.",
-                fix="pass the folder that holds raw/ (create one with `attribution simulate` "
-                "or put your CSVs under <workspace>/raw/).",
+                fix="pass the folder that holds raw/ (create one with "
+                f"{step_ref('simulate_workspace')} or put your CSVs under <workspace>/raw/).",
             )
         if not path.is_dir():
             raise WorkspaceError(f"workspace '{root}' is not a directory.", fix="pass a folder.")
@@ -225,15 +226,17 @@ class Workspace:
         return {self.relative(p): self.sha256(p) for p in sorted(paths)}
 
     # ----- atomic output -----------------------------------------------------------------
-    def commit(self, outputs: Mapping[str, bytes]) -> list[Path]:
-        """Write every ``{relative path: bytes}`` atomically, all or nothing.
+    def commit(self, outputs: Mapping[str, bytes], removes: Sequence[str] = ()) -> list[Path]:
+        """Write every ``{relative path: bytes}`` atomically, all or nothing, and remove the
+        files ``removes`` names (those not rewritten) in the same commit.
 
         Each file is first written to a temporary sibling and fsynced. Only when all are
-        written, a journal of the (temporary, target) pairs is written to ``.attribution/``
-        and the files are renamed into place; the journal is removed last. A process killed
-        before the journal leaves only temporary files (removed by the next writer); one killed
-        after it is rolled forward by the next writer (:meth:`recover`), so the step's outputs
-        are either all the old ones or all the new ones.
+        written, a journal of the (temporary, target) pairs and the removals is written to
+        ``.attribution/`` and the files are renamed into place, then the removals made; the
+        journal is removed last. A process killed before the journal leaves only temporary
+        files (removed by the next writer); one killed after it is rolled forward by the next
+        writer (:meth:`recover`), so the step's outputs are either all the old ones or all the
+        new ones.
         """
         targets = {self.resolve(rel): data for rel, data in outputs.items()}
         staged: list[tuple[Path, Path]] = []
@@ -254,9 +257,17 @@ class Workspace:
             fault_point("commit:staged")
             journal = self.internal_dir() / JOURNAL
             current = journal
+            gone = [
+                self.relative(self.resolve(r)) for r in removes if self.resolve(r) not in targets
+            ]
             _write_synced(
                 journal,
-                json_bytes([[self.relative(t), self.relative(g)] for t, g in staged]),
+                json_bytes(
+                    {
+                        "renames": [[self.relative(t), self.relative(g)] for t, g in staged],
+                        "removes": gone,
+                    }
+                ),
             )
         except BaseException as exc:
             for tmp, _ in staged:
@@ -269,8 +280,14 @@ class Workspace:
         for index, (tmp, target) in enumerate(staged):
             os.replace(tmp, target)
             fault_point(f"commit:renamed:{index}")
+        self._remove(gone)
         journal.unlink()
         return list(targets)
+
+    def _remove(self, relatives: Sequence[str]) -> None:
+        for relative in relatives:
+            with contextlib.suppress(FileNotFoundError):
+                self.resolve(relative).unlink()
 
     def recover(self) -> list[str]:
         """Finish or undo what a killed writer left: roll a journaled commit forward, then
@@ -281,14 +298,18 @@ class Workspace:
         journal = internal / JOURNAL
         if journal.is_file():
             try:
-                pairs = json.loads(journal.read_text())
+                entry = json.loads(journal.read_text())
             except (OSError, ValueError):
-                pairs = []  # unreadable: written before its fsync finished, so no rename ran
-            for tmp_rel, target_rel in pairs:
+                entry = {}  # unreadable: written before its fsync finished, so no rename ran
+            if isinstance(entry, list):  # a journal written before removals were journaled
+                entry = {"renames": entry}
+            for tmp_rel, target_rel in entry.get("renames", []):
                 tmp, target = self.resolve(tmp_rel), self.resolve(target_rel)
                 if tmp.exists():
                     os.replace(tmp, target)
                     done.append(f"rolled forward {target_rel}")
+            self._remove(entry.get("removes", []))
+            done.extend(f"removed {r}" for r in entry.get("removes", []))
             journal.unlink()
         for folder in (self.analysis, self.reports, self.raw, self.root / "truth"):
             if folder.is_dir() and not folder.is_symlink():

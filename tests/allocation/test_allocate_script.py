@@ -23,7 +23,7 @@ def test_hcp_brick_allocation_prints_ok_json_and_writes_both_outputs(simulated):
         "--workspace",
         str(root),
         "--covariates",
-        "specialty,seniority/10,log1p(potential)",
+        '["specialty", "seniority/10", "log1p(potential)"]',  # list parameters take JSON
         "--bootstrap",
         "5",
     )
@@ -54,6 +54,6 @@ def test_bad_input_exits_2_with_the_error_json_and_writes_nothing(simulated):
 
 def test_an_unknown_covariate_is_an_input_error_not_a_traceback(simulated):
     root = simulated(kind="hcp-brick", seed=3)
-    result = _run("--workspace", str(root), "--covariates", "age")
+    result = _run("--workspace", str(root), "--covariates", '["age"]')
     assert result.returncode == 2
     assert json.loads(result.stdout)["error"]["column"] == "age"

@@ -201,7 +201,7 @@ def test_no_coefficient_errors_when_groups_are_fewer_than_coefficients():
     )
     fit = fit_em(problem, design=design, design_names=["intercept", "x", "z"])
     assert fit.coefficients is not None and fit.coefficient_std_error is None
-    from attribution_analysis.allocation.report import coefficients
+    from attribution_analysis.allocation.summary import coefficients
 
     reported = coefficients(fit, None)
     assert [c.name for c in reported] == ["intercept", "x", "z"]

@@ -14,7 +14,7 @@ from attribution_analysis.allocation.exposure import (
     transforms_from_json,
 )
 from attribution_analysis.contracts.allocation import ChannelTransform
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.errors import DataValidationError, ParameterError
 
 
 def _panel_and_transforms(root):
@@ -105,3 +105,81 @@ def test_a_channel_without_parameters_is_refused():
         build_effective_exposure(panel, {"tv": {"alpha": 0.1, "l_max": 2}})
     with pytest.raises(ParameterError, match="incomplete"):
         channel_transform({"l_max": 2}, "radio")
+
+
+# ----- a transforms JSON written by hand (#19) ------------------------------------------------
+GOOD = {"alpha": 0.3, "l_max": 4, "saturation": {"kind": "hill", "slope": 2.0, "kappa": 0.5}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ({**GOOD, "alpha": "0.3"}, "tv.alpha"),  # text, not a number
+        ({**GOOD, "l_max": True}, "tv.l_max"),  # a boolean
+        ({**GOOD, "l_max": 4.5}, "tv.l_max"),  # not a whole number of periods
+        ({**GOOD, "alpha": float("nan")}, "tv.alpha"),  # NaN (Python's json writes it)
+        ({**GOOD, "saturation": {"kind": "hill", "slope": 2.0, "kappa": float("inf")}}, "kappa"),
+        ({**GOOD, "saturation": "hill"}, "tv.saturation"),
+        ({"adstock_alpha": 0.3, "l_max": 4, "hill_slope": "2", "hill_kappa": 0.5}, "hill_slope"),
+        ({**GOOD, "alpha": 1.5}, "alpha"),  # out of range: the contract's own check
+        ({"l_max": 4}, "alpha"),  # missing
+        ([0.3, 4], "tv"),  # not an object
+    ],
+)
+def test_a_malformed_transforms_file_names_the_file_and_the_field(tmp_path, entry, field):
+    path = tmp_path / "transforms.json"
+    path.write_text(json.dumps({"tv": entry}))  # allow_nan: NaN and Infinity as JSON extensions
+    with pytest.raises(DataValidationError) as caught:
+        transforms_from_json(path, "analysis/transforms.json")
+    assert caught.value.file == "analysis/transforms.json"
+    assert field in caught.value.problem
+    assert "Traceback" not in caught.value.message
+
+
+@pytest.mark.parametrize("payload", ["[]", "{}", '{"channels": 3}', "{not json"])
+def test_a_transforms_file_without_channel_entries_is_refused(tmp_path, payload):
+    path = tmp_path / "transforms.json"
+    path.write_text(payload)
+    with pytest.raises(DataValidationError) as caught:
+        transforms_from_json(path, "analysis/transforms.json")
+    assert caught.value.file == "analysis/transforms.json"
+    assert caught.value.code == "malformed_json"
+
+
+def test_a_channel_missing_from_the_transforms_file_is_refused_naming_the_file(validated_mta):
+    from attribution_analysis.allocation.step import allocate
+    from attribution_analysis.contracts.allocation import AllocateParams
+    from attribution_analysis.workspace import Workspace
+
+    root = validated_mta(seed=3, weeks=40, channels=2)
+    channels = json.loads((root / "truth" / "parameters.json").read_text())["channels"]
+    first = sorted(channels)[0]
+    (root / "analysis" / "t.json").write_text(json.dumps({first: channels[first]}))
+    with pytest.raises(DataValidationError) as caught:
+        allocate(
+            Workspace.open(root), AllocateParams(transforms_file="analysis/t.json", bootstrap=0)
+        )
+    assert caught.value.file == "analysis/t.json"
+    assert caught.value.code == "missing_channel"
+    assert sorted(channels)[1] in caught.value.problem
+
+
+def test_the_step_answers_the_top_campaigns_of_each_channel(validated_mta):
+    from attribution_analysis.allocation.exposure_step import effective_exposure
+    from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureAnswer
+    from attribution_analysis.steps import execute, step
+    from attribution_analysis.workspace import Workspace
+
+    root = validated_mta(seed=3, weeks=40, channels=2)
+    ws = Workspace.open(root)
+    answer = ExposureAnswer.model_validate(
+        execute(step("build_effective_exposure"), ws, BuildExposureParams())
+    )
+    report = effective_exposure(ws, BuildExposureParams())
+    assert answer.transforms_source == report.transforms_source == "truth/parameters.json"
+    assert [f.code for f in answer.findings] == ["transforms_from_truth"]
+    for summary, channel in zip(answer.channels, report.channels, strict=True):
+        assert summary.campaigns == len(channel.campaigns)
+        best = max(channel.campaigns, key=lambda c: c.share_of_channel)
+        assert summary.top_campaigns[0].campaign == best.campaign
+        assert len(summary.top_campaigns) == min(3, len(channel.campaigns))

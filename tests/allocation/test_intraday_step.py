@@ -63,3 +63,22 @@ def test_missing_profile_is_refused_and_nothing_written(allocated):
         downscale_intraday(Workspace.open(allocated), DownscaleParams())
     assert caught.value.file == "analysis/mta_allocation.csv"
     assert not (allocated / "analysis" / "mta_allocation_hourly.csv").exists()
+
+
+def test_the_answer_repeats_the_summary_without_its_metadata(allocated):
+    from attribution_analysis.contracts.intraday import DownscaleAnswer, DownscaleReport
+    from attribution_analysis.steps import execute, step
+
+    allocation = pd.read_csv(allocated / "analysis" / "mta_allocation.csv")
+    profile = _profile(sorted(allocation["entity"].unique()), np.random.default_rng(2))
+    profile.to_csv(allocated / "raw" / "hourly_delivery.csv", index=False)
+    answer = DownscaleAnswer.model_validate(
+        execute(step("downscale_intraday"), Workspace.open(allocated), DownscaleParams())
+    )
+    summary = DownscaleReport.model_validate_json(
+        (allocated / "analysis" / "intraday_summary.json").read_text()
+    )
+    assert answer.outputs == [summary.table, "analysis/intraday_summary.json"]
+    assert answer.model_dump(exclude={"step", "outputs", "findings"}) == summary.model_dump(
+        exclude={"metadata"}
+    )

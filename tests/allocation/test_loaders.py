@@ -124,7 +124,7 @@ def test_a_covariate_that_does_not_exist_is_refused_with_the_available_columns(s
 
 def test_mta_without_the_validated_campaign_panel_asks_for_validation(simulated):
     root = simulated(kind="mta", seed=3, weeks=40, channels=2)
-    with pytest.raises(MissingInputError, match="attribution validate"):
+    with pytest.raises(MissingInputError, match="validate_data"):
         allocate(Workspace.open(root), FAST)
 
 
@@ -172,7 +172,7 @@ def _missing_from_both(root, params: AllocateParams) -> dict:
 def test_a_missing_campaign_panel_is_worded_once(simulated):
     error = _missing_from_both(simulated(kind="mta", seed=3, weeks=40, channels=2), FAST)
     assert error["file"] == "analysis/prepared_campaign_panel.csv"
-    assert "validate_data" in error["fix"] and "attribution validate" in error["fix"]
+    assert "the `validate_data` step" in error["fix"]  # worded per front end (errors.render)
 
 
 def test_missing_contributions_are_worded_once(validated_mta):
@@ -180,7 +180,7 @@ def test_missing_contributions_are_worded_once(validated_mta):
     given = _missing_from_both(root, AllocateParams(contributions="analysis/none.csv"))
     assert (given["file"], given["problem"]) == (
         "analysis/none.csv",
-        "the file given as contributions does not exist.",
+        "the file given as `contributions` does not exist.",
     )
     (root / "truth" / "contributions.csv").unlink()
     default = _missing_from_both(root, FAST)
@@ -193,7 +193,7 @@ def test_missing_transforms_are_worded_once_and_name_the_mmm_file(validated_mta)
     given = _missing_from_both(root, AllocateParams(transforms_file="analysis/none.json"))
     assert (given["file"], given["problem"]) == (
         "analysis/none.json",
-        "the file given as transforms_file does not exist.",
+        "the file given as `transforms_file` does not exist.",
     )
     (root / "truth" / "parameters.json").unlink()
     default = _missing_from_both(root, FAST)

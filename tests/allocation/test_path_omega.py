@@ -325,10 +325,10 @@ def test_the_script_and_the_command_allocate_by_path_credit(tmp_path):
             "--omega-source",
             "path_credit",
             "--covariates",
-            "channel",
+            '["channel"]',  # list parameters take JSON on the command line
             "--contributions",
             "analysis/contributions.csv",
-            "--transforms",
+            "--transforms-file",
             "analysis/transforms.json",
             "--bootstrap",
             "0",
@@ -361,7 +361,7 @@ def test_the_script_and_the_command_allocate_by_path_credit(tmp_path):
             "--omega-source",
             "path_credit",
             "--covariates",
-            "channel",
+            '["channel"]',  # list parameters take JSON on the command line
         ],
     )
     assert cli.exit_code == 0, cli.output

@@ -188,3 +188,35 @@ def test_a_failed_run_leaves_earlier_outputs_untouched_and_is_recorded(simulated
     assert not list((root / "analysis").glob(".*.tmp"))
     last = RunRegistry(ws).list_runs(step="allocate")[0]
     assert last["status"] == "failed" and "negative" in last["error"]
+
+
+def test_one_rate_per_channel_has_no_ranking_to_recover_and_still_writes(validated_mta):
+    """covariates=['channel'] gives every campaign of a channel the same productivity: the
+    rank correlation with the truth is undefined (null), not a non-finite number that would
+    refuse the whole summary."""
+    root = validated_mta(seed=3, weeks=40, channels=2)
+    report = allocate(Workspace.open(root), AllocateParams(covariates=["channel"], bootstrap=0))
+    assert report.truth_recovery is not None and report.truth_recovery.rank_spearman is None
+    assert (root / SUMMARY_PATH).is_file()
+
+
+def test_the_answer_carries_what_the_agent_quotes(validated_mta):
+    """The step's answer (MCP tool, CLI, scripts): the settings, identifiability, the
+    coefficients with their 90% intervals and every finding, typed by AllocateAnswer."""
+    from attribution_analysis.contracts.allocation import AllocateAnswer
+    from attribution_analysis.steps import execute, step
+
+    root = validated_mta(seed=7, collinear_pairs=1)
+    spec = step("allocate")
+    assert spec.answer is AllocateAnswer
+    answer = AllocateAnswer.model_validate(
+        execute(spec, Workspace.open(root), AllocateParams(covariates=["channel"], bootstrap=0))
+    )
+    summary = AllocationReport.model_validate_json((root / SUMMARY_PATH).read_text())
+    assert answer.outputs == [ALLOCATION_PATH, SUMMARY_PATH]
+    assert answer.omega_source == "effective_exposure" and answer.m_step == "glm"
+    assert answer.coefficients == summary.coefficients and answer.coefficients
+    assert answer.credit_sets == [s.entities for s in summary.identifiability.credit_sets]
+    assert answer.findings == summary.findings
+    assert all(f.severity != "info" for f in answer.warnings)
+    assert answer.converged is True and answer.bayes is None

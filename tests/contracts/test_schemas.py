@@ -6,9 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from attribution_analysis.contracts.inputs import IncrementalityResult
-from attribution_analysis.contracts.registry import SCHEMA_MODELS
 from attribution_analysis.contracts.validation import DataValidationReport
-from attribution_analysis.schemas import export_schemas, schema_drift
+from attribution_analysis.schemas import export_schemas, schema_drift, schema_models
 from tests.conftest import REPO
 
 
@@ -27,9 +26,11 @@ def test_drift_is_detected(tmp_path):
     assert any("output.gone" in p for p in problems)
 
 
-@pytest.mark.parametrize("stem", [s for s in SCHEMA_MODELS if s.startswith("input.")])
-def test_every_input_field_is_described(stem):
-    model = SCHEMA_MODELS[stem]
+@pytest.mark.parametrize(
+    "stem", [s for s in schema_models() if s.split(".")[0] in ("input", "params", "answer")]
+)
+def test_every_input_and_answer_field_is_described(stem):
+    model = schema_models()[stem]
     undocumented = [name for name, f in model.model_fields.items() if not f.description]
     assert not undocumented
 

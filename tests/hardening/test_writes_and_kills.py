@@ -289,7 +289,7 @@ STEPS = {
     "fit_mmm": "from attribution_analysis.mmm.fit import fit_mmm\n"
     "from attribution_analysis.contracts.mmm import FitMMMParams\n"
     "fit_mmm(ws, FitMMMParams(quick='map', use_cache=False))\n",
-    "decompose_contributions": "from attribution_analysis.contributions import "
+    "decompose_contributions": "from attribution_analysis.mmm.decompose import "
     "decompose_contributions\ndecompose_contributions(ws, override_reason='kill test')\n",
     "allocate": "from attribution_analysis.allocation.step import allocate\n"
     "from attribution_analysis.contracts.allocation import AllocateParams\n"

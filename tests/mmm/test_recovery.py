@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.contributions import decompose_contributions
 from attribution_analysis.data.validate import validate_data
+from attribution_analysis.mmm.decompose import decompose_contributions
 from attribution_analysis.mmm.diagnostics import validate_model
 from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.simulate import simulate_workspace

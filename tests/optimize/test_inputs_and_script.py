@@ -1,4 +1,4 @@
-"""Command-line spellings of bounds and scenarios, and the script's error contract."""
+"""Short spellings of scenarios, bounds files, and the script's error contract."""
 
 from __future__ import annotations
 
@@ -7,35 +7,35 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import ValidationError
 
-from attribution_analysis.contracts.budget import AllocationScenario, ShiftScenario
-from attribution_analysis.errors import DataValidationError, ParameterError
-from attribution_analysis.optimize.inputs import (
-    params_from_flags,
-    parse_max_change,
-    parse_scenario,
-    read_bounds,
+from attribution_analysis.contracts.budget import (
+    AllocationScenario,
+    OptimizeBudgetParams,
+    ShiftScenario,
 )
+from attribution_analysis.errors import DataValidationError
+from attribution_analysis.optimize.inputs import read_bounds
 from tests.conftest import REPO
 
 
-def test_scenarios_parse_into_the_contract():
-    shift = parse_scenario("shift:tv:search:0.2")
+def test_scenarios_in_their_short_spelling_parse_into_the_contract():
+    """Every front end (MCP, CLI, scripts) takes the short spellings, since the contract
+    does: an agent relaying 'move 20% of tv to search' need not build the object."""
+    params = OptimizeBudgetParams.model_validate(
+        {"scenarios": ["shift:tv:search:0.2", "total:-0.1", "plan:tv=100,search=50.5"]}
+    )
+    shift, total, plan = params.scenarios
     assert isinstance(shift, ShiftScenario) and shift.fraction == 0.2
-    assert parse_scenario("total:-0.1").change == -0.1
-    plan = parse_scenario("plan:tv=100,search=50.5")
+    assert total.change == -0.1
     assert isinstance(plan, AllocationScenario) and plan.allocation == {"tv": 100, "search": 50.5}
-    with pytest.raises(ParameterError, match="shift:FROM:TO:FRACTION"):
-        parse_scenario("move tv to search")
-    with pytest.raises(ParameterError):
-        parse_scenario("shift:tv:search:lots")
-
-
-def test_max_change_accepts_none():
-    assert parse_max_change("none") is None
-    assert parse_max_change("0.5") == 0.5
-    with pytest.raises(ParameterError, match="not a number"):
-        parse_max_change("half")
+    objects = OptimizeBudgetParams.model_validate(
+        {"scenarios": [{"kind": "total_change", "change": 0.1}]}
+    )
+    assert objects.scenarios[0].change == 0.1
+    for wrong in ("move tv to search", "shift:tv:search:lots"):
+        with pytest.raises(ValidationError, match="shift:FROM:TO:FRACTION"):
+            OptimizeBudgetParams.model_validate({"scenarios": [wrong]})
 
 
 def test_bounds_files_name_the_bad_row(tmp_path):
@@ -49,6 +49,10 @@ def test_bounds_files_name_the_bad_row(tmp_path):
     with pytest.raises(DataValidationError, match="above max_spend") as caught:
         read_bounds(bad)
     assert caught.value.rows == [2] and caught.value.file == str(bad)
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"channel,min_spend\n\xff\xfe,1\n")
+    with pytest.raises(DataValidationError, match="not a readable CSV"):
+        read_bounds(broken, "plans/broken.csv")
     unknown = tmp_path / "cols.csv"
     unknown.write_text("channel,minimum\ntv,1\n")
     with pytest.raises(DataValidationError, match="unexpected columns"):
@@ -70,31 +74,32 @@ def _script(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("flags", "named", "fix"),
     [
-        (["--total-budget", "0"], "--total-budget 0.0", "leave the flag out"),
-        (["--total-budget", "-5000"], "--total-budget -5000.0", "not per week"),
-        (["--horizon-weeks", "0"], "--horizon-weeks 0", "--horizon-weeks 13"),
-        (["--risk-level", "1.5"], "--risk-level 1.5", "between 0 and 1"),
+        (["--total-budget", "0"], "--total-budget 0", "Default: current spend"),
+        (["--total-budget", "-5000"], "--total-budget '-5000'", "not per period"),
+        (["--horizon-periods", "0"], "--horizon-periods '0'", "--horizon-periods is"),
+        (["--risk-level", "1.5"], "--risk-level '1.5'", "worst 10% of draws"),
     ],
 )
 def test_script_names_the_flag_the_user_typed(simulated, flags, named, fix):
-    """Refused values are reported under their command-line flag, with what to type, before
-    the workspace is even looked at (an unfitted one here)."""
+    """Refused values are reported under their command-line flag, with the value and what
+    the parameter means (from the contract's own description), before the workspace is
+    even looked at (an unfitted one here)."""
     root = simulated(kind="mmm", seed=3, weeks=52, channels=2)
     result = _script("--workspace", str(root), *flags)
     assert result.returncode == 2
     error = json.loads(result.stdout)["error"]
-    assert named in error["problem"]
+    assert named.split()[0] in error["problem"] and named.split()[1].strip("'") in error["problem"]
     assert "horizon_periods" not in error["problem"] and "total_budget" not in error["problem"]
     assert fix in error["fix"]
     assert not (root / "analysis" / "mmm_budget_optimization.json").exists()
 
 
-def test_flags_map_onto_the_contract():
-    params = params_from_flags({"total_budget": 1e5, "horizon_periods": 4, "objective": "cvar"})
-    assert (params.total_budget, params.horizon_periods, params.objective) == (1e5, 4, "cvar")
-    with pytest.raises(ParameterError, match="--draws 5 is refused") as caught:
-        params_from_flags({"draws": 5})
-    assert "20 and 20000" in caught.value.fix
+def test_a_missing_bounds_file_is_refused_before_any_work(simulated):
+    root = simulated(kind="mmm", seed=3, weeks=52, channels=2)
+    result = _script("--workspace", str(root), "--bounds-file", "plans/limits.csv")
+    assert result.returncode == 2
+    error = json.loads(result.stdout)["error"]
+    assert "--bounds-file" in error["message"] and "plans/limits.csv" in error["message"]
 
 
 def test_script_refuses_an_unvalidated_model_with_json_and_exit_2(simulated):

@@ -1,4 +1,4 @@
-"""The script and the `attribute-paths` command run the same step and print its JSON."""
+"""The script and the `attribute_paths` command run the same step and print its JSON."""
 
 from __future__ import annotations
 
@@ -16,14 +16,15 @@ def test_simulate_journeys_then_attribute_through_the_command(tmp_path):
     runner = CliRunner()
     root = tmp_path / "ws"
     result = runner.invoke(
-        app, ["simulate", "--kind", "journeys", "--out", str(root), "--n-users", "2000"]
+        app,
+        ["simulate_workspace", "--kind", "journeys", "--workspace", str(root), "--n-users", "2000"],
     )
     assert result.exit_code == 0, result.output
     result = runner.invoke(
-        app, ["attribute-paths", "--workspace", str(root), "--method", "markov", "--order", "2"]
+        app, ["attribute_paths", "--workspace", str(root), "--method", "markov", "--order", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "markov_order_2" in json.loads(result.output)["shares"]
+    assert "markov_order_2" in json.loads(result.stdout)["shares"]
 
 
 def test_the_script_prints_ok_json_with_shares_per_method(tmp_path):

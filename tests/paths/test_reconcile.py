@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.outputs import (
     BaseContribution,
@@ -17,7 +18,6 @@ from attribution_analysis.contracts.outputs import (
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.paths import attribute_paths
-from attribution_analysis.paths.reconcile import SPLIT_PATH
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace, json_bytes
@@ -102,9 +102,10 @@ def test_shares_outside_the_mmm_interval_are_flagged(reconciled):
 def test_the_calibrated_split_keeps_mmm_totals_and_records_its_omega_source(reconciled):
     report, root = reconciled
     split = report.reconciliation.calibrated_split
-    assert split.file == SPLIT_PATH and SPLIT_PATH in report.outputs
+    omega = layout.PATH_CAMPAIGN_OMEGA.path
+    assert split.file == omega and omega in report.outputs
     assert "path_credit" in split.omega_source
-    table = pd.read_csv(root / SPLIT_PATH)
+    table = pd.read_csv(root / omega)
     totals = table.groupby("mmm_channel")["calibrated_contribution"].sum()
     assert totals.to_dict() == pytest.approx({"paid_search": 300, "social": 200, "display": 100})
     assert table.groupby("mmm_channel")["omega"].sum().to_numpy() == pytest.approx(1.0)

@@ -10,8 +10,9 @@ import pytest
 
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.errors import AttributionError
-from attribution_analysis.paths import attribute_paths, bootstrap, summary_payload
+from attribution_analysis.paths import attribute_paths, bootstrap
 from attribution_analysis.paths.data import aggregate, build, path_strings
+from attribution_analysis.paths.summary import paths_answer
 from tests.paths.helpers import workspace_with
 
 
@@ -54,7 +55,8 @@ def test_more_than_62_channels_run_markov_and_heuristics_and_refuse_only_shapley
     with pytest.raises(AttributionError) as info:
         attribute_paths(ws, AttributePathsParams(method="shapley"))
     assert info.value.code == "too_many_channels" and info.value.file == "raw/paths.csv"
-    assert "--method markov" in info.value.fix
+    assert "--method markov" in info.value.render("cli")
+    assert "`method` markov" in info.value.render("mcp")
 
 
 def test_case_variants_and_arrow_separators_are_flagged(tmp_path):
@@ -132,7 +134,7 @@ def test_every_share_and_removal_effect_carries_an_interval(tmp_path):
             assert c.share_upper_90 > c.share_lower_90
     for r in report.markov.removal_effects:
         assert r.removal_effect_lower_90 <= r.removal_effect <= r.removal_effect_upper_90
-    payload = summary_payload(report)
+    payload = paths_answer(report).model_dump(mode="json")
     assert set(payload["shares_interval_90"]) == {m.method for m in report.methods}
     assert set(payload["removal_effects_interval_90"]) == {"email", "search", "social"}
 

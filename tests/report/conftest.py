@@ -19,8 +19,8 @@ from attribution_analysis.allocation.step import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.contributions import decompose_contributions
 from attribution_analysis.data.validate import validate_data
+from attribution_analysis.mmm.decompose import decompose_contributions
 from attribution_analysis.mmm.diagnostics import validate_model
 from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.simulate import simulate_workspace

@@ -115,7 +115,7 @@ def test_missing_outputs_are_named_instead_of_numbers(pipeline):
 
 
 def test_the_scripts_print_ok_json_and_exit_2_on_a_missing_workspace(pipeline, tmp_path):
-    for script, extra in (("make_report.py", []), ("draft_faq.py", ["--audience", "finance"])):
+    for script, extra in (("generate_report.py", []), ("draft_faq.py", ["--audience", "finance"])):
         done = subprocess.run(
             [sys.executable, str(REPO / "scripts" / script), "--workspace", str(pipeline), *extra],
             capture_output=True,

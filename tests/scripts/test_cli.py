@@ -1,4 +1,6 @@
-"""The command-line adapters: same steps, JSON status, exit codes."""
+"""The command-line front ends at work: `attribution <step>` and `scripts/<step>.py` run the
+steps with the same JSON answer, exit codes and wording (see test_generated_front_ends for
+their options)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ def test_simulate_then_validate_through_the_attribution_command(tmp_path):
     result = runner.invoke(
         app,
         [
-            "simulate",
+            "simulate_workspace",
             "--kind",
             "mta",
-            "--out",
+            "--workspace",
             str(root),
             "--weeks",
             "60",
@@ -33,32 +35,28 @@ def test_simulate_then_validate_through_the_attribution_command(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["validate", "--workspace", str(root)])
+    result = runner.invoke(app, ["validate_data", "--workspace", str(root)])
     assert result.exit_code == 0, result.output
-    assert "passed" in result.output
+    assert json.loads(result.stdout)["status"] == "ok" and "passed" in result.stdout
     assert (root / "analysis" / "data_validation.json").exists()
     result = runner.invoke(app, ["runs", "--workspace", str(root)])
     assert "validate_data" in result.output
 
 
 def test_bad_parameters_exit_2_with_a_message(tmp_path):
-    result = runner.invoke(app, ["simulate", "--kind", "nope", "--out", str(tmp_path / "x")])
+    result = runner.invoke(
+        app, ["simulate_workspace", "--kind", "nope", "--workspace", str(tmp_path / "x")]
+    )
     assert result.exit_code == 2
-    assert "kind" in result.output
-    result = runner.invoke(app, ["validate", "--workspace", str(tmp_path / "missing")])
+    assert "--kind" in result.output
+    result = runner.invoke(app, ["validate_data", "--workspace", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
-def test_fit_mmm_validate_prints_ok_json(simulated):
+def test_the_validate_data_script_prints_ok_json(simulated):
     root = simulated(kind="mmm", seed=5, weeks=60, channels=2)
     result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "fit_mmm.py"),
-            "--validate",
-            "--workspace",
-            str(root),
-        ],
+        [sys.executable, str(REPO / "scripts" / "validate_data.py"), "--workspace", str(root)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -80,7 +78,7 @@ def test_fitting_an_unvalidated_workspace_says_what_to_run_first(simulated):
     assert result.returncode == 2
     payload = json.loads(result.stdout)
     assert payload["error"]["code"] == "missing_input"
-    assert "--validate" in payload["error"]["fix"]
+    assert "validate_data" in payload["error"]["fix"]
 
 
 def test_schemas_check_command_reports_up_to_date():

@@ -100,7 +100,7 @@ def test_a_validation_error_in_a_job_is_worded_like_the_cli(tmp_path):
     process.join(10)
     assert status == "failed", error
     assert error["code"] == "invalid_parameter"
-    assert error["message"].startswith("count: ")
+    assert error["message"].startswith("count 'many' is refused: ")
     assert error["fix"]
     assert "validation error" not in error["message"]
     assert "errors.pydantic.dev" not in error["message"]

@@ -267,27 +267,27 @@ async def test_clean_errors(root, tmp_path):
         _clean_error(await call("validate_data", {"workspace": "/etc"}), "absolute path")
         _clean_error(await call("validate_data", {"workspace": "escape"}), "outside")
         _clean_error(await call("validate_data", {"workspace": "nowhere"}), "does not exist")
-        # Wrong types: the CLI's wording, field by field (nested ones with their path).
+        # Wrong types: field by field (nested ones with their path), with the value refused.
         _clean_error(
             await call("simulate_workspace", {"workspace": "typed", "seed": "seven"}),
-            "seed: Input should be a valid integer",
+            "seed 'seven' is refused: Input should be a valid integer",
         )
         _clean_error(
             await call("fit_mmm", {"workspace": "typed", "sampler": {"draws": "many"}}),
-            "sampler.draws: Input should be a valid integer",
+            "sampler.draws 'many' is refused: Input should be a valid integer",
         )
         # A misspelled argument is refused by name, at the top level as below it.
         _clean_error(
             await call("validate_data", {"workspace": "typed", "bogus_flag": 1}),
-            "bogus_flag: Extra inputs are not permitted",
+            "bogus_flag 1 is refused: Extra inputs are not permitted",
         )
         _clean_error(
             await call("fit_mmm", {"workspace": "typed", "sampler": {"drawz": 100}}),
-            "sampler.drawz: Extra inputs are not permitted",
+            "sampler.drawz 100 is refused: Extra inputs are not permitted",
         )
         _clean_error(
             await call("fit_mmm", {"workspace": "nowhere2", "sampler": {"draws": 10**6}}),
-            "sampler.draws: Input should be less than or equal to 20000",
+            "sampler.draws 1000000 is refused: Input should be less than or equal to 20000",
         )
         _clean_error(await call("get_job", {"job_id": "nope"}), "no job")
         # A data error names the file, the column and the row (the header is row 1).
@@ -347,7 +347,7 @@ async def test_background_tools_check_paths_and_inputs_before_starting(root):
         )
         _clean_error(
             await call("allocate", {"workspace": "early", "contributions": "analysis/none.csv"}),
-            "analysis/none.csv: the file given as contributions does not exist",
+            "analysis/none.csv: the file given as `contributions` does not exist",
         )
         after = len(_payload(await call("list_jobs", {"limit": 500}))["jobs"])
         assert after == before  # no job was started for any of them

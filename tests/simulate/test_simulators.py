@@ -16,10 +16,11 @@ from attribution_analysis.transforms import geometric_adstock, hill
 
 
 def _digest(root) -> dict[str, str]:
+    # The data, not the run registry (.attribution/: run ids and times of the recorded run).
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and ".attribution" not in p.relative_to(root).parts
     }
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from attribution_analysis.allocation.covariates import Design
+from attribution_analysis.allocation.diagnostics import band
 from attribution_analysis.allocation.em import Family
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.errors import ParameterError
@@ -280,13 +281,15 @@ def fit_bayes(
     share, credit = predictive_split(problem, rate_draws, shape_draws, rng)
     expected = share * y[problem.group]
     allocated = expected.mean(axis=0)
+    # Per row (draws x pairs, no NaN): NumPy's quantile, the same 5%/95% band as band_90,
+    # several times faster than its NaN-skipping xarray path on arrays this size.
     lower, upper = np.quantile(credit, [0.05, 0.95], axis=0)
     indicator = sp.csr_matrix(
         (np.ones(problem.n_rows), (np.arange(problem.n_rows), problem.entity)),
         shape=(problem.n_rows, problem.n_entities),
     )
     entity_totals = (indicator.T @ credit.T).T
-    total_low, total_high = np.quantile(entity_totals, [0.05, 0.95], axis=0)
+    total_low, total_high = band(entity_totals)
     summed = np.bincount(problem.group, allocated, problem.n_groups)
     check = allocatable & (y > 0)
     mass_error = float(np.max(np.abs(summed[check] - y[check]) / y[check], initial=0.0))

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import xarray as xr
 from scipy.sparse.csgraph import connected_components
 from scipy.stats import f as f_dist
 from scipy.stats import spearmanr
 
 from attribution_analysis.allocation.em import EMFit
 from attribution_analysis.allocation.problem import AllocationProblem
+from attribution_analysis.summaries import band_90
 
 PROPORTIONAL_COSINE = 0.999  # profiles within 0.1% of proportional: the data cannot split them
 MAX_GRAM_NONZEROS = 50_000_000  # pairwise cosines only while sum_b n_b^2 stays below this
@@ -32,6 +34,13 @@ MAX_BLOCKS_REPORTED = 200
 SINGULAR_RATIO = 1e-12  # smallest / largest singular value below this: singular
 COLD_MIN_GROUPS = 2  # fewer groups than this: cold start
 COLD_EXPOSURE_FRACTION = 0.1  # exposure below this fraction of the median entity: cold start
+
+
+def band(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central 90% interval over the first axis of ``draws`` (draws x anything), NaNs
+    skipped: :func:`attribution_analysis.summaries.band_90` on a plain array."""
+    dims = ["sample", *(f"dim_{i}" for i in range(1, np.ndim(draws)))]
+    return band_90(xr.DataArray(np.asarray(draws, dtype=float), dims=dims), "sample")
 
 
 @dataclass(frozen=True)
@@ -255,8 +264,7 @@ def bootstrap_stability(
     low = np.full(problem.n_entities, np.nan)
     high = np.full(problem.n_entities, np.nan)
     if seen.any():
-        low[seen] = np.nanquantile(ranks[:, seen], 0.05, axis=0)
-        high[seen] = np.nanquantile(ranks[:, seen], 0.95, axis=0)
+        low[seen], high[seen] = band(ranks[:, seen])
     return Stability(replicates, correlations[np.isfinite(correlations)], low, high)
 
 

@@ -10,6 +10,7 @@ PyMC-Marketing's.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,33 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import (
     ChannelTransform,
     HillSaturation,
     LogisticSaturation,
     SaturationOn,
 )
-from attribution_analysis.errors import DataValidationError, MissingInputError, ParameterError
+from attribution_analysis.data.tables import shown_value
+from attribution_analysis.errors import (
+    DataValidationError,
+    MissingInputError,
+    ParameterError,
+    step_ref,
+)
 from attribution_analysis.transforms import geometric_adstock, hill, logistic_saturation
 
 NATIONAL = ""
+
+
+# Numbers a transforms entry may carry (contract keys and the simulator's flat keys); other
+# keys (beta, shares, ...) are ignored and so not checked.
+NUMERIC_KEYS = ("alpha", "adstock_alpha", "l_max", "hill_slope", "hill_kappa", "logistic_lam")
+SATURATION_KEYS = ("slope", "kappa", "lam")
+TRANSFORMS_FIX = (
+    "write {channel: {alpha (0-1), l_max (whole periods), saturation: {kind: hill, slope, "
+    "kappa} or {kind: logistic, lam}}} with plain JSON numbers."
+)
 
 
 def channel_transform(spec: ChannelTransform | Mapping[str, Any], channel: str) -> ChannelTransform:
@@ -49,19 +67,74 @@ def channel_transform(spec: ChannelTransform | Mapping[str, Any], channel: str) 
         elif "logistic_lam" in data:
             saturation = LogisticSaturation(lam=data["logistic_lam"])
         return ChannelTransform(
-            alpha=data["adstock_alpha"], l_max=int(data["l_max"]), saturation=saturation
+            alpha=data["adstock_alpha"], l_max=data["l_max"], saturation=saturation
         )
-    except (KeyError, ValidationError, TypeError, ValueError) as exc:
-        raise ParameterError(
-            f"the media transform of channel '{channel}' is incomplete or invalid ({exc}).",
-            fix="give alpha (0-1), l_max (periods) and optionally saturation "
-            "{kind: hill, slope, kappa} or {kind: logistic, lam}.",
-        ) from None
+    except KeyError as exc:
+        reason = f"{exc.args[0]} is missing"
+    except ValidationError as exc:
+        reason = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'entry'}: {error['msg']}"
+            for error in exc.errors()
+        )
+    except (TypeError, ValueError) as exc:
+        reason = str(exc)
+    raise ParameterError(
+        f"the media transform of channel '{channel}' is incomplete or invalid ({reason}).",
+        fix="give alpha (0-1), l_max (periods) and optionally saturation "
+        "{kind: hill, slope, kappa} or {kind: logistic, lam}.",
+    )
+
+
+def _bad_number(value: Any) -> str | None:
+    """Why ``value`` is not a usable JSON number, or None when it is one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"is {type(value).__name__} {shown_value(value)}, not a number"
+    if not math.isfinite(value):
+        return f"is {value}, not a finite number"
+    return None
+
+
+def _check_entry(channel: str, entry: Any, shown: str) -> None:
+    """Refuse, naming the file and the field, an entry whose numbers are text, booleans,
+    NaN or infinite (JSON written by hand or by other tools)."""
+    if not isinstance(entry, dict):
+        raise DataValidationError(
+            problem=f"the entry of channel '{channel}' is {type(entry).__name__}, not an object.",
+            fix=TRANSFORMS_FIX,
+            file=shown,
+            code="malformed_json",
+        )
+    fields = [(key, entry[key]) for key in NUMERIC_KEYS if key in entry]
+    saturation = entry.get("saturation")
+    if isinstance(saturation, dict):
+        fields += [
+            (f"saturation.{key}", saturation[key]) for key in SATURATION_KEYS if key in saturation
+        ]
+    elif saturation is not None:
+        raise DataValidationError(
+            problem=f"{channel}.saturation is {type(saturation).__name__} "
+            f"{shown_value(saturation)}, not an object or null.",
+            fix=TRANSFORMS_FIX,
+            file=shown,
+            code="invalid_value",
+        )
+    for key, value in fields:
+        reason = _bad_number(value)
+        if reason is None and key == "l_max" and value != int(value):
+            reason = f"is {value}, not a whole number of periods"
+        if reason is not None:
+            raise DataValidationError(
+                problem=f"{channel}.{key} {reason}.",
+                fix=TRANSFORMS_FIX,
+                file=shown,
+                code="invalid_value",
+            )
 
 
 def transforms_from_json(path: Path, shown: str) -> dict[str, ChannelTransform]:
     """Channel transforms from a JSON file: ``{channel: {...}}`` or the simulator's
-    ``truth/parameters.json`` (whose ``channels`` key holds them)."""
+    ``truth/parameters.json`` (whose ``channels`` key holds them). Every number must be a
+    finite JSON number; a malformed entry is refused naming the file and the field."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -69,6 +142,13 @@ def transforms_from_json(path: Path, shown: str) -> dict[str, ChannelTransform]:
             f"{shown} does not exist.",
             fix="give the adstock/saturation parameters per channel (JSON).",
             file=shown,
+        ) from None
+    except UnicodeDecodeError:
+        raise DataValidationError(
+            problem="the file is not UTF-8 text.",
+            fix="save it as UTF-8 JSON.",
+            file=shown,
+            code="malformed_json",
         ) from None
     except json.JSONDecodeError as exc:
         raise DataValidationError(
@@ -79,14 +159,23 @@ def transforms_from_json(path: Path, shown: str) -> dict[str, ChannelTransform]:
             code="malformed_json",
         ) from None
     channels = payload.get("channels", payload) if isinstance(payload, dict) else None
-    if not isinstance(channels, dict) or not all(isinstance(v, dict) for v in channels.values()):
+    if not isinstance(channels, dict) or not channels:
         raise DataValidationError(
-            problem="expected an object {channel: {alpha, l_max, saturation}}.",
+            problem="expected a non-empty object {channel: {alpha, l_max, saturation}}.",
             fix="write one entry per channel.",
             file=shown,
             code="malformed_json",
         )
-    return {str(ch): channel_transform(spec, str(ch)) for ch, spec in channels.items()}
+    out = {}
+    for channel, entry in channels.items():
+        _check_entry(str(channel), entry, shown)
+        try:
+            out[str(channel)] = channel_transform(entry, str(channel))
+        except ParameterError as exc:
+            raise DataValidationError(
+                problem=exc.problem, fix=TRANSFORMS_FIX, file=shown, code="invalid_value"
+            ) from None
+    return out
 
 
 def _saturate(x: np.ndarray, transform: ChannelTransform) -> np.ndarray:
@@ -134,7 +223,7 @@ def build_effective_exposure(
     if missing:
         raise DataValidationError(
             problem=f"the campaign panel lacks columns {sorted(missing)}.",
-            fix="rerun `attribution validate` to rebuild analysis/prepared_campaign_panel.csv.",
+            fix=f"rerun {step_ref('validate_data')} to rebuild {layout.CAMPAIGN_PANEL.path}.",
             column=sorted(missing)[0],
             code="missing_column",
         )
@@ -143,10 +232,34 @@ def build_effective_exposure(
         raise ParameterError(
             f"no adstock/saturation parameters for channel(s) {unknown}.",
             fix="add them to the transforms (from the MMM fit).",
+            parameter="transforms",
         )
     params = {ch: channel_transform(transforms[ch], ch) for ch in sorted(set(panel["channel"]))}
     has_geo = "geo" in panel.columns
     frame = panel.assign(geo=panel["geo"].astype(str) if has_geo else NATIONAL)
+    dates, series, impressions = _impression_grid(frame)
+    channel_of = series["channel"].to_numpy()
+    adstocked = _adstock(impressions, channel_of, params)
+    effective = _saturate_grid(impressions, adstocked, series, params, saturation_on)
+    n_t, n_s = impressions.shape
+    out = pd.DataFrame(
+        {
+            "date": np.repeat(pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(), n_s),
+            "geo": np.tile(series["geo"].to_numpy(), n_t),
+            "channel": np.tile(channel_of, n_t),
+            "campaign": np.tile(series["campaign"].to_numpy(), n_t),
+            "impressions": impressions.ravel(),
+            "adstocked": adstocked.ravel(),
+            "effective_exposure": effective.ravel(),
+        }
+    )
+    return out if has_geo else out.drop(columns="geo")
+
+
+def _impression_grid(frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """Sorted periods, the (geo, channel, campaign) series, and the dense (period x series)
+    impressions: absent rows are zeros, repeated rows (creatives) add up, without a Python
+    loop over campaigns (a weighted bincount)."""
     dates = np.sort(pd.to_datetime(frame["date"]).unique())
     t = np.searchsorted(dates, pd.to_datetime(frame["date"]).to_numpy())
     series = frame[["geo", "channel", "campaign"]].astype(str).drop_duplicates()
@@ -155,25 +268,39 @@ def build_effective_exposure(
         pd.MultiIndex.from_frame(frame[["geo", "channel", "campaign"]].astype(str))
     )
     n_t, n_s = len(dates), len(series)
-    # Dense (period x series) grid by a weighted bincount: absent rows are zeros, repeated
-    # rows (creatives) add up, without a Python loop over campaigns.
     flat = np.bincount(
         t * n_s + s, weights=frame["impressions"].to_numpy(dtype=float), minlength=n_t * n_s
     )
-    impressions = flat.reshape(n_t, n_s)
-    channel_of = series["channel"].to_numpy()
+    return dates, series, flat.reshape(n_t, n_s)
+
+
+def _adstock(
+    impressions: np.ndarray, channel_of: np.ndarray, params: Mapping[str, ChannelTransform]
+) -> np.ndarray:
+    """Each series through its channel's geometric adstock."""
     alpha = np.array([params[ch].alpha for ch in channel_of])
     l_max = np.array([params[ch].l_max for ch in channel_of])
     adstocked = np.zeros_like(impressions)
     for window in np.unique(l_max):  # one pass per distinct window length (a few at most)
         cols = np.flatnonzero(l_max == window)
         adstocked[:, cols] = geometric_adstock(impressions[:, cols], alpha[cols], int(window))
+    return adstocked
 
+
+def _saturate_grid(
+    impressions: np.ndarray,
+    adstocked: np.ndarray,
+    series: pd.DataFrame,
+    params: Mapping[str, ChannelTransform],
+    saturation_on: SaturationOn,
+) -> np.ndarray:
+    """Effective exposure per (period, series): saturation on the channel total shared pro
+    rata, or on each campaign alone; scaled by the channel's max raw impressions per geo."""
+    n_s = len(series)
+    channel_of = series["channel"].to_numpy()
     # Channel-level quantities per (geo, channel): the sum over its campaigns and its max.
-    key = pd.MultiIndex.from_frame(series[["geo", "channel"]])
-    cell, cells = pd.factorize(key)
-    n_c = len(cells)
-    onehot = np.zeros((n_s, n_c))
+    cell, cells = pd.factorize(pd.MultiIndex.from_frame(series[["geo", "channel"]]))
+    onehot = np.zeros((n_s, len(cells)))
     onehot[np.arange(n_s), cell] = 1.0
     channel_raw = impressions @ onehot
     channel_adstocked = adstocked @ onehot
@@ -190,15 +317,4 @@ def build_effective_exposure(
                 effective[:, cols] = np.where(total > 0, level * adstocked[:, cols] / total, 0.0)
         else:
             effective[:, cols] = _saturate(adstocked[:, cols] / scale[cell_cols], transform)
-    out = pd.DataFrame(
-        {
-            "date": np.repeat(pd.DatetimeIndex(dates).strftime("%Y-%m-%d").to_numpy(), n_s),
-            "geo": np.tile(series["geo"].to_numpy(), n_t),
-            "channel": np.tile(channel_of, n_t),
-            "campaign": np.tile(series["campaign"].to_numpy(), n_t),
-            "impressions": impressions.ravel(),
-            "adstocked": adstocked.ravel(),
-            "effective_exposure": effective.ravel(),
-        }
-    )
-    return out if has_geo else out.drop(columns="geo")
+    return effective

@@ -3,6 +3,9 @@ saturation, written for inspection (the allocation step builds the same table in
 
 from __future__ import annotations
 
+import pandas as pd
+
+from attribution_analysis import layout
 from attribution_analysis.allocation.exposure import build_effective_exposure
 from attribution_analysis.allocation.loaders import (
     CAMPAIGN_PANEL,
@@ -10,83 +13,111 @@ from attribution_analysis.allocation.loaders import (
     load_transforms,
     require_campaign_panel,
 )
-from attribution_analysis.contracts.allocation import AllocateParams, ChannelTransform
+from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.exposure import (
     BuildExposureParams,
     CampaignExposure,
+    CampaignShare,
     ChannelExposure,
+    ChannelExposureSummary,
+    ExposureAnswer,
     ExposureReport,
 )
 from attribution_analysis.data.tables import load_table
 from attribution_analysis.errors import MissingInputError
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "build_effective_exposure"
-TABLE = "analysis/effective_exposure.csv"
-SUMMARY = "analysis/effective_exposure.json"
+TABLE = layout.EXPOSURE_TABLE.path
+SUMMARY = layout.EXPOSURE_SUMMARY.path
+TOP_CAMPAIGNS = 3  # campaigns per channel in the answer (all are in the files)
+
+
+def compute(ctx: StepContext, params: BuildExposureParams) -> StepOutput:
+    """The build_effective_exposure step: the per-period table, its summary and the answer."""
+    ws = ctx.ws
+    panel_path = require_campaign_panel(ws)
+    panel, _ = load_table(panel_path, CAMPAIGN_PANEL, PANEL_SPEC)
+    if "campaign" not in panel.columns:
+        raise MissingInputError(
+            "the campaign panel has no campaign column, so there is nothing to split.",
+            fix="campaign-level spend files (with a campaign column) are needed.",
+            file=CAMPAIGN_PANEL,
+        )
+    transforms = load_transforms(
+        ws, AllocateParams(source="mta", transforms_file=params.transforms_file)
+    )
+    media = panel[
+        ["date", "channel", "campaign", "impressions", *(["geo"] if "geo" in panel else [])]
+    ]
+    table = build_effective_exposure(
+        media, transforms.for_channels(media["channel"]), params.saturation_on
+    )
+    hashes = ws.input_hashes([panel_path, *transforms.files])
+    findings = []
+    if transforms.from_truth:
+        findings.append(
+            Finding(
+                code="transforms_from_truth",
+                severity="info",
+                message="adstock and saturation are the simulator's truth "
+                f"({layout.TRUTH_PARAMETERS.path}): no MMM transforms exist in this workspace "
+                "yet.",
+            )
+        )
+    report = ExposureReport(
+        metadata=build_metadata(
+            step=STEP,
+            input_hashes=hashes,
+            run_id=ctx.run_id,
+            extra={"params": params.model_dump(mode="json")},
+        ),
+        saturation_on=params.saturation_on,
+        transforms_source=transforms.source,
+        table=TABLE,
+        channels=_summaries(table),
+        findings=findings,
+    )
+    files = {TABLE: csv_bytes(table), SUMMARY: json_bytes(report.model_dump(mode="json"))}
+    return StepOutput(_answer(report, list(files)), files, hashes)
 
 
 def effective_exposure(ws: Workspace, params: BuildExposureParams) -> ExposureReport:
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        panel_path = require_campaign_panel(ws)
-        panel, _ = load_table(panel_path, CAMPAIGN_PANEL, PANEL_SPEC)
-        if "campaign" not in panel.columns:
-            raise MissingInputError(
-                "the campaign panel has no campaign column, so there is nothing to split.",
-                fix="campaign-level spend files (with a campaign column) are needed.",
-                file=CAMPAIGN_PANEL,
-            )
-        transforms, files, from_truth = load_transforms(
-            ws, AllocateParams(source="mta", transforms_file=params.transforms_file)
-        )
-        source = ws.relative(files[0]) if files else "parameters given in the call"
-        media = panel[
-            ["date", "channel", "campaign", "impressions", *(["geo"] if "geo" in panel else [])]
-        ]
-        table = build_effective_exposure(
-            media,
-            {
-                ch: ChannelTransform.model_validate(t)
-                for ch, t in transforms.items()
-                if ch in set(media["channel"])
-            },
-            params.saturation_on,
-        )
-        hashes = ws.input_hashes([panel_path, *files])
-        run.input_hashes = hashes
-        findings = []
-        if from_truth:
-            findings.append(
-                Finding(
-                    code="transforms_from_truth",
-                    severity="info",
-                    message="adstock and saturation are the simulator's truth "
-                    "(truth/parameters.json): no MMM transforms exist in this workspace yet.",
-                )
-            )
-        report = ExposureReport(
-            metadata=build_metadata(
-                step=STEP,
-                input_hashes=hashes,
-                run_id=run.run_id,
-                extra={"params": params.model_dump(mode="json")},
-            ),
-            saturation_on=params.saturation_on,
-            transforms_source=source,
-            table=TABLE,
-            channels=_summaries(table),
-            findings=findings,
-        )
-        ws.commit({TABLE: csv_bytes(table), SUMMARY: json_bytes(report.model_dump(mode="json"))})
-        run.outputs = [TABLE, SUMMARY]
-        return report
+    """Run the step through the runner (for Python callers); the summary file's content."""
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    run_step(step(STEP), ws, params)
+    return ExposureReport.model_validate_json(ws.resolve(SUMMARY).read_bytes())
 
 
-def _summaries(table) -> list[ChannelExposure]:
+def _answer(report: ExposureReport, outputs: list[str]) -> ExposureAnswer:
+    return ExposureAnswer(
+        step=STEP,
+        outputs=outputs,
+        saturation_on=report.saturation_on,
+        transforms_source=report.transforms_source,
+        channels=[
+            ChannelExposureSummary(
+                channel=c.channel,
+                campaigns=len(c.campaigns),
+                top_campaigns=[
+                    CampaignShare(
+                        campaign=k.campaign, share_of_channel=round(k.share_of_channel, 4)
+                    )
+                    for k in sorted(c.campaigns, key=lambda k: -k.share_of_channel)[:TOP_CAMPAIGNS]
+                ],
+            )
+            for c in report.channels
+        ],
+        findings=report.findings,
+    )
+
+
+def _summaries(table: pd.DataFrame) -> list[ChannelExposure]:
     totals = table.groupby(["channel", "campaign"], sort=True)[
         ["impressions", "effective_exposure"]
     ].sum()

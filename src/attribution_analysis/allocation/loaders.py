@@ -4,10 +4,10 @@ Two layouts:
 
 * ``hcp-brick``: ``raw/brick_sales.csv`` (groups and totals), ``raw/hcp_brick.csv``
   (exposure), ``raw/hcps.csv`` (entities and their covariates; optional without covariates).
-* ``mta``: channel contributions C(channel, period[, geo]) from ``--contributions`` (or, in a
+* ``mta``: channel contributions C(channel, period[, geo]) from ``contributions`` (or, in a
   simulated workspace, ``truth/contributions.csv`` standing in for the MMM's output), split
   across the channel's campaigns by their effective exposure, built from
-  ``analysis/prepared_campaign_panel.csv`` (written by ``attribution validate``) and the
+  ``analysis/prepared_campaign_panel.csv`` (written by ``validate_data``) and the
   channel's adstock/saturation; covariates from ``raw/campaign_metadata.csv``.
 
 Every table goes through :func:`attribution_analysis.data.tables.load_table` with its row
@@ -16,12 +16,14 @@ model, so bad input gets the project's file / column / row errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.allocation.covariates import parse_spec
 from attribution_analysis.allocation.exposure import build_effective_exposure, transforms_from_json
 from attribution_analysis.allocation.path_omega import path_omega
@@ -48,19 +50,25 @@ from attribution_analysis.data.tables import (
     shown_value,
     table_spec,
 )
-from attribution_analysis.errors import DataValidationError, MissingInputError, ParameterError
+from attribution_analysis.errors import (
+    DataValidationError,
+    MissingInputError,
+    ParameterError,
+    arg,
+    step_ref,
+)
 from attribution_analysis.workspace import Workspace
 
-BRICK_SALES = "raw/brick_sales.csv"
-HCP_BRICK = "raw/hcp_brick.csv"
-HCPS = "raw/hcps.csv"
-CAMPAIGN_PANEL = "analysis/prepared_campaign_panel.csv"
-CAMPAIGN_METADATA = "raw/campaign_metadata.csv"
-TRUTH_CONTRIBUTIONS = "truth/contributions.csv"
-MMM_CONTRIBUTIONS = "analysis/mmm_contribution_draws.csv"  # written by decompose_contributions
-MMM_WEEKLY = "analysis/mmm_weekly_contributions.csv"  # full-posterior means, same run
-MMM_TRANSFORMS = "analysis/mmm_transforms.json"
-TRUTH_PARAMETERS = "truth/parameters.json"
+BRICK_SALES = layout.BRICK_SALES.path
+HCP_BRICK = layout.HCP_BRICK.path
+HCPS = layout.HCPS.path
+CAMPAIGN_PANEL = layout.CAMPAIGN_PANEL.path
+CAMPAIGN_METADATA = layout.CAMPAIGN_METADATA.path
+TRUTH_CONTRIBUTIONS = layout.TRUTH_CONTRIBUTIONS.path
+MMM_CONTRIBUTIONS = layout.CONTRIBUTION_DRAWS_CSV.path  # written by decompose_contributions
+MMM_WEEKLY = layout.WEEKLY_CONTRIBUTIONS.path  # full-posterior means, same run
+MMM_TRANSFORMS = layout.TRANSFORMS.path
+TRUTH_PARAMETERS = layout.TRUTH_PARAMETERS.path
 
 BRICK_SALES_SPEC = table_spec("brick_sales", BrickSalesRow)
 HCP_BRICK_SPEC = table_spec("hcp_brick", HcpBrickRow)
@@ -136,8 +144,8 @@ TRANSFORMS_FORMAT = "JSON {channel: {alpha, l_max, saturation}}"
 
 def _given_file_missing(name: str, relative: str, what: str) -> MissingInputError:
     return MissingInputError(
-        f"the file given as {name} does not exist.",
-        fix=f"give the workspace-relative path of an existing file ({what}).",
+        f"the file given as {arg(name)} does not exist.",
+        fix=f"give {arg(name)} as the workspace-relative path of an existing file ({what}).",
         file=relative,
     )
 
@@ -145,9 +153,9 @@ def _given_file_missing(name: str, relative: str, what: str) -> MissingInputErro
 def _no_transforms() -> MissingInputError:
     return MissingInputError(
         "no adstock/saturation parameters per channel were found.",
-        fix=f"run decompose_contributions (it writes {MMM_TRANSFORMS}) or pass transforms_file "
-        f"({TRANSFORMS_FORMAT}); a simulated workspace uses {TRUTH_PARAMETERS} when neither "
-        "exists.",
+        fix=f"run {step_ref('decompose_contributions')} (it writes {MMM_TRANSFORMS}) or pass "
+        f"{arg('transforms_file')} ({TRANSFORMS_FORMAT}); a simulated workspace uses "
+        f"{TRUTH_PARAMETERS} when neither exists.",
         file=MMM_TRANSFORMS,
     )
 
@@ -165,8 +173,8 @@ def require_campaign_panel(ws: Workspace) -> Path:
         ws,
         CAMPAIGN_PANEL,
         f"{CAMPAIGN_PANEL} is missing: campaign impressions come from the validation step.",
-        fix="run validate_data (`attribution validate -w DIR`) on a workspace with "
-        "campaign-level spend files first.",
+        fix=f"run {step_ref('validate_data')} on a workspace with campaign-level spend files "
+        "first.",
     )
 
 
@@ -181,8 +189,9 @@ def require_inputs(ws: Workspace, params: AllocateParams, source: str) -> None:
                 required,
                 f"{required} is missing: the HCP-brick allocation needs brick sales and HCP "
                 "visits per brick.",
-                fix="export brick_sales.csv (brick_id, sales) and hcp_brick.csv (hcp_id, "
-                "brick_id, visits) into raw/, or try `attribution simulate --kind hcp-brick`.",
+                fix=f"export {layout.BRICK_SALES.name} (brick_id, sales) and "
+                f"{layout.HCP_BRICK.name} (hcp_id, brick_id, visits) into raw/, or try a "
+                f"simulated workspace ({step_ref('simulate_workspace')} with kind hcp-brick).",
             )
         return
     if params.contributions is not None and _existing(ws, params.contributions) is None:
@@ -196,8 +205,9 @@ def require_inputs(ws: Workspace, params: AllocateParams, source: str) -> None:
         raise MissingInputError(
             "no channel contributions to allocate: the MMM's C(channel, period[, geo]) table "
             f"({MMM_CONTRIBUTIONS}) is missing.",
-            fix="run fit_mmm, validate_model and decompose_contributions first (they write "
-            f"{MMM_CONTRIBUTIONS}), or pass contributions ({CONTRIBUTIONS_FORMAT}).",
+            fix=f"run {step_ref('fit_mmm')}, {step_ref('validate_model')} and "
+            f"{step_ref('decompose_contributions')} first (they write {MMM_CONTRIBUTIONS}), or "
+            f"pass {arg('contributions')} ({CONTRIBUTIONS_FORMAT}).",
             file=MMM_CONTRIBUTIONS,
         )
     given = params.transforms is not None or params.transforms_file is not None
@@ -217,69 +227,14 @@ def _component_labels(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarra
     return entity_labels.astype(object), names[group_block]
 
 
+# ----- hcp-brick -------------------------------------------------------------------------------
 def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     require_inputs(ws, params, "hcp-brick")
     sales = _load(ws, BRICK_SALES, BRICK_SALES_SPEC, ["brick_id"], "brick")
     pairs = _load(ws, HCP_BRICK, HCP_BRICK_SPEC, ["hcp_id", "brick_id"], "HCP-brick")
-    files = [ws.resolve(BRICK_SALES), ws.resolve(HCP_BRICK)]
-    findings: list[Finding] = []
-    if "exposure" in pairs.columns:
-        exposure = pairs["exposure"].to_numpy(dtype=float)
-        rule = "exposure column used as given"
-    elif "visits" in pairs.columns:
-        visits = pairs["visits"].to_numpy(dtype=float)
-        zero = visits == 0
-        exposure = np.where(zero, params.zero_visit_exposure, visits)
-        rule = (
-            f"pairs listed with 0 visits keep exposure {params.zero_visit_exposure:g} (an HCP "
-            "assigned to a brick prescribes there between visits); other pairs use their visits"
-        )
-        if zero.any():
-            findings.append(
-                Finding(
-                    code="zero_visits",
-                    severity="info",
-                    subject=HCP_BRICK,
-                    value=float(zero.sum()),
-                    message=f"{int(zero.sum())} HCP-brick pairs have 0 visits; they were given "
-                    f"exposure {params.zero_visit_exposure:g} (zero_visit_exposure)"
-                    + (", so they get no credit." if params.zero_visit_exposure == 0 else "."),
-                )
-            )
-    else:
-        raise DataValidationError(
-            problem="hcp_brick.csv needs a 'visits' or an 'exposure' column.",
-            fix="add the visits of each HCP in each brick.",
-            file=HCP_BRICK,
-            column="visits",
-            rows=(1,),
-            code="missing_column",
-        )
-    hcps = None
-    entities = sorted(set(pairs["hcp_id"]))
-    if _existing(ws, HCPS):
-        hcps = _load(ws, HCPS, HCPS_SPEC, ["hcp_id"], "HCP")
-        files.append(ws.resolve(HCPS))
-        entities = sorted(set(entities) | set(hcps["hcp_id"]))
-        idle = sorted(set(hcps["hcp_id"]) - set(pairs["hcp_id"]))
-        if idle:
-            findings.append(
-                Finding(
-                    code="entities_in_no_group",
-                    severity="warning",
-                    subject=HCPS,
-                    value=float(len(idle)),
-                    message=f"{len(idle)} HCPs of hcps.csv work in no brick of hcp_brick.csv "
-                    f"(e.g. {idle[0]}); they get no credit. With covariates, their productivity "
-                    "is predicted (cold start) and flagged.",
-                )
-            )
-    elif params.covariates:
-        raise MissingInputError(
-            f"{HCPS} is missing but covariates {params.covariates} were requested.",
-            fix="add raw/hcps.csv (hcp_id and covariate columns) or drop --covariates.",
-            file=HCPS,
-        )
+    exposure, rule, findings = _hcp_exposure(pairs, params)
+    hcps, entities, hcp_files, hcp_findings = _hcp_entities(ws, params, pairs)
+    findings += hcp_findings
     exposure_column = "exposure" if "exposure" in pairs.columns else "visits"
     problem = build_problem(
         sales,
@@ -298,7 +253,7 @@ def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     return LoadedInputs(
         source="hcp-brick",
         problem=problem,
-        files=files,
+        files=[ws.resolve(BRICK_SALES), ws.resolve(HCP_BRICK), *hcp_files],
         entity_block=entity_block,
         group_block=group_block,
         covariate_table=hcps,
@@ -310,35 +265,141 @@ def load_hcp_brick(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     )
 
 
-def load_transforms(ws: Workspace, params: AllocateParams) -> tuple[dict, list[Path], bool]:
+def _hcp_exposure(
+    pairs: pd.DataFrame, params: AllocateParams
+) -> tuple[np.ndarray, str, list[Finding]]:
+    """Each HCP-brick pair's exposure (the exposure column, or visits with the zero-visit
+    rule), the rule in words, and a note on zero-visit pairs."""
+    findings: list[Finding] = []
+    if "exposure" in pairs.columns:
+        return pairs["exposure"].to_numpy(dtype=float), "exposure column used as given", findings
+    if "visits" not in pairs.columns:
+        raise DataValidationError(
+            problem=f"{layout.HCP_BRICK.name} needs a 'visits' or an 'exposure' column.",
+            fix="add the visits of each HCP in each brick.",
+            file=HCP_BRICK,
+            column="visits",
+            rows=(1,),
+            code="missing_column",
+        )
+    visits = pairs["visits"].to_numpy(dtype=float)
+    zero = visits == 0
+    exposure = np.where(zero, params.zero_visit_exposure, visits)
+    rule = (
+        f"pairs listed with 0 visits keep exposure {params.zero_visit_exposure:g} (an HCP "
+        "assigned to a brick prescribes there between visits); other pairs use their visits"
+    )
+    if zero.any():
+        findings.append(
+            Finding(
+                code="zero_visits",
+                severity="info",
+                subject=HCP_BRICK,
+                value=float(zero.sum()),
+                message=f"{int(zero.sum())} HCP-brick pairs have 0 visits; they were given "
+                f"exposure {params.zero_visit_exposure:g} (zero_visit_exposure)"
+                + (", so they get no credit." if params.zero_visit_exposure == 0 else "."),
+            )
+        )
+    return exposure, rule, findings
+
+
+def _hcp_entities(
+    ws: Workspace, params: AllocateParams, pairs: pd.DataFrame
+) -> tuple[pd.DataFrame | None, list[str], list[Path], list[Finding]]:
+    """The HCP table (covariates) when there is one, every HCP id, the files read and a
+    warning on HCPs that work in no brick."""
+    entities = sorted(set(pairs["hcp_id"]))
+    if not _existing(ws, HCPS):
+        if params.covariates:
+            raise MissingInputError(
+                f"{HCPS} is missing but covariates {params.covariates} were requested.",
+                fix=f"add {HCPS} (hcp_id and covariate columns) or drop {arg('covariates')}.",
+                file=HCPS,
+            )
+        return None, entities, [], []
+    hcps = _load(ws, HCPS, HCPS_SPEC, ["hcp_id"], "HCP")
+    entities = sorted(set(entities) | set(hcps["hcp_id"]))
+    idle = sorted(set(hcps["hcp_id"]) - set(pairs["hcp_id"]))
+    findings = []
+    if idle:
+        findings.append(
+            Finding(
+                code="entities_in_no_group",
+                severity="warning",
+                subject=HCPS,
+                value=float(len(idle)),
+                message=f"{len(idle)} HCPs of {layout.HCPS.name} work in no brick of "
+                f"{layout.HCP_BRICK.name} (e.g. {idle[0]}); they get no credit. With "
+                "covariates, their productivity is predicted (cold start) and flagged.",
+            )
+        )
+    return hcps, entities, [ws.resolve(HCPS)], findings
+
+
+# ----- mta: transforms, contributions, campaigns, weights -----------------------------------
+@dataclass(frozen=True)
+class Transforms:
+    """Adstock/saturation per channel and where they came from."""
+
+    values: dict[str, ChannelTransform]
+    files: list[Path]  # the file read (none when given in the call)
+    source: str  # workspace-relative file, or TRANSFORMS_GIVEN
+    from_truth: bool  # the simulator's truth/parameters.json
+
+    def for_channels(self, channels: Iterable[str]) -> dict[str, ChannelTransform]:
+        """The transforms of ``channels``; refuses, naming the file, a channel it lacks."""
+        wanted = sorted(set(channels))
+        missing = [ch for ch in wanted if ch not in self.values]
+        if missing and not self.files:
+            raise ParameterError(
+                f"no adstock/saturation parameters for channel(s) {missing} in "
+                f"{arg('transforms')}.",
+                fix="add an entry {alpha, l_max, saturation} for each of them.",
+                parameter="transforms",
+            )
+        if missing:
+            raise DataValidationError(
+                problem=f"no adstock/saturation parameters for channel(s) {missing}: the file "
+                f"has entries for {sorted(self.values)} only.",
+                fix="add an entry {alpha, l_max, saturation} per channel of the campaign "
+                f"panel (a fresh {step_ref('decompose_contributions')} writes all of them).",
+                file=self.source,
+                code="missing_channel",
+            )
+        return {ch: self.values[ch] for ch in wanted}
+
+
+TRANSFORMS_GIVEN = "parameters given in the call"
+
+
+def load_transforms(ws: Workspace, params: AllocateParams) -> Transforms:
     """Adstock/saturation per channel: given inline, from ``transforms_file``, from the MMM's
-    ``analysis/mmm_transforms.json``, or (simulated workspaces) ``truth/parameters.json``.
-    Returns the transforms, the files read, and whether they are the simulator's truth."""
+    ``analysis/mmm_transforms.json``, or (simulated workspaces) ``truth/parameters.json``."""
     if params.transforms is not None:
-        return dict(params.transforms), [], False
+        return Transforms(dict(params.transforms), [], TRANSFORMS_GIVEN, False)
     if params.transforms_file is not None:
         path = _existing(ws, params.transforms_file)
         if path is None:
             raise _given_file_missing("transforms_file", params.transforms_file, TRANSFORMS_FORMAT)
-        return transforms_from_json(path, params.transforms_file), [path], False
-    path = _existing(ws, MMM_TRANSFORMS)
-    if path is not None:
-        return transforms_from_json(path, MMM_TRANSFORMS), [path], False
-    path = _existing(ws, TRUTH_PARAMETERS)
-    if path is None:
+        shown = params.transforms_file
+    elif (path := _existing(ws, MMM_TRANSFORMS)) is not None:
+        shown = MMM_TRANSFORMS
+    elif (path := _existing(ws, TRUTH_PARAMETERS)) is not None:
+        shown = TRUTH_PARAMETERS
+    else:
         raise _no_transforms()
-    return transforms_from_json(path, TRUTH_PARAMETERS), [path], True
+    values = transforms_from_json(path, shown)
+    return Transforms(values, [path], ws.relative(path), shown == TRUTH_PARAMETERS)
 
 
-def _full_posterior_means(
-    ws: Workspace, totals: pd.DataFrame, keys: list[str], weekly_path: Path
-) -> pd.DataFrame:
+def _full_posterior_means(totals: pd.DataFrame, keys: list[str], weekly_path: Path) -> pd.DataFrame:
     weekly = pd.read_csv(weekly_path, dtype={"channel": str, "date": str, "geo": str})
     missing = [k for k in keys if k not in weekly.columns]
     if missing or "contribution" not in weekly.columns:
         raise DataValidationError(
             problem=f"{MMM_WEEKLY} lacks columns {missing or ['contribution']}.",
-            fix="rerun decompose_contributions to rewrite it.",
+            fix=f"rerun {step_ref('decompose_contributions')} to rewrite it.",
             file=MMM_WEEKLY,
             column=(missing or ["contribution"])[0],
             code="missing_column",
@@ -350,14 +411,14 @@ def _full_posterior_means(
         raise DataValidationError(
             problem=f"{MMM_WEEKLY} and {MMM_CONTRIBUTIONS} cover different cells (e.g. "
             f"{tuple(index[found.isna().to_numpy()][0])}); they come from different runs.",
-            fix="rerun decompose_contributions, which writes both together.",
+            fix=f"rerun {step_ref('decompose_contributions')}, which writes both together.",
             file=MMM_WEEKLY,
             code="misaligned_inputs",
         )
     return totals.assign(total=found.to_numpy(dtype=float))
 
 
-def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> np.ndarray:
+def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> pd.DataFrame:
     draws = contrib["draw"].to_numpy(dtype=float)
     if (draws != np.round(draws)).any():
         bad = draws != np.round(draws)
@@ -381,31 +442,25 @@ def _draw_matrix(contrib: pd.DataFrame, keys: list[str], shown: str) -> np.ndarr
     return wide
 
 
-def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
-    require_inputs(ws, params, "mta")
-    findings: list[Finding] = []
-    truth_inputs = False
+def _contributions_source(ws: Workspace, params: AllocateParams) -> tuple[str, Path, list[Finding]]:
+    """The contributions file to split (given, the MMM's draws, or the simulator's truth),
+    its path and a note when it is the truth."""
     if params.contributions is not None:
-        shown = params.contributions
-        path = ws.resolve(shown)
-    elif (path := _existing(ws, MMM_CONTRIBUTIONS)) is not None:
-        shown = MMM_CONTRIBUTIONS
-    else:  # require_inputs made sure the simulator's truth is there
-        shown = TRUTH_CONTRIBUTIONS
-        path = ws.resolve(shown)
-        truth_inputs = True
-        findings.append(
-            Finding(
-                code="contributions_from_truth",
-                severity="info",
-                subject=shown,
-                message="the channel contributions are the simulator's truth "
-                "(truth/contributions.csv), standing in for the MMM's output.",
-            )
-        )
-    panel_path = ws.resolve(CAMPAIGN_PANEL)
-    geo_keys = ["date", "channel", "geo", "draw"]
-    contrib = _load(ws, shown, CONTRIBUTIONS_SPEC, geo_keys, "contribution")
+        return params.contributions, ws.resolve(params.contributions), []
+    if (path := _existing(ws, MMM_CONTRIBUTIONS)) is not None:
+        return MMM_CONTRIBUTIONS, path, []
+    # require_inputs made sure the simulator's truth is there
+    note = Finding(
+        code="contributions_from_truth",
+        severity="info",
+        subject=TRUTH_CONTRIBUTIONS,
+        message=f"the channel contributions are the simulator's truth ({TRUTH_CONTRIBUTIONS}), "
+        "standing in for the MMM's output.",
+    )
+    return TRUTH_CONTRIBUTIONS, ws.resolve(TRUTH_CONTRIBUTIONS), [note]
+
+
+def _campaign_panel(ws: Workspace) -> pd.DataFrame:
     panel = _load(
         ws, CAMPAIGN_PANEL, PANEL_SPEC, ["date", "geo", "channel", "campaign", "creative"], "panel"
     )
@@ -417,42 +472,21 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             column="campaign",
             code="missing_column",
         )
-    transforms, transform_files, from_truth = load_transforms(ws, params)
-    truth_inputs = truth_inputs or from_truth
-    if from_truth:
-        findings.append(
-            Finding(
-                code="transforms_from_truth",
-                severity="info",
-                subject=TRUTH_PARAMETERS,
-                message="adstock and saturation parameters are the simulator's truth "
-                "(truth/parameters.json), standing in for the MMM fit.",
-            )
-        )
-    with_geo = "geo" in contrib.columns
-    if with_geo and "geo" not in panel.columns:
-        raise DataValidationError(
-            problem="the contributions are per geo but the campaign panel is national.",
-            fix="give campaign spend files a geo column, or national contributions.",
-            file=shown,
-            column="geo",
-            code="misaligned_geos",
-        )
-    media = panel[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
-    known = {ch: transforms[ch] for ch in set(media["channel"]) if ch in transforms}
-    missing = sorted(set(media["channel"]) - set(known))
-    if missing:
-        raise MissingInputError(
-            f"no adstock/saturation parameters for channel(s) {missing}.",
-            fix="add them to the transforms (from the MMM fit).",
-            file=params.transforms_file or TRUTH_PARAMETERS,
-        )
-    effective = build_effective_exposure(
-        media,
-        {ch: ChannelTransform.model_validate(t) for ch, t in known.items()},
-        params.saturation_on,
-    )
+    return panel
 
+
+@dataclass
+class _Cells:
+    """The MMM cells C(channel, period[, geo]) to split: totals, labels and draws."""
+
+    totals: pd.DataFrame  # keys, total, LINE, group (sorted by keys)
+    keys: list[str]
+    group_labels: np.ndarray
+    draws: np.ndarray | None  # (D, G), columns in the order of ``totals``
+    weekly_path: Path | None  # full-posterior means used for the point split
+
+
+def _cells(ws: Workspace, contrib: pd.DataFrame, shown: str, with_geo: bool) -> _Cells:
     keys = ["channel", "date", *(["geo"] if with_geo else [])]
     contrib = contrib.assign(date=contrib["date"].dt.strftime("%Y-%m-%d"))
     draws = None
@@ -470,25 +504,41 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             # full-posterior mean by Monte Carlo error (several % on wide channels). The point
             # split uses the decomposition's own means, so campaign credit adds up to the
             # channel totals every other output reports.
-            totals = _full_posterior_means(ws, totals, keys, weekly_path)
+            totals = _full_posterior_means(totals, keys, weekly_path)
     else:
         totals = contrib[[*keys, "contribution", LINE]].rename(columns={"contribution": "total"})
     totals = totals.sort_values(keys).reset_index(drop=True)
     group_labels = _cell_label(totals, keys).to_numpy()
-    totals = totals.assign(group=lambda f: group_labels)
+    totals = totals.assign(group=group_labels)
     if draws is not None:
         order = pd.MultiIndex.from_frame(cells[keys].astype(str)).get_indexer(
             pd.MultiIndex.from_frame(totals[keys].astype(str))
         )
         draws = draws[:, order]
+    return _Cells(totals, keys, group_labels, draws, weekly_path)
 
+
+@dataclass
+class _Campaigns:
+    """Every campaign allocated (with impressions, or listed in the metadata) and its
+    entity name (channel/campaign when two channels share a campaign name)."""
+
+    table: pd.DataFrame  # channel, campaign
+    entity_of: dict[tuple[str, str], str]
+    meta: pd.DataFrame | None
+    meta_path: Path | None
+    findings: list[Finding]
+
+
+def _campaigns(ws: Workspace, effective: pd.DataFrame, channels: Iterable[str]) -> _Campaigns:
     campaigns = effective[["channel", "campaign"]].drop_duplicates()
     meta_path = _existing(ws, CAMPAIGN_METADATA)
     meta = None
+    findings: list[Finding] = []
     if meta_path is not None:
         meta = _load(ws, CAMPAIGN_METADATA, METADATA_SPEC, ["campaign", "channel"], "campaign")
         idle = meta.loc[
-            ~meta["campaign"].isin(set(campaigns["campaign"])) & meta["channel"].isin(known),
+            ~meta["campaign"].isin(set(campaigns["campaign"])) & meta["channel"].isin(channels),
             ["channel", "campaign"],
         ]
         if len(idle):
@@ -507,106 +557,188 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
                 )
             )
     shared = campaigns["campaign"].duplicated(keep=False)
-    entity_of = dict(
-        zip(
-            zip(campaigns["channel"], campaigns["campaign"], strict=True),
-            np.where(
-                shared, campaigns["channel"] + "/" + campaigns["campaign"], campaigns["campaign"]
-            ),
-            strict=True,
-        )
+    names = np.where(
+        shared, campaigns["channel"] + "/" + campaigns["campaign"], campaigns["campaign"]
     )
-    weight, pairs_file = "effective_exposure", CAMPAIGN_PANEL
-    omega = OmegaRecord(source="effective_exposure", rule=EXPOSURE_RULE)
-    omega_files: list[Path] = []
+    entity_of = dict(
+        zip(zip(campaigns["channel"], campaigns["campaign"], strict=True), names, strict=True)
+    )
+    return _Campaigns(campaigns, entity_of, meta, meta_path, findings)
+
+
+@dataclass
+class _Weights:
+    """The (cell, campaign) rows to allocate on, with their weight ω."""
+
+    rows: pd.DataFrame  # keys, campaign, entity, group, <column>
+    column: str  # 'effective_exposure' or 'path_credit'
+    pairs_file: str
+    omega: OmegaRecord
+    files: list[Path]
+    findings: list[Finding]
+
+
+def _weights(
+    ws: Workspace,
+    params: AllocateParams,
+    effective: pd.DataFrame,
+    cells: _Cells,
+    entity_of: dict[tuple[str, str], str],
+) -> _Weights:
     if params.omega_source == "path_credit":
-        from_paths = path_omega(ws, effective, totals, keys)
+        from_paths = path_omega(ws, effective, cells.totals, cells.keys)
         rows = from_paths.rows
-        weight, pairs_file = "path_credit", from_paths.record.credit_file
-        omega, omega_files = from_paths.record, from_paths.files
-        findings.extend(from_paths.findings)
+        weights = _Weights(
+            rows,
+            "path_credit",
+            from_paths.record.credit_file or layout.PATH_CAMPAIGN_CREDIT.path,
+            from_paths.record,
+            from_paths.files,
+            list(from_paths.findings),
+        )
     else:
         rows = effective[effective["effective_exposure"] > 0]
-    rows = rows.assign(
+        omega = OmegaRecord(source="effective_exposure", rule=EXPOSURE_RULE)
+        weights = _Weights(rows, "effective_exposure", CAMPAIGN_PANEL, omega, [], [])
+    rows = weights.rows.assign(
         entity=[entity_of[k] for k in zip(rows["channel"], rows["campaign"], strict=True)],
-        group=_cell_label(rows, keys),
+        group=_cell_label(rows, cells.keys),
     )
-    rows = rows[rows["group"].isin(set(group_labels))]
-    entity_labels = sorted(entity_of.values())
-    problem = build_problem(
-        totals[["group", "total", LINE]].rename(columns={"total": "contribution"}),
-        rows[["group", "entity", weight]].rename(columns={"entity": "campaign"}),
-        entities=entity_labels,
-        origin=Origin(
-            totals_file=shown,
-            total_column="contribution",
-            group_column="group",
-            pairs_file=pairs_file,
-            entity_column="campaign",
-            exposure_column=weight,
-        ),
-    )
-    channel_of_entity = {entity_of[k]: k[0] for k in entity_of}
-    entity_block = np.array([channel_of_entity[e] for e in problem.entity_labels], dtype=object)
+    weights.rows = rows[rows["group"].isin(set(cells.group_labels))]
+    return weights
 
-    files = [
-        path,
-        panel_path,
-        *transform_files,
-        *([weekly_path] if weekly_path else []),
-        *omega_files,
-    ]
-    table = campaigns.assign(
-        entity=[entity_of[k] for k in zip(campaigns["channel"], campaigns["campaign"], strict=True)]
+
+def _covariate_table(
+    params: AllocateParams, campaigns: _Campaigns
+) -> tuple[pd.DataFrame, str | None]:
+    """One row per entity with its metadata columns (the covariates' source), and the file
+    they came from; refuses covariates without metadata, or campaigns lacking a row."""
+    table = campaigns.table.assign(
+        entity=[
+            campaigns.entity_of[k]
+            for k in zip(campaigns.table["channel"], campaigns.table["campaign"], strict=True)
+        ]
     )
-    covariate_file = None
-    if meta is not None and meta_path is not None:
-        files.append(meta_path)
-        covariate_file = CAMPAIGN_METADATA
-        table = table.merge(meta, on=["channel", "campaign"], how="left")
-        user_columns = {parse_spec(c).column for c in params.covariates}
-        needs_meta = bool(user_columns - {"channel"})
-        absent = table[LINE].isna().to_numpy()
-        if needs_meta and absent.any():
-            raise DataValidationError(
-                problem=f"campaign {shown_value(table.loc[absent, 'campaign'].iloc[0])} has "
-                f"impressions but no row in {CAMPAIGN_METADATA} ({int(absent.sum())} campaigns "
-                "lack one).",
-                fix="add a metadata row per campaign (campaign, channel, objective, ...).",
+    needs_meta = bool({parse_spec(c).column for c in params.covariates} - {"channel"})
+    if campaigns.meta is None:
+        if needs_meta:
+            raise MissingInputError(
+                f"{CAMPAIGN_METADATA} is missing but covariates {params.covariates} were "
+                "requested.",
+                fix=f"add {CAMPAIGN_METADATA} (campaign, channel, objective, format, ...).",
                 file=CAMPAIGN_METADATA,
-                column="campaign",
-                code="missing_entity",
             )
-        table[LINE] = table[LINE].fillna(0).astype(int)
-    elif {parse_spec(c).column for c in params.covariates} - {"channel"}:
-        raise MissingInputError(
-            f"{CAMPAIGN_METADATA} is missing but covariates {params.covariates} were requested.",
-            fix="add raw/campaign_metadata.csv (campaign, channel, objective, format, ...).",
+        return _by_campaign(table), None
+    table = table.merge(campaigns.meta, on=["channel", "campaign"], how="left")
+    absent = table[LINE].isna().to_numpy()
+    if needs_meta and absent.any():
+        raise DataValidationError(
+            problem=f"campaign {shown_value(table.loc[absent, 'campaign'].iloc[0])} has "
+            f"impressions but no row in {CAMPAIGN_METADATA} ({int(absent.sum())} campaigns "
+            "lack one).",
+            fix="add a metadata row per campaign (campaign, channel, objective, ...).",
             file=CAMPAIGN_METADATA,
+            column="campaign",
+            code="missing_entity",
         )
+    table[LINE] = table[LINE].fillna(0).astype(int)
+    return _by_campaign(table), CAMPAIGN_METADATA
+
+
+def _by_campaign(table: pd.DataFrame) -> pd.DataFrame:
+    """Covariates keyed by the entity name (under the column 'campaign')."""
+    return table.drop(columns=["campaign"]).rename(columns={"entity": "campaign"})
+
+
+def _data_range(totals: pd.DataFrame, with_geo: bool) -> DataRange:
     dates = pd.to_datetime(totals["date"])
     step = np.diff(np.sort(dates.unique()))
     grain = "daily" if len(step) and np.median(step) == np.timedelta64(1, "D") else "weekly"
-    data_range = DataRange(
+    return DataRange(
         start=dates.min().date(),
         end=dates.max().date(),
         grain=grain,
         n_periods=int(dates.nunique()),
         geos=sorted(totals["geo"].unique().tolist()) if with_geo else [],
     )
-    group_block = totals["channel"].to_numpy(dtype=object)
+
+
+def _effective_exposure(
+    panel: pd.DataFrame, transforms: Transforms, params: AllocateParams, with_geo: bool
+) -> pd.DataFrame:
+    media = panel[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
+    known = transforms.for_channels(media["channel"])
+    return build_effective_exposure(media, known, params.saturation_on)
+
+
+def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
+    require_inputs(ws, params, "mta")
+    shown, path, findings = _contributions_source(ws, params)
+    contrib = _load(
+        ws, shown, CONTRIBUTIONS_SPEC, ["date", "channel", "geo", "draw"], "contribution"
+    )
+    panel = _campaign_panel(ws)
+    transforms = load_transforms(ws, params)
+    if transforms.from_truth:
+        findings.append(
+            Finding(
+                code="transforms_from_truth",
+                severity="info",
+                subject=TRUTH_PARAMETERS,
+                message="adstock and saturation parameters are the simulator's truth "
+                f"({TRUTH_PARAMETERS}), standing in for the MMM fit.",
+            )
+        )
+    with_geo = "geo" in contrib.columns
+    if with_geo and "geo" not in panel.columns:
+        raise DataValidationError(
+            problem="the contributions are per geo but the campaign panel is national.",
+            fix="give campaign spend files a geo column, or national contributions.",
+            file=shown,
+            column="geo",
+            code="misaligned_geos",
+        )
+    effective = _effective_exposure(panel, transforms, params, with_geo)
+    cells = _cells(ws, contrib, shown, with_geo)
+    campaigns = _campaigns(ws, effective, set(panel["channel"]))
+    findings += campaigns.findings
+    weights = _weights(ws, params, effective, cells, campaigns.entity_of)
+    findings += weights.findings
+    problem = build_problem(
+        cells.totals[["group", "total", LINE]].rename(columns={"total": "contribution"}),
+        weights.rows[["group", "entity", weights.column]].rename(columns={"entity": "campaign"}),
+        entities=sorted(campaigns.entity_of.values()),
+        origin=Origin(
+            totals_file=shown,
+            total_column="contribution",
+            group_column="group",
+            pairs_file=weights.pairs_file,
+            entity_column="campaign",
+            exposure_column=weights.column,
+        ),
+    )
+    channel_of_entity = {entity: key[0] for key, entity in campaigns.entity_of.items()}
+    covariate_table, covariate_file = _covariate_table(params, campaigns)
+    files = [
+        path,
+        ws.resolve(CAMPAIGN_PANEL),
+        *transforms.files,
+        *([cells.weekly_path] if cells.weekly_path else []),
+        *weights.files,
+        *([campaigns.meta_path] if covariate_file is not None else []),
+    ]
     return LoadedInputs(
         source="mta",
         problem=problem,
-        files=files,
-        entity_block=entity_block,
-        group_block=group_block,
-        covariate_table=table.drop(columns=["campaign"]).rename(columns={"entity": "campaign"}),
+        files=[f for f in files if f is not None],
+        entity_block=np.array([channel_of_entity[e] for e in problem.entity_labels], dtype=object),
+        group_block=cells.totals["channel"].to_numpy(dtype=object),
+        covariate_table=covariate_table,
         covariate_key="campaign",
         covariate_file=covariate_file,
-        group_columns=totals[keys].reset_index(drop=True),
-        draws=draws,
-        data_range=data_range,
+        group_columns=cells.totals[cells.keys].reset_index(drop=True),
+        draws=cells.draws,
+        data_range=_data_range(cells.totals, with_geo),
         zero_exposure_rule="campaign-cell pairs with zero effective exposure carry no credit and "
         "are left out; cells whose campaigns all have zero exposure are listed as unallocated"
         + (
@@ -615,8 +747,8 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             else ""
         ),
         findings=findings,
-        truth_inputs=truth_inputs,
-        omega=omega,
+        truth_inputs=shown == TRUTH_CONTRIBUTIONS or transforms.from_truth,
+        omega=weights.omega,
     )
 
 
@@ -625,9 +757,10 @@ def resolve_source(ws: Workspace, params: AllocateParams) -> str:
     source = params.source if params.source != "auto" else detect_source(ws)
     if source == "hcp-brick" and params.omega_source != "exposure":
         raise ParameterError(
-            f"omega_source='{params.omega_source}' applies to the campaign (mta) allocation; "
-            "the HCP-brick allocation weighs HCPs by their visits.",
-            fix="drop omega_source (or set it to 'exposure') for hcp-brick workspaces.",
+            f"{arg('omega_source')} '{params.omega_source}' applies to the campaign (mta) "
+            "allocation; the HCP-brick allocation weighs HCPs by their visits.",
+            fix=f"drop {arg('omega_source')} (or set it to 'exposure') for hcp-brick workspaces.",
+            parameter="omega_source",
         )
     return source
 

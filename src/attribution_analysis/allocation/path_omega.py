@@ -37,18 +37,25 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import OmegaRecord
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.paths import PathAttributionReport
-from attribution_analysis.errors import DataValidationError, MissingInputError, WorkspaceError
+from attribution_analysis.errors import (
+    DataValidationError,
+    MissingInputError,
+    WorkspaceError,
+    arg,
+    step_ref,
+)
 from attribution_analysis.workspace import Workspace
 
-PATH_REPORT = "analysis/path_attribution.json"
+PATH_REPORT = layout.PATH_ATTRIBUTION.path
 RUN_PATHS = (
-    "run attribute_paths first (`python scripts/attribute_paths.py --workspace DIR`, or the "
-    "attribute_paths tool) on raw/journeys.csv with a campaign column, or allocate with "
-    "omega_source='exposure'."
+    f"run {step_ref('attribute_paths')} first on {layout.JOURNEYS.path} with a campaign column, "
+    f"or allocate with {arg('omega_source')} 'exposure'."
 )
+RERUN_PATHS = f"re-run {step_ref('attribute_paths')}, which writes both together."
 RULE = (
     "omega(campaign, cell) = path credit the campaign earned on the conversions of the cell's "
     "period (dated); in cells with no dated credit, its mean path credit per period over the "
@@ -73,7 +80,7 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
     path = ws.resolve(PATH_REPORT)
     if not path.is_file():
         raise MissingInputError(
-            f"omega_source='path_credit' needs {PATH_REPORT}, which does not exist.",
+            f"{arg('omega_source')} 'path_credit' needs {PATH_REPORT}, which does not exist.",
             fix=RUN_PATHS,
             file=PATH_REPORT,
         )
@@ -86,7 +93,7 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
         raise DataValidationError(
             problem=f"the path attribution report cannot be read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0]}).",
-            fix="re-run attribute_paths to rewrite it.",
+            fix=f"re-run {step_ref('attribute_paths')} to rewrite it.",
             file=PATH_REPORT,
             code="bad_contract",
         ) from None
@@ -95,8 +102,8 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
         raise MissingInputError(
             f"{PATH_REPORT} has no campaign credit: the journeys it was computed from carry no "
             f"campaign column ({report.input.file}), so there is no path-based ω.",
-            fix="add a campaign column to raw/journeys.csv and re-run attribute_paths, or "
-            "allocate with omega_source='exposure'.",
+            fix=f"add a campaign column to {layout.JOURNEYS.path} and re-run "
+            f"{step_ref('attribute_paths')}, or allocate with {arg('omega_source')} 'exposure'.",
             file=PATH_REPORT,
         )
     journeys = report.input.file
@@ -106,14 +113,15 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
         raise WorkspaceError(
             f"{PATH_REPORT} is stale: {journeys} changed or disappeared since attribute_paths "
             "ran, so its campaign credit no longer describes the journeys.",
-            fix="re-run attribute_paths on the current journeys, then allocate again.",
+            fix=f"re-run {step_ref('attribute_paths')} on the current journeys, then allocate "
+            "again.",
             file=PATH_REPORT,
         )
     csv_path = ws.resolve(summary.file)
     if not csv_path.is_file():
         raise MissingInputError(
             f"{summary.file} is missing although {PATH_REPORT} lists it.",
-            fix="re-run attribute_paths, which writes both together.",
+            fix=RERUN_PATHS,
             file=summary.file,
         )
     csv_bytes = csv_path.read_bytes()
@@ -121,7 +129,7 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
         raise WorkspaceError(
             f"{summary.file} is stale: it is not the file {PATH_REPORT} records (sha256 "
             "differs), so it was edited or written by another run.",
-            fix="re-run attribute_paths, which writes both together.",
+            fix=RERUN_PATHS,
             file=summary.file,
         )
     table = pd.read_csv(
@@ -133,7 +141,7 @@ def read_path_credit(ws: Workspace) -> tuple[PathAttributionReport, str, pd.Data
 
 
 GRAIN_DAYS = {"weekly": 7, "daily": 1}
-VALIDATION_REPORT = "analysis/data_validation.json"
+VALIDATION_REPORT = layout.DATA_VALIDATION.path
 
 
 def _periods(ws: Workspace, dates: np.ndarray) -> tuple[np.ndarray, int]:
@@ -170,38 +178,9 @@ def path_omega(
     known = pd.MultiIndex.from_frame(effective[["channel", "campaign"]].drop_duplicates())
     matched = pd.MultiIndex.from_arrays([table["mmm_channel"], table["campaign"]]).isin(known)
     credit = table["credit"].to_numpy(dtype=float)
-    findings: list[Finding] = []
     unmatched = float(credit[~matched].sum())
-    if unmatched > 0:
-        missing = table.loc[~matched]
-        names = sorted(set(missing["mmm_channel"] + "/" + missing["campaign"]))
-        findings.append(
-            Finding(
-                code="path_campaigns_not_in_panel",
-                severity="warning",
-                subject=summary.file,
-                value=unmatched,
-                message=f"{len(names)} campaign(s) of the path credit are not in the campaign "
-                f"panel under the same channel ({', '.join(names[:SHOWN])}"
-                f"{' ...' if len(names) > SHOWN else ''}); their credit ({unmatched:.4g} of "
-                f"{credit.sum():.4g}) is not used. Map channel names with attribute_paths' "
-                "channel_map, or name campaigns the same way in both sources.",
-            )
-        )
     outside = float(credit[matched & ~inside].sum())
-    if outside > 0:
-        findings.append(
-            Finding(
-                code="path_credit_outside_window",
-                severity="info",
-                subject=summary.file,
-                value=outside,
-                message=f"{outside:.4g} of the matched path credit "
-                f"({outside / credit[matched].sum():.1%}) is on conversion days outside the "
-                "allocated periods; it enters only the campaigns' mean credit per period "
-                "(fallback cells).",
-            )
-        )
+    findings = _coverage_findings(table, matched, credit, unmatched, outside, summary.file)
     use = matched & inside
     dated = (
         pd.DataFrame(
@@ -226,7 +205,64 @@ def path_omega(
         .mul(step / max(window_days, 1))
         .rename("mean")
     )
+    live, cells = _live_weights(effective, totals, keys, dated, mean)
+    record = _record(report, report_sha, summary.file, cells, unmatched, outside)
+    findings.extend(_findings(record, cells, live, effective, summary.file))
+    rows = live.loc[live["path_credit"] > 0, [*keys, "campaign", "path_credit"]]
+    return PathOmega(rows.reset_index(drop=True), files, record, findings)
 
+
+def _coverage_findings(
+    table: pd.DataFrame,
+    matched: np.ndarray,
+    credit: np.ndarray,
+    unmatched: float,
+    outside: float,
+    credit_file: str,
+) -> list[Finding]:
+    """Path credit that cannot be used: campaigns the panel lacks, days outside the periods."""
+    findings: list[Finding] = []
+    if unmatched > 0:
+        missing = table.loc[~matched]
+        names = sorted(set(missing["mmm_channel"] + "/" + missing["campaign"]))
+        findings.append(
+            Finding(
+                code="path_campaigns_not_in_panel",
+                severity="warning",
+                subject=credit_file,
+                value=unmatched,
+                message=f"{len(names)} campaign(s) of the path credit are not in the campaign "
+                f"panel under the same channel ({', '.join(names[:SHOWN])}"
+                f"{' ...' if len(names) > SHOWN else ''}); their credit ({unmatched:.4g} of "
+                f"{credit.sum():.4g}) is not used. Map channel names with attribute_paths' "
+                "channel_map, or name campaigns the same way in both sources.",
+            )
+        )
+    if outside > 0:
+        findings.append(
+            Finding(
+                code="path_credit_outside_window",
+                severity="info",
+                subject=credit_file,
+                value=outside,
+                message=f"{outside:.4g} of the matched path credit "
+                f"({outside / credit[matched].sum():.1%}) is on conversion days outside the "
+                "allocated periods; it enters only the campaigns' mean credit per period "
+                "(fallback cells).",
+            )
+        )
+    return findings
+
+
+def _live_weights(
+    effective: pd.DataFrame,
+    totals: pd.DataFrame,
+    keys: list[str],
+    dated: pd.DataFrame,
+    mean: pd.Series,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ω of every live (cell, campaign) pair (dated credit where the cell has any, else the
+    mean per period), and each cell's status: dated, fallback or none."""
     live = effective.loc[effective["effective_exposure"] > 0, [*keys, "campaign"]]
     live = live.merge(dated, on=["channel", "campaign", "date"], how="left")
     live = live.merge(mean, left_on=["channel", "campaign"], right_index=True, how="left")
@@ -240,10 +276,7 @@ def path_omega(
     cells.loc[cells["weight"] <= 0, "status"] = "none"
     cells = totals[[*keys, "total"]].merge(cells, on=keys, how="left")
     cells["status"] = cells["status"].fillna("none")
-    record = _record(report, report_sha, summary.file, cells, unmatched, outside)
-    findings.extend(_findings(record, cells, live, effective, summary.file))
-    rows = live.loc[live["path_credit"] > 0, [*keys, "campaign", "path_credit"]]
-    return PathOmega(rows.reset_index(drop=True), files, record, findings)
+    return live, cells
 
 
 def _record(

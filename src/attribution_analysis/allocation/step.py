@@ -1,8 +1,9 @@
 """The ``allocate`` step: workspace inputs -> analysis/mta_allocation.csv + summary JSON.
 
 Reads the HCP-brick or MTA inputs (:mod:`.loaders`), fits the rates (EM or Bayes), checks
-what the data can separate (:mod:`.diagnostics`), and writes both outputs through
-:meth:`Workspace.commit` (all or nothing), recording the run in the registry.
+what the data can separate (:mod:`.diagnostics`), and hands both outputs and its answer to
+the step runner (:func:`attribution_analysis.runner.run_step`), which records the run and
+commits the files all or nothing.
 """
 
 from __future__ import annotations
@@ -12,40 +13,44 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from attribution_analysis.allocation import diagnostics, report
+from attribution_analysis import layout
+from attribution_analysis.allocation import diagnostics, summary
 from attribution_analysis.allocation.bayes import BayesFit, fit_bayes
 from attribution_analysis.allocation.covariates import Design, build_design
 from attribution_analysis.allocation.em import EMFit, fit_em
 from attribution_analysis.allocation.loaders import LoadedInputs, load_inputs
 from attribution_analysis.allocation.problem import AllocationProblem
-from attribution_analysis.allocation.report import optional, summary_payload
+from attribution_analysis.allocation.summary import optional
 from attribution_analysis.allocation.topdown import split_draws
-from attribution_analysis.allocation.truth import load_truth, recovery_report
+from attribution_analysis.allocation.truth import Truth, load_truth, recovery_report
 from attribution_analysis.contracts.allocation import (
     AllocateParams,
     AllocationReport,
     BlockCondition,
     BootstrapStability,
     ColdStartEntity,
+    CreditSet,
     EntityResult,
     IdentifiabilityReport,
     ProductivityEvidence,
+    TruthRecovery,
+    UnallocatedGroup,
 )
-from attribution_analysis.contracts.common import Finding
+from attribution_analysis.contracts.common import Finding, Metadata
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "allocate"
-ALLOCATION_PATH = "analysis/mta_allocation.csv"
-SUMMARY_PATH = "analysis/allocation_summary.json"
+ALLOCATION_PATH = layout.ALLOCATION.path
+SUMMARY_PATH = layout.ALLOCATION_SUMMARY.path
 BOOTSTRAP_TOL = 1e-6  # refits in the bootstrap need ranks, not 1e-8 rates
 SCALE_RULE = (
     "rate = outcome per unit of exposure, its level fixed by the likelihood in each block; "
     "productivity = rate / arithmetic mean of the block's estimable rates (mean 1 per block)"
 )
 
-__all__ = ["ALLOCATION_PATH", "STEP", "SUMMARY_PATH", "allocate", "summary_payload"]
+__all__ = ["ALLOCATION_PATH", "STEP", "SUMMARY_PATH", "allocate", "compute"]
 
 
 @dataclass
@@ -65,6 +70,57 @@ class _Fitted:
     mass_error: float
 
 
+@dataclass
+class _Estimate:
+    """The fit and what follows from it per entity."""
+
+    design: Design | None
+    block_code: np.ndarray  # (H,) block index of each entity
+    sets: list[diagnostics.ProportionalSet]
+    tied: list[np.ndarray]
+    fitted: _Fitted
+    productivity: np.ndarray
+    prod_low: np.ndarray | None
+    prod_high: np.ndarray | None
+    entity_credit: np.ndarray
+
+    @property
+    def modelled(self) -> bool:
+        """Rates come from a model (covariates or the prior), not free per entity."""
+        return self.design is not None or self.fitted.bayes is not None
+
+
+@dataclass
+class _Diagnosis:
+    """What the data can separate, and the findings."""
+
+    set_records: list[CreditSet]
+    set_of_entity: np.ndarray  # (H,) credit-set label or None
+    cold_reason: dict[int, str]
+    blocks: list[BlockCondition]
+    free_identified: bool
+    evidence: list[ProductivityEvidence]
+    stability: diagnostics.Stability | None
+    unallocated: list[UnallocatedGroup]
+    findings: list[Finding]
+
+
+def compute(ctx: StepContext, params: AllocateParams) -> StepOutput:
+    """The allocate step: the allocation CSV, the summary and the answer (writes nothing)."""
+    inputs = load_inputs(ctx.ws, params)
+    hashes = ctx.ws.input_hashes(inputs.files)
+    estimate = _estimate(inputs, params)
+    diagnosis = _diagnose(inputs, params, estimate)
+    truth, recovery = _recovery(ctx.ws, inputs, params, estimate, diagnosis)
+    metadata = _metadata(inputs, params, estimate, truth, ctx.run_id, hashes)
+    report = _summary(inputs, params, estimate, diagnosis, recovery, metadata)
+    files = {
+        ALLOCATION_PATH: csv_bytes(_table(inputs, estimate, diagnosis), float_format="%.12g"),
+        SUMMARY_PATH: json_bytes(report.model_dump(mode="json")),
+    }
+    return StepOutput(summary.answer(report), files, hashes)
+
+
 def allocate(ws: Workspace, params: AllocateParams | None = None) -> AllocationReport:
     """Allocate group totals across entities; write the CSV and the summary, all or nothing.
 
@@ -80,15 +136,11 @@ def allocate(ws: Workspace, params: AllocateParams | None = None) -> AllocationR
     AllocationReport
         The content of ``analysis/allocation_summary.json``.
     """
-    params = params or AllocateParams()
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        inputs = load_inputs(ws, params)
-        run.input_hashes = ws.input_hashes(inputs.files)
-        summary, outputs = _run(ws, inputs, params, run.run_id, run.input_hashes)
-        written = ws.commit(outputs)
-        run.outputs = [ws.relative(p) for p in written]
-    return summary
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    run_step(step(STEP), ws, params or AllocateParams())
+    return AllocationReport.model_validate_json(ws.resolve(SUMMARY_PATH).read_bytes())
 
 
 def _design(inputs: LoadedInputs, params: AllocateParams) -> Design | None:
@@ -178,13 +230,9 @@ def _fit(
     )
 
 
-def _run(
-    ws: Workspace,
-    inputs: LoadedInputs,
-    params: AllocateParams,
-    run_id: str,
-    hashes: dict[str, str],
-) -> tuple[AllocationReport, dict[str, bytes]]:
+def _estimate(inputs: LoadedInputs, params: AllocateParams) -> _Estimate:
+    """Fit the rates; each entity's relative productivity (with its 90% band for bayes) and
+    credit."""
     problem = inputs.problem
     design = _design(inputs, params)
     block_names, block_code = np.unique(inputs.entity_block.astype(str), return_inverse=True)
@@ -192,9 +240,6 @@ def _run(
     sets = diagnostics.proportional_sets(problem)
     tied = [s.members for s in sets]
     fitted = _fit(inputs, params, design, tied)
-    em, bayes = fitted.em, fitted.bayes
-    modelled = design is not None or bayes is not None
-
     estimable = problem.entity_exposure > 0
     productivity = diagnostics.relative_productivity(
         fitted.rate, estimable & np.isfinite(fitted.rate), block_code, n_blocks
@@ -204,78 +249,120 @@ def _run(
         per_draw = diagnostics.relative_productivity(
             fitted.rate_draws, estimable, block_code, n_blocks
         )
-        prod_low, prod_high = np.quantile(per_draw, [0.05, 0.95], axis=0)
+        prod_low, prod_high = diagnostics.band(per_draw)
     entity_credit = np.bincount(problem.entity, fitted.allocated, problem.n_entities)
+    return _Estimate(
+        design, block_code, sets, tied, fitted, productivity, prod_low, prod_high, entity_credit
+    )
 
+
+def _diagnose(inputs: LoadedInputs, params: AllocateParams, est: _Estimate) -> _Diagnosis:
+    """Credit sets, cold starts, block conditioning, the EM's evidence and stability, the
+    unallocated groups, and every finding (in the order the summary lists them)."""
+    problem = inputs.problem
     findings = list(inputs.findings)
-    set_records, set_of_entity = report.credit_sets(problem, sets, entity_credit, modelled)
-    findings += report.credit_set_findings(set_records, modelled)
+    set_records, set_of_entity = summary.credit_sets(
+        problem, est.sets, est.entity_credit, est.modelled
+    )
+    findings += summary.credit_set_findings(set_records, est.modelled)
     cold = diagnostics.cold_start(problem)
-    findings += report.data_findings(problem, params.family, cold, modelled)
-    blocks, free_identified = report.block_conditions(problem, inputs.entity_block)
-    evidence_records: list[ProductivityEvidence] = []
+    findings += summary.data_findings(problem, params.family, cold, est.modelled)
+    blocks, free_identified = summary.block_conditions(problem, inputs.entity_block)
+    evidence: list[ProductivityEvidence] = []
     stability = None
+    em, bayes = est.fitted.em, est.fitted.bayes
     if em is not None:
-        stability, evidence_records, em_findings = _em_diagnostics(
-            inputs, params, design, tied, em, blocks, free_identified
+        stability, evidence, em_findings = _em_diagnostics(
+            inputs, params, est.design, est.tied, em, blocks, free_identified
         )
         findings += em_findings
     if bayes is not None:
-        findings += report.bayes_findings(bayes, inputs.draws is not None)
-    unallocated, unallocated_findings = report.unallocated_groups(problem)
+        findings += summary.bayes_findings(bayes, inputs.draws is not None)
+    unallocated, unallocated_findings = summary.unallocated_groups(problem)
     findings += unallocated_findings
-
-    cold_reason = dict(zip(np.flatnonzero(cold.mask).tolist(), cold.reasons, strict=True))
-    entities = _entities(
-        inputs,
-        fitted,
-        productivity,
-        prod_low,
-        prod_high,
-        entity_credit,
-        cold_reason,
-        set_of_entity,
-        stability,
+    return _Diagnosis(
+        set_records=set_records,
+        set_of_entity=set_of_entity,
+        cold_reason=dict(zip(np.flatnonzero(cold.mask).tolist(), cold.reasons, strict=True)),
+        blocks=blocks,
+        free_identified=free_identified,
+        evidence=evidence,
+        stability=stability,
+        unallocated=unallocated,
+        findings=findings,
     )
-    truth = load_truth(ws, inputs.source, problem)
-    recovery = None
-    if truth is not None:
-        recovery = recovery_report(
-            problem,
-            truth,
-            fitted.allocated,
-            fitted.rate,
-            productivity,
-            block_code,
-            identified=np.asarray(pd.isna(set_of_entity), dtype=bool),
-            lower=fitted.lower,
-            upper=fitted.upper,
-            compare_credit=inputs.source == "hcp-brick" or params.contributions is None,
-        )
-    summary = AllocationReport(
-        metadata=build_metadata(
-            step=STEP,
-            input_hashes=hashes,
-            data_range=inputs.data_range,
-            seed=params.seed,
-            sampler=_sampler(bayes, params),
-            run_id=run_id,
-            extra={
-                "params": params.model_dump(mode="json"),
-                "truth_files_compared": {} if truth is None else truth.files,
-                "inputs_from_truth": inputs.truth_inputs,
-                "omega_source": None if inputs.omega is None else inputs.omega.source,
-                "path_attribution_sha256": None
-                if inputs.omega is None
-                else inputs.omega.path_attribution_sha256,
-            },
-        ),
+
+
+def _recovery(
+    ws: Workspace,
+    inputs: LoadedInputs,
+    params: AllocateParams,
+    est: _Estimate,
+    diagnosis: _Diagnosis,
+) -> tuple[Truth | None, TruthRecovery | None]:
+    """Simulated workspaces: the truth read (after the fit) and how close the split came."""
+    truth = load_truth(ws, inputs.source, inputs.problem)
+    if truth is None:
+        return None, None
+    return truth, recovery_report(
+        inputs.problem,
+        truth,
+        est.fitted.allocated,
+        est.fitted.rate,
+        est.productivity,
+        est.block_code,
+        identified=np.asarray(pd.isna(diagnosis.set_of_entity), dtype=bool),
+        lower=est.fitted.lower,
+        upper=est.fitted.upper,
+        compare_credit=inputs.source == "hcp-brick" or params.contributions is None,
+    )
+
+
+def _metadata(
+    inputs: LoadedInputs,
+    params: AllocateParams,
+    est: _Estimate,
+    truth: Truth | None,
+    run_id: str,
+    hashes: dict[str, str],
+) -> Metadata:
+    omega = inputs.omega
+    return build_metadata(
+        step=STEP,
+        input_hashes=hashes,
+        data_range=inputs.data_range,
+        seed=params.seed,
+        sampler=_sampler(est.fitted.bayes, params),
+        run_id=run_id,
+        extra={
+            "params": params.model_dump(mode="json"),
+            "truth_files_compared": {} if truth is None else truth.files,
+            "inputs_from_truth": inputs.truth_inputs,
+            "omega_source": None if omega is None else omega.source,
+            "path_attribution_sha256": None if omega is None else omega.path_attribution_sha256,
+        },
+    )
+
+
+def _summary(
+    inputs: LoadedInputs,
+    params: AllocateParams,
+    est: _Estimate,
+    diagnosis: _Diagnosis,
+    recovery: TruthRecovery | None,
+    metadata: Metadata,
+) -> AllocationReport:
+    """The content of ``analysis/allocation_summary.json``."""
+    problem, design = inputs.problem, est.design
+    em, bayes = est.fitted.em, est.fitted.bayes
+    return AllocationReport(
+        metadata=metadata,
         source=inputs.source,  # type: ignore[arg-type]
         method=params.method,
         family=params.family,
         m_step="bayes" if bayes else ("free" if design is None else "glm"),
         covariates=[] if design is None else design.specs,
-        coefficients=report.coefficients(em, bayes),
+        coefficients=summary.coefficients(em, bayes),
         reference_levels=(
             {c.name: c.reference for c in design.categorical} if design and em else {}
         ),
@@ -285,58 +372,67 @@ def _run(
         n_groups=problem.n_groups,
         n_entities=problem.n_entities,
         n_pairs=problem.n_rows,
-        entities=entities,
-        unallocated_groups=unallocated,
-        mass_conservation_max_rel_error=fitted.mass_error,
-        convergence=None if em is None else report.convergence(em),
-        identifiability=IdentifiabilityReport(
-            credit_sets=set_records,
-            blocks=blocks,
-            design_condition_number=None
-            if design is None
-            else diagnostics.design_condition(problem, design.matrix),
-            evidence=evidence_records,
-            free_rates_identified=free_identified,
-            rule=f"proportional: cosine >= {diagnostics.PROPORTIONAL_COSINE}; singular: smallest "
-            f"/ largest singular value <= {diagnostics.SINGULAR_RATIO:g}",
-        ),
-        cold_start=[
-            ColdStartEntity(
-                entity=str(problem.entity_labels[h]),
-                n_groups=int(problem.entity_groups[h]),
-                total_exposure=float(problem.entity_exposure[h]),
-                reason=reason,
-            )
-            for h, reason in cold_reason.items()
-        ],
-        bootstrap=_bootstrap(stability),
-        block_totals=report.block_totals(
-            problem, inputs.group_block, inputs.entity_block, entity_credit
+        entities=_entities(inputs, est, diagnosis),
+        unallocated_groups=diagnosis.unallocated,
+        mass_conservation_max_rel_error=est.fitted.mass_error,
+        convergence=None if em is None else summary.convergence(em),
+        identifiability=_identifiability(problem, design, diagnosis),
+        cold_start=_cold_start(problem, diagnosis.cold_reason),
+        bootstrap=_bootstrap(diagnosis.stability),
+        block_totals=summary.block_totals(
+            problem, inputs.group_block, inputs.entity_block, est.entity_credit
         )
         if inputs.source == "mta"
         else [],
         bayes=None
         if bayes is None
-        else report.bayes_report(bayes, problem, block_code, productivity),
+        else summary.bayes_report(bayes, problem, est.block_code, est.productivity),
         truth_recovery=recovery,
-        findings=findings,
+        findings=diagnosis.findings,
         outputs=[ALLOCATION_PATH, SUMMARY_PATH],
     )
-    table = report.allocation_table(
-        problem,
+
+
+def _identifiability(
+    problem: AllocationProblem, design: Design | None, diagnosis: _Diagnosis
+) -> IdentifiabilityReport:
+    return IdentifiabilityReport(
+        credit_sets=diagnosis.set_records,
+        blocks=diagnosis.blocks,
+        design_condition_number=None
+        if design is None
+        else diagnostics.design_condition(problem, design.matrix),
+        evidence=diagnosis.evidence,
+        free_rates_identified=diagnosis.free_identified,
+        rule=f"proportional: cosine >= {diagnostics.PROPORTIONAL_COSINE}; singular: smallest "
+        f"/ largest singular value <= {diagnostics.SINGULAR_RATIO:g}",
+    )
+
+
+def _cold_start(problem: AllocationProblem, cold_reason: dict[int, str]) -> list[ColdStartEntity]:
+    return [
+        ColdStartEntity(
+            entity=str(problem.entity_labels[h]),
+            n_groups=int(problem.entity_groups[h]),
+            total_exposure=float(problem.entity_exposure[h]),
+            reason=reason,
+        )
+        for h, reason in cold_reason.items()
+    ]
+
+
+def _table(inputs: LoadedInputs, est: _Estimate, diagnosis: _Diagnosis) -> pd.DataFrame:
+    """Rows of ``analysis/mta_allocation.csv``."""
+    return summary.allocation_table(
+        inputs.problem,
         inputs.entity_block,
         inputs.group_columns,
-        fitted.share,
-        fitted.allocated,
-        fitted.lower,
-        fitted.upper,
-        set_of_entity,
+        est.fitted.share,
+        est.fitted.allocated,
+        est.fitted.lower,
+        est.fitted.upper,
+        diagnosis.set_of_entity,
     )
-    outputs = {
-        ALLOCATION_PATH: csv_bytes(table, float_format="%.12g"),
-        SUMMARY_PATH: json_bytes(summary.model_dump(mode="json")),
-    }
-    return summary, outputs
 
 
 def _em_diagnostics(
@@ -376,8 +472,8 @@ def _em_diagnostics(
         else int(np.unique(em.parameter_of_entity[problem.entity_exposure > 0]).size)
     )
     tests = diagnostics.productivity_evidence(problem, em, equal, n_params)
-    records, findings = report.evidence(problem, tests, inputs.entity_block)
-    findings += report.em_findings(problem, em, blocks, free_identified, stability)
+    records, findings = summary.evidence(problem, tests, inputs.entity_block)
+    findings += summary.em_findings(problem, em, blocks, free_identified, stability)
     return stability, records, findings
 
 
@@ -413,18 +509,8 @@ def _bootstrap(stability: diagnostics.Stability | None) -> BootstrapStability | 
     )
 
 
-def _entities(
-    inputs: LoadedInputs,
-    fitted: _Fitted,
-    productivity: np.ndarray,
-    prod_low: np.ndarray | None,
-    prod_high: np.ndarray | None,
-    entity_credit: np.ndarray,
-    cold_reason: dict[int, str],
-    set_of_entity: np.ndarray,
-    stability: diagnostics.Stability | None,
-) -> list[EntityResult]:
-    problem = inputs.problem
+def _entities(inputs: LoadedInputs, est: _Estimate, diagnosis: _Diagnosis) -> list[EntityResult]:
+    problem, fitted = inputs.problem, est.fitted
 
     def at(values: np.ndarray | None, h: int) -> float | None:
         return None if values is None else optional(values[h])
@@ -434,6 +520,7 @@ def _entities(
             return None
         return int(rounding(values[h]))
 
+    stability = diagnosis.stability
     low = None if stability is None else stability.rank_low
     high = None if stability is None else stability.rank_high
     return [
@@ -441,17 +528,17 @@ def _entities(
             entity=str(problem.entity_labels[h]),
             block=str(inputs.entity_block[h]),
             rate=optional(fitted.rate[h]),
-            productivity=optional(productivity[h]),
-            productivity_lower_90=at(prod_low, h),
-            productivity_upper_90=at(prod_high, h),
-            total_allocated=float(entity_credit[h]),
+            productivity=optional(est.productivity[h]),
+            productivity_lower_90=at(est.prod_low, h),
+            productivity_upper_90=at(est.prod_high, h),
+            total_allocated=float(est.entity_credit[h]),
             total_allocated_lower_90=at(fitted.total_lower, h),
             total_allocated_upper_90=at(fitted.total_upper, h),
             total_exposure=float(problem.entity_exposure[h]),
             n_groups=int(problem.entity_groups[h]),
             estimable=bool(problem.entity_exposure[h] > 0),
-            cold_start=h in cold_reason,
-            credit_set=set_of_entity[h],
+            cold_start=h in diagnosis.cold_reason,
+            credit_set=diagnosis.set_of_entity[h],
             rank_lower_90=rank(low, h, np.floor),
             rank_upper_90=rank(high, h, np.ceil),
         )

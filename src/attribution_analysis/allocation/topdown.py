@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from attribution_analysis.allocation.diagnostics import band
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.errors import ParameterError
 
@@ -64,8 +65,10 @@ def split_draws(
     )
     row_draws = draws[:, problem.group] * share  # (D, N)
     entity_draws = (split.T @ draws.T).T  # (D, H)
+    # Per row (draws x pairs, no NaN): NumPy's quantile, the same 5%/95% band as band_90,
+    # several times faster than its NaN-skipping xarray path on arrays this size.
     lower, upper = np.quantile(row_draws, [0.05, 0.95], axis=0)
-    entity_lower, entity_upper = np.quantile(entity_draws, [0.05, 0.95], axis=0)
+    entity_lower, entity_upper = band(entity_draws)
     if block_of_group is None:
         _, block_of_group, entity_block = problem.blocks
     else:

@@ -110,11 +110,12 @@ def recovery_report(
     known = np.isfinite(truth.rate)
     true_relative = diagnostics.relative_productivity(truth.rate, known, entity_block, n_blocks)
     usable = identified & np.isfinite(productivity) & known
-    spearman = (
-        float(spearmanr(productivity[usable], true_relative[usable]).statistic)
-        if usable.sum() >= 3
-        else None
-    )
+    spearman = None
+    # Undefined when either side is constant, e.g. one rate per channel (covariates=
+    # ['channel']): there is no ranking to compare, which is not a non-finite result.
+    ranked = usable.sum() >= 3 and np.ptp(productivity[usable]) > 0
+    if ranked and np.ptp(true_relative[usable]) > 0:
+        spearman = float(spearmanr(productivity[usable], true_relative[usable]).statistic)
     if not compare_credit:
         return TruthRecovery(
             allocated_corr=None,

@@ -1,5 +1,6 @@
-"""Pydantic contracts: input tables, step parameters and results, output files.
+"""Pydantic contracts: input tables, step parameters and answers, output files.
 
-``schemas/`` at the repository root holds the JSON Schema of each model listed in
-:data:`attribution_analysis.contracts.registry.SCHEMA_MODELS`; a test fails when they drift.
+``schemas/`` at the repository root holds the JSON Schema of each (the list is derived in
+:func:`attribution_analysis.schemas.schema_models` from the step table and the workspace
+layout); a test fails when they drift.
 """

@@ -18,6 +18,7 @@ from attribution_analysis.contracts.common import (
     Finding,
     Identifier,
     Metadata,
+    StepAnswer,
     StrictModel,
 )
 
@@ -547,3 +548,52 @@ class AllocationReport(StrictModel):
     )
     findings: list[Finding] = Field(description="Warnings and notes, with their numbers.")
     outputs: list[str] = Field(description="Workspace-relative paths written.")
+
+
+class AllocateAnswer(StepAnswer):
+    """What ``allocate`` answers: the settings used, what the data can separate, the few
+    numbers the agent quotes (coefficients with their 90% intervals, P(A > B) for bayes) and
+    every finding. Per-entity rates and credit are in the summary file and the CSV."""
+
+    source: Literal["hcp-brick", "mta"] = Field(description="Input layout allocated.")
+    method: Method = Field(description="'em' or 'bayes'.")
+    family: Family = Field(description="'poisson' or 'gamma'.")
+    m_step: Literal["free", "glm", "bayes"] = Field(
+        description="Rates: one free rate per entity, log-link GLM on covariates, or Bayesian."
+    )
+    n_groups: int = Field(ge=0, description="Groups (bricks, or channel-period cells).")
+    n_entities: int = Field(ge=0, description="Entities (HCPs, or campaigns).")
+    n_pairs: int = Field(ge=0, description="Rows of the exposure table.")
+    omega_source: str | None = Field(
+        description="Source of the allocation weight ω: 'visits' / 'exposure' (hcp-brick), "
+        "'effective_exposure' or 'path_credit:<method>' (mta); say which when quoting a split."
+    )
+    mass_conservation_max_rel_error: float = Field(
+        ge=0, description="max over allocatable groups of |sum of credit - total| / total."
+    )
+    unallocated_groups: int = Field(
+        ge=0,
+        description="Number of groups whose total could not be split (listed in the summary "
+        "file's unallocated_groups, never dropped silently).",
+    )
+    credit_sets: list[list[str]] = Field(
+        description="Sets of entities the data cannot separate: report each set's combined "
+        "credit, never a split inside it."
+    )
+    coefficients: list[Coefficient] = Field(
+        description="Covariate effects on log productivity with 90% intervals (empty without "
+        "covariates); one whose interval spans 0 has no established direction."
+    )
+    converged: bool | None = Field(description="em: both tolerances met (null for bayes).")
+    iterations: int | None = Field(ge=0, description="em: passes over the table (null for bayes).")
+    bayes: BayesReport | None = Field(
+        description="bayes: sampler facts (R-hat, ESS, divergences) and P(A > B) for the top "
+        "entities of each block (null for em)."
+    )
+    truth_recovery: TruthRecovery | None = Field(
+        description="Simulated workspaces only: how close the split came to the truth."
+    )
+    warnings: list[Finding] = Field(
+        description="The findings of severity warning or error (read them before any ranking)."
+    )
+    findings: list[Finding] = Field(description="Every finding, notes included.")

@@ -8,15 +8,16 @@ confused (PyMC-Marketing's own optimizer takes a per-period budget, see PITFALLS
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from attribution_analysis.contracts.common import (
     Finding,
     Identifier,
     Interval,
     Metadata,
+    StepAnswer,
     StrictModel,
 )
 
@@ -102,8 +103,41 @@ class AllocationScenario(StrictModel):
     )
 
 
+SCENARIO_SPELLINGS = (
+    "'shift:FROM:TO:FRACTION' (e.g. shift:tv:search:0.2), 'total:CHANGE' (e.g. total:+0.1) "
+    "or 'plan:CHANNEL=SPEND,CHANNEL=SPEND'"
+)
+
+
+def _spelled_scenario(value: Any) -> Any:
+    """A scenario given in its short spelling (a string, as typed on a command line or in a
+    chat) as the object it stands for; objects pass through unchanged."""
+    if not isinstance(value, str):
+        return value
+    kind, _, rest = value.strip().partition(":")
+    parts = rest.split(":")
+    try:
+        if kind == "shift" and len(parts) == 3:
+            return {
+                "kind": "shift",
+                "from_channel": parts[0],
+                "to_channel": parts[1],
+                "fraction": float(parts[2]),
+            }
+        if kind == "total" and len(parts) == 1:
+            return {"kind": "total_change", "change": float(parts[0])}
+        if kind == "plan" and rest:
+            pairs = [p.split("=", 1) for p in rest.split(",")]
+            return {"kind": "allocation", "allocation": {k.strip(): float(v) for k, v in pairs}}
+    except ValueError:
+        pass
+    raise ValueError(f"cannot read the scenario {value!r}: write it as {SCENARIO_SPELLINGS}")
+
+
 Scenario = Annotated[
-    ShiftScenario | TotalChangeScenario | AllocationScenario, Field(discriminator="kind")
+    ShiftScenario | TotalChangeScenario | AllocationScenario,
+    Field(discriminator="kind"),
+    BeforeValidator(_spelled_scenario),
 ]
 
 
@@ -134,6 +168,12 @@ class OptimizeBudgetParams(StrictModel):
     bounds: list[ChannelBound] = Field(
         default_factory=list, description="Per-channel spend limits (see ChannelBound)."
     )
+    bounds_file: str | None = Field(
+        default=None,
+        description="Workspace-relative CSV (columns channel, min_spend, max_spend, "
+        "min_change, max_change; blank = no limit) or JSON list of per-channel limits, "
+        "added to `bounds`.",
+    )
     max_change: float | None = Field(
         default=0.3,
         ge=0,
@@ -162,7 +202,9 @@ class OptimizeBudgetParams(StrictModel):
         description="Tail share for the 'cvar' objective (0.1 = worst 10% of draws).",
     )
     scenarios: list[Scenario] = Field(
-        default_factory=list, description="What-if scenarios evaluated on every draw."
+        default_factory=list,
+        description="What-if scenarios evaluated on every draw: objects, or the short "
+        f"spellings {SCENARIO_SPELLINGS}.",
     )
     draws: int = Field(
         default=500,
@@ -314,3 +356,81 @@ class BudgetOptimization(StrictModel):
     )
     curves: list[ResponseCurve] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+
+
+# ----- the step's answer ------------------------------------------------------------------------
+
+
+class AllocationAnswer(StrictModel):
+    """One channel of the recommendation, compact (intervals per channel are in the file)."""
+
+    channel: str = Field(description="Channel name, as in the MMM.")
+    current_spend: float = Field(
+        description="Spend over the horizon at the current mix, scaled to the planned budget "
+        "(currency, rounded to cents)."
+    )
+    recommended_spend: float = Field(
+        description="Recommended spend over the horizon (currency, rounded to cents)."
+    )
+    change_pct: float | None = Field(
+        description="Relative change recommended vs current (0.1 = +10%); null when current "
+        "spend is 0."
+    )
+    bound_active: Literal["min", "max"] | None = Field(
+        description="The limit the recommendation sits on, if any: the optimum may lie beyond it."
+    )
+    saturated: bool = Field(
+        description="Near saturation at current spend (a 'saturated_channel' finding says why)."
+    )
+    beyond_observed: bool = Field(
+        description="Recommended spend per period above the highest seen in the data: the "
+        "curve is extrapolated there ('extrapolated_spend' finding)."
+    )
+
+
+class ScenarioAnswer(StrictModel):
+    """One what-if scenario, compact (its allocation and outcome are in the file)."""
+
+    name: str = Field(description="Scenario label.")
+    kind: str = Field(description="'shift', 'total_change' or 'allocation'.")
+    total_spend: float = Field(description="Total spend of the scenario over the horizon.")
+    lift_vs_current: Interval = Field(
+        description="Outcome of the scenario minus the current mix's, per draw."
+    )
+    probability_better: float = Field(
+        ge=0, le=1, description="Share of draws where the scenario beats the current mix."
+    )
+
+
+class BudgetAnswer(StepAnswer):
+    """What optimize_budget answers: the decision with its uncertainty, not the curves."""
+
+    target: str = Field(description="What the outcome counts (the MMM's target column).")
+    outcome_unit: str = Field(description="Unit of the outcome and lift figures; quote it.")
+    total_budget: float = Field(
+        gt=0, description="Total spend over the whole horizon, all channels (not per period)."
+    )
+    budget_per_period: float = Field(
+        gt=0,
+        description="total_budget / horizon_periods: read it back to the user to confirm the "
+        "unit of the budget.",
+    )
+    horizon_periods: int = Field(ge=1, description="Planning horizon in periods of `grain`.")
+    grain: str = Field(description="Period grain of the model: 'weekly' or 'daily'.")
+    current_basis: str = Field(description="Which data window defines 'current spend'.")
+    allocations: list[AllocationAnswer] = Field(
+        description="Current and recommended spend per channel."
+    )
+    outcome: OutcomeSummary = Field(
+        description="Outcome of the current mix and of the recommendation, the lift with its "
+        "intervals and probability_better (quote the lift interval and P(better), not only "
+        "the mean)."
+    )
+    scenarios: list[ScenarioAnswer] = Field(description="The what-if scenarios evaluated.")
+    infeasible_scenarios: list[InfeasibleScenario] = Field(
+        description="Scenarios the limits rule out, with the reason and what to change."
+    )
+    findings: list[Finding] = Field(
+        description="What to say with the numbers: saturated_channel, extrapolated_spend, "
+        "budget_looks_per_period, budget_far_from_current, override, ..."
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from attribution_analysis.contracts.allocation import SaturationOn
-from attribution_analysis.contracts.common import Finding, Metadata, StrictModel
+from attribution_analysis.contracts.common import Finding, Metadata, StepAnswer, StrictModel
 
 
 class BuildExposureParams(StrictModel):
@@ -47,3 +47,37 @@ class ExposureReport(StrictModel):
     )
     channels: list[ChannelExposure]
     findings: list[Finding] = Field(default_factory=list)
+
+
+class CampaignShare(StrictModel):
+    campaign: str = Field(description="Campaign id.")
+    share_of_channel: float = Field(
+        ge=0, le=1, description="Share of the channel's effective exposure (4 decimals)."
+    )
+
+
+class ChannelExposureSummary(StrictModel):
+    channel: str = Field(description="Channel name.")
+    campaigns: int = Field(ge=0, description="Number of campaigns of the channel.")
+    top_campaigns: list[CampaignShare] = Field(
+        description="The campaigns with the largest shares of effective exposure (at most 3)."
+    )
+
+
+class ExposureAnswer(StepAnswer):
+    """What ``build_effective_exposure`` answers: where the transforms came from and the
+    largest campaigns per channel (every campaign and period is in the files)."""
+
+    saturation_on: SaturationOn = Field(
+        description="Where saturation was applied: the channel total or each campaign."
+    )
+    transforms_source: str = Field(
+        description="File the adstock/saturation parameters came from (or 'parameters given "
+        "in the call')."
+    )
+    channels: list[ChannelExposureSummary] = Field(
+        description="Per channel: campaign count and top campaigns by share."
+    )
+    findings: list[Finding] = Field(
+        description="Notes to pass on, e.g. transforms taken from the simulator's truth."
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import Metadata, StrictModel
+from attribution_analysis.contracts.common import Finding, Metadata, StepAnswer, StrictModel
 
 
 class DownscaleParams(StrictModel):
@@ -27,3 +27,22 @@ class DownscaleReport(StrictModel):
         description="Largest |sum of hourly parts - period credit| / period credit."
     )
     note: str = Field(description="What the split assumes.")
+
+
+class DownscaleAnswer(StepAnswer):
+    """What ``downscale_intraday`` answers: the hourly table, how the profile was joined, the
+    conservation check and what the split assumes."""
+
+    table: str = Field(description="Workspace-relative CSV of hourly credit.")
+    rows: int = Field(ge=0, description="Rows of the hourly table.")
+    profile_keyed_by: list[str] = Field(
+        description="Columns the profile was joined on: ['date', 'campaign'] (each period's "
+        "own delivery) or ['campaign'] (one typical day per campaign)."
+    )
+    max_relative_error: float = Field(
+        ge=0, description="Largest |sum of hourly parts - period credit| / period credit."
+    )
+    note: str = Field(description="What the split assumes; say it with the numbers.")
+    findings: list[Finding] = Field(
+        default_factory=list, description="Notes and warnings (none so far for this step)."
+    )

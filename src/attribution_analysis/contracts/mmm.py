@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import Finding, StrictModel
+from attribution_analysis.contracts.common import Finding, StepAnswer, StrictModel
+from attribution_analysis.contracts.outputs import MMMMethod
 
 Backend = Literal["nutpie", "pymc", "numpyro"]
 QuickMethod = Literal["map", "advi"]
@@ -128,6 +129,39 @@ class FitMMMResult(StrictModel):
     for_decisions: bool = Field(description="False for quick (MAP/ADVI) fits.")
     remedies_tried: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+
+
+class FitMMMAnswer(StepAnswer):
+    """What fit_mmm answers: which model was fitted, whether it may be used for decisions,
+    its convergence at a glance and what was tried when the sampler struggled."""
+
+    method: MMMMethod = Field(
+        description="bayesian_nuts, bayesian_map, bayesian_advi (quick, not for decisions) or "
+        "ridge_bootstrap (fallback: bootstrap intervals, not posterior ones)."
+    )
+    model_path: str = Field(description="Workspace path of the stored posterior (NetCDF).")
+    fit_key: str = Field(description="Hash of data + configuration; the cache key.")
+    cached: bool = Field(description="True when the stored fit was reused without sampling.")
+    wall_seconds: float = Field(ge=0, description="Seconds spent in this call.")
+    sampling_seconds: float | None = Field(
+        description="Seconds of sampling (null: nothing was sampled in this call)."
+    )
+    compile_reused: bool = Field(description="A compiled model was reused.")
+    channels: list[str] = Field(description="Channels in the model.")
+    n_observations: int = Field(ge=0, description="Rows (periods x geos) the model was fitted on.")
+    convergence: dict[str, float | int | None] = Field(
+        description="max_rhat, min_ess_bulk, min_ess_tail, divergences, draws (empty for quick "
+        "and ridge fits); validate_model applies the acceptance gates."
+    )
+    for_decisions: bool = Field(
+        description="False for quick (MAP/ADVI) fits and fits that failed the convergence gates."
+    )
+    remedies_tried: list[str] = Field(
+        description="What was done when the sampler failed its gates (retry, ridge fallback)."
+    )
+    findings: list[Finding] = Field(
+        description="What to tell the user: quick fit, ridge fallback, failed gates."
+    )
 
 
 class ValidateModelParams(StrictModel):

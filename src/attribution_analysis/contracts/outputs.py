@@ -64,12 +64,17 @@ class ChannelContributions(StrictModel):
 class DecomposeAnswer(StepAnswer):
     """What decompose_contributions answers: every figure the agent quotes, with intervals."""
 
-    target: Target
-    method: MMMMethod
+    target: Target = Field(description="The outcome explained (revenue or conversions).")
+    method: MMMMethod = Field(description="How the model was fitted (NUTS, quick, ridge).")
     roas_unit: str | None = Field(description="Unit of ROAS and marginal ROAS; quote it.")
-    channels: list[ChannelContribution]
-    base: BaseContribution
-    sum_check: SumCheck
+    channels: list[ChannelContribution] = Field(
+        description="Per channel: contribution, share of media, ROAS and marginal ROAS, each "
+        "with its 90% and 95% intervals."
+    )
+    base: BaseContribution = Field(description="What is not media: intercept, season, controls.")
+    sum_check: SumCheck = Field(
+        description="Whether base + channels add up to the fitted outcome (within tolerance)."
+    )
     findings: list[Finding] = Field(
         description="What to say with the numbers (overrides, prior-driven channels, ...)."
     )
@@ -143,4 +148,38 @@ class MMMDiagnostics(StrictModel):
     )
     trace: dict[str, Any] = Field(
         default_factory=dict, description="Thinned draws per chain for trace plots."
+    )
+
+
+class ValidateModelAnswer(StepAnswer):
+    """What validate_model answers: the verdict, each criterion with its number, and what
+    to say about priors and remedies (the series and trace are in the diagnostics file)."""
+
+    method: MMMMethod = Field(description="Method of the fit that was checked.")
+    passed: bool = Field(
+        description="All acceptance criteria passed; when false, decomposition and "
+        "optimization refuse the model unless given an override_reason."
+    )
+    failed_criteria: list[str] = Field(description="Names of the criteria that failed.")
+    criteria: list[Criterion] = Field(description="Every criterion: value, threshold, rule.")
+    divergences: int = Field(ge=0, description="Divergent transitions in the fit.")
+    ppc_coverage_90: float | None = Field(
+        description="Share of observed periods inside the 90% predictive interval."
+    )
+    loo: dict[str, float | None] = Field(
+        description="elpd_loo, se, p_loo, max Pareto k (empty for quick and ridge fits)."
+    )
+    backtest: dict[str, Any] | None = Field(
+        description="Out-of-sample check on held-out final periods: MAPE and 90% coverage "
+        "(null when skipped)."
+    )
+    remedies_tried: list[str] = Field(
+        description="What the fit tried when the sampler failed its gates; report them."
+    )
+    prior_comparison: list[dict[str, Any]] = Field(
+        description="Per channel: mean ROAS under the default and under vague priors, relative "
+        "shift, overlap, prior_dominates (the data alone cannot pin it down: propose a lift test)."
+    )
+    findings: list[Finding] = Field(
+        description="What to tell the user (prior-dominated channels, Pareto k, quick fit, ...)."
     )

@@ -18,6 +18,7 @@ from attribution_analysis.contracts.common import (
     Identifier,
     Label,
     Metadata,
+    StepAnswer,
     StrictModel,
 )
 
@@ -479,3 +480,63 @@ class PathAttributionReport(StrictModel):
     caveats: list[str] = Field(description="What path data cannot tell, for every reader.")
     findings: list[Finding] = Field(default_factory=list)
     outputs: list[str] = Field(description="Files written by the step.")
+
+
+# ----- the step's answer ------------------------------------------------------------------------
+Band = tuple[float, float]
+
+
+class ShapleyAnswer(StrictModel):
+    """How far to trust the Shapley credit."""
+
+    exact: bool = Field(description="False when Monte Carlo permutations were used.")
+    error_bound: float | None = Field(
+        description="Monte Carlo: 95% bound on |estimate - exact| of the raw values (null "
+        "when exact)."
+    )
+    prior_journeys: float = Field(
+        description="Pseudo-journeys of the prior shrinking each channel set's rate."
+    )
+    low_support_value_share: float = Field(
+        description="Share of the game's worth carried by sets with few journeys (a "
+        "'shapley_low_support' warning above 0.2); rounded to 4 decimals."
+    )
+
+
+class PathsAnswer(StepAnswer):
+    """What attribute_paths answers: shares per method with their 90% intervals, removal
+    effects, the comparison with the MMM, findings. Path credit is correlational: present it
+    beside the MMM, never instead of it."""
+
+    input: PathInputSummary = Field(description="What was read: journeys, paths, conversions.")
+    shares: dict[str, dict[str, float]] = Field(
+        description="Per method, per channel: share of credited conversions (0-1, rounded to "
+        "4 decimals)."
+    )
+    shares_interval_90: dict[str, dict[str, Band]] = Field(
+        description="Per method, per channel: bootstrap 90% interval of the share [low, high] "
+        "(methods without one are left out; empty when the bootstrap was skipped)."
+    )
+    removal_effects: dict[str, float] | None = Field(
+        description="Markov removal effect per channel (rounded to 6 decimals); null when "
+        "Markov did not run."
+    )
+    removal_effects_interval_90: dict[str, Band] | None = Field(
+        description="Bootstrap 90% interval of each removal effect; null when Markov did not run."
+    )
+    shapley: ShapleyAnswer | None = Field(description="Shapley reliability; null when not run.")
+    reconciliation: list[ReconciledChannel] | None = Field(
+        description="Per MMM channel: the MMM share with its 90% interval beside every path "
+        "method's share; null without the MMM contributions file."
+    )
+    disagreements: dict[str, list[str]] | None = Field(
+        description="MMM channel -> path methods whose share falls outside the MMM 90% "
+        "interval; null without the MMM."
+    )
+    truth_mean_abs_error: dict[str, float] | None = Field(
+        description="Simulated workspaces only: per method, mean |share - true share|."
+    )
+    findings: list[Finding] = Field(
+        description="What to say with the numbers: path_mmm_disagreement, "
+        "zero_removal_effect, shapley_low_support, extreme_path_length, ..."
+    )

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import StrictModel
+from attribution_analysis.contracts.common import StepAnswer, StrictModel
 
 Audience = Literal["cmo", "data_science", "finance", "marketing", "legal"]
 AudienceChoice = Literal["cmo", "data_science", "finance", "marketing", "legal", "all"]
@@ -136,3 +136,13 @@ class DraftFaqResult(StrictModel):
         "input file records it); also written to each faq_<audience>.sources.json."
     )
     run_id: str = Field(description="Run id in the workspace run registry.")
+
+
+class GenerateReportAnswer(StepAnswer, GenerateReportResult):
+    """What ``generate_report`` answers (MCP tool, CLI, scripts): where the report is, which
+    sections had input (or why not), its figures. The HTML itself is a resource."""
+
+
+class DraftFaqAnswer(StepAnswer, DraftFaqResult):
+    """What ``draft_faq`` answers: the files per audience, the outputs whose numbers were
+    filled in and those missing (answers that need them say so)."""

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import StrictModel
+from attribution_analysis.contracts.common import StepAnswer, StrictModel
 
 
 class SimulationParams(StrictModel):
@@ -60,3 +60,23 @@ class SimulationParams(StrictModel):
         description="journeys: simulated users (those with no touch are untracked and do not "
         "appear in journeys.csv).",
     )
+
+
+class SimulateWorkspaceParams(SimulationParams):
+    """Parameters of the ``simulate_workspace`` step: the simulation, and whether it may
+    replace the inputs of a workspace that already holds some."""
+
+    overwrite: bool = Field(
+        default=False,
+        description="Replace raw/ and truth/ when the workspace already holds them (analysis/ "
+        "outputs then no longer match the data and are refused by the staleness checks).",
+    )
+
+
+class SimulateAnswer(StepAnswer):
+    """What simulate_workspace answers: which world was simulated, from which seed."""
+
+    kind: Literal["mmm", "mta", "hcp-brick", "journeys"] = Field(
+        description="The kind of world simulated."
+    )
+    seed: int = Field(description="Random seed; the same seed writes the same bytes.")

@@ -7,7 +7,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from attribution_analysis.contracts.common import DataRange, Finding, Metadata, StrictModel
+from attribution_analysis.contracts.common import (
+    DataRange,
+    Finding,
+    Metadata,
+    StepAnswer,
+    StrictModel,
+)
 
 Grain = Literal["daily", "weekly"]
 
@@ -123,6 +129,39 @@ class DataValidationReport(StrictModel):
     )
     warnings: list[Finding] = Field(description="Rules triggered, with their numbers.")
     notes: list[Finding] = Field(description="Informational notes (trimming, aggregation).")
+
+
+Confidence = Literal["high", "medium", "low"]
+
+
+class ValidateDataAnswer(StepAnswer):
+    """What validate_data answers: the decisions it took (grain, window), the channels with
+    their data confidence, and every warning to read out (the full report is a file)."""
+
+    validation_status: Literal["passed", "passed_with_warnings"] = Field(
+        description="'passed_with_warnings' when any warning needs a look."
+    )
+    grain: Grain = Field(description="Modelling grain chosen.")
+    grain_reason: str = Field(description="Why that grain was chosen; say it to the user.")
+    window: DataRange = Field(description="Modelling window after alignment.")
+    target_default: Literal["conversions", "revenue"] = Field(
+        description="Outcome the MMM models by default (conversions when present)."
+    )
+    channels: list[str] = Field(description="Channels found, in panel order.")
+    data_confidence: dict[str, Confidence] = Field(
+        description="Per channel: data confidence after imputation (high: nothing imputed, "
+        "medium: <= 5% of periods, low: more); report imputed spend with its grade."
+    )
+    imputed_periods: dict[str, int] = Field(
+        description="Per channel: periods whose spend was imputed."
+    )
+    warnings: list[Finding] = Field(
+        description="Rules triggered, with their numbers (high spend correlation, VIF or "
+        "condition number: the data cannot separate those channels; imputed spend or outcome)."
+    )
+    notes: list[Finding] = Field(
+        description="Informational notes (trimmed partial periods, aggregation, fills)."
+    )
 
 
 class ValidateDataParams(StrictModel):

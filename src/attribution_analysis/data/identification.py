@@ -23,7 +23,6 @@ def measure(
     spend: pd.DataFrame, n_controls: int, n_observations: int, n_geos: int
 ) -> tuple[IdentificationMetrics, list[Finding]]:
     """``spend``: periods x channels (national totals)."""
-    findings: list[Finding] = []
     channels = list(spend.columns)
     values = spend.to_numpy(dtype=float)
     std = values.std(axis=0)
@@ -32,82 +31,14 @@ def measure(
     z[:, varying] = (values[:, varying] - values[:, varying].mean(axis=0)) / std[varying]
     corr = np.corrcoef(z, rowvar=False) if len(channels) > 1 else np.ones((1, 1))
     corr = np.nan_to_num(np.atleast_2d(corr))
-    for i in range(len(channels)):
-        for j in range(i + 1, len(channels)):
-            r = float(corr[i, j])
-            if abs(r) >= CORRELATION_LIMIT:
-                findings.append(
-                    Finding(
-                        code="high_spend_correlation",
-                        severity="warning",
-                        value=round(r, 4),
-                        threshold=CORRELATION_LIMIT,
-                        rule=f"|r| >= {CORRELATION_LIMIT}",
-                        subject=f"{channels[i]} / {channels[j]}",
-                        message=f"spend of {channels[i]} and {channels[j]} moves together "
-                        f"(r = {r:.2f}); the model cannot tell their effects apart from this data. "
-                        "Calibrate one with a lift test, or vary them independently.",
-                    )
-                )
-    vif: dict[str, float | None] = {}
-    condition: float | None
+    findings = _correlation_findings(channels, corr)
     if len(channels) > 1:
-        singular = np.linalg.cond(corr) > 1e12
-        inverse = None if singular else np.linalg.inv(corr)
-        for k, channel in enumerate(channels):
-            value = None if inverse is None else float(inverse[k, k])
-            vif[channel] = None if value is None else round(value, 4)
-            if value is None or value > VIF_LIMIT:
-                findings.append(
-                    Finding(
-                        code="high_vif",
-                        severity="warning",
-                        subject=channel,
-                        value=value,
-                        threshold=VIF_LIMIT,
-                        rule=f"VIF > {VIF_LIMIT:g}",
-                        message=f"{channel}'s spend is "
-                        + ("an exact combination of" if value is None else "largely explained by")
-                        + " the other channels' (VIF "
-                        + ("infinite" if value is None else f"{value:.1f}")
-                        + "); its effect will be weakly identified.",
-                    )
-                )
-        cond = float(np.linalg.cond(z[:, varying])) if varying.sum() > 1 else 1.0
-        condition = None if not np.isfinite(cond) or cond > 1e12 else round(cond, 4)
-        if condition is None or condition > CONDITION_LIMIT:
-            findings.append(
-                Finding(
-                    code="high_condition_number",
-                    severity="warning",
-                    value=condition,
-                    threshold=CONDITION_LIMIT,
-                    rule=f"condition number > {CONDITION_LIMIT:g}",
-                    message="the standardised media matrix is ill-conditioned ("
-                    + ("singular" if condition is None else f"{condition:.1f}")
-                    + "); channel effects trade off against each other. Lift-test priors help.",
-                )
-            )
+        vif, vif_findings = _vif(channels, corr)
+        condition, condition_findings = _condition(z[:, varying])
+        findings += vif_findings + condition_findings
     else:
-        vif = {channels[0]: 1.0}
-        condition = 1.0
-    n_periods = len(spend)
-    for channel in channels:
-        active = int((spend[channel] > 0).sum())
-        share = active / n_periods if n_periods else 0.0
-        if active < MIN_ACTIVE_PERIODS or share < MIN_ACTIVE_SHARE:
-            findings.append(
-                Finding(
-                    code="few_active_periods",
-                    severity="warning",
-                    subject=channel,
-                    value=active,
-                    threshold=max(MIN_ACTIVE_PERIODS, MIN_ACTIVE_SHARE * n_periods),
-                    rule=f"active periods < {MIN_ACTIVE_PERIODS} or < {MIN_ACTIVE_SHARE:.0%}",
-                    message=f"{channel} spends in only {active} of {n_periods} periods "
-                    f"({share:.0%}); its saturation curve will rest mostly on the prior.",
-                )
-            )
+        vif, condition = {channels[0]: 1.0}, 1.0
+    findings += _activity_findings(spend)
     n_parameters = (
         FIXED_PARAMETERS + PARAMETERS_PER_CHANNEL * len(channels) + n_controls + max(0, n_geos - 1)
     )
@@ -136,3 +67,94 @@ def measure(
         periods_per_parameter=round(per_parameter, 4),
     )
     return metrics, findings
+
+
+def _correlation_findings(channels: list[str], corr: np.ndarray) -> list[Finding]:
+    findings = []
+    for i in range(len(channels)):
+        for j in range(i + 1, len(channels)):
+            r = float(corr[i, j])
+            if abs(r) >= CORRELATION_LIMIT:
+                findings.append(
+                    Finding(
+                        code="high_spend_correlation",
+                        severity="warning",
+                        value=round(r, 4),
+                        threshold=CORRELATION_LIMIT,
+                        rule=f"|r| >= {CORRELATION_LIMIT}",
+                        subject=f"{channels[i]} / {channels[j]}",
+                        message=f"spend of {channels[i]} and {channels[j]} moves together "
+                        f"(r = {r:.2f}); the model cannot tell their effects apart from this data. "
+                        "Calibrate one with a lift test, or vary them independently.",
+                    )
+                )
+    return findings
+
+
+def _vif(channels: list[str], corr: np.ndarray) -> tuple[dict[str, float | None], list[Finding]]:
+    """Variance inflation per channel (None: an exact combination of the others)."""
+    findings = []
+    vif: dict[str, float | None] = {}
+    singular = np.linalg.cond(corr) > 1e12
+    inverse = None if singular else np.linalg.inv(corr)
+    for k, channel in enumerate(channels):
+        value = None if inverse is None else float(inverse[k, k])
+        vif[channel] = None if value is None else round(value, 4)
+        if value is None or value > VIF_LIMIT:
+            findings.append(
+                Finding(
+                    code="high_vif",
+                    severity="warning",
+                    subject=channel,
+                    value=value,
+                    threshold=VIF_LIMIT,
+                    rule=f"VIF > {VIF_LIMIT:g}",
+                    message=f"{channel}'s spend is "
+                    + ("an exact combination of" if value is None else "largely explained by")
+                    + " the other channels' (VIF "
+                    + ("infinite" if value is None else f"{value:.1f}")
+                    + "); its effect will be weakly identified.",
+                )
+            )
+    return vif, findings
+
+
+def _condition(z: np.ndarray) -> tuple[float | None, list[Finding]]:
+    """Condition number of the standardised, varying media columns (None: singular)."""
+    cond = float(np.linalg.cond(z)) if z.shape[1] > 1 else 1.0
+    condition = None if not np.isfinite(cond) or cond > 1e12 else round(cond, 4)
+    if condition is not None and condition <= CONDITION_LIMIT:
+        return condition, []
+    finding = Finding(
+        code="high_condition_number",
+        severity="warning",
+        value=condition,
+        threshold=CONDITION_LIMIT,
+        rule=f"condition number > {CONDITION_LIMIT:g}",
+        message="the standardised media matrix is ill-conditioned ("
+        + ("singular" if condition is None else f"{condition:.1f}")
+        + "); channel effects trade off against each other. Lift-test priors help.",
+    )
+    return condition, [finding]
+
+
+def _activity_findings(spend: pd.DataFrame) -> list[Finding]:
+    findings = []
+    n_periods = len(spend)
+    for channel in spend.columns:
+        active = int((spend[channel] > 0).sum())
+        share = active / n_periods if n_periods else 0.0
+        if active < MIN_ACTIVE_PERIODS or share < MIN_ACTIVE_SHARE:
+            findings.append(
+                Finding(
+                    code="few_active_periods",
+                    severity="warning",
+                    subject=channel,
+                    value=active,
+                    threshold=max(MIN_ACTIVE_PERIODS, MIN_ACTIVE_SHARE * n_periods),
+                    rule=f"active periods < {MIN_ACTIVE_PERIODS} or < {MIN_ACTIVE_SHARE:.0%}",
+                    message=f"{channel} spends in only {active} of {n_periods} periods "
+                    f"({share:.0%}); its saturation curve will rest mostly on the prior.",
+                )
+            )
+    return findings

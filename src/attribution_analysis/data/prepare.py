@@ -15,7 +15,7 @@ from attribution_analysis.contracts.validation import ImputedWindow
 from attribution_analysis.data.grain import Grain, days_per_period, period_step, to_period
 from attribution_analysis.data.sources import Source
 from attribution_analysis.data.tables import shown_value
-from attribution_analysis.errors import DataValidationError
+from attribution_analysis.errors import DataValidationError, arg
 
 NATIONAL = ""  # geo key of a national (non-geo) series
 MEDIA_METRICS = ["spend", "impressions", "clicks"]
@@ -153,7 +153,7 @@ def fill_series(
                 f"{full[start].date()} to {full[stop - 1].date()} ({n} {unit}); gaps longer than "
                 f"{max_gap} {unit} are not imputed because the guess would drive the estimate.",
                 fix="supply the missing rows (with 0 if the channel was dark), or shorten the "
-                "modelling window with --start/--end.",
+                f"modelling window with {arg('start')} / {arg('end')}.",
                 file=shown,
                 column="date",
                 code="long_gap",

@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.contracts import inputs
 from attribution_analysis.data.grain import Grain, detect_grain
 from attribution_analysis.data.tables import check_unique, load_table, table_spec
-from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.errors import DataValidationError, MissingInputError, step_ref
 from attribution_analysis.workspace import Workspace
 
-SPEND_GLOB = "campaign_spend_*.csv"
+SPEND_GLOB = layout.SPEND.name.replace("{platform}", "*")  # inside raw/
 SPEND_NAME = re.compile(r"^campaign_spend_([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.csv$")
-CONVERSIONS = "conversions.csv"
-EXTERNAL_FACTORS = "external_factors.csv"
 
 SPEND_SPEC = table_spec("campaign_spend", inputs.CampaignSpendRow)
 CONVERSIONS_SPEC = table_spec("conversions", inputs.ConversionsRow)
@@ -70,19 +69,19 @@ def load_mmm_sources(ws: Workspace) -> MMMSources:
     spend_paths = ws.raw_files(SPEND_GLOB)
     if not spend_paths:
         raise MissingInputError(
-            "no spend file found: the MMM needs at least one raw/campaign_spend_{platform}.csv.",
+            f"no spend file found: the MMM needs at least one {layout.SPEND.path}.",
             fix="run the data-extraction skill to export spend per platform (columns date, "
             "channel, spend, impressions, clicks), or create a demo workspace with "
-            "`attribution simulate --kind mmm --out DIR`.",
-            file="raw/campaign_spend_{platform}.csv",
+            f"{step_ref('simulate_workspace')} (kind mmm).",
+            file=layout.SPEND.path,
         )
-    conversions_path = ws.raw / CONVERSIONS
+    conversions_path = ws.resolve(layout.CONVERSIONS.path)
     if not conversions_path.exists():
         raise MissingInputError(
-            "raw/conversions.csv is missing: the MMM needs the outcome to explain.",
+            f"{layout.CONVERSIONS.path} is missing: the MMM needs the outcome to explain.",
             fix="export the outcome at the same grain as spend (columns date, conversions, "
             "revenue) from your analytics or CRM via the data-extraction skill.",
-            file="raw/conversions.csv",
+            file=layout.CONVERSIONS.path,
         )
     spend = []
     for path in spend_paths:
@@ -110,7 +109,7 @@ def load_mmm_sources(ws: Workspace) -> MMMSources:
             )
         )
     frame, ignored, shown = _load(
-        ws, ws.resolve(f"raw/{CONVERSIONS}"), CONVERSIONS_SPEC, ["date", "geo"], "conversions"
+        ws, conversions_path, CONVERSIONS_SPEC, ["date", "geo"], "conversions"
     )
     if "conversions" not in frame.columns and "revenue" not in frame.columns:
         raise DataValidationError(
@@ -125,11 +124,11 @@ def load_mmm_sources(ws: Workspace) -> MMMSources:
         conversions_path, shown, "conversions", frame, ignored, detect_grain(frame, shown)
     )
     factors = None
-    factors_path = ws.raw / EXTERNAL_FACTORS
+    factors_path = ws.resolve(layout.EXTERNAL_FACTORS.path)
     if factors_path.exists():
         frame, ignored, shown = _load(
             ws,
-            ws.resolve(f"raw/{EXTERNAL_FACTORS}"),
+            factors_path,
             FACTORS_SPEC,
             ["date", "factor_name"],
             "external factor",

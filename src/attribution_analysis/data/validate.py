@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.validation import (
     CampaignPanelSummary,
@@ -16,6 +18,7 @@ from attribution_analysis.contracts.validation import (
     FileSummary,
     ImputedWindow,
     PanelSummary,
+    ValidateDataAnswer,
     ValidateDataParams,
 )
 from attribution_analysis.data import controls, identification
@@ -36,203 +39,109 @@ from attribution_analysis.data.prepare import (
 )
 from attribution_analysis.data.sources import MMMSources, Source, load_mmm_sources
 from attribution_analysis.data.tables import shown_list, shown_value
-from attribution_analysis.errors import DataValidationError, ParameterError
+from attribution_analysis.errors import DataValidationError, ParameterError, arg
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "validate_data"
-PANEL_PATH = "analysis/prepared_panel.csv"
-CAMPAIGN_PANEL_PATH = "analysis/prepared_campaign_panel.csv"
-REPORT_PATH = "analysis/data_validation.json"
 HIGH_CONFIDENCE_LIMIT = 0.0
 MEDIUM_CONFIDENCE_LIMIT = 0.05
 
 
+def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
+    """The validate_data step: the raw files -> the prepared panel(s) and the report."""
+    ws = ctx.ws
+    sources = load_mmm_sources(ws)
+    hashes = ws.input_hashes([s.path for s in sources.all])
+    report, files = _prepare(sources, params, ctx.run_id, hashes)
+    answer = ValidateDataAnswer(
+        step=STEP,
+        outputs=list(files),
+        validation_status=report.status,
+        grain=report.grain,
+        grain_reason=report.grain_reason,
+        window=report.window,
+        target_default=report.target_default,
+        channels=[c.channel for c in report.channels],
+        data_confidence={c.channel: c.confidence for c in report.channels},
+        imputed_periods={c.channel: c.imputed_periods for c in report.channels},
+        warnings=report.warnings,
+        notes=report.notes,
+    )
+    return StepOutput(answer, files, hashes)
+
+
 def validate_data(ws: Workspace, params: ValidateDataParams | None = None) -> DataValidationReport:
-    """Validate ``ws/raw``, write the prepared panel and the report, all or nothing."""
-    params = params or ValidateDataParams()
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        sources = load_mmm_sources(ws)
-        run.input_hashes = ws.input_hashes([s.path for s in sources.all])
-        report, outputs = _prepare(ws, sources, params, run.run_id, run.input_hashes)
-        written = ws.commit(outputs)
-        run.outputs = [ws.relative(p) for p in written]
-    return report
+    """Run the step through the runner (for Python callers): validate ``ws/raw``, write the
+    prepared panel and the report, all or nothing; the report."""
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    run_step(step(STEP), ws, params or ValidateDataParams())
+    return DataValidationReport.model_validate_json(
+        ws.resolve(layout.DATA_VALIDATION.path).read_bytes()
+    )
+
+
+@dataclass
+class Filled:
+    """The outcome and media series on the modelling grid, geo-major (geo, period) rows."""
+
+    grid: pd.DatetimeIndex
+    geos: list[str]
+    channels: list[str]
+    outcome_columns: list[str]
+    target: dict[str, np.ndarray]  # outcome column -> values
+    target_imputed: np.ndarray  # bool per row
+    media: dict[tuple[str, str], np.ndarray]  # (metric, channel) -> values
+    media_imputed: dict[str, np.ndarray]  # channel -> bool per row
+    imputations: list[ImputedWindow]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.grid) * len(self.geos)
+
+    def national_spend(self) -> pd.DataFrame:
+        shape = (len(self.geos), len(self.grid))
+        return pd.DataFrame(
+            {ch: self.media[("spend", ch)].reshape(shape).sum(axis=0) for ch in self.channels}
+        )
+
+
+@dataclass
+class Controls:
+    """Control columns per panel row, and what they are."""
+
+    columns: dict[str, np.ndarray]
+    holiday_columns: list[str]
+    holidays_in_window: list[str]
+    factor_columns: list[str]
 
 
 def _prepare(
-    ws: Workspace,
-    sources: MMMSources,
-    params: ValidateDataParams,
-    run_id: str,
-    hashes: dict[str, str],
+    sources: MMMSources, params: ValidateDataParams, run_id: str, hashes: dict[str, str]
 ) -> tuple[DataValidationReport, dict[str, bytes]]:
+    """Align, fill and check the sources; the report and the files to write."""
     notes: list[Finding] = []
-    dated = [*sources.spend, sources.conversions]
-    file_grains = {s.shown: s.grain for s in dated if s.grain}
-    span = (max(s.end for s in dated) - min(s.start for s in dated)).days + 1
-    grain, grain_reason = choose_grain(params.grain, file_grains, span)
-    anchor = weekly_anchor({s.shown: s.frame["date"] for s in dated if s.grain == "weekly"})
+    grain, grain_reason, anchor = _grain(sources, params)
     use_geo = _geo_mode(sources, notes)
-    campaign_files = [s.shown for s in sources.spend if absent_is_zero(s)]
-    if campaign_files:
-        notes.append(
-            Finding(
-                code="campaign_rows_absent_as_zero",
-                severity="info",
-                message=f"{', '.join(campaign_files)} are campaign-level: platforms leave out "
-                "campaigns that did not deliver, so periods without rows count as zero spend there "
-                "(channel-level files must list every period; their gaps are imputed).",
-            )
-        )
-
+    notes += _campaign_note(sources)
     outcome_cols = [c for c in ("conversions", "revenue") if c in sources.conversions.frame]
     outcome = aggregate([sources.conversions], outcome_cols, [], grain, anchor, use_geo).frame
     media = aggregate(sources.spend, MEDIA_METRICS, ["channel"], grain, anchor, use_geo).frame
     grid = _window(outcome, media, grain, params, sources.conversions.shown, notes)
     geos = sorted(outcome["geo"].unique()) if use_geo else [NATIONAL]
     _check_geos(media, geos, sources, use_geo)
-    channels = sorted(media["channel"].unique())
-
-    columns: dict[str, object] = {}
-    flags: dict[str, str] = {}
-    imputations: list[ImputedWindow] = []
-    n_rows = len(grid) * len(geos)
-    target = {c: np.zeros(n_rows) for c in outcome_cols}
-    target_flag = np.zeros(n_rows, dtype=bool)
-    media_values = {(m, ch): np.zeros(n_rows) for m in MEDIA_METRICS for ch in channels}
-    media_flags = {ch: np.zeros(n_rows, dtype=bool) for ch in channels}
-    for g, geo in enumerate(geos):
-        rows = slice(g * len(grid), (g + 1) * len(grid))
-        filled = fill_series(
-            outcome[outcome["geo"] == geo],
-            outcome_cols,
-            grid,
-            grain,
-            params.max_gap_periods,
-            "target",
-            sources.conversions.shown,
-            geo,
-        )
-        for c in outcome_cols:
-            target[c][rows] = filled.values[c].to_numpy()
-        target_flag[rows] = filled.imputed
-        imputations += filled.windows
-        for channel in channels:
-            series = media[(media["geo"] == geo) & (media["channel"] == channel)]
-            shown = ", ".join(sorted({s for cell in series["sources"] for s in cell}))
-            _check_coverage(series, grid, channel, geo, shown, sources.conversions.shown, grain)
-            filled = fill_series(
-                series,
-                MEDIA_METRICS,
-                grid,
-                grain,
-                params.max_gap_periods,
-                f"spend:{channel}",
-                shown,
-                geo,
-            )
-            for m in MEDIA_METRICS:
-                media_values[(m, channel)][rows] = filled.values[m].to_numpy()
-            media_flags[channel][rows] = filled.imputed
-            imputations += filled.windows
-
-    period_col = np.tile(grid.strftime("%Y-%m-%d").to_numpy(), len(geos))
-    columns["date"] = period_col
-    if use_geo:
-        columns["geo"] = np.repeat(geos, len(grid))
-    columns.update(target)
-    spend_cols = {ch: f"spend_{ch}" for ch in channels}
-    imp_cols = {ch: f"impressions_{ch}" for ch in channels}
-    click_cols = {ch: f"clicks_{ch}" for ch in channels}
-    for ch in channels:
-        columns[spend_cols[ch]] = media_values[("spend", ch)]
-    for ch in channels:
-        columns[imp_cols[ch]] = media_values[("impressions", ch)]
-    for ch in channels:
-        columns[click_cols[ch]] = media_values[("clicks", ch)]
-
-    control = {"trend": np.tile(controls.trend(grid), len(geos))}
-    for name, values in controls.fourier_terms(
-        grid, params.yearly_harmonics, params.quarterly_harmonics, grain
-    ).items():
-        control[name] = np.tile(values, len(geos))
-    holiday_cols, holiday_names = controls.holiday_counts(grid, grain, params.country)
-    for name, values in holiday_cols.items():
-        control[name] = np.tile(values, len(geos))
-    factor_cols, factor_notes = controls.external_factors(sources.factors, grid, grain)
-    for name, values in factor_cols.items():
-        control[name] = np.tile(values, len(geos))
-        if np.ptp(values) == 0:
-            notes.append(
-                Finding(
-                    code="constant_factor",
-                    severity="info",
-                    subject=name,
-                    message=f"{name} is constant over the window; it cannot "
-                    "explain anything and will be dropped by the model step.",
-                )
-            )
-    notes += [Finding(code="factor_filled", severity="info", message=m) for m in factor_notes]
-    columns.update(control)
-    flags["target"] = "imputed_target"
-    columns["imputed_target"] = target_flag
-    for ch in channels:
-        flags[f"spend:{ch}"] = f"imputed_spend_{ch}"
-        columns[f"imputed_spend_{ch}"] = media_flags[ch]
-    panel = pd.DataFrame(columns)
-
-    national_spend = pd.DataFrame(
-        {
-            ch: media_values[("spend", ch)].reshape(len(geos), len(grid)).sum(axis=0)
-            for ch in channels
-        }
+    filled = _fill(outcome, media, outcome_cols, grid, geos, grain, params, sources)
+    controls = _controls(filled, grain, params, sources, notes)
+    panel, panel_summary = _panel(filled, controls, use_geo)
+    channel_summaries = _channel_summaries(filled, sources)
+    _check_every_channel_spends(channel_summaries, sources, grid)
+    ident, warnings = identification.measure(
+        filled.national_spend(), len(controls.columns), filled.n_rows, len(geos)
     )
-    channel_summaries = _channel_summaries(
-        channels, media_values, media_flags, sources, media, n_rows
-    )
-    never = [c.channel for c in channel_summaries if c.total_spend == 0]
-    if never:
-        rows = _rows_of_channel(sources.spend, never[0])
-        raise DataValidationError(
-            problem=f"channel '{never[0]}' has zero spend in every period of the window "
-            f"({grid[0].date()} to {grid[-1].date()}); its effect cannot be estimated.",
-            fix="remove its rows, or extend the window to periods where it spent.",
-            file=rows[0],
-            column="spend",
-            rows=rows[1],
-            code="channel_never_spends",
-        )
-    ident, warnings = identification.measure(national_spend, len(control), n_rows, len(geos))
-    for summary in channel_summaries:
-        if summary.confidence != "high":
-            warnings.append(
-                Finding(
-                    code="imputed_spend",
-                    severity="warning",
-                    subject=summary.channel,
-                    value=summary.imputed_periods,
-                    rule="imputed share > 0",
-                    message=f"{summary.imputed_periods} periods of {summary.channel} spend were "
-                    f"imputed: data confidence '{summary.confidence}'. Intervals for this channel "
-                    "understate the uncertainty of the imputed periods.",
-                )
-            )
-    if target_flag.any():
-        warnings.append(
-            Finding(
-                code="imputed_target",
-                severity="warning",
-                value=int(target_flag.sum()),
-                rule="imputed outcome periods > 0",
-                message=f"{int(target_flag.sum())} outcome periods were imputed; the fit uses them "
-                "(PyMC-Marketing has no likelihood mask) and the model checks leave them out "
-                "of the predictive coverage (column imputed_target).",
-            )
-        )
-
+    warnings += _imputation_warnings(channel_summaries, filled.target_imputed)
     campaign_summary, campaign_bytes = _campaign_panel(sources.spend, grid, grain, anchor, use_geo)
     window = DataRange(
         start=grid[0].date(),
@@ -256,40 +165,235 @@ def _prepare(
         target_default="conversions" if "conversions" in outcome_cols else "revenue",
         files=[_file_summary(s, hashes) for s in sources.all],
         channels=channel_summaries,
-        imputations=imputations,
+        imputations=filled.imputations,
         identification=ident,
         controls=ControlsSummary(
-            fourier_columns=[c for c in control if c.startswith("fourier_")],
+            fourier_columns=[c for c in controls.columns if c.startswith("fourier_")],
             holiday_country=params.country.upper() if params.country else None,
-            holiday_columns=list(holiday_cols),
-            holidays_in_window=holiday_names,
-            external_factors=list(factor_cols),
+            holiday_columns=controls.holiday_columns,
+            holidays_in_window=controls.holidays_in_window,
+            external_factors=controls.factor_columns,
             trend_column="trend",
         ),
-        panel=PanelSummary(
-            path=PANEL_PATH,
-            rows=len(panel),
-            date_column="date",
-            geo_column="geo" if use_geo else None,
-            target_columns=outcome_cols,
-            channels=channels,
-            spend_columns=spend_cols,
-            impressions_columns=imp_cols,
-            clicks_columns=click_cols,
-            imputed_flag_columns=flags,
-            control_columns=list(control),
-        ),
+        panel=panel_summary,
         campaign_panel=campaign_summary,
         warnings=warnings,
         notes=notes,
     )
-    outputs = {
-        PANEL_PATH: csv_bytes(panel),
-        REPORT_PATH: json_bytes(report.model_dump(mode="json")),
+    files = {
+        layout.PANEL.path: csv_bytes(panel),
+        layout.DATA_VALIDATION.path: json_bytes(report.model_dump(mode="json")),
     }
     if campaign_bytes is not None:
-        outputs[CAMPAIGN_PANEL_PATH] = campaign_bytes
-    return report, outputs
+        files[layout.CAMPAIGN_PANEL.path] = campaign_bytes
+    return report, files
+
+
+def _grain(sources: MMMSources, params: ValidateDataParams) -> tuple[Grain, str, int]:
+    """The modelling grain, why, and the weekday weeks start on."""
+    dated = [*sources.spend, sources.conversions]
+    file_grains = {s.shown: s.grain for s in dated if s.grain}
+    span = (max(s.end for s in dated) - min(s.start for s in dated)).days + 1
+    grain, reason = choose_grain(params.grain, file_grains, span)
+    anchor = weekly_anchor({s.shown: s.frame["date"] for s in dated if s.grain == "weekly"})
+    return grain, reason, anchor
+
+
+def _campaign_note(sources: MMMSources) -> list[Finding]:
+    campaign_files = [s.shown for s in sources.spend if absent_is_zero(s)]
+    if not campaign_files:
+        return []
+    return [
+        Finding(
+            code="campaign_rows_absent_as_zero",
+            severity="info",
+            message=f"{', '.join(campaign_files)} are campaign-level: platforms leave out "
+            "campaigns that did not deliver, so periods without rows count as zero spend there "
+            "(channel-level files must list every period; their gaps are imputed).",
+        )
+    ]
+
+
+def _fill(
+    outcome: pd.DataFrame,
+    media: pd.DataFrame,
+    outcome_cols: list[str],
+    grid: pd.DatetimeIndex,
+    geos: list[str],
+    grain: Grain,
+    params: ValidateDataParams,
+    sources: MMMSources,
+) -> Filled:
+    """Every series on the grid, short gaps imputed (and recorded), long ones refused."""
+    channels = sorted(media["channel"].unique())
+    n_rows = len(grid) * len(geos)
+    filled = Filled(
+        grid=grid,
+        geos=geos,
+        channels=channels,
+        outcome_columns=outcome_cols,
+        target={c: np.zeros(n_rows) for c in outcome_cols},
+        target_imputed=np.zeros(n_rows, dtype=bool),
+        media={(m, ch): np.zeros(n_rows) for m in MEDIA_METRICS for ch in channels},
+        media_imputed={ch: np.zeros(n_rows, dtype=bool) for ch in channels},
+        imputations=[],
+    )
+    outcome_file = sources.conversions.shown
+    for g, geo in enumerate(geos):
+        rows = slice(g * len(grid), (g + 1) * len(grid))
+        series = fill_series(
+            outcome[outcome["geo"] == geo],
+            outcome_cols,
+            grid,
+            grain,
+            params.max_gap_periods,
+            "target",
+            outcome_file,
+            geo,
+        )
+        for c in outcome_cols:
+            filled.target[c][rows] = series.values[c].to_numpy()
+        filled.target_imputed[rows] = series.imputed
+        filled.imputations += series.windows
+        for channel in channels:
+            rows_of = media[(media["geo"] == geo) & (media["channel"] == channel)]
+            shown = ", ".join(sorted({s for cell in rows_of["sources"] for s in cell}))
+            _check_coverage(rows_of, grid, channel, geo, shown, outcome_file, grain)
+            series = fill_series(
+                rows_of,
+                MEDIA_METRICS,
+                grid,
+                grain,
+                params.max_gap_periods,
+                f"spend:{channel}",
+                shown,
+                geo,
+            )
+            for m in MEDIA_METRICS:
+                filled.media[(m, channel)][rows] = series.values[m].to_numpy()
+            filled.media_imputed[channel][rows] = series.imputed
+            filled.imputations += series.windows
+    return filled
+
+
+def _controls(
+    filled: Filled,
+    grain: Grain,
+    params: ValidateDataParams,
+    sources: MMMSources,
+    notes: list[Finding],
+) -> Controls:
+    """Trend, Fourier terms, holidays and external factors, repeated for every geo."""
+    grid, n_geos = filled.grid, len(filled.geos)
+    columns = {"trend": np.tile(controls.trend(grid), n_geos)}
+    for name, values in controls.fourier_terms(
+        grid, params.yearly_harmonics, params.quarterly_harmonics, grain
+    ).items():
+        columns[name] = np.tile(values, n_geos)
+    holiday_cols, holiday_names = controls.holiday_counts(grid, grain, params.country)
+    for name, values in holiday_cols.items():
+        columns[name] = np.tile(values, n_geos)
+    factor_cols, factor_notes = controls.external_factors(sources.factors, grid, grain)
+    for name, values in factor_cols.items():
+        columns[name] = np.tile(values, n_geos)
+        if np.ptp(values) == 0:
+            notes.append(
+                Finding(
+                    code="constant_factor",
+                    severity="info",
+                    subject=name,
+                    message=f"{name} is constant over the window; it cannot "
+                    "explain anything and will be dropped by the model step.",
+                )
+            )
+    notes += [Finding(code="factor_filled", severity="info", message=m) for m in factor_notes]
+    return Controls(columns, list(holiday_cols), holiday_names, list(factor_cols))
+
+
+def _panel(filled: Filled, control: Controls, use_geo: bool) -> tuple[pd.DataFrame, PanelSummary]:
+    """The modelling panel: date[, geo], outcome, media per channel, controls, imputed flags."""
+    channels = filled.channels
+    columns: dict[str, object] = {
+        "date": np.tile(filled.grid.strftime("%Y-%m-%d").to_numpy(), len(filled.geos))
+    }
+    if use_geo:
+        columns["geo"] = np.repeat(filled.geos, len(filled.grid))
+    columns.update(filled.target)
+    metric_columns = {m: {ch: f"{m}_{ch}" for ch in channels} for m in MEDIA_METRICS}
+    for metric in ("spend", "impressions", "clicks"):
+        for ch in channels:
+            columns[metric_columns[metric][ch]] = filled.media[(metric, ch)]
+    columns.update(control.columns)
+    flags = {"target": "imputed_target"}
+    columns["imputed_target"] = filled.target_imputed
+    for ch in channels:
+        flags[f"spend:{ch}"] = f"imputed_spend_{ch}"
+        columns[f"imputed_spend_{ch}"] = filled.media_imputed[ch]
+    panel = pd.DataFrame(columns)
+    summary = PanelSummary(
+        path=layout.PANEL.path,
+        rows=len(panel),
+        date_column="date",
+        geo_column="geo" if use_geo else None,
+        target_columns=filled.outcome_columns,
+        channels=channels,
+        spend_columns=metric_columns["spend"],
+        impressions_columns=metric_columns["impressions"],
+        clicks_columns=metric_columns["clicks"],
+        imputed_flag_columns=flags,
+        control_columns=list(control.columns),
+    )
+    return panel, summary
+
+
+def _check_every_channel_spends(
+    summaries: list[ChannelSummary], sources: MMMSources, grid: pd.DatetimeIndex
+) -> None:
+    never = [c.channel for c in summaries if c.total_spend == 0]
+    if never:
+        rows = _rows_of_channel(sources.spend, never[0])
+        raise DataValidationError(
+            problem=f"channel '{never[0]}' has zero spend in every period of the window "
+            f"({grid[0].date()} to {grid[-1].date()}); its effect cannot be estimated.",
+            fix="remove its rows, or extend the window to periods where it spent.",
+            file=rows[0],
+            column="spend",
+            rows=rows[1],
+            code="channel_never_spends",
+        )
+
+
+def _imputation_warnings(
+    summaries: list[ChannelSummary], target_imputed: np.ndarray
+) -> list[Finding]:
+    warnings = [
+        Finding(
+            code="imputed_spend",
+            severity="warning",
+            subject=summary.channel,
+            value=summary.imputed_periods,
+            rule="imputed share > 0",
+            message=f"{summary.imputed_periods} periods of {summary.channel} spend were "
+            f"imputed: data confidence '{summary.confidence}'. Intervals for this channel "
+            "understate the uncertainty of the imputed periods.",
+        )
+        for summary in summaries
+        if summary.confidence != "high"
+    ]
+    if target_imputed.any():
+        n = int(target_imputed.sum())
+        warnings.append(
+            Finding(
+                code="imputed_target",
+                severity="warning",
+                value=n,
+                rule="imputed outcome periods > 0",
+                message=f"{n} outcome periods were imputed; the fit uses them "
+                "(PyMC-Marketing has no likelihood mask) and the model checks leave them out "
+                "of the predictive coverage (column imputed_target).",
+            )
+        )
+    return warnings
 
 
 def _geo_mode(sources: MMMSources, notes: list[Finding]) -> bool:
@@ -354,7 +458,7 @@ def _window(
     if end < start:
         raise ParameterError(
             f"the window {params.start} .. {params.end} holds no complete period of {shown}.",
-            fix="choose start/end inside the outcome's date range.",
+            fix=f"choose {arg('start')} and {arg('end')} inside the outcome's date range.",
         )
     media_start, media_end = media["period"].min(), media["period"].max()
     if media_end < start or media_start > end:
@@ -393,7 +497,7 @@ def _check_coverage(
             f"{outcome} runs from {grid[0].date()} to {grid[-1].date()}: the date ranges are "
             "misaligned.",
             fix="add rows with spend 0 for the periods the channel did not run, or model the "
-            f"common window with --start {max(first, grid[0]).date()} --end "
+            f"common window with {arg('start')} {max(first, grid[0]).date()} {arg('end')} "
             f"{min(last, grid[-1]).date()}.",
             file=shown,
             column="date",
@@ -424,19 +528,12 @@ def _rows_of_channel(spend: list[Source], channel: str) -> tuple[str, tuple[int,
     return spend[0].shown, ()
 
 
-def _channel_summaries(
-    channels: list[str],
-    media_values: dict,
-    media_flags: dict,
-    sources: MMMSources,
-    media: pd.DataFrame,
-    n_rows: int,
-) -> list[ChannelSummary]:
+def _channel_summaries(filled: Filled, sources: MMMSources) -> list[ChannelSummary]:
     out = []
-    for ch in channels:
-        spend = media_values[("spend", ch)]
-        imputed = int(media_flags[ch].sum())
-        share = imputed / n_rows
+    for ch in filled.channels:
+        spend = filled.media[("spend", ch)]
+        imputed = int(filled.media_imputed[ch].sum())
+        share = imputed / filled.n_rows
         confidence = (
             "high"
             if share <= HIGH_CONFIDENCE_LIMIT
@@ -458,8 +555,8 @@ def _channel_summaries(
                 channel=ch,
                 platforms=platforms,
                 total_spend=round(float(spend.sum()), 6),
-                total_impressions=round(float(media_values[("impressions", ch)].sum()), 6),
-                total_clicks=round(float(media_values[("clicks", ch)].sum()), 6),
+                total_impressions=round(float(filled.media[("impressions", ch)].sum()), 6),
+                total_clicks=round(float(filled.media[("clicks", ch)].sum()), 6),
                 active_periods=int((spend > 0).sum()),
                 active_share=round(float((spend > 0).mean()), 6),
                 imputed_periods=imputed,
@@ -488,7 +585,7 @@ def _campaign_panel(
     if not use_geo:
         table = table.drop(columns="geo")
     summary = CampaignPanelSummary(
-        path=CAMPAIGN_PANEL_PATH,
+        path=layout.CAMPAIGN_PANEL.path,
         rows=len(table),
         n_campaigns=int(table[["channel", "campaign"]].drop_duplicates().shape[0]),
         has_creative=has_creative,

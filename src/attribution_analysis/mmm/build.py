@@ -8,7 +8,7 @@ import warnings
 from typing import Any
 
 from attribution_analysis.contracts.mmm import MMMConfig
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import check_prior, default_priors
 from attribution_analysis.numerics import use_reproducible_numerics
@@ -71,7 +71,7 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
             f"{n_obs} observations for about {n_params} parameters: too few periods to fit "
             "this model.",
             fix="use more history, fewer controls or a shorter Fourier order, or fit with "
-            "--quick only to explore.",
+            f"{arg('quick')} only to explore.",
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)

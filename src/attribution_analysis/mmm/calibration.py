@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import TypeAdapter, ValidationError
 from scipy.stats import norm
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.data.tables import (
     DATE_RANGE_HELP,
@@ -28,11 +29,11 @@ from attribution_analysis.data.tables import (
     read_input_bytes,
     shown_value,
 )
-from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.errors import DataValidationError, MissingInputError, arg
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.workspace import Workspace
 
-LIFT_FILE = "analysis/incrementality_results.json"
+LIFT_FILE = layout.LIFT_TESTS.path
 
 
 def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
@@ -42,7 +43,7 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
         raise MissingInputError(
             f"{LIFT_FILE} is missing, so there is nothing to calibrate with.",
             fix="export lift-test results from the experimentation skill, or fit without "
-            "--calibrate.",
+            f"{arg('calibrate')}.",
             file=LIFT_FILE,
         )
     data = read_input_bytes(path, LIFT_FILE)
@@ -76,7 +77,7 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
             problem="the file holds no lift test (an empty list), and a calibrated fit needs at "
             "least one.",
             fix="add the lift tests ({channel, lift, ci_lower, ci_upper, start, end} each), or "
-            "fit without --calibrate (calibrate=false).",
+            f"fit without {arg('calibrate')}.",
             file=LIFT_FILE,
             code="no_lift_tests",
         )

@@ -1,4 +1,8 @@
-"""Convergence gates of the seed spec, measured with arviz-stats on free parameters."""
+"""Convergence gates of the seed spec, measured with arviz-stats on free parameters.
+
+The limits live here and only here: the fit's retry, the validate_model criteria and the
+allocation's Bayesian sampler read them from this module (with their rule texts).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ RHAT_LIMIT = 1.05
 ESS_LIMIT = 400.0
 # A handful of divergent transitions in thousands is noise; more means biased draws.
 DIVERGENCE_SHARE_LIMIT = 0.001
+
+RHAT_RULE = f"R-hat < {RHAT_LIMIT:g}"
+ESS_RULE = f"bulk ESS > {ESS_LIMIT:.0f} for every parameter"
+DIVERGENCE_RULE = f"divergent transitions <= {DIVERGENCE_SHARE_LIMIT:.1%} of draws"
+GATES_RULE = f"R-hat < {RHAT_LIMIT:g}, bulk ESS > {ESS_LIMIT:.0f}, no divergences"
 
 
 def parameter_names(tree: Any) -> list[str]:

@@ -10,17 +10,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import Finding
-from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.mmm import FitMMMParams, ValidateModelParams
 from attribution_analysis.contracts.outputs import (
     Criterion,
     MMMDiagnostics,
     PriorComparisonRule,
+    ValidateModelAnswer,
 )
 from attribution_analysis.mmm.convergence import (
+    DIVERGENCE_RULE,
     DIVERGENCE_SHARE_LIMIT,
     ESS_LIMIT,
+    ESS_RULE,
     RHAT_LIMIT,
+    RHAT_RULE,
     convergence_summary,
 )
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
@@ -31,16 +36,26 @@ from attribution_analysis.mmm.sensitivity import (
 )
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.summaries import band_90, thin_draws
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "validate_model"
-OUTPUT = "analysis/mmm_diagnostics.json"
 COVERAGE_LIMIT = 0.90
 PPC_DRAWS = 1000
 PARETO_K_LIMIT = 0.7
 TRACE_DRAWS = 200
+
+
+def compute(ctx: StepContext, params: ValidateModelParams) -> StepOutput:
+    """The validate_model step: the acceptance criteria of the current fit."""
+    fitted = open_fit(ctx.ws)
+    if fitted.method == "ridge_bootstrap":
+        diagnostics = _validate_ridge(fitted, params.seed, ctx.run_id)
+    else:
+        diagnostics = _validate_bayes(ctx, fitted, params)
+    files = {layout.DIAGNOSTICS.path: json_bytes(diagnostics.model_dump(mode="json"))}
+    return StepOutput(_answer(diagnostics, files), files, fitted.input_hashes)
 
 
 def validate_model(
@@ -50,107 +65,126 @@ def validate_model(
     sensitivity_refit: bool = True,
     progress: Progress | None = None,
 ) -> MMMDiagnostics:
-    """Check the current fit against the seed's criteria and write mmm_diagnostics.json.
+    """Check the current fit against the seed's criteria and write mmm_diagnostics.json
+    (through the runner, for Python callers); the diagnostics.
 
     ``sensitivity_refit`` refits with vague priors and compares each channel's ROAS (the
     seed asks for it always; it costs one more fit). ``backtest_periods`` holds out the last
     periods, refits and scores the forecast (None or 0 skips it).
     """
-    registry = RunRegistry(ws)
-    params = {
-        "backtest_periods": backtest_periods,
-        "seed": seed,
-        "sensitivity_refit": sensitivity_refit,
-    }
-    with registry.track(STEP, params) as run:
-        fitted = open_fit(ws)
-        run.input_hashes = fitted.input_hashes
-        if fitted.method == "ridge_bootstrap":
-            diagnostics = _validate_ridge(fitted, seed, run.run_id)
-            ws.commit({OUTPUT: json_bytes(diagnostics.model_dump(mode="json"))})
-            run.outputs = [OUTPUT]
-            return diagnostics
-        report(progress, 0, 4, "convergence")
-        tree = fitted.tree
-        quick = fitted.method != "bayesian_nuts"
-        summary = convergence_summary(tree) if not quick else {}
-        report(progress, 1, 4, "posterior predictive checks")
-        ppc = posterior_predictive_check(fitted, seed)
-        report(progress, 2, 4, "LOO and prior sensitivity")
-        if quick:
-            loo, loo_pit, findings, sensitivity = {}, {}, [], []
-        else:
-            scored = with_log_likelihood(fitted)
-            loo, loo_pit, findings = loo_checks(fitted, scored, ppc["draws"])
-            sensitivity = prior_sensitivity(fitted, scored)
-        comparison = (
-            compare_with_vague_priors(fitted, seed) if sensitivity_refit and not quick else []
-        )
-        for row in comparison:
-            if row["prior_dominates"]:
-                findings.append(
-                    Finding(
-                        code="prior_dominates",
-                        severity="warning",
-                        subject=row["channel"],
-                        value=round(row["relative_shift"], 4),
-                        threshold=SHIFT_LIMIT,
-                        rule=f"|ROAS shift| > {SHIFT_LIMIT:.0%} or posterior overlap < "
-                        f"{OVERLAP_LIMIT} under vague priors",
-                        message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
-                        f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
-                        "pin it down. A lift test on this channel would.",
-                    )
-                )
-        report(progress, 3, 4, "backtest")
-        backtest = (
-            run_backtest(ws, fitted, backtest_periods, seed)
-            if backtest_periods and not quick
-            else None
-        )
-        criteria = _criteria(summary, ppc["coverage_90"], quick)
-        findings += _sensitivity_findings(sensitivity)
-        if quick:
-            findings.append(
-                Finding(
-                    code="quick_fit",
-                    severity="error",
-                    message="a quick (MAP/ADVI) fit cannot pass the convergence "
-                    "criteria; fit with NUTS before deciding anything.",
-                )
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    params = ValidateModelParams(
+        backtest_periods=backtest_periods, seed=seed, sensitivity_refit=sensitivity_refit
+    )
+    run_step(step(STEP), ws, params, progress)
+    return MMMDiagnostics.model_validate_json(ws.resolve(layout.DIAGNOSTICS.path).read_bytes())
+
+
+def _answer(diagnostics: MMMDiagnostics, files: dict[str, bytes]) -> ValidateModelAnswer:
+    return ValidateModelAnswer(
+        step=STEP,
+        outputs=list(files),
+        method=diagnostics.method,
+        passed=diagnostics.passed,
+        failed_criteria=[c.name for c in diagnostics.criteria if not c.passed],
+        criteria=diagnostics.criteria,
+        divergences=diagnostics.divergences,
+        ppc_coverage_90=diagnostics.ppc.get("coverage_90"),
+        loo=diagnostics.loo,
+        backtest=diagnostics.backtest,
+        remedies_tried=diagnostics.remedies_tried,
+        prior_comparison=diagnostics.prior_comparison,
+        findings=diagnostics.findings,
+    )
+
+
+def _validate_bayes(
+    ctx: StepContext, fitted: FittedModel, params: ValidateModelParams
+) -> MMMDiagnostics:
+    """Convergence, predictive checks, LOO, prior sensitivity and backtest of a PyMC fit."""
+    progress, seed = ctx.progress, params.seed
+    report(progress, 0, 4, "convergence")
+    tree = fitted.tree
+    quick = fitted.method != "bayesian_nuts"
+    summary = convergence_summary(tree) if not quick else {}
+    report(progress, 1, 4, "posterior predictive checks")
+    ppc = posterior_predictive_check(fitted, seed)
+    report(progress, 2, 4, "LOO and prior sensitivity")
+    if quick:
+        loo, loo_pit, findings, sensitivity = {}, {}, [], []
+    else:
+        scored = with_log_likelihood(fitted)
+        loo, loo_pit, findings = loo_checks(fitted, scored, ppc["draws"])
+        sensitivity = prior_sensitivity(fitted, scored)
+    comparison = (
+        compare_with_vague_priors(fitted, seed) if params.sensitivity_refit and not quick else []
+    )
+    findings += _prior_dominance_findings(comparison)
+    report(progress, 3, 4, "backtest")
+    periods = params.backtest_periods or None
+    backtest = run_backtest(ctx.ws, fitted, periods, seed) if periods and not quick else None
+    criteria = _criteria(summary, ppc["coverage_90"], quick)
+    findings += _sensitivity_findings(sensitivity)
+    if quick:
+        findings.append(
+            Finding(
+                code="quick_fit",
+                severity="error",
+                message="a quick (MAP/ADVI) fit cannot pass the convergence "
+                "criteria; fit with NUTS before deciding anything.",
             )
-        diagnostics = MMMDiagnostics(
-            metadata=build_metadata(
-                step=STEP,
-                input_hashes=fitted.input_hashes,
-                data_range=fitted.data.report.window,
-                seed=seed,
-                sampler=fitted.params.sampler.model_dump(mode="json"),
-                run_id=run.run_id,
-            ),
-            method=fitted.method,
-            passed=all(c.passed for c in criteria),
-            criteria=criteria,
-            divergences=int(summary.get("divergences", 0) or 0),
-            loo=loo,
-            remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
-            findings=findings,
-            ppc=_drop(ppc, "draws"),
-            loo_pit=loo_pit,
-            prior_sensitivity=sensitivity,
-            prior_comparison=comparison,
-            # The rule travels with the rows it flagged: the report quotes it from here.
-            prior_comparison_rule=PriorComparisonRule(
-                shift_limit=SHIFT_LIMIT, overlap_limit=OVERLAP_LIMIT
-            ),
-            backtest=backtest,
-            trace=_trace(tree),
-            convergence=summary,
         )
-        ws.commit({OUTPUT: json_bytes(diagnostics.model_dump(mode="json"))})
-        run.outputs = [OUTPUT]
-        report(progress, 4, 4, "done")
-        return diagnostics
+    diagnostics = MMMDiagnostics(
+        metadata=build_metadata(
+            step=STEP,
+            input_hashes=fitted.input_hashes,
+            data_range=fitted.data.report.window,
+            seed=seed,
+            sampler=fitted.params.sampler.model_dump(mode="json"),
+            run_id=ctx.run_id,
+        ),
+        method=fitted.method,
+        passed=all(c.passed for c in criteria),
+        criteria=criteria,
+        divergences=int(summary.get("divergences", 0) or 0),
+        loo=loo,
+        remedies_tried=fitted.manifest["result"].get("remedies_tried", []),
+        findings=findings,
+        ppc=_drop(ppc, "draws"),
+        loo_pit=loo_pit,
+        prior_sensitivity=sensitivity,
+        prior_comparison=comparison,
+        # The rule travels with the rows it flagged: the report quotes it from here.
+        prior_comparison_rule=PriorComparisonRule(
+            shift_limit=SHIFT_LIMIT, overlap_limit=OVERLAP_LIMIT
+        ),
+        backtest=backtest,
+        trace=_trace(tree),
+        convergence=summary,
+    )
+    report(progress, 4, 4, "done")
+    return diagnostics
+
+
+def _prior_dominance_findings(comparison: list[dict[str, Any]]) -> list[Finding]:
+    return [
+        Finding(
+            code="prior_dominates",
+            severity="warning",
+            subject=row["channel"],
+            value=round(row["relative_shift"], 4),
+            threshold=SHIFT_LIMIT,
+            rule=f"|ROAS shift| > {SHIFT_LIMIT:.0%} or posterior overlap < "
+            f"{OVERLAP_LIMIT} under vague priors",
+            message=f"{row['channel']}: ROAS moves by {row['relative_shift']:+.0%} "
+            f"(overlap {row['overlap']:.2f}) with vague priors; the data alone do not "
+            "pin it down. A lift test on this channel would.",
+        )
+        for row in comparison
+        if row["prior_dominates"]
+    ]
 
 
 def _validate_ridge(fitted: FittedModel, seed: int, run_id: str) -> MMMDiagnostics:
@@ -228,14 +262,14 @@ def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Cri
             name="max_rhat",
             value=rhat,
             threshold=RHAT_LIMIT,
-            rule="R-hat < 1.05",
+            rule=RHAT_RULE,
             passed=not quick and rhat is not None and rhat < RHAT_LIMIT,
         ),
         Criterion(
             name="min_ess_bulk",
             value=ess,
             threshold=ESS_LIMIT,
-            rule="bulk ESS > 400 for every parameter",
+            rule=ESS_RULE,
             passed=not quick and ess is not None and ess > ESS_LIMIT,
         ),
         _coverage_criterion(coverage, "posterior"),
@@ -243,7 +277,7 @@ def _criteria(summary: dict[str, Any], coverage: float, quick: bool) -> list[Cri
             name="divergence_share",
             value=share if not quick else None,
             threshold=DIVERGENCE_SHARE_LIMIT,
-            rule="divergent transitions <= 0.1% of draws",
+            rule=DIVERGENCE_RULE,
             passed=not quick and share <= DIVERGENCE_SHARE_LIMIT,
         ),
     ]

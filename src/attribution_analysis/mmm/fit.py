@@ -6,19 +6,20 @@ import time
 import warnings
 from typing import Any
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import Finding
-from attribution_analysis.contracts.mmm import FitMMMParams, FitMMMResult
+from attribution_analysis.contracts.mmm import FitMMMAnswer, FitMMMParams, FitMMMResult
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
 from attribution_analysis.mmm.calibration import lift_test_frame, read_lift_tests
-from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
+from attribution_analysis.mmm.convergence import GATES_RULE, convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "fit_mmm"
@@ -34,7 +35,7 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
     mmm = build_mmm(data, config)
     if params.calibrate:
         tests, digest = read_lift_tests(ws)
-        hashes["analysis/incrementality_results.json"] = digest
+        hashes[layout.LIFT_TESTS.path] = digest
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             mmm.add_lift_test_measurements(lift_test_frame(tests, data))
@@ -51,94 +52,104 @@ def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]
         "method": params.method,
         "fallback_to_ridge": params.fallback_to_ridge,
         "retry": params.retry,
-        "lift_hash": hashes.get("analysis/incrementality_results.json"),
+        "lift_hash": hashes.get(layout.LIFT_TESTS.path),
     }
+
+
+def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
+    """The fit_mmm step: the posterior (or a cached one) and the manifest naming it."""
+    ws, progress = ctx.ws, ctx.progress
+    start = time.perf_counter()
+    data, mmm, hashes = prepare(ws, params)
+    key = fit_key(data, params.config, fit_settings(params, hashes))
+    relative = store.model_path(key)
+    if params.use_cache and ws.resolve(relative).exists():
+        tree = store.load_tree(ws, relative)
+        result = _result(
+            params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
+        )
+        files: dict[str, bytes] = {}
+        # A manifest that already describes this very model is not rewritten (a new run id
+        # and timestamp would mark every output computed from it out of date).
+        if not _manifest_names(ws, key, params, hashes):
+            files[layout.FIT.path] = _manifest(ws, params, data, result, hashes, ctx.run_id)
+        return StepOutput(_answer(result, files), files, hashes)
+    tree, remedies, sampling_seconds, compile_reused = _sample(data, mmm, params, progress)
+    result = _result(
+        params,
+        data,
+        tree,
+        key,
+        relative,
+        cached=False,
+        wall=time.perf_counter() - start,
+        sampling=sampling_seconds,
+        reused=compile_reused,
+        remedies=remedies,
+    )
+    files = {
+        relative: store.tree_bytes(ws, tree),
+        layout.FIT.path: _manifest(ws, params, data, result, hashes, ctx.run_id),
+    }
+    return StepOutput(_answer(result, files), files, hashes)
 
 
 def fit_mmm(
     ws: Workspace, params: FitMMMParams | None = None, progress: Progress | None = None
 ) -> FitMMMResult:
-    params = params or FitMMMParams()
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        start = time.perf_counter()
-        data, mmm, hashes = prepare(ws, params)
-        run.input_hashes = hashes
-        key = fit_key(data, params.config, fit_settings(params, hashes))
-        relative = store.model_path(key)
-        if params.use_cache and ws.resolve(relative).exists():
-            tree = store.load_tree(ws, relative)
-            result = _result(
-                params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
+    """Run the step through the runner (for Python callers); the fit's result."""
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    answer = run_step(step(STEP), ws, params or FitMMMParams(), progress)
+    return FitMMMResult.model_validate(answer.model_dump(exclude={"step", "outputs"}))
+
+
+def _answer(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
+    return FitMMMAnswer(step=STEP, outputs=list(files), **result.model_dump())
+
+
+def _sample(
+    data: ModelData, mmm: Any, params: FitMMMParams, progress: Progress | None
+) -> tuple[Any, list[str], float | None, bool]:
+    """The posterior as asked (ridge, quick or NUTS with its retry and ridge fallback):
+    the tree, the remedies tried, seconds of sampling and whether a compile was reused."""
+    if params.method == "ridge":
+        return _ridge(data, params, progress), [], None, False
+    if params.quick:
+        report(progress, 0, 1, f"quick fit ({params.quick})")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = mmm.fit(
+                data.X, data.y, method=params.quick, random_seed=params.seed, progressbar=False
             )
-            if _manifest_names(ws, key, params, hashes):
-                # The manifest already describes this very model: rewriting it (new run id,
-                # timestamp) would mark every output computed from it out of date.
-                return result
-            outputs = {store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id)}
-            ws.commit(outputs)
-            run.outputs = [store.MANIFEST]
-            return result
-        remedies: list[str] = []
-        sampling_seconds: float | None = None
-        compile_reused = False
-        if params.method == "ridge":
-            tree = _ridge(data, params, progress)
-        elif params.quick:
-            report(progress, 0, 1, f"quick fit ({params.quick})")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = mmm.fit(
-                    data.X, data.y, method=params.quick, random_seed=params.seed, progressbar=False
-                )
-            report(progress, 1, 1, "quick fit done")
-        else:
-            structure = structure_key(
-                data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
-            )
-            sampler = params.sampler
-            outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
-            tree = attach_posterior(mmm, outcome.idata)
-            sampling_seconds, compile_reused = outcome.seconds, outcome.compile_reused
-            if params.retry and not passes_gates(convergence_summary(tree)):
-                sampler = sampler.for_retry()
-                remedies.append(
-                    f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
-                    f"target_accept {sampler.target_accept} after failing the gates"
-                )
-                outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
-                tree = attach_posterior(mmm, outcome.idata)
-                sampling_seconds = (sampling_seconds or 0) + outcome.seconds
-            if (
-                not passes_gates(convergence_summary(tree))
-                and params.fallback_to_ridge
-                and not data.geo
-            ):
-                summary = convergence_summary(tree)
-                remedies.append(
-                    f"NUTS still failed the gates (max R-hat {summary['max_rhat']:.3f}, min "
-                    f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model"
-                )
-                tree = _ridge(data, params, progress)
-        result = _result(
-            params,
-            data,
-            tree,
-            key,
-            relative,
-            cached=False,
-            wall=time.perf_counter() - start,
-            sampling=sampling_seconds,
-            reused=compile_reused,
-            remedies=remedies,
+        report(progress, 1, 1, "quick fit done")
+        return tree, [], None, False
+    remedies: list[str] = []
+    structure = structure_key(
+        data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
+    )
+    sampler = params.sampler
+    outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
+    tree = attach_posterior(mmm, outcome.idata)
+    seconds, compile_reused = outcome.seconds, outcome.compile_reused
+    if params.retry and not passes_gates(convergence_summary(tree)):
+        sampler = sampler.for_retry()
+        remedies.append(
+            f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
+            f"target_accept {sampler.target_accept} after failing the gates"
         )
-        outputs = {
-            relative: store.tree_bytes(ws, tree),
-            store.MANIFEST: _manifest(ws, params, data, result, hashes, run.run_id),
-        }
-        ws.commit(outputs)
-        run.outputs = list(outputs)
-        return result
+        outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
+        tree = attach_posterior(mmm, outcome.idata)
+        seconds = (seconds or 0) + outcome.seconds
+    if not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge and not data.geo:
+        summary = convergence_summary(tree)
+        remedies.append(
+            f"NUTS still failed the gates (max R-hat {summary['max_rhat']:.3f}, min "
+            f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model"
+        )
+        tree = _ridge(data, params, progress)
+    return tree, remedies, seconds, compile_reused
 
 
 def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> Any:
@@ -158,7 +169,7 @@ def _manifest_names(
 ) -> bool:
     """Whether the current manifest records the fit ``key`` made with these parameters from
     these very input files (a re-validation that rewrote an input must be recorded)."""
-    if not ws.resolve(store.MANIFEST).is_file():
+    if not ws.resolve(layout.FIT.path).is_file():
         return False
     try:
         manifest = store.read_manifest(ws)
@@ -230,8 +241,8 @@ def _result(
             Finding(
                 code="convergence_gates_failed",
                 severity="error",
-                message="the sampler did not pass the convergence gates (R-hat < 1.05, bulk ESS > "
-                "400, no divergences) even after the retry; do not use this fit for decisions.",
+                message=f"the sampler did not pass the convergence gates ({GATES_RULE}) even "
+                "after the retry; do not use this fit for decisions.",
             )
         )
     return FitMMMResult(

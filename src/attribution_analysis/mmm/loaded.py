@@ -7,8 +7,9 @@ from typing import Any
 
 import xarray as xr
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.mmm import FitMMMParams
-from attribution_analysis.errors import WorkspaceError
+from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import fit_key
 from attribution_analysis.mmm.panel import ModelData
@@ -49,8 +50,8 @@ def open_fit(ws: Workspace) -> FittedModel:
     if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(
             "the prepared data or lift tests changed since the model was fitted.",
-            fix="fit again (`python scripts/fit_mmm.py --workspace DIR`).",
-            file=store.MANIFEST,
+            fix=f"fit again: run {step_ref('fit_mmm')}.",
+            file=layout.FIT.path,
         )
     tree = store.load_tree(ws, manifest["result"]["model_path"])
     mmm.idata = tree
@@ -58,5 +59,5 @@ def open_fit(ws: Workspace) -> FittedModel:
     # Every output computed from this fit records the manifest's digest beside the data's:
     # a refit on the same data rewrites the manifest (new run id, new model file), so those
     # outputs then read as out of date instead of silently mixing two fits in one report.
-    hashes = {**hashes, store.MANIFEST: manifest_digest}
+    hashes = {**hashes, layout.FIT.path: manifest_digest}
     return FittedModel(mmm, data, tree, params, manifest, hashes)

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.validation import DataValidationReport
-from attribution_analysis.errors import WorkspaceError
+from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.workspace import Workspace
-
-REPORT = "analysis/data_validation.json"
 
 
 @dataclass
@@ -39,9 +38,9 @@ def require_validation(ws: Workspace) -> Path:
     """The validation report every model step starts from, or the error that says to
     validate first (also checked before a fit job starts: see ``steps``)."""
     return ws.require(
-        REPORT,
-        "analysis/data_validation.json is missing: the data has not been validated.",
-        fix="run `python scripts/fit_mmm.py --validate --workspace DIR` first.",
+        layout.DATA_VALIDATION.path,
+        f"{layout.DATA_VALIDATION.path} is missing: the data has not been validated.",
+        fix=f"run {step_ref('validate_data')} first.",
     )
 
 
@@ -63,8 +62,8 @@ def load_model_data(
     if changed:
         raise WorkspaceError(
             f"raw files changed or disappeared since the data was validated ({changed}).",
-            fix="validate again: `python scripts/fit_mmm.py --validate --workspace DIR`.",
-            file=REPORT,
+            fix=f"validate again: run {step_ref('validate_data')}.",
+            file=layout.DATA_VALIDATION.path,
         )
     target = target or report.target_default
     if target not in report.panel.target_columns:

@@ -1,6 +1,6 @@
 """Robyn-style fallback: ridge regression on tuned adstock/saturation transforms.
 
-Used on request (``--method ridge``) or when NUTS fails the gates even after its retry.
+Used on request (``method="ridge"``) or when NUTS fails the gates even after its retry.
 Transform hyperparameters (geometric adstock alpha, Hill slope and half-saturation per
 channel) and the ridge penalty are tuned by differential evolution on Robyn's two
 objectives, summed: the error on a time-ordered hold-out (the last 20% of periods) and
@@ -87,7 +87,51 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     )
     scale = float(np.abs(data.y).max())
     y = data.y.to_numpy(dtype=float) / scale
+    (alpha, slope, kappa, penalty), objective = _tune(spend, other, y, l_max, seed)
+    media = _media_features(spend, alpha, slope, kappa, l_max)
+    replicates, contribution, base, noise = _bootstrap(media, other, y, penalty, seed)
     n_ch = len(data.channels)
+    coords = {"sample": np.arange(REPLICATES), "date": dates.to_numpy(), "channel": data.channels}
+    contribution, base, noise = contribution * scale, base * scale, noise * scale
+    bootstrap = xr.Dataset(
+        {
+            "channel_contribution": (("sample", "date", "channel"), contribution),
+            "base": (("sample", "date"), base),
+            "mu": (("sample", "date"), contribution.sum(axis=2) + base),
+            "y_predictive": (("sample", "date"), contribution.sum(axis=2) + base + noise),
+            "media_coefficient": (("sample", "channel"), replicates[:, 1 : 1 + n_ch]),
+        },
+        coords=coords,
+    )
+    hyper = xr.Dataset(
+        {
+            "adstock_alpha": ("channel", alpha),
+            "saturation_slope": ("channel", slope),
+            "saturation_kappa": ("channel", kappa),
+            "ridge_penalty": penalty,
+            "target_scale": scale,
+            "objective": objective,
+        },
+        coords={"channel": data.channels},
+    )
+    tree = xr.DataTree.from_dict(
+        {
+            "/bootstrap": bootstrap,
+            "/hyperparameters": hyper,
+            "/observed_data": xr.Dataset(
+                {"y": ("date", data.y.to_numpy())}, coords={"date": dates.to_numpy()}
+            ),
+        }
+    )
+    return RidgeFit(data.channels, alpha, slope, kappa, penalty, objective, tree)
+
+
+def _tune(
+    spend: np.ndarray, other: np.ndarray, y: np.ndarray, l_max: int, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, float], float]:
+    """Adstock, saturation and penalty chosen by differential evolution on the hold-out
+    objective; ``((alpha, slope, kappa, penalty), objective)``."""
+    n_ch = spend.shape[1]
     split = int(len(y) * (1 - HOLDOUT_SHARE))
 
     def unpack(theta):
@@ -117,8 +161,15 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     best = differential_evolution(
         loss, bounds, seed=seed, maxiter=60, popsize=8, tol=1e-6, polish=False
     )
-    alpha, slope, kappa, penalty = unpack(best.x)
-    media = _media_features(spend, alpha, slope, kappa, l_max)
+    return unpack(best.x), float(best.fun)
+
+
+def _bootstrap(
+    media: np.ndarray, other: np.ndarray, y: np.ndarray, penalty: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Moving-block bootstrap of the ridge fit (scaled units): the coefficient replicates,
+    channel contributions (sample, date, channel), base (sample, date) and predictive noise."""
+    n_ch = media.shape[1]
     coef = _solve(media, other, y, penalty)
     design = np.column_stack([np.ones(len(y)), media, other])
     fitted = design @ coef
@@ -130,44 +181,13 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     starts = rng.integers(0, n - BLOCK + 1, size=(REPLICATES, int(np.ceil(n / BLOCK))))
     index = (starts[:, :, None] + np.arange(BLOCK)).reshape(REPLICATES, -1)[:, :n]
     replicates = np.stack([_solve(media, other, fitted + residual[idx], penalty) for idx in index])
-    contribution = replicates[:, None, 1 : 1 + n_ch] * media[None] * scale  # (sample, date, ch)
+    contribution = replicates[:, None, 1 : 1 + n_ch] * media[None]
     base = (
         replicates[:, None, :1]
         + (replicates[:, None, 1 + n_ch :] * other[None]).sum(axis=2, keepdims=True)
-    )[:, :, 0] * scale
-    noise = residual[rng.integers(0, n, size=(REPLICATES, n))] * scale
-    coords = {"sample": np.arange(REPLICATES), "date": dates.to_numpy(), "channel": data.channels}
-    bootstrap = xr.Dataset(
-        {
-            "channel_contribution": (("sample", "date", "channel"), contribution),
-            "base": (("sample", "date"), base),
-            "mu": (("sample", "date"), contribution.sum(axis=2) + base),
-            "y_predictive": (("sample", "date"), contribution.sum(axis=2) + base + noise),
-            "media_coefficient": (("sample", "channel"), replicates[:, 1 : 1 + n_ch]),
-        },
-        coords=coords,
-    )
-    hyper = xr.Dataset(
-        {
-            "adstock_alpha": ("channel", alpha),
-            "saturation_slope": ("channel", slope),
-            "saturation_kappa": ("channel", kappa),
-            "ridge_penalty": penalty,
-            "target_scale": scale,
-            "objective": best.fun,
-        },
-        coords={"channel": data.channels},
-    )
-    tree = xr.DataTree.from_dict(
-        {
-            "/bootstrap": bootstrap,
-            "/hyperparameters": hyper,
-            "/observed_data": xr.Dataset(
-                {"y": ("date", data.y.to_numpy())}, coords={"date": dates.to_numpy()}
-            ),
-        }
-    )
-    return RidgeFit(data.channels, alpha, slope, kappa, penalty, float(best.fun), tree)
+    )[:, :, 0]
+    noise = residual[rng.integers(0, n, size=(REPLICATES, n))]
+    return replicates, contribution, base, noise
 
 
 def marginal_contribution(

@@ -13,6 +13,7 @@ import numpy as np
 
 from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.mmm.build import build_mmm, structure_key
+from attribution_analysis.mmm.decompose import contribution_draws
 from attribution_analysis.mmm.loaded import FittedModel
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
@@ -38,8 +39,6 @@ def overlap(a: np.ndarray, b: np.ndarray, bins: int = 60) -> float:
 
 
 def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
-    from attribution_analysis.contributions import contribution_draws
-
     view = FittedModel(
         mmm, fitted.data, mmm.idata, fitted.params, fitted.manifest, fitted.input_hashes
     )

@@ -1,4 +1,5 @@
-"""Where fits live: ``analysis/model/mmm_<key>.nc`` (ArviZ DataTree) + ``analysis/mmm_fit.json``.
+"""Where fits live: ``analysis/model/mmm_<key>.nc`` (ArviZ DataTree) + ``analysis/mmm_fit.json``
+(``layout.MODEL_DIR``, ``layout.FIT``).
 
 ``mmm_fit.json`` names the current fit, its configuration and the data it was fitted on, so
 later steps rebuild the same model and refuse a fit whose data has changed since.
@@ -15,15 +16,13 @@ from typing import Any
 
 import xarray as xr
 
-from attribution_analysis.errors import WorkspaceError
+from attribution_analysis import layout
+from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.workspace import Workspace, disk_error
-
-MANIFEST = "analysis/mmm_fit.json"
-MODEL_DIR = "analysis/model"
 
 
 def model_path(key: str) -> str:
-    return f"{MODEL_DIR}/mmm_{key}.nc"
+    return f"{layout.MODEL_DIR.path}/mmm_{key}.nc"
 
 
 def tree_bytes(ws: Workspace, tree: xr.DataTree) -> bytes:
@@ -100,9 +99,9 @@ def read_manifest_and_digest(ws: Workspace) -> tuple[dict[str, Any], str]:
     """The manifest and the sha256 of the very bytes parsed (one read: a refit that lands in
     between cannot pair one fit's content with another's digest)."""
     path = ws.require(
-        MANIFEST,
-        "no fitted model: analysis/mmm_fit.json is missing.",
-        fix="fit first: `python scripts/fit_mmm.py --workspace DIR`.",
+        layout.FIT.path,
+        f"no fitted model: {layout.FIT.path} is missing.",
+        fix=f"fit first: run {step_ref('fit_mmm')}.",
     )
     data = path.read_bytes()
     try:
@@ -111,8 +110,8 @@ def read_manifest_and_digest(ws: Workspace) -> tuple[dict[str, Any], str]:
             raise TypeError
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise WorkspaceError(
-            f"{MANIFEST} cannot be read (damaged, or not written by fit_mmm).",
-            fix="fit again: `python scripts/fit_mmm.py --workspace DIR` rewrites it.",
-            file=MANIFEST,
+            f"{layout.FIT.path} cannot be read (damaged, or not written by fit_mmm).",
+            fix=f"fit again: {step_ref('fit_mmm')} rewrites it.",
+            file=layout.FIT.path,
         ) from None
     return manifest, hashlib.sha256(data).hexdigest()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attribution_analysis.contracts.budget import ChannelBound
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.errors import ParameterError, arg
 
 _EPS = 1e-9
 OBSERVED_CAP_LABEL = "highest spend seen in the data (per period x horizon)"
@@ -105,13 +105,13 @@ def _cap_hint(parts: list[str], cap: bool = True) -> str:
     hints = []
     if cap and OBSERVED_CAP_LABEL in text:
         hints.append(
-            "the observed-spend cap lifts with --allow-extrapolation (allow_extrapolation=true), "
-            "at the price of trusting the curves beyond the data"
+            f"the observed-spend cap lifts with {arg('allow_extrapolation')} (true), at the "
+            "price of trusting the curves beyond the data"
         )
     if "max_change ±" in text:
         hints.append(
-            "the --max-change limit on channels without their own bounds lifts with "
-            "--max-change none (max_change=null)"
+            f"the {arg('max_change')} limit on channels without their own bounds lifts with "
+            f"{arg('max_change')} none (null in JSON)"
         )
     return f"; {'; '.join(hints)}" if hints else ""
 

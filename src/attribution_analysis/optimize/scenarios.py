@@ -19,7 +19,7 @@ from attribution_analysis.contracts.budget import (
     ShiftScenario,
     TotalChangeScenario,
 )
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.errors import ParameterError, render
 from attribution_analysis.optimize.bounds import Box, resolve_box, unknown_channels
 
 
@@ -70,60 +70,97 @@ def _plan(
 ) -> PlannedScenario:
     where = f"scenario {index + 1}"
     if isinstance(scenario, ShiftScenario):
-        unknown_channels([scenario.from_channel, scenario.to_channel], channels, where)
-        if scenario.from_channel == scenario.to_channel:
-            raise ParameterError(
-                f"{where} shifts spend from {scenario.from_channel!r} to itself.",
-                fix="name two different channels.",
-            )
-        a, b = channels.index(scenario.from_channel), channels.index(scenario.to_channel)
-        if baseline[a] <= 0:
-            raise ParameterError(
-                f"{where}: channel {scenario.from_channel!r} has no current spend to shift.",
-                fix="shift from a channel that is active, or use an 'allocation' scenario.",
-            )
-        spend = baseline.copy()
-        moved = scenario.fraction * baseline[a]
-        spend[a] -= moved
-        spend[b] += moved
-        return PlannedScenario(
-            name=scenario.name
-            or f"shift {scenario.fraction:.0%} {scenario.from_channel}->{scenario.to_channel}",
-            kind="shift",
-            description=f"move {scenario.fraction:.0%} of {scenario.from_channel}'s spend "
-            f"({moved:,.2f}) to {scenario.to_channel}; other channels unchanged.",
-            spend=spend,
-        )
+        return _shift(scenario, channels, baseline, where)
     if isinstance(scenario, TotalChangeScenario):
-        total = total_budget * (1 + scenario.change)
-        name = scenario.name or f"total {scenario.change:+.0%}"
-        description = (
-            f"total budget {scenario.change:+.0%} ({total:,.2f}), mix re-optimized under the "
-            "same limits."
+        return _total_change(
+            scenario, params, channels, actual_current, total_budget, observed_cap, where
         )
-        # Unknown channels in the bounds are a typo of the whole request, not of this
-        # scenario: resolve_box on the main budget has already refused them.
-        try:
-            box = resolve_box(
-                params.bounds, params.max_change, channels, actual_current, total, observed_cap
-            )
-        except ParameterError as exc:
-            return PlannedScenario(
-                name=name,
-                kind="total_change",
-                description=description,
-                spend=None,
-                infeasible=(f"{where} (total {total:,.2f}): {exc.problem}", exc.fix),
-            )
+    assert isinstance(scenario, AllocationScenario)
+    return _allocation(scenario, channels, baseline, where, index)
+
+
+def _shift(
+    scenario: ShiftScenario, channels: list[str], baseline: np.ndarray, where: str
+) -> PlannedScenario:
+    """Move a share of one channel's current spend to another; the rest unchanged."""
+    unknown_channels([scenario.from_channel, scenario.to_channel], channels, where)
+    if scenario.from_channel == scenario.to_channel:
+        raise ParameterError(
+            f"{where} shifts spend from {scenario.from_channel!r} to itself.",
+            fix="name two different channels.",
+        )
+    a, b = channels.index(scenario.from_channel), channels.index(scenario.to_channel)
+    if baseline[a] <= 0:
+        raise ParameterError(
+            f"{where}: channel {scenario.from_channel!r} has no current spend to shift.",
+            fix="shift from a channel that is active, or use an 'allocation' scenario.",
+        )
+    spend = baseline.copy()
+    moved = scenario.fraction * baseline[a]
+    spend[a] -= moved
+    spend[b] += moved
+    return PlannedScenario(
+        name=scenario.name
+        or f"shift {scenario.fraction:.0%} {scenario.from_channel}->{scenario.to_channel}",
+        kind="shift",
+        description=f"move {scenario.fraction:.0%} of {scenario.from_channel}'s spend "
+        f"({moved:,.2f}) to {scenario.to_channel}; other channels unchanged.",
+        spend=spend,
+    )
+
+
+def _total_change(
+    scenario: TotalChangeScenario,
+    params: OptimizeBudgetParams,
+    channels: list[str],
+    actual_current: np.ndarray,
+    total_budget: float,
+    observed_cap: np.ndarray | None,
+    where: str,
+) -> PlannedScenario:
+    """A larger or smaller total, re-optimized under the same limits (or infeasible)."""
+    total = total_budget * (1 + scenario.change)
+    name = scenario.name or f"total {scenario.change:+.0%}"
+    description = (
+        f"total budget {scenario.change:+.0%} ({total:,.2f}), mix re-optimized under the "
+        "same limits."
+    )
+    # Unknown channels in the bounds are a typo of the whole request, not of this
+    # scenario: resolve_box on the main budget has already refused them.
+    try:
+        box = resolve_box(
+            params.bounds, params.max_change, channels, actual_current, total, observed_cap
+        )
+    except ParameterError as exc:
         return PlannedScenario(
             name=name,
             kind="total_change",
             description=description,
             spend=None,
-            box=box,
-            total=total,
+            # Written to the output file: the parameters named in plain words.
+            infeasible=(
+                render(f"{where} (total {total:,.2f}): {exc.problem}"),
+                render(exc.fix),
+            ),
         )
-    assert isinstance(scenario, AllocationScenario)
+    return PlannedScenario(
+        name=name,
+        kind="total_change",
+        description=description,
+        spend=None,
+        box=box,
+        total=total,
+    )
+
+
+def _allocation(
+    scenario: AllocationScenario,
+    channels: list[str],
+    baseline: np.ndarray,
+    where: str,
+    index: int,
+) -> PlannedScenario:
+    """The user's own plan; channels left out keep current spend."""
     unknown_channels(list(scenario.allocation), channels, where)
     spend = baseline.copy()
     for channel, value in scenario.allocation.items():

@@ -1,14 +1,18 @@
 """The ``optimize_budget`` step: recommended mix, lift with its interval, scenarios, curves.
 
-Writes ``analysis/mmm_budget_optimization.json``. Every money amount is a total over the
-horizon; the output also states the per-period budget (PITFALLS.md: the library's optimizer
-takes a per-period budget, a factor-of-H trap).
+Writes ``layout.BUDGET`` (``analysis/mmm_budget_optimization.json``). Every money amount is a
+total over the horizon; the output also states the per-period budget (PITFALLS.md: the
+library's optimizer takes a per-period budget, a factor-of-H trap).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
+import numpy as np
+import xarray as xr
+
+from attribution_analysis import layout
 from attribution_analysis.contracts.budget import (
     BudgetOptimization,
     ChannelAllocation,
@@ -20,9 +24,9 @@ from attribution_analysis.contracts.budget import (
     SaturationStatus,
     ScenarioResult,
 )
-from attribution_analysis.contracts.common import Finding
-from attribution_analysis.contributions import require_valid_model
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.contracts.common import Finding, Metadata
+from attribution_analysis.errors import ParameterError, arg, render
+from attribution_analysis.mmm.gate import require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.optimize.bounds import Box, resolve_box
 from attribution_analysis.optimize.posterior import (
@@ -34,14 +38,13 @@ from attribution_analysis.optimize.posterior import (
 from attribution_analysis.optimize.response import ResponseCurves
 from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
 from attribution_analysis.optimize.solver import Objective, Solution, optimize, project
+from attribution_analysis.optimize.summary import STEP, budget_answer
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.registry import RunRegistry
-from attribution_analysis.summaries import interval
+from attribution_analysis.runner import StepContext, StepOutput
+from attribution_analysis.summaries import band_90, interval
 from attribution_analysis.workspace import Workspace, json_bytes
 
-STEP = "optimize_budget"
-OUTPUT = "analysis/mmm_budget_optimization.json"
 # Saturation flags (documented in references/mmm_methodology.md): the next unit of spend
 # earns less than 30% of what the average unit earns, or the curve is past 80% of its ceiling.
 MROAS_RATIO_THRESHOLD = 0.3
@@ -55,6 +58,8 @@ SUSPICIOUS_BUDGET_RATIO = 4.0
 # genuine cut on a 2-period horizon (ratio 0.8, say) from being read as one.
 PER_PERIOD_WINDOW = (0.6, 1.5)
 PER_PERIOD_MAX_RATIO = 0.75
+# A recommendation this much above the most ever spent in one period is extrapolated.
+BEYOND_OBSERVED_TOLERANCE = 1.0001
 GRAIN_UNITS = {"weekly": ("week", "weeks"), "daily": ("day", "days")}
 CONVENTION = (
     "spend spread evenly over the horizon's periods, starting from no carry-over; the outcome "
@@ -63,68 +68,94 @@ CONVENTION = (
 )
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What the request means on this fit, settled before any response curve is evaluated."""
+
+    history: SpendHistory
+    horizon: int
+    actual: np.ndarray  # (C,) current spend over the horizon
+    total: float  # the budget to spend over the horizon
+    baseline: np.ndarray  # (C,) the comparison: current mix at the planned budget
+    box: Box  # per-channel limits
+    scenarios: list[PlannedScenario]
+    per_period: tuple[str, str] | None  # (sentence, fix) when the budget looks per period
+
+    @property
+    def channels(self) -> list[str]:
+        return self.history.channels
+
+
+def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
+    """The optimize_budget step: the recommended mix on the posterior draws, with its lift."""
+    progress = ctx.progress
+    params, bounds_hashes = _with_bounds_file(ctx.ws, params)
+    gate = require_valid_model(ctx.ws, params.override_reason)
+    report(progress, 0, 4, "loading the fitted model")
+    fitted = open_fit(ctx.ws)
+    plan = _plan(params, fitted)
+    report(progress, 1, 4, "response curves on the posterior draws")
+    curves = curves_from_fit(fitted, params.horizon_periods, params.draws, plan.history)
+    objective = Objective(curves, params.objective, params.risk_level)
+    report(progress, 2, 4, "optimizing")
+    solution = optimize(objective, plan.box, plan.total, plan.baseline, seed=params.seed)
+    report(progress, 3, 4, "uncertainty pass, scenarios and curves")
+    result = _result(params, fitted, plan, objective, solution, gate, ctx.run_id)
+    files = {layout.BUDGET.path: json_bytes(result.model_dump(mode="json"))}
+    report(progress, 4, 4, "done")
+    hashes = {**fitted.input_hashes, **bounds_hashes}
+    return StepOutput(budget_answer(result, list(files)), files, input_hashes=hashes)
+
+
+def _with_bounds_file(
+    ws: Workspace, params: OptimizeBudgetParams
+) -> tuple[OptimizeBudgetParams, dict[str, str]]:
+    """``bounds_file``'s limits added to ``bounds``, and the file's hash (an input)."""
+    if params.bounds_file is None:
+        return params, {}
+    from attribution_analysis.optimize.inputs import read_bounds
+
+    path = ws.resolve(params.bounds_file)
+    extra = read_bounds(path, params.bounds_file)
+    merged = params.model_copy(update={"bounds": [*params.bounds, *extra]})
+    return merged, {params.bounds_file: ws.sha256(path)}
+
+
 def optimize_budget(
     ws: Workspace, params: OptimizeBudgetParams, progress: Progress | None = None
 ) -> BudgetOptimization:
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        gate = require_valid_model(ws, params.override_reason)
-        report(progress, 0, 4, "loading the fitted model")
-        fitted = open_fit(ws)
-        run.input_hashes = fitted.input_hashes
-        history = spend_history(fitted, params.current_basis_periods)
-        channels = history.channels
-        horizon = params.horizon_periods
-        actual = history.current_per_period * horizon
-        _check_recent_spend(params, history, actual)
-        total = float(params.total_budget or actual.sum())
-        # The comparison baseline is the current mix at the planned budget.
-        baseline = actual * total / actual.sum() if actual.sum() > 0 else np.full_like(actual, 0)
-        # Above the most ever spent in one period the curves are extrapolated: capped unless
-        # the caller lifts the cap.
-        cap = None if params.allow_extrapolation else history.max_per_period * horizon
-        per_period = _per_period_hint(total, actual, horizon, _grain(fitted), params.total_budget)
-        try:
-            box = resolve_box(params.bounds, params.max_change, channels, actual, total, cap)
-        except ParameterError as exc:
-            if per_period is None:
-                raise
-            # The limits are the symptom; the per-period budget is the likely cause.
-            raise ParameterError(f"{exc.problem} {per_period[0]}", fix=per_period[1]) from None
-        scenarios = plan_scenarios(params, channels, baseline, actual, total, cap)
+    """Run the step through the runner (for Python callers); the content of its output."""
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
 
-        report(progress, 1, 4, "response curves on the posterior draws")
-        curves = curves_from_fit(fitted, params.horizon_periods, params.draws, history)
-        objective = Objective(curves, params.objective, params.risk_level)
-        report(progress, 2, 4, "optimizing")
-        if baseline.sum() <= 0:
-            baseline = _equal_feasible(box, total)
-        solution = optimize(objective, box, total, baseline, seed=params.seed)
-        report(progress, 3, 4, "uncertainty pass, scenarios and curves")
-        result = _result(
-            params,
-            fitted,
-            history,
-            curves,
-            objective,
-            box,
-            total,
-            actual,
-            baseline,
-            solution,
-            scenarios,
-            gate,
-            run.run_id,
-            per_period,
-        )
-        ws.commit({OUTPUT: json_bytes(result.model_dump(mode="json"))})
-        run.outputs = [OUTPUT]
-        report(progress, 4, 4, "done")
-        return result
+    run_step(step(STEP), ws, params, progress)
+    return BudgetOptimization.model_validate_json(ws.resolve(layout.BUDGET.path).read_bytes())
 
 
-def _equal_feasible(box: Box, total: float) -> np.ndarray:
-    return project(np.full(box.low.shape, total / box.low.size), box, total)
+def _plan(params: OptimizeBudgetParams, fitted: FittedModel) -> Plan:
+    """Current spend, budget, limits and scenarios; refuses a request that cannot work."""
+    history = spend_history(fitted, params.current_basis_periods)
+    horizon = params.horizon_periods
+    actual = history.current_per_period * horizon
+    _check_recent_spend(params, history, actual)
+    total = float(params.total_budget or actual.sum())
+    # The comparison baseline is the current mix at the planned budget.
+    baseline = actual * total / actual.sum() if actual.sum() > 0 else np.full_like(actual, 0)
+    # Above the most ever spent in one period the curves are extrapolated: capped unless
+    # the caller lifts the cap.
+    cap = None if params.allow_extrapolation else history.max_per_period * horizon
+    per_period = _per_period_hint(total, actual, horizon, _grain(fitted), params.total_budget)
+    try:
+        box = resolve_box(params.bounds, params.max_change, history.channels, actual, total, cap)
+    except ParameterError as exc:
+        if per_period is None:
+            raise
+        # The limits are the symptom; the per-period budget is the likely cause.
+        raise ParameterError(f"{exc.problem} {per_period[0]}", fix=per_period[1]) from None
+    scenarios = plan_scenarios(params, history.channels, baseline, actual, total, cap)
+    if baseline.sum() <= 0:  # no current mix: compare with an equal split within the limits
+        baseline = project(np.full(box.low.shape, total / box.low.size), box, total)
+    return Plan(history, horizon, actual, total, baseline, box, scenarios, per_period)
 
 
 def _grain(fitted: FittedModel) -> tuple[str, str]:
@@ -144,16 +175,18 @@ def _check_recent_spend(
     if params.total_budget is None:
         raise ParameterError(
             f"no spend in {window}, so there is no current budget to reallocate.",
-            fix="pass --total-budget (total_budget): the total over the whole horizon.",
+            fix=f"give {arg('total_budget')}: the total over the whole horizon.",
+            parameter="total_budget",
         )
     bounded = {b.channel for b in params.bounds}
     if params.max_change is not None and any(c not in bounded for c in history.channels):
         raise ParameterError(
-            f"no spend in {window}, so the --max-change limit (max_change="
-            f"{params.max_change:g}, relative to current spend) holds every channel without "
-            "its own bounds at zero and the budget cannot be spent.",
-            fix="pass --max-change none (max_change=null), with absolute min_spend / "
-            "max_spend limits in --constraints where the plan needs them.",
+            f"no spend in {window}, so the {arg('max_change')} limit ({params.max_change:g}, "
+            "relative to current spend) holds every channel without its own bounds at zero "
+            "and the budget cannot be spent.",
+            fix=f"give {arg('max_change')} none (null in JSON), with absolute min_spend / "
+            "max_spend limits per channel in `bounds` where the plan needs them.",
+            parameter="max_change",
         )
 
 
@@ -174,15 +207,15 @@ def _per_period_hint(
         return None
     one, many = unit
     sentence = (
-        f"This looks like a per-period budget: --total-budget (total_budget) is the total "
-        f"over the horizon of {horizon} {many} (current spend over the horizon is "
-        f"{current:,.2f}, {current / horizon:,.2f} per {one}); {total:,.2f} is "
-        f"{ratio:.2f}x that."
+        f"This looks like a per-period budget: {arg('total_budget')} is the total over the "
+        f"horizon of {horizon} {many} (current spend over the horizon is {current:,.2f}, "
+        f"{current / horizon:,.2f} per {one}); {total:,.2f} is {ratio:.2f}x that."
     )
     fix = (
-        f"if {total:,.2f} is the budget per {one}, pass --total-budget {total * horizon:.2f} "
-        f"({horizon} {many} x {total:,.2f}); if it really is the total, lower the minimums "
-        "(--max-change, --constraints) so that they fit in it."
+        f"if {total:,.2f} is the budget per {one}, give {arg('total_budget')} "
+        f"{total * horizon:.2f} ({horizon} {many} x {total:,.2f}); if it really is the total, "
+        f"lower the minimums ({arg('max_change')}, the per-channel `bounds`) so that they fit "
+        "in it."
     )
     return sentence, fix
 
@@ -190,81 +223,145 @@ def _per_period_hint(
 def _result(
     params: OptimizeBudgetParams,
     fitted: FittedModel,
-    history: SpendHistory,
-    curves: ResponseCurves,
+    plan: Plan,
     objective: Objective,
-    box: Box,
-    total: float,
-    actual: np.ndarray,
-    baseline: np.ndarray,
     solution: Solution,
-    scenarios: list[PlannedScenario],
     gate: dict,
     run_id: str,
-    per_period: tuple[str, str] | None,
 ) -> BudgetOptimization:
-    channels = history.channels
-    horizon = params.horizon_periods
-    recommended = solution.spend
-    current_draws, current_grad = curves.outcome_and_gradient(baseline)
-    rec_draws, rec_grad = curves.outcome_and_gradient(recommended)
-    current_total = current_draws.sum(axis=1)
-    lift = rec_draws.sum(axis=1) - current_total
-    statuses = saturation_flags(curves, baseline)
-    allocations = []
-    findings = _budget_findings(total, actual, history, horizon, gate, per_period)
-    findings += saturation_findings(channels, statuses)
-    for c, channel in enumerate(channels):
-        status = statuses[c]
-        beyond = recommended[c] / horizon > history.max_per_period[c] * 1.0001
-        at = _active_bound(recommended[c], box.low[c], box.high[c], total)
-        allocations.append(
-            ChannelAllocation(
-                channel=channel,
-                current_spend=float(baseline[c]),
-                recommended_spend=float(recommended[c]),
-                change=float(recommended[c] - baseline[c]),
-                change_pct=float(recommended[c] / baseline[c] - 1) if baseline[c] > 0 else None,
-                min_spend=float(box.low[c]),
-                max_spend=float(box.high[c]),
-                bound_active=at,
-                outcome_current=interval(current_draws[:, c]),
-                outcome_recommended=interval(rec_draws[:, c]),
-                roas_current=interval(current_draws[:, c] / baseline[c])
-                if baseline[c] > 0
-                else None,
-                mroas_current=interval(current_grad[:, c]),
-                mroas_recommended=interval(rec_grad[:, c]),
-                saturation=status,
-                beyond_observed=bool(beyond),
-            )
+    """The output file's content: allocations, outcome, scenarios, curves and findings."""
+    curves = objective.curves
+    current = curves.outcome_and_gradient(plan.baseline)
+    recommended = curves.outcome_and_gradient(solution.spend)
+    statuses = saturation_flags(curves, plan.baseline)
+    infeasible = _infeasible(plan.scenarios)
+    findings = [
+        *_budget_findings(plan, gate),
+        *saturation_findings(plan.channels, statuses),
+        *_extrapolation_findings(plan, solution.spend),
+        *_solver_findings(solution),
+        *_infeasible_findings(infeasible),
+    ]
+    current_total = current[0].sum(axis=1)
+    return BudgetOptimization(
+        metadata=_metadata(params, fitted, curves, gate, run_id),
+        target=fitted.data.target,
+        outcome_unit=f"{fitted.data.target} (media-driven, horizon + carry-over)",
+        horizon_periods=plan.horizon,
+        grain=fitted.data.report.window.grain,
+        total_budget=plan.total,
+        budget_per_period=plan.total / plan.horizon,
+        current_basis=f"mean spend per period over {plan.history.basis_start} to "
+        f"{plan.history.basis_end} ({plan.history.basis_periods} periods) x {plan.horizon} "
+        f"periods, total {plan.actual.sum():,.2f}; compared at the planned budget with the "
+        "same mix",
+        convention=CONVENTION,
+        draws=curves.n_draws,
+        allocations=_allocations(plan, solution.spend, statuses, current, recommended),
+        outcome=_outcome(current_total, recommended[0].sum(axis=1)),
+        optimizer=_optimizer_report(params, solution),
+        scenarios=[
+            _scenario(s, objective, plan.baseline, current_total, params.seed)
+            for s in plan.scenarios
+            if s.infeasible is None
+        ],
+        infeasible_scenarios=infeasible,
+        curves=_curves(curves, params, plan.baseline, solution.spend, plan.history),
+        findings=findings,
+    )
+
+
+def _metadata(
+    params: OptimizeBudgetParams,
+    fitted: FittedModel,
+    curves: ResponseCurves,
+    gate: dict,
+    run_id: str,
+) -> Metadata:
+    return build_metadata(
+        step=STEP,
+        input_hashes=fitted.input_hashes,
+        data_range=fitted.data.report.window,
+        seed=params.seed,
+        sampler=sampler_record(fitted, curves.n_draws),
+        run_id=run_id,
+        extra={
+            "fit_key": fitted.manifest["result"]["fit_key"],
+            "method": fitted.method,
+            "params": params.model_dump(mode="json"),
+            **gate,
+        },
+    )
+
+
+def _beyond_observed(plan: Plan, spend: np.ndarray) -> np.ndarray:
+    """(C,) whether each channel's spend per period exceeds the most ever spent in one."""
+    return spend / plan.horizon > plan.history.max_per_period * BEYOND_OBSERVED_TOLERANCE
+
+
+def _allocations(
+    plan: Plan,
+    spend: np.ndarray,
+    statuses: list[SaturationStatus],
+    current: tuple[np.ndarray, np.ndarray],
+    recommended: tuple[np.ndarray, np.ndarray],
+) -> list[ChannelAllocation]:
+    """Per channel: current vs recommended spend, outcome, ROAS and mROAS with intervals.
+    ``current`` and ``recommended``: (outcome, gradient) draws, each (S, C)."""
+    baseline, box = plan.baseline, plan.box
+    beyond = _beyond_observed(plan, spend)
+    (now, now_grad), (rec, rec_grad) = current, recommended
+    return [
+        ChannelAllocation(
+            channel=channel,
+            current_spend=float(baseline[c]),
+            recommended_spend=float(spend[c]),
+            change=float(spend[c] - baseline[c]),
+            change_pct=float(spend[c] / baseline[c] - 1) if baseline[c] > 0 else None,
+            min_spend=float(box.low[c]),
+            max_spend=float(box.high[c]),
+            bound_active=_active_bound(spend[c], box.low[c], box.high[c], plan.total),
+            outcome_current=interval(now[:, c]),
+            outcome_recommended=interval(rec[:, c]),
+            roas_current=interval(now[:, c] / baseline[c]) if baseline[c] > 0 else None,
+            mroas_current=interval(now_grad[:, c]),
+            mroas_recommended=interval(rec_grad[:, c]),
+            saturation=statuses[c],
+            beyond_observed=bool(beyond[c]),
         )
-        if beyond:
-            findings.append(
-                Finding(
-                    code="extrapolated_spend",
-                    severity="warning",
-                    subject=channel,
-                    value=round(float(recommended[c] / horizon), 2),
-                    threshold=round(float(history.max_per_period[c]), 2),
-                    message=f"the recommended {channel} spend per period "
-                    f"({recommended[c] / horizon:,.2f}) exceeds the most ever spent in one "
-                    f"period ({history.max_per_period[c]:,.2f}); the curve there is "
-                    "extrapolated. Test the increase (geo experiment) before committing, or "
-                    "leave out --allow-extrapolation (allow_extrapolation) to cap spend at "
-                    "the observed maximum.",
-                )
-            )
-    if not solution.converged:
-        findings.append(
-            Finding(
-                code="optimizer_not_converged",
-                severity="warning",
-                message=f"SLSQP did not report convergence from any start ({solution.message}); "
-                "the best feasible point found is reported.",
-            )
-        )
-    infeasible = [
+        for c, channel in enumerate(plan.channels)
+    ]
+
+
+def _outcome(current_total: np.ndarray, recommended_total: np.ndarray) -> OutcomeSummary:
+    """Current vs recommended on the same draws: the lift and P(lift > 0)."""
+    lift = recommended_total - current_total
+    return OutcomeSummary(
+        current=interval(current_total),
+        recommended=interval(recommended_total),
+        lift=interval(lift),
+        lift_pct=interval(lift / current_total),
+        probability_better=float((lift > 0).mean()),
+    )
+
+
+def _optimizer_report(params: OptimizeBudgetParams, solution: Solution) -> OptimizerReport:
+    risk = f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""
+    return OptimizerReport(
+        method=solution.method,
+        objective=params.objective + risk,
+        objective_value=solution.value,
+        objective_at_current=solution.value_at_current,  # the same baseline mix
+        starts=solution.starts,
+        converged=solution.converged,
+        message=solution.message,
+        max_constraint_violation=solution.max_violation,
+        seconds=round(solution.seconds, 4),
+    )
+
+
+def _infeasible(scenarios: list[PlannedScenario]) -> list[InfeasibleScenario]:
+    return [
         InfeasibleScenario(
             name=s.name,
             kind=s.kind,
@@ -275,7 +372,46 @@ def _result(
         for s in scenarios
         if s.infeasible is not None
     ]
-    findings += [
+
+
+def _extrapolation_findings(plan: Plan, spend: np.ndarray) -> list[Finding]:
+    beyond = _beyond_observed(plan, spend)
+    findings = []
+    for c, channel in enumerate(plan.channels):
+        if not beyond[c]:
+            continue
+        per_period, most = spend[c] / plan.horizon, plan.history.max_per_period[c]
+        findings.append(
+            Finding(
+                code="extrapolated_spend",
+                severity="warning",
+                subject=channel,
+                value=round(float(per_period), 2),
+                threshold=round(float(most), 2),
+                message=f"the recommended {channel} spend per period ({per_period:,.2f}) "
+                f"exceeds the most ever spent in one period ({most:,.2f}); the curve there is "
+                "extrapolated. Test the increase (geo experiment) before committing, or leave "
+                "`allow_extrapolation` off to cap spend at the observed maximum.",
+            )
+        )
+    return findings
+
+
+def _solver_findings(solution: Solution) -> list[Finding]:
+    if solution.converged:
+        return []
+    return [
+        Finding(
+            code="optimizer_not_converged",
+            severity="warning",
+            message=f"SLSQP did not report convergence from any start ({solution.message}); "
+            "the best feasible point found is reported.",
+        )
+    ]
+
+
+def _infeasible_findings(infeasible: list[InfeasibleScenario]) -> list[Finding]:
+    return [
         Finding(
             code="scenario_infeasible",
             severity="warning",
@@ -285,62 +421,6 @@ def _result(
         )
         for s in infeasible
     ]
-    outcome = OutcomeSummary(
-        current=interval(current_total),
-        recommended=interval(rec_draws.sum(axis=1)),
-        lift=interval(lift),
-        lift_pct=interval(lift / current_total),
-        probability_better=float((lift > 0).mean()),
-    )
-    return BudgetOptimization(
-        metadata=build_metadata(
-            step=STEP,
-            input_hashes=fitted.input_hashes,
-            data_range=fitted.data.report.window,
-            seed=params.seed,
-            sampler=sampler_record(fitted, curves.n_draws),
-            run_id=run_id,
-            extra={
-                "fit_key": fitted.manifest["result"]["fit_key"],
-                "method": fitted.method,
-                "params": params.model_dump(mode="json"),
-                **gate,
-            },
-        ),
-        target=fitted.data.target,
-        outcome_unit=f"{fitted.data.target} (media-driven, horizon + carry-over)",
-        horizon_periods=horizon,
-        grain=fitted.data.report.window.grain,
-        total_budget=total,
-        budget_per_period=total / horizon,
-        current_basis=f"mean spend per period over {history.basis_start} to "
-        f"{history.basis_end} ({history.basis_periods} periods) x {horizon} periods, "
-        f"total {actual.sum():,.2f}; compared at the planned budget with the same mix",
-        convention=CONVENTION,
-        draws=curves.n_draws,
-        allocations=allocations,
-        outcome=outcome,
-        optimizer=OptimizerReport(
-            method=solution.method,
-            objective=params.objective
-            + (f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""),
-            objective_value=solution.value,
-            objective_at_current=solution.value_at_current,  # the same baseline mix
-            starts=solution.starts,
-            converged=solution.converged,
-            message=solution.message,
-            max_constraint_violation=solution.max_violation,
-            seconds=round(solution.seconds, 4),
-        ),
-        scenarios=[
-            _scenario(s, objective, baseline, current_total, params.seed)
-            for s in scenarios
-            if s.infeasible is None
-        ],
-        infeasible_scenarios=infeasible,
-        curves=_curves(curves, params, baseline, recommended, history),
-        findings=findings,
-    )
 
 
 def saturation_flags(curves: ResponseCurves, spend: np.ndarray) -> list[SaturationStatus]:
@@ -403,16 +483,11 @@ def _active_bound(value: float, low: float, high: float, total: float) -> str | 
     return None
 
 
-def _budget_findings(
-    total: float,
-    actual: np.ndarray,
-    history: SpendHistory,
-    horizon: int,
-    gate: dict,
-    per_period: tuple[str, str] | None,
-) -> list[Finding]:
+def _budget_findings(plan: Plan, gate: dict) -> list[Finding]:
+    """What the budget and the model gate say about the comparison itself."""
     findings = []
-    current = float(actual.sum())
+    total, horizon, history = plan.total, plan.horizon, plan.history
+    current = float(plan.actual.sum())
     if current <= 0:
         findings.append(
             Finding(
@@ -424,20 +499,21 @@ def _budget_findings(
                 "probability of beating it compare against that split.",
             )
         )
-    if per_period is not None:
+    if plan.per_period is not None:
+        sentence, fix = plan.per_period
         findings.append(
             Finding(
                 code="budget_looks_per_period",
                 severity="warning",
                 value=round(total / current, 4),
                 threshold=round(1 / horizon, 4),
-                message=f"{per_period[0]} Fix: {per_period[1]}",
+                message=render(f"{sentence} Fix: {fix}"),
             )
         )
     if current > 0:
         ratio = total / current
         far = ratio > SUSPICIOUS_BUDGET_RATIO or ratio < 1 / SUSPICIOUS_BUDGET_RATIO
-        if far and per_period is None:
+        if far and plan.per_period is None:
             findings.append(
                 Finding(
                     code="budget_far_from_current",
@@ -446,9 +522,8 @@ def _budget_findings(
                     threshold=SUSPICIOUS_BUDGET_RATIO,
                     message=f"the total budget {total:,.2f} over {horizon} periods is "
                     f"{ratio:.2f}x current spend over the same horizon ({current:,.2f}). "
-                    "--total-budget (total_budget) is the total over the whole horizon, not "
-                    "per period; if that is what you meant, expect the curves to be "
-                    "extrapolated.",
+                    "`total_budget` is the total over the whole horizon, not per period; if "
+                    "that is what you meant, expect the curves to be extrapolated.",
                 )
             )
         if abs(ratio - 1) > 0.01:
@@ -516,8 +591,8 @@ def _curves(
         _, gradients = curves.channel_outcome(
             c, np.maximum(grid, grid[1] * 0.01), with_gradient=True
         )
-        lo, hi = np.quantile(values, [0.05, 0.95], axis=1)
-        glo, ghi = np.quantile(gradients, [0.05, 0.95], axis=1)
+        lo, hi = band_90(xr.DataArray(values, dims=("spend", "sample")), "sample")
+        glo, ghi = band_90(xr.DataArray(gradients, dims=("spend", "sample")), "sample")
         out.append(
             ResponseCurve(
                 channel=channel,

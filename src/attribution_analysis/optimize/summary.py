@@ -1,40 +1,52 @@
-"""The compact answer adapters return (CLI, scripts, MCP): the decision, not the curves."""
+"""The answer of ``optimize_budget`` (MCP tool, CLI, scripts): the decision, not the curves."""
 
 from __future__ import annotations
 
-from typing import Any
+from attribution_analysis.contracts.budget import (
+    AllocationAnswer,
+    BudgetAnswer,
+    BudgetOptimization,
+    ScenarioAnswer,
+)
 
-from attribution_analysis.contracts.budget import BudgetOptimization
-from attribution_analysis.optimize.step import OUTPUT
+STEP = "optimize_budget"
 
 
-def summary_payload(result: BudgetOptimization) -> dict[str, Any]:
-    return {
-        "step": "optimize_budget",
-        "total_budget": result.total_budget,
-        "budget_per_period": result.budget_per_period,
-        "horizon_periods": result.horizon_periods,
-        "allocations": [
-            {
-                "channel": a.channel,
-                "current_spend": round(a.current_spend, 2),
-                "recommended_spend": round(a.recommended_spend, 2),
-                "change_pct": None if a.change_pct is None else round(a.change_pct, 4),
-                "bound_active": a.bound_active,
-                "saturated": a.saturation.saturated,
-                "beyond_observed": a.beyond_observed,
-            }
+def budget_answer(result: BudgetOptimization, outputs: list[str]) -> BudgetAnswer:
+    """The step's answer from the content of ``analysis/mmm_budget_optimization.json``."""
+    return BudgetAnswer(
+        step=STEP,
+        outputs=outputs,
+        target=result.target,
+        outcome_unit=result.outcome_unit,
+        total_budget=result.total_budget,
+        budget_per_period=result.budget_per_period,
+        horizon_periods=result.horizon_periods,
+        grain=result.grain,
+        current_basis=result.current_basis,
+        allocations=[
+            AllocationAnswer(
+                channel=a.channel,
+                current_spend=round(a.current_spend, 2),
+                recommended_spend=round(a.recommended_spend, 2),
+                change_pct=None if a.change_pct is None else round(a.change_pct, 4),
+                bound_active=a.bound_active,
+                saturated=a.saturation.saturated,
+                beyond_observed=a.beyond_observed,
+            )
             for a in result.allocations
         ],
-        "outcome": result.outcome.model_dump(mode="json"),
-        "scenarios": [
-            {
-                "name": s.name,
-                "lift_vs_current": s.lift_vs_current.model_dump(mode="json"),
-                "probability_better": s.probability_better,
-            }
+        outcome=result.outcome,
+        scenarios=[
+            ScenarioAnswer(
+                name=s.name,
+                kind=s.kind,
+                total_spend=s.total_spend,
+                lift_vs_current=s.lift_vs_current,
+                probability_better=s.probability_better,
+            )
             for s in result.scenarios
         ],
-        "findings": [f.model_dump(mode="json", exclude_none=True) for f in result.findings],
-        "outputs": [OUTPUT],
-    }
+        infeasible_scenarios=result.infeasible_scenarios,
+        findings=result.findings,
+    )

@@ -1,6 +1,6 @@
 """User-level path attribution: heuristics, Markov removal effects, Shapley values, and their
 reconciliation with the MMM (supplementary to the MMM: needs user journeys)."""
 
-from attribution_analysis.paths.step import REPORT_PATH, attribute_paths, summary_payload
+from attribution_analysis.paths.step import attribute_paths
 
-__all__ = ["REPORT_PATH", "attribute_paths", "summary_payload"]
+__all__ = ["attribute_paths"]

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.paths import heuristics
 from attribution_analysis.paths.data import PathData
 
-CREDIT_PATH = "analysis/path_campaign_credit.csv"
+# The CSV this module's credit is written to (kept for the allocation tests that read it).
+CREDIT_PATH = layout.PATH_CAMPAIGN_CREDIT.path
 CREDIT_COLUMNS = ["mmm_channel", "channel", "campaign", "date", "credit"]
 MAX_SHAPLEY_LABELS = 62  # coalition bitmasks
 RULE = (

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import IDENTIFIER_HELP, IDENTIFIER_PATTERN, Finding
 from attribution_analysis.contracts.paths import JourneyRow, PathRow
 from attribution_analysis.data.tables import (
@@ -30,12 +31,10 @@ from attribution_analysis.data.tables import (
     shown_value,
     table_spec,
 )
-from attribution_analysis.errors import DataValidationError, MissingInputError
+from attribution_analysis.errors import DataValidationError, MissingInputError, arg, step_ref
 from attribution_analysis.paths.data import PathData, build
 from attribution_analysis.workspace import Workspace
 
-JOURNEYS = "raw/journeys.csv"
-PATHS = "raw/paths.csv"
 SEPARATOR = ">"
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
@@ -159,20 +158,21 @@ def name_findings(names: list[str], shown: str, column: str) -> list[Finding]:
 
 
 def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
-    journeys = ws.resolve(JOURNEYS)
-    paths = ws.resolve(PATHS)
+    journeys = ws.resolve(layout.JOURNEYS.path)
+    paths = ws.resolve(layout.PATHS.path)
     if source == "auto":
-        for candidate, shown in ((journeys, JOURNEYS), (paths, PATHS)):
+        for candidate, shown in ((journeys, layout.JOURNEYS.path), (paths, layout.PATHS.path)):
             if candidate.exists() and not candidate.is_file():
                 check_input_file(candidate, shown)  # a folder under the input's name
         if not journeys.is_file() and not paths.is_file():
             raise MissingInputError(
-                "no journey data: neither raw/journeys.csv nor raw/paths.csv exists.",
-                fix="export user journeys as raw/journeys.csv (journey_id, timestamp, channel, "
-                "converted[, campaign, conversion_value]) or the aggregated raw/paths.csv "
-                "(path, conversions[, value, nulls]); `attribution simulate --kind journeys` "
-                "writes an example.",
-                file=JOURNEYS,
+                f"no journey data: neither {layout.JOURNEYS.path} nor {layout.PATHS.path} exists.",
+                fix=f"export user journeys as {layout.JOURNEYS.path} (journey_id, timestamp, "
+                "channel, converted[, campaign, conversion_value]) or the aggregated "
+                f"{layout.PATHS.path} (path, conversions[, value, nulls]); "
+                f"{step_ref('simulate_workspace')} with {arg('kind')} journeys writes an "
+                "example.",
+                file=layout.JOURNEYS.path,
             )
         source = "journeys" if journeys.is_file() else "paths"
         loaded = load_journeys(ws) if source == "journeys" else load_aggregated(ws)
@@ -181,18 +181,18 @@ def load_paths_input(ws: Workspace, source: str = "auto") -> LoadedPaths:
                 Finding(
                     code="paths_file_ignored",
                     severity="info",
-                    message="raw/journeys.csv and raw/paths.csv both exist; the touch-level "
-                    "journeys were used (pass source='paths' for the other).",
-                    subject=PATHS,
+                    message=f"{layout.JOURNEYS.path} and {layout.PATHS.path} both exist; the "
+                    "touch-level journeys were used (source='paths' reads the other).",
+                    subject=layout.PATHS.path,
                 )
             )
         return loaded
-    target = JOURNEYS if source == "journeys" else PATHS
+    target = layout.JOURNEYS.path if source == "journeys" else layout.PATHS.path
     other = "paths" if source == "journeys" else "journeys"
     ws.require(
         target,
         f"{target} does not exist.",
-        fix=f"put the file under raw/ or choose source='{other}'.",
+        fix=f"put the file under raw/ or set {arg('source')} {other}.",
     )
     return load_journeys(ws) if source == "journeys" else load_aggregated(ws)
 
@@ -228,9 +228,9 @@ def _timestamps(frame: pd.DataFrame, shown: str) -> tuple[np.ndarray, np.ndarray
 
 def load_journeys(ws: Workspace) -> LoadedPaths:
     """Long format: one row per touch; journeys ordered by timestamp (file order on ties)."""
-    path = ws.resolve(JOURNEYS)
+    path = ws.resolve(layout.JOURNEYS.path)
     try:
-        frame, _ = load_table(path, JOURNEYS, JOURNEYS_SPEC)
+        frame, _ = load_table(path, layout.JOURNEYS.path, JOURNEYS_SPEC)
     except DataValidationError as exc:
         if exc.column == "converted" and exc.code == "missing_value":
             # The generic "value is empty" fix talks about periods; say what a flag is.
@@ -239,25 +239,25 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
                 fix="write converted=1 on the rows of journeys that converted and 0 on the "
                 "others; without it converting and non-converting journeys cannot be told "
                 "apart.",
-                file=JOURNEYS,
+                file=layout.JOURNEYS.path,
                 column="converted",
                 rows=exc.rows,
                 code="missing_conversion_flag",
             ) from None
         raise
-    check_channel_names(frame["channel"], frame, JOURNEYS, "channel", "channel name")
+    check_channel_names(frame["channel"], frame, layout.JOURNEYS.path, "channel", "channel name")
     converted = frame["converted"].to_numpy(dtype=float)
     not_flag = ~np.isin(converted, (0.0, 1.0))
     if not_flag.any():
         raise DataValidationError(
             problem=f"converted is {converted[not_flag][0]:g}; it must be 0 or 1.",
             fix="write 1 on the rows of journeys that converted and 0 on the others.",
-            file=JOURNEYS,
+            file=layout.JOURNEYS.path,
             column="converted",
             rows=_lines(frame, not_flag),
             code="bad_flag",
         )
-    times, days = _timestamps(frame, JOURNEYS)
+    times, days = _timestamps(frame, layout.JOURNEYS.path)
     ids, unit = pd.factorize(frame["journey_id"], sort=False)
     n_units = len(unit)
     # Order touches by journey, then time, then file line (stable for ties).
@@ -279,12 +279,12 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
             raise DataValidationError(
                 problem="conversion_value is positive on a journey that never has converted=1.",
                 fix="set converted=1 on that journey, or its conversion_value to 0.",
-                file=JOURNEYS,
+                file=layout.JOURNEYS.path,
                 column="conversion_value",
                 rows=_lines(frame, orphan),
                 code="value_without_conversion",
             )
-    _require_conversions(conv_unit, JOURNEYS, "converted")
+    _require_conversions(conv_unit, layout.JOURNEYS.path, "converted")
     channels = sorted(frame["channel"].unique())
     codes = pd.Categorical(frame["channel"], categories=channels).codes.astype(np.int64)
     # Age of each touch: days before the journey's last touch (its conversion or exit).
@@ -318,13 +318,13 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
         unit_date=unit_date,
     )
     first, last = days.min(), days.max()
-    findings = name_findings(channels, JOURNEYS, "channel")
+    findings = name_findings(channels, layout.JOURNEYS.path, "channel")
     if len(mixed):
         findings.append(_mixed_flag_finding(unit, mixed))
     return LoadedPaths(
         data,
         "journeys",
-        JOURNEYS,
+        layout.JOURNEYS.path,
         [path],
         len(frame),
         findings,
@@ -343,9 +343,9 @@ def _mixed_flag_finding(unit: pd.Index | np.ndarray, mixed: np.ndarray) -> Findi
     return Finding(
         code="mixed_conversion_flags",
         severity="info",
-        message=f"{JOURNEYS}: {len(mixed)} journey(s) have converted=1 on some rows and 0 on "
-        f"others ({', '.join(names)}{more}); each was counted as one converted journey (a "
-        "journey converts when any of its rows says 1, as in exports that flag only the "
+        message=f"{layout.JOURNEYS.path}: {len(mixed)} journey(s) have converted=1 on some "
+        f"rows and 0 on others ({', '.join(names)}{more}); each was counted as one converted "
+        "journey (a journey converts when any of its rows says 1, as in exports that flag only the "
         "converting touch). If the 0 rows are a later, separate visit of the same user, give "
         "them their own journey_id.",
         subject=", ".join(names),
@@ -356,15 +356,15 @@ def _mixed_flag_finding(unit: pd.Index | np.ndarray, mixed: np.ndarray) -> Findi
 
 def load_aggregated(ws: Workspace) -> LoadedPaths:
     """Aggregated form: one row per distinct path string with conversions and nulls."""
-    path = ws.resolve(PATHS)
-    frame, _ = load_table(path, PATHS, PATHS_SPEC)
+    path = ws.resolve(layout.PATHS.path)
+    frame, _ = load_table(path, layout.PATHS.path, PATHS_SPEC)
     if "path" not in frame.columns:
         raise DataValidationError(
             problem=f"required column ['path'] is missing; found "
             f"{[c for c in frame.columns if c != LINE]}.",
             fix="a paths file needs the columns ['path', 'conversions'] (and 'nulls' for "
             "non-converting journeys, 'value' for conversion value).",
-            file=PATHS,
+            file=layout.PATHS.path,
             column="path",
             rows=(1,),
             code="missing_column",
@@ -376,7 +376,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
         raise DataValidationError(
             problem="path is empty.",
             fix="remove the row, or write its channels separated by '>' ('search > email').",
-            file=PATHS,
+            file=layout.PATHS.path,
             column="path",
             rows=_lines(frame, empty),
             code="empty_path",
@@ -393,7 +393,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 message="paths.csv has no 'nulls' column, so every path converts: Markov "
                 "removal effects and Shapley conversion rates then only reflect path shapes, "
                 "not which channels raise conversion. Export non-converting paths too.",
-                subject=PATHS,
+                subject=layout.PATHS.path,
             )
         )
     empty_counts = (conv + nulls) == 0
@@ -404,7 +404,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 severity="info",
                 message=f"{int(empty_counts.sum())} path row(s) have 0 conversions and 0 nulls; "
                 "they carry no journeys and were left out.",
-                subject=PATHS,
+                subject=layout.PATHS.path,
                 value=float(empty_counts.sum()),
             )
         )
@@ -413,7 +413,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 problem="every path row has 0 conversions and 0 nulls: the file holds no journeys.",
                 fix="write each path's converting journeys in 'conversions' and its "
                 "non-converting ones in 'nulls'.",
-                file=PATHS,
+                file=layout.PATHS.path,
                 column="conversions",
                 rows=_lines(frame, empty_counts),
                 code="no_journeys",
@@ -422,7 +422,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
         frame, text, conv, nulls = frame[keep], text[keep], conv[keep], nulls[keep]
         frame = frame.reset_index(drop=True)
         text = text.reset_index(drop=True)
-    _require_conversions(conv, PATHS, "conversions")
+    _require_conversions(conv, layout.PATHS.path, "conversions")
     arrows = text.str.contains(ARROW).to_numpy()
     if arrows.any():
         findings.append(
@@ -434,7 +434,7 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
                 f"{int(frame[LINE].to_numpy()[arrows][0])}); only '{SEPARATOR}' separates steps, "
                 "so the arrow's other characters stay in the channel names. Write paths as "
                 "'search > email'.",
-                subject=PATHS,
+                subject=layout.PATHS.path,
                 value=float(arrows.sum()),
             )
         )
@@ -449,20 +449,20 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
             "a row, or one at an end).",
             fix="remove the stray '>' or fill in the missing channel; a channel name cannot "
             "contain '>'.",
-            file=PATHS,
+            file=layout.PATHS.path,
             column="path",
             rows=[int(x) for x in frame[LINE].to_numpy()[rows]],
             code="empty_path",
         )
     step_frame = pd.DataFrame({LINE: frame[LINE].to_numpy()[step_unit]})
-    check_channel_names(steps, step_frame, PATHS, "path", "channel name")
+    check_channel_names(steps, step_frame, layout.PATHS.path, "path", "channel name")
     normal = steps.groupby(step_unit).agg(" > ".join)
     dup = normal.duplicated(keep=False).to_numpy()
     if dup.any():
         raise DataValidationError(
             problem=f"path {shown_value(normal[dup].iloc[0])} appears more than once.",
             fix="keep one row per path (sum the conversions, value and nulls of the duplicates).",
-            file=PATHS,
+            file=layout.PATHS.path,
             column="path",
             rows=_lines(frame, dup),
             code="duplicate_rows",
@@ -476,11 +476,11 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
             raise DataValidationError(
                 problem="value is positive on a path with 0 conversions.",
                 fix="set the path's conversions, or its value to 0.",
-                file=PATHS,
+                file=layout.PATHS.path,
                 column="value",
                 rows=_lines(frame, orphan),
                 code="value_without_conversion",
             )
-    findings.extend(name_findings(channels, PATHS, "path"))
+    findings.extend(name_findings(channels, layout.PATHS.path, "path"))
     data = build(channels, step_unit, codes, conv, nulls, value)
-    return LoadedPaths(data, "paths", PATHS, [path], len(steps), findings)
+    return LoadedPaths(data, "paths", layout.PATHS.path, [path], len(steps), findings)

@@ -21,16 +21,16 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.outputs import ChannelContributions
 from attribution_analysis.contracts.paths import (
     CalibratedSplit,
     ReconciledChannel,
     Reconciliation,
 )
-from attribution_analysis.errors import DataValidationError
+from attribution_analysis.errors import DataValidationError, arg, step_ref
 from attribution_analysis.workspace import csv_bytes
 
-SPLIT_PATH = "analysis/path_campaign_omega.csv"
 RULE = (
     "a path method disagrees with the MMM on a channel when its share (among the channels "
     "both sources know) lies outside the MMM's 90% HDI of that channel's share of media, "
@@ -65,7 +65,7 @@ def read_mmm(path, shown: str) -> ChannelContributions:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataValidationError(
             problem=f"the MMM contributions file is not valid JSON ({exc}).",
-            fix="re-run `compute_contributions` or pass reconcile=false.",
+            fix=f"run {step_ref('decompose_contributions')} again, or turn {arg('reconcile')} off.",
             file=shown,
             code="bad_json",
         ) from None
@@ -74,7 +74,8 @@ def read_mmm(path, shown: str) -> ChannelContributions:
         raise DataValidationError(
             problem=f"the MMM contributions file does not match its contract "
             f"({'.'.join(str(p) for p in first['loc'])}: {first['msg']}).",
-            fix="re-run `compute_contributions` to rewrite it, or pass reconcile=false.",
+            fix=f"run {step_ref('decompose_contributions')} again to rewrite it, or turn "
+            f"{arg('reconcile')} off.",
             file=shown,
             code="bad_contract",
         ) from None
@@ -215,7 +216,7 @@ def _calibrated_split(
     ].sort_values(["mmm_channel", "channel", "campaign"], kind="stable")
     covered = set(out.loc[out["path_credit"] > 0, "mmm_channel"])
     split = CalibratedSplit(
-        file=SPLIT_PATH,
+        file=layout.PATH_CAMPAIGN_OMEGA.path,
         method=method,
         rule=SPLIT_RULE,
         omega_source=OMEGA_SOURCE,

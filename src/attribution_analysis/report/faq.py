@@ -14,9 +14,11 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.report import (
     AUDIENCES,
     AudienceChoice,
+    DraftFaqAnswer,
     DraftFaqParams,
     DraftFaqResult,
     FaqFile,
@@ -26,6 +28,7 @@ from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import load_inputs
 from attribution_analysis.report.step import build_context
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace
 
 STEP = "draft_faq"
@@ -43,12 +46,15 @@ AUDIT_RUNS = 50
 
 
 def faq_paths(audience: AudienceChoice) -> tuple[str, str]:
-    return f"reports/faq_{audience}.md", f"reports/faq_{audience}.html"
+    return (
+        layout.FAQ_MARKDOWN.path_for(audience=audience),
+        layout.FAQ_HTML.path_for(audience=audience),
+    )
 
 
 def sources_path(audience: AudienceChoice) -> str:
     """Beside the FAQ: every traced value it prints, in order, with its file and JSON path."""
-    return f"reports/faq_{audience}.sources.json"
+    return layout.FAQ_SOURCES.path_for(audience=audience)
 
 
 def traced_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -67,10 +73,85 @@ def markdown_to_html(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
 
 
+def compute(ctx: StepContext, params: DraftFaqParams) -> StepOutput:
+    """The ``draft_faq`` step: the Markdown, HTML and sources of each audience asked, as bytes
+    for the runner to commit (reads the outputs and the run registry, writes nothing)."""
+    ws, progress = ctx.ws, ctx.progress
+    report(progress, 0, 2, "reading outputs")
+    inputs = load_inputs(ws)
+    runs = RunRegistry(ws).list_runs(limit=AUDIT_RUNS) if params.financial_services else []
+    context = build_context(ws, inputs, TOP_CAMPAIGNS, traced=True)
+    metadata = trace.page_metadata(STEP, ctx.run_id, inputs, params)
+    recorder = trace.Recorder()
+    env = views.environment(recorder)
+    markdown_template = env.get_template("faq.md.j2")
+    html_template = env.get_template("faq.html.j2")
+    wanted: list[AudienceChoice] = (
+        [*AUDIENCES, "all"] if params.audience == "all" else [params.audience]
+    )
+    files: dict[str, bytes] = {}
+    written = []
+    for audience in wanted:
+        sections = list(AUDIENCES) if audience == "all" else [audience]
+        recorder.records = []
+        markdown = views.tidy_markdown(
+            markdown_template.render(
+                audience=audience,
+                sections=sections,
+                titles=TITLES,
+                params=params,
+                runs=traced_runs(runs),
+                **context,
+            )
+        )
+        html = html_template.render(
+            title=f"Questions and answers: {TITLES[audience]}",
+            body=markdown_to_html(markdown),
+        )
+        md_path, html_path = faq_paths(audience)
+        files[md_path] = markdown.encode("utf-8")
+        files[html_path] = html.encode("utf-8")
+        # The fee basis is a statement of the caller, not a field of any output: the
+        # sources say so, so an auditor can tell where the wording came from.
+        files[sources_path(audience)] = trace.sources_json(
+            page={"markdown": md_path},
+            params={
+                "financial_services": params.financial_services,
+                "fee_basis": params.fee_basis,
+                "fee_basis_source": "the fee_basis parameter of draft_faq",
+            },
+            records=recorder.records,
+            metadata=metadata,
+        )
+        questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
+        written.append(
+            FaqFile(
+                audience=audience,
+                markdown=md_path,
+                html=html_path,
+                sources=sources_path(audience),
+                questions=questions,
+            )
+        )
+    report(progress, 2, 2, "done")
+    answer = DraftFaqAnswer(
+        step=STEP,
+        outputs=list(files),
+        files=written,
+        sources=inputs.present,
+        missing=inputs.missing,
+        financial_services=params.financial_services,
+        fee_basis=params.fee_basis,
+        run_id=ctx.run_id,
+    )
+    return StepOutput(answer, files, inputs.hashes)
+
+
 def draft_faq(
     ws: Workspace, params: DraftFaqParams | None = None, progress: Progress | None = None
 ) -> DraftFaqResult:
-    """Write ``reports/faq_<audience>.md`` and ``.html`` for the audience asked (or all).
+    """Write ``reports/faq_<audience>.md`` and ``.html`` for the audience asked (or all),
+    through the step runner (for Python callers).
 
     Parameters
     ----------
@@ -84,75 +165,10 @@ def draft_faq(
     DraftFaqResult
         Files written, the outputs whose numbers were used, and the ones missing.
     """
-    params = params or DraftFaqParams()
-    registry = RunRegistry(ws)
-    with registry.track(STEP, params.model_dump(mode="json")) as run:
-        report(progress, 0, 2, "reading outputs")
-        inputs = load_inputs(ws)
-        run.input_hashes = inputs.hashes
-        runs = registry.list_runs(limit=AUDIT_RUNS) if params.financial_services else []
-        context = build_context(ws, inputs, TOP_CAMPAIGNS, traced=True)
-        metadata = trace.page_metadata(STEP, run.run_id, inputs, params)
-        recorder = trace.Recorder()
-        env = views.environment(recorder)
-        markdown_template = env.get_template("faq.md.j2")
-        html_template = env.get_template("faq.html.j2")
-        wanted: list[AudienceChoice] = (
-            [*AUDIENCES, "all"] if params.audience == "all" else [params.audience]
-        )
-        outputs: dict[str, bytes] = {}
-        files = []
-        for audience in wanted:
-            sections = list(AUDIENCES) if audience == "all" else [audience]
-            recorder.records = []
-            markdown = views.tidy_markdown(
-                markdown_template.render(
-                    audience=audience,
-                    sections=sections,
-                    titles=TITLES,
-                    params=params,
-                    runs=traced_runs(runs),
-                    **context,
-                )
-            )
-            html = html_template.render(
-                title=f"Questions and answers: {TITLES[audience]}",
-                body=markdown_to_html(markdown),
-            )
-            md_path, html_path = faq_paths(audience)
-            outputs[md_path] = markdown.encode("utf-8")
-            outputs[html_path] = html.encode("utf-8")
-            # The fee basis is a statement of the caller, not a field of any output: the
-            # sources say so, so an auditor can tell where the wording came from.
-            outputs[sources_path(audience)] = trace.sources_json(
-                page={"markdown": md_path},
-                params={
-                    "financial_services": params.financial_services,
-                    "fee_basis": params.fee_basis,
-                    "fee_basis_source": "the fee_basis parameter of draft_faq",
-                },
-                records=recorder.records,
-                metadata=metadata,
-            )
-            questions = sum(1 for line in markdown.splitlines() if line.startswith("### "))
-            files.append(
-                FaqFile(
-                    audience=audience,
-                    markdown=md_path,
-                    html=html_path,
-                    sources=sources_path(audience),
-                    questions=questions,
-                )
-            )
-        report(progress, 1, 2, "writing")
-        ws.commit(outputs)
-        run.outputs = list(outputs)
-        report(progress, 2, 2, "done")
-        return DraftFaqResult(
-            files=files,
-            sources=inputs.present,
-            missing=inputs.missing,
-            financial_services=params.financial_services,
-            fee_basis=params.fee_basis,
-            run_id=run.run_id,
-        )
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    answer = run_step(step(STEP), ws, params or DraftFaqParams(), progress)
+    return DraftFaqResult.model_validate(
+        answer.model_dump(include=set(DraftFaqResult.model_fields))
+    )

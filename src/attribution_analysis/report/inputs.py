@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.common import Metadata
@@ -25,38 +26,43 @@ from attribution_analysis.contracts.validation import DataValidationReport
 from attribution_analysis.errors import AttributionError
 from attribution_analysis.workspace import Workspace
 
-VALIDATION = "analysis/data_validation.json"
-FIT = "analysis/mmm_fit.json"
-DIAGNOSTICS = "analysis/mmm_diagnostics.json"
-CONTRIBUTIONS = "analysis/mmm_channel_contributions.json"
-WEEKLY = "analysis/mmm_weekly_contributions.csv"
-LIFT_TESTS = "analysis/incrementality_results.json"
-ALLOCATION = "analysis/allocation_summary.json"
-ALLOCATION_CSV = "analysis/mta_allocation.csv"
-BUDGET = "analysis/mmm_budget_optimization.json"
-PATHS = "analysis/path_attribution.json"
+VALIDATION = layout.DATA_VALIDATION.path
+FIT = layout.FIT.path
+DIAGNOSTICS = layout.DIAGNOSTICS.path
+CONTRIBUTIONS = layout.CONTRIBUTIONS.path
+WEEKLY = layout.WEEKLY_CONTRIBUTIONS.path
+LIFT_TESTS = layout.LIFT_TESTS.path
+ALLOCATION = layout.ALLOCATION_SUMMARY.path
+ALLOCATION_CSV = layout.ALLOCATION.path
+BUDGET = layout.BUDGET.path
+PATHS = layout.PATH_ATTRIBUTION.path
+# Every output the report and the FAQ read (each optional: a missing one is a section that
+# says which step writes it).
+READS = (VALIDATION, FIT, DIAGNOSTICS, CONTRIBUTIONS, LIFT_TESTS, ALLOCATION, BUDGET, PATHS)
 
-# Which step writes each input: what an empty section tells the user to run.
-PRODUCERS = {
-    VALIDATION: "validate_data (`python scripts/fit_mmm.py --validate --workspace DIR`)",
-    FIT: "fit_mmm (`python scripts/fit_mmm.py --workspace DIR`)",
-    DIAGNOSTICS: "validate_model (`python scripts/validate_model.py --workspace DIR`)",
-    CONTRIBUTIONS: "decompose_contributions (`python scripts/compute_contributions.py "
-    "--workspace DIR`)",
-    LIFT_TESTS: "the experimentation skill (lift tests as analysis/incrementality_results.json)",
-    ALLOCATION: "allocate (`python scripts/allocate.py --workspace DIR --source mta`)",
-    BUDGET: "optimize_budget (`python scripts/optimize_budget.py --workspace DIR`)",
-    PATHS: "attribute_paths (user-level journeys; `python scripts/attribute_paths.py "
-    "--workspace DIR`)",
-}
+
+def producer(path: str) -> str:
+    """Who writes ``path``, as an empty section words it: the step (by name, since the
+    reader may use any front end: MCP tool, CLI or script), or the user for an input."""
+    entry = layout.declared(path)
+    if entry is None:
+        return "an earlier step"
+    if entry.producer == layout.USER:
+        what = entry.description.rstrip(".")
+        return f"you or another skill ({what[:1].lower()}{what[1:]}, as {entry.path})"
+    return f"the `{entry.producer}` step"
+
+
+# Which step writes each input (from the layout catalogue): what an empty section tells the
+# user to run.
+PRODUCERS = {path: producer(path) for path in READS}
 
 # Files a step writes in the same commit as its output JSON: a later step that read one of
 # them was computed from that output, and is out of date whenever that output is.
 WRITTEN_WITH = {
-    WEEKLY: CONTRIBUTIONS,
-    "analysis/mmm_contribution_draws.csv": CONTRIBUTIONS,
-    "analysis/mmm_transforms.json": CONTRIBUTIONS,
-    "analysis/model/channel_contribution_draws.nc": CONTRIBUTIONS,
+    entry.path: CONTRIBUTIONS
+    for entry in layout.written_by(layout.CONTRIBUTIONS.producer)
+    if entry.path != CONTRIBUTIONS
 }
 
 MAX_PROBLEM_CHARS = 300

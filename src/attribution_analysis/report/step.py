@@ -14,14 +14,15 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
+from attribution_analysis import layout
 from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.report import (
+    GenerateReportAnswer,
     GenerateReportParams,
     GenerateReportResult,
     SectionReport,
 )
 from attribution_analysis.progress import Progress, report
-from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import charts, trace, views
 from attribution_analysis.report.inputs import (
     ALLOCATION,
@@ -38,13 +39,14 @@ from attribution_analysis.report.inputs import (
     load_inputs,
     stale_outputs,
 )
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace
 
 STEP = "generate_report"
-OUTPUT = "reports/mmm_executive_summary.html"
+OUTPUT = layout.REPORT.path
 # Beside the report: every traced value it prints, in order, with its file and JSON path.
-SOURCES = "reports/mmm_executive_summary.sources.json"
-FIGURES = "reports/figures"
+SOURCES = layout.REPORT_SOURCES.path
+FIGURES = layout.FIGURES.path
 DEFAULT_TITLE = "Marketing mix model: executive summary"
 
 # (section id, heading, the inputs it needs: the first one decides whether it renders)
@@ -234,10 +236,54 @@ def render_report(
     return html, drawn, sections, inputs, metadata
 
 
+def compute(ctx: StepContext, params: GenerateReportParams) -> StepOutput:
+    """The ``generate_report`` step: the HTML report, its sources and its figures, as bytes
+    for the runner to commit (reads the workspace outputs, writes nothing)."""
+    started = time.perf_counter()
+    report(ctx.progress, 0, 3, "reading outputs and drawing charts")
+    recorder = trace.Recorder()
+    html, drawn, sections, inputs, metadata = render_report(ctx.ws, params, ctx.run_id, recorder)
+    report(ctx.progress, 2, 3, "writing")
+    body = html.encode("utf-8")
+    files = {
+        OUTPUT: body,
+        # The same metadata the page shows, so the sources match the page they explain.
+        SOURCES: trace.sources_json(
+            page={"report": OUTPUT},
+            params=params.model_dump(mode="json"),
+            records=recorder.records,
+            metadata=metadata,
+        ),
+    }
+    figures: list[str] = []
+    if params.figures:
+        for chart in drawn.values():
+            for suffix, data in (("png", chart.png), ("svg", chart.svg)):
+                path = f"{FIGURES}/{chart.id}.{suffix}"
+                files[path] = data
+                figures.append(path)
+    report(ctx.progress, 3, 3, "done")
+    answer = GenerateReportAnswer(
+        step=STEP,
+        outputs=list(files),
+        report=OUTPUT,
+        sources=SOURCES,
+        report_bytes=len(body),
+        figures=figures,
+        charts=list(drawn),
+        sections=sections,
+        input_hashes=inputs.hashes,
+        render_seconds=round(time.perf_counter() - started, 3),
+        run_id=ctx.run_id,
+    )
+    return StepOutput(answer, files, inputs.hashes)
+
+
 def generate_report(
     ws: Workspace, params: GenerateReportParams | None = None, progress: Progress | None = None
 ) -> GenerateReportResult:
-    """Write ``reports/mmm_executive_summary.html`` (and figures) from the workspace outputs.
+    """Write ``reports/mmm_executive_summary.html`` (and figures) from the workspace outputs,
+    through the step runner (for Python callers).
 
     Parameters
     ----------
@@ -251,43 +297,10 @@ def generate_report(
     GenerateReportResult
         Paths written, the sections and the inputs each one used (or why it is empty).
     """
-    params = params or GenerateReportParams()
-    started = time.perf_counter()
-    with RunRegistry(ws).track(STEP, params.model_dump(mode="json")) as run:
-        report(progress, 0, 3, "reading outputs and drawing charts")
-        recorder = trace.Recorder()
-        html, drawn, sections, inputs, metadata = render_report(ws, params, run.run_id, recorder)
-        run.input_hashes = inputs.hashes
-        report(progress, 2, 3, "writing")
-        body = html.encode("utf-8")
-        outputs = {
-            OUTPUT: body,
-            # The same metadata the page shows, so the sources match the page they explain.
-            SOURCES: trace.sources_json(
-                page={"report": OUTPUT},
-                params=params.model_dump(mode="json"),
-                records=recorder.records,
-                metadata=metadata,
-            ),
-        }
-        figures: list[str] = []
-        if params.figures:
-            for chart in drawn.values():
-                for suffix, data in (("png", chart.png), ("svg", chart.svg)):
-                    path = f"{FIGURES}/{chart.id}.{suffix}"
-                    outputs[path] = data
-                    figures.append(path)
-        ws.commit(outputs)
-        run.outputs = list(outputs)
-        report(progress, 3, 3, "done")
-        return GenerateReportResult(
-            report=OUTPUT,
-            sources=SOURCES,
-            report_bytes=len(body),
-            figures=figures,
-            charts=list(drawn),
-            sections=sections,
-            input_hashes=inputs.hashes,
-            render_seconds=round(time.perf_counter() - started, 3),
-            run_id=run.run_id,
-        )
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    answer = run_step(step(STEP), ws, params or GenerateReportParams(), progress)
+    return GenerateReportResult.model_validate(
+        answer.model_dump(include=set(GenerateReportResult.model_fields))
+    )

@@ -31,8 +31,8 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from attribution_analysis import __version__
-from attribution_analysis.adapters import error_payload
 from attribution_analysis.errors import AttributionError, ParameterError
+from attribution_analysis.frontends.output import error_payload
 from attribution_analysis.server.config import ServerConfig, shorten
 from attribution_analysis.server.jobs import TERMINAL, JobManager
 from attribution_analysis.server.models import (
@@ -113,9 +113,10 @@ class DeferredValidation(FuncMetadata):
         return {"arguments": self.pre_parse_json(arguments_to_validate)}
 
 
-def _message(exc: AttributionError | ValidationError) -> str:
-    """The CLI's wording of ``exc``, whole: ``GuardedTool`` cuts what reaches a client."""
-    return error_payload(exc, "mcp")["message"]
+def _message(exc: AttributionError | ValidationError, model: type[BaseModel] | None = None) -> str:
+    """``exc`` worded for a tool caller, whole: ``GuardedTool`` cuts what reaches a client.
+    ``model``: the arguments' model, whose field descriptions word a refused value's fix."""
+    return error_payload(exc, "mcp", model)["message"]
 
 
 def _describe(exc: BaseException) -> str:
@@ -241,7 +242,7 @@ def _tool(
         try:
             validated = model.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolError(_message(exc)) from None
+            raise ToolError(_message(exc, model)) from None
         return await body(validated, arguments, ctx)
 
     return GuardedTool(
@@ -340,7 +341,7 @@ class AttributionServer:
                 return await self._wait(job.job_id, args.wait_seconds, ctx)
             return await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
         except (AttributionError, ValidationError) as exc:
-            raise ToolError(_message(exc)) from None
+            raise ToolError(_message(exc, spec.params)) from None
 
     @staticmethod
     def _check_inputs(spec: StepSpec, folder: Path, params: BaseModel) -> None:

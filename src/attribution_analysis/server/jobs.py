@@ -118,8 +118,8 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 
     from pydantic import ValidationError
 
-    from attribution_analysis.adapters import error_payload
     from attribution_analysis.errors import AttributionError
+    from attribution_analysis.frontends.output import error_payload
     from attribution_analysis.steps import execute, step
     from attribution_analysis.workspace import Workspace
 

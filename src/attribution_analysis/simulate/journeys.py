@@ -23,6 +23,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.workspace import csv_bytes
 
 UPPER_FUNNEL = ["display", "social", "video", "email", "paid_search"]
@@ -156,6 +157,6 @@ def journey_files(
     frame, truth = simulate_journeys(rng, n_users, start)
     truth = {"kind": "journeys", "params": params, **truth}
     return {
-        "raw/journeys.csv": csv_bytes(frame, float_format="%.2f"),
-        "truth/journey_truth.json": (json.dumps(truth, indent=2, sort_keys=True) + "\n").encode(),
+        layout.JOURNEYS.path: csv_bytes(frame, float_format="%.2f"),
+        layout.JOURNEY_TRUTH.path: (json.dumps(truth, indent=2, sort_keys=True) + "\n").encode(),
     }

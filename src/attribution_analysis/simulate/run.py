@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.errors import WorkspaceError
+from attribution_analysis import layout
+from attribution_analysis.contracts.simulation import (
+    SimulateAnswer,
+    SimulateWorkspaceParams,
+    SimulationParams,
+)
+from attribution_analysis.errors import WorkspaceError, arg
+from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.simulate import hcp_brick, journeys, mmm, mta
 from attribution_analysis.workspace import Workspace, csv_bytes
 
 SimulationKind = Literal["mmm", "mta", "hcp-brick", "journeys"]
-TRUTH = "truth"
+STEP = "simulate_workspace"
+RAW = layout.CONVERSIONS.path.split("/")[0]  # "raw"
+TRUTH = layout.TRUTH_PARAMETERS.path.split("/")[0]  # "truth"
 
 
 def _json(payload: object) -> bytes:
@@ -30,32 +36,60 @@ def _seed(params: SimulationParams) -> np.random.Generator:
     return np.random.default_rng([params.seed, sum(map(ord, params.kind))])
 
 
+def compute(ctx: StepContext, params: SimulateWorkspaceParams) -> StepOutput:
+    """The simulate_workspace step: the raw files and truth/ of a simulated world."""
+    ws = ctx.ws
+    _refuse_mixing(ws, params.overwrite)
+    simulation = SimulationParams.model_validate(params.model_dump(exclude={"overwrite"}))
+    files = _generate(simulation)
+    # overwrite: no file of the old world stays beside the new one (removed in the commit)
+    removes = _old_inputs(ws) if params.overwrite else []
+    answer = SimulateAnswer(
+        step=STEP, outputs=sorted(files), kind=simulation.kind, seed=simulation.seed
+    )
+    return StepOutput(answer, files, removes=removes)
+
+
 def simulate_workspace(
     out: str | Path, params: SimulationParams, overwrite: bool = False
 ) -> dict[str, str]:
-    """Create ``out`` as a workspace holding simulated raw files and ``truth/``.
+    """Create ``out`` as a workspace holding simulated raw files and ``truth/`` (through the
+    runner, for Python callers); ``{relative path: absolute path}`` of the files written.
 
     Refuses a folder whose raw/ or truth/ already holds files unless ``overwrite``; then
     those two folders are replaced (outputs under analysis/ are kept).
     """
-    root = Path(out)
-    for sub in ("raw", TRUTH):
-        folder = root / sub
+    from attribution_analysis.runner import run_step
+    from attribution_analysis.steps import step
+
+    ws = Workspace.create(out)
+    step_params = SimulateWorkspaceParams.model_validate(
+        {**params.model_dump(), "overwrite": overwrite}
+    )
+    answer = run_step(step(STEP), ws, step_params)
+    return {path: str(ws.root / path) for path in answer.outputs}
+
+
+def _refuse_mixing(ws: Workspace, overwrite: bool) -> None:
+    for sub in (RAW, TRUTH):
+        folder = ws.root / sub
         if folder.exists() and any(folder.iterdir()) and not overwrite:
             raise WorkspaceError(
                 f"'{folder}' already holds files; simulating into it would mix data sets.",
-                fix="choose an empty folder or pass --overwrite to replace raw/ and truth/.",
+                fix=f"choose an empty folder or pass {arg('overwrite')} to replace raw/ and "
+                "truth/.",
                 file=str(folder),
             )
-    files = _generate(params)
-    ws = Workspace.create(root)
-    with ws.writer("simulate_workspace", uuid.uuid4().hex[:16]), ws.staging_dir():
-        if overwrite:
-            for sub in ("raw", TRUTH):
-                shutil.rmtree(root / sub, ignore_errors=True)
-            (root / "raw").mkdir(exist_ok=True)
-        ws.commit(files)
-    return {path: str(ws.root / path) for path in files}
+
+
+def _old_inputs(ws: Workspace) -> list[str]:
+    """Every file under raw/ and truth/ now: what an overwrite replaces."""
+    return [
+        ws.relative(path)
+        for sub in (RAW, TRUTH)
+        for path in sorted((ws.root / sub).rglob("*"))
+        if path.is_file() and not path.is_symlink()
+    ]
 
 
 def _generate(params: SimulationParams) -> dict[str, bytes]:
@@ -105,7 +139,7 @@ def _mmm_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
     files: dict[str, bytes] = {}
     geo_col = {"geo": np.repeat(geos, len(dates))} if params.geos else {}
     date_col = np.tile(dates.strftime("%Y-%m-%d"), len(geos))
-    files["raw/conversions.csv"] = csv_bytes(
+    files[layout.CONVERSIONS.path] = csv_bytes(
         pd.DataFrame(
             {
                 "date": date_col,
@@ -120,9 +154,45 @@ def _mmm_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
         pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "factor_name": name, "value": values})
         for name, values in truth.factors.items()
     ]
-    files["raw/external_factors.csv"] = csv_bytes(pd.concat(factor_rows), float_format="%.4f")
-    platforms = sorted({mmm.PLATFORM_OF[ch] for ch in channels})
-    for platform in platforms:
+    files[layout.EXTERNAL_FACTORS.path] = csv_bytes(pd.concat(factor_rows), float_format="%.4f")
+    files.update(
+        _spend_files(
+            channels,
+            (spend, impressions, clicks),
+            campaigns,
+            campaign_media if campaigns is not None else {},
+            dates,
+            geos,
+            bool(params.geos),
+        )
+    )
+    tests = mmm.lift_tests(rng, truth, params.lift_tests)
+    if tests:
+        observed = [{k: v for k, v in t.items() if k != "true_lift"} for t in tests]
+        files[layout.LIFT_TESTS.path] = _json(observed)
+    files.update(_mmm_truth(truth, params, tests, bool(params.geos)))
+    if campaigns is not None:
+        files.update(_mta_truth(rng, truth, campaigns, campaign_media, params, bool(params.geos)))
+        meta = campaigns.metadata.drop(columns="lambda_true")
+        files[layout.CAMPAIGN_METADATA.path] = csv_bytes(meta)
+    return files
+
+
+def _spend_files(
+    channels: list[str],
+    media: tuple[np.ndarray, np.ndarray, np.ndarray],
+    campaigns: mta.CampaignTruth | None,
+    campaign_media: dict,
+    dates: pd.DatetimeIndex,
+    geos: list[str],
+    with_geo: bool,
+) -> dict[str, bytes]:
+    """One spend file per platform: channel rows, or campaign rows for the mta kind."""
+    spend, impressions, clicks = media
+    geo_col = {"geo": np.repeat(geos, len(dates))} if with_geo else {}
+    date_col = np.tile(dates.strftime("%Y-%m-%d"), len(geos))
+    files = {}
+    for platform in sorted({mmm.PLATFORM_OF[ch] for ch in channels}):
         frames = []
         for c, ch in enumerate(channels):
             if mmm.PLATFORM_OF[ch] != platform:
@@ -142,21 +212,10 @@ def _mmm_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
                 )
             else:
                 frames.append(
-                    _campaign_rows(
-                        ch, campaigns, campaign_media[ch], dates, geos, bool(params.geos)
-                    )
+                    _campaign_rows(ch, campaigns, campaign_media[ch], dates, geos, with_geo)
                 )
         table = pd.concat(frames, ignore_index=True)
-        files[f"raw/campaign_spend_{platform}.csv"] = csv_bytes(table, float_format="%.2f")
-    tests = mmm.lift_tests(rng, truth, params.lift_tests)
-    if tests:
-        observed = [{k: v for k, v in t.items() if k != "true_lift"} for t in tests]
-        files["analysis/incrementality_results.json"] = _json(observed)
-    files.update(_mmm_truth(truth, params, tests, bool(params.geos)))
-    if campaigns is not None:
-        files.update(_mta_truth(rng, truth, campaigns, campaign_media, params, bool(params.geos)))
-        meta = campaigns.metadata.drop(columns="lambda_true")
-        files["raw/campaign_metadata.csv"] = csv_bytes(meta)
+        files[layout.SPEND.path_for(platform=platform)] = csv_bytes(table, float_format="%.2f")
     return files
 
 
@@ -234,8 +293,8 @@ def _mmm_truth(
         },
     }
     return {
-        f"{TRUTH}/contributions.csv": csv_bytes(rows),
-        f"{TRUTH}/parameters.json": _json(summary),
+        layout.TRUTH_CONTRIBUTIONS.path: csv_bytes(rows),
+        layout.TRUTH_PARAMETERS.path: _json(summary),
     }
 
 
@@ -316,12 +375,12 @@ def _hcp_files(rng: np.random.Generator, params: SimulationParams) -> dict[str, 
     visits = truth.pairs[["hcp_id", "brick_id", "visits"]]
     hcps = truth.hcps[["hcp_id", "specialty", "seniority", "potential"]]
     return {
-        "raw/brick_sales.csv": csv_bytes(truth.bricks, float_format="%.2f"),
-        "raw/hcp_brick.csv": csv_bytes(visits, float_format="%.0f"),
-        "raw/hcps.csv": csv_bytes(hcps),
+        layout.BRICK_SALES.path: csv_bytes(truth.bricks, float_format="%.2f"),
+        layout.HCP_BRICK.path: csv_bytes(visits, float_format="%.0f"),
+        layout.HCPS.path: csv_bytes(hcps),
         f"{TRUTH}/hcp_truth.csv": csv_bytes(truth.hcps),
         f"{TRUTH}/pair_truth.csv": csv_bytes(truth.pairs),
-        f"{TRUTH}/parameters.json": _json(
+        layout.TRUTH_PARAMETERS.path: _json(
             {
                 "kind": params.kind,
                 "seed": params.seed,

@@ -8,7 +8,6 @@ depends only on its own spend.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -27,59 +26,23 @@ from attribution_analysis.contracts.outputs import (
     DecomposeAnswer,
     SumCheck,
 )
-from attribution_analysis.errors import ModelRejectedError
 from attribution_analysis.mmm import store
+from attribution_analysis.mmm.gate import require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.runner import StepContext, StepOutput
-from attribution_analysis.summaries import interval, thin_draws
+from attribution_analysis.summaries import band_90, interval, thin_draws
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "decompose_contributions"
-OUTPUT = "analysis/mmm_channel_contributions.json"
-WEEKLY = "analysis/mmm_weekly_contributions.csv"
-DRAWS = "analysis/model/channel_contribution_draws.nc"
-DRAWS_CSV = "analysis/mmm_contribution_draws.csv"  # what the allocation step reads
-TRANSFORMS = "analysis/mmm_transforms.json"  # posterior-mean curves for effective exposure
-CSV_DRAWS = 200
+CSV_DRAWS = 200  # draws per cell in the long table the allocation step reads
 # Summaries of sums over weeks need far fewer draws than the sampler keeps for its ESS gate.
 DECOMPOSITION_DRAWS = 4000
-DIAGNOSTICS = "analysis/mmm_diagnostics.json"
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
 STORED_DRAWS = 500
 BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
-
-
-def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str, Any]:
-    """The diagnostics must exist and pass, unless the user overrides (recorded)."""
-    path = ws.require(
-        DIAGNOSTICS,
-        "the model has not been validated (analysis/mmm_diagnostics.json is missing).",
-        fix="run `python scripts/validate_model.py --workspace DIR` first.",
-    )
-    diagnostics = json.loads(path.read_text())
-    manifest, manifest_digest = store.read_manifest_and_digest(ws)
-    recorded = dict(diagnostics["metadata"]["input_hashes"])
-    # Diagnostics record the digest of the fit's manifest (open_fit). Diagnostics written
-    # before they did cannot be tied to a fit, so they are refused too: a refit on the same
-    # data (another seed, priors or a quick fit) would otherwise pass as validated.
-    fit_digest = recorded.pop(store.MANIFEST, None)
-    if recorded != manifest["metadata"]["input_hashes"] or fit_digest != manifest_digest:
-        raise ModelRejectedError(
-            "the diagnostics belong to an earlier fit.",
-            fix="run `python scripts/validate_model.py --workspace DIR` on the current fit.",
-        )
-    failed = [c["name"] for c in diagnostics["criteria"] if not c["passed"]]
-    if failed and not override_reason:
-        raise ModelRejectedError(
-            f"the model failed its acceptance criteria ({', '.join(failed)}); results from it "
-            "would not be defensible.",
-            fix="refit (more draws, tighter priors, lift-test calibration) or, knowingly, pass "
-            '--override-reason "..." (it is recorded in every output).',
-        )
-    return {"failed_criteria": failed, "override_reason": override_reason if failed else None}
 
 
 def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
@@ -270,8 +233,8 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
         sum_check=SumCheck(
             relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
         ),
-        weekly_table=WEEKLY,
-        draws_file=DRAWS,
+        weekly_table=layout.WEEKLY_CONTRIBUTIONS.path,
+        draws_file=layout.CONTRIBUTION_DRAWS.path,
         findings=findings,
         roas_unit=f"{data.target} per unit of spend",
     )
@@ -282,9 +245,10 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
 
 def _weekly_table(channel: xr.DataArray, data: Any) -> pd.DataFrame:
     mean = channel.mean("sample")
-    low = channel.quantile(0.05, dim="sample").drop_vars("quantile")
-    high = channel.quantile(0.95, dim="sample").drop_vars("quantile")
-    frame = xr.Dataset({"contribution": mean, "lower_90": low, "upper_90": high}).to_dataframe()
+    low, high = band_90(channel, "sample")
+    frame = xr.Dataset(
+        {"contribution": mean, "lower_90": mean.copy(data=low), "upper_90": mean.copy(data=high)}
+    ).to_dataframe()
     frame = frame.reset_index()
     frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
     keys = ["date", *(["geo"] if "geo" in frame else []), "channel"]

@@ -277,8 +277,9 @@ def test_spend_beyond_the_data_is_capped_unless_extrapolation_is_allowed(validat
     flagged = [f.subject for f in free.findings if f.code == "extrapolated_spend"]
     assert flagged == beyond
     # The same budget under the cap cannot be spent: refused, naming the switch that lifts it.
-    with pytest.raises(ParameterError, match="--allow-extrapolation"):
+    with pytest.raises(ParameterError, match="`allow_extrapolation`") as caught:
         optimize_budget(ws, _plan(total_budget=over, max_change=None, draws=50))
+    assert "--allow-extrapolation" in caught.value.render("cli")
 
 
 def _hdi90(values: np.ndarray) -> tuple[float, float]:
@@ -374,7 +375,7 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
     # A 50% cut breaks the minimums: reported with its reason, the rest still runs.
     (halve,) = result.infeasible_scenarios
     assert halve.name == "halve it" and "minimums add up" in halve.reason
-    assert all(c in halve.reason for c in channels) and "--max-change none" in halve.fix
+    assert all(c in halve.reason for c in channels) and "`max_change` none" in halve.fix
     assert any(f.code == "scenario_infeasible" and f.subject == "halve it" for f in result.findings)
     assert written["infeasible_scenarios"][0]["name"] == "halve it"
 
@@ -494,7 +495,8 @@ def test_a_per_period_budget_typed_as_a_total_is_named(validated, horizon):
     assert "this looks like a per-period budget" in problem.lower()
     assert f"the total over the horizon of {horizon} weeks" in problem
     assert f"current spend over the horizon is {over_horizon}" in problem
-    assert f"--total-budget {weekly * horizon:.2f}" in caught.value.fix
+    assert f"--total-budget {weekly * horizon:.2f}" in caught.value.render("cli")
+    assert f"`total_budget` {weekly * horizon:.2f}" in caught.value.render("mcp")
     result = optimize_budget(
         ws,
         _plan(total_budget=weekly, horizon_periods=horizon, max_change=None, draws=50),
@@ -553,10 +555,10 @@ def test_no_recent_spend_is_said_not_silently_replaced(validated, monkeypatch):
     ws = Workspace.open(validated)
     with pytest.raises(ParameterError, match="no spend in the last 52 periods") as caught:
         optimize_budget(ws, _plan(draws=50))
-    assert "--total-budget" in caught.value.fix
+    assert "--total-budget" in caught.value.render("cli")
     with pytest.raises(ParameterError, match="holds every channel") as caught:
         optimize_budget(ws, _plan(total_budget=1e5, draws=50))
-    assert "--max-change none" in caught.value.fix
+    assert "--max-change none" in caught.value.render("cli")
     result = optimize_budget(ws, _plan(total_budget=1e5, max_change=None, draws=50))
     (finding,) = [f for f in result.findings if f.code == "no_recent_spend"]
     assert "equal split" in finding.message

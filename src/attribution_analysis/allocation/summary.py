@@ -1,4 +1,5 @@
-"""Builders of the ``allocate`` step's outputs: summary sections, findings and the CSV.
+"""Builders of the ``allocate`` step's outputs: the sections and findings of the JSON summary
+(``analysis/allocation_summary.json``), the allocation CSV and the step's answer.
 
 Pure functions from arrays (fits, diagnostics) to the pydantic contracts of
 :mod:`attribution_analysis.contracts.allocation`; the step composes them.
@@ -7,7 +8,6 @@ Pure functions from arrays (fits, diagnostics) to the pydantic contracts of
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ from attribution_analysis.allocation.bayes import BayesFit
 from attribution_analysis.allocation.em import MONOTONE_TOL, EMFit
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.contracts.allocation import (
+    AllocateAnswer,
     AllocationRecord,
     AllocationReport,
     BayesReport,
@@ -30,12 +31,11 @@ from attribution_analysis.contracts.allocation import (
     UnallocatedGroup,
 )
 from attribution_analysis.contracts.common import Finding
+from attribution_analysis.mmm.convergence import ESS_LIMIT, RHAT_LIMIT
 
 SATURATED_TOL = 1e-6  # free fit reproducing every total within this: it fits the noise
 UNSTABLE_SPEARMAN = 0.5  # bootstrap 5% quantile of rank correlation below this: unstable
 NO_EVIDENCE_P = 0.05  # F test p-value above this: no evidence of productivity differences
-RHAT_LIMIT = 1.05
-ESS_LIMIT = 400
 TOP_PAIRS = 5
 Z_90 = 1.6448536269514722  # standard normal 95% quantile: two-sided 90% Wald interval
 MAX_SET_FINDINGS = 5  # more credit sets than this: one summary finding
@@ -287,7 +287,7 @@ def coefficients(em: EMFit | None, bayes: BayesFit | None) -> list[Coefficient]:
             )
         ]
     if bayes is not None:
-        low, high = np.quantile(bayes.coefficient_draws, [0.05, 0.95], axis=0)
+        low, high = diagnostics.band(bayes.coefficient_draws)
         mean = bayes.coefficient_draws.mean(axis=0)
         sd = bayes.coefficient_draws.std(axis=0)
         return [
@@ -353,7 +353,7 @@ def em_findings(
                 message=f"one free rate per entity is not identified here ({worst.n_entities} "
                 f"entities for {worst.n_groups} groups in block {worst.block}): many rate "
                 "vectors fit equally well, so the split depends on the starting point and "
-                "overfits. Use covariates (--covariates) or --method bayes.",
+                "overfits. Use covariates (parameter covariates) or method='bayes'.",
             )
         )
     if em.m_step == "free":
@@ -431,7 +431,7 @@ def bayes_findings(bayes: BayesFit, has_draws: bool) -> list[Finding]:
                 severity="warning",
                 value=bayes.max_rhat,
                 threshold=RHAT_LIMIT,
-                rule="R-hat < 1.05",
+                rule=f"R-hat < {RHAT_LIMIT:g}",
                 message=f"R-hat {bayes.max_rhat:.3f}: chains disagree; run more draws.",
             )
         )
@@ -442,7 +442,7 @@ def bayes_findings(bayes: BayesFit, has_draws: bool) -> list[Finding]:
                 severity="warning",
                 value=bayes.min_ess_bulk,
                 threshold=ESS_LIMIT,
-                rule="bulk ESS > 400",
+                rule=f"bulk ESS > {ESS_LIMIT:g}",
                 message=f"bulk ESS {bayes.min_ess_bulk:.0f}: intervals are imprecise; run more "
                 "draws.",
             )
@@ -546,29 +546,27 @@ def allocation_table(
     return table[order].sort_values(["group", "entity"], kind="stable")
 
 
-def summary_payload(report: AllocationReport) -> dict[str, object]:
-    """The compact JSON the CLI prints (the full report is in the summary file)."""
-    payload: dict[str, object] = {
-        "step": report.metadata.step,
-        "source": report.source,
-        "method": report.method,
-        "family": report.family,
-        "m_step": report.m_step,
-        "n_groups": report.n_groups,
-        "n_entities": report.n_entities,
-        "n_pairs": report.n_pairs,
-        "omega_source": None if report.omega is None else report.omega.source,
-        "mass_conservation_max_rel_error": report.mass_conservation_max_rel_error,
-        "unallocated_groups": len(report.unallocated_groups),
-        "credit_sets": [s.entities for s in report.identifiability.credit_sets],
-        "warnings": [f.model_dump(mode="json") for f in report.findings if f.severity != "info"],
-        "outputs": report.outputs,
-    }
-    if report.coefficients:  # a handful of numbers: the agent quotes them with intervals
-        payload["coefficients"] = [c.model_dump(mode="json") for c in report.coefficients]
-    if report.convergence is not None:
-        payload["converged"] = report.convergence.converged
-        payload["iterations"] = report.convergence.iterations
-    if report.truth_recovery is not None:
-        payload["truth_recovery"] = json.loads(report.truth_recovery.model_dump_json())
-    return payload
+def answer(report: AllocationReport) -> AllocateAnswer:
+    """The step's answer: the summary's headline (the full report is in the summary file)."""
+    return AllocateAnswer(
+        step=report.metadata.step,
+        outputs=report.outputs,
+        source=report.source,
+        method=report.method,
+        family=report.family,
+        m_step=report.m_step,
+        n_groups=report.n_groups,
+        n_entities=report.n_entities,
+        n_pairs=report.n_pairs,
+        omega_source=None if report.omega is None else report.omega.source,
+        mass_conservation_max_rel_error=report.mass_conservation_max_rel_error,
+        unallocated_groups=len(report.unallocated_groups),
+        credit_sets=[s.entities for s in report.identifiability.credit_sets],
+        coefficients=report.coefficients,
+        converged=None if report.convergence is None else report.convergence.converged,
+        iterations=None if report.convergence is None else report.convergence.iterations,
+        bayes=report.bayes,
+        truth_recovery=report.truth_recovery,
+        warnings=[f for f in report.findings if f.severity != "info"],
+        findings=report.findings,
+    )
