@@ -56,6 +56,23 @@ def run_demo(root: Path, console: Console) -> None:
     console.rule("attribution-analysis demo")
     simulate_workspace(root, DEMO, overwrite=True)
     console.print(f"1. simulated workspace ({DEMO.kind}, seed {DEMO.seed}) in {root}")
+    _validate_data(root, console)
+    ws = Workspace.open(root)
+    _fit(ws, console)
+    if not _validate_model(ws, console):
+        console.print(
+            "   The model failed its acceptance criteria; the pipeline stops here (the "
+            "report shows why)."
+        )
+        _report(ws, root, console)
+        return
+    _decompose(ws, root, console)
+    _allocate(ws, root, console)
+    _optimize(ws, root, console)
+    _report(ws, root, console)
+
+
+def _validate_data(root: Path, console: Console) -> None:
     report = validate_data(Workspace.open(root), ValidateDataParams())
     console.print(
         f"2. validate_data: {report.status}, {report.window.n_periods} "
@@ -66,7 +83,9 @@ def run_demo(root: Path, console: Console) -> None:
         console.print(f"   warning {finding.code}: {finding.message}", highlight=False)
     console.print(f"   validation report: {root / 'analysis' / 'data_validation.json'}")
     console.print(f"   prepared panel:    {root / 'analysis' / 'prepared_panel.csv'}")
-    ws = Workspace.open(root)
+
+
+def _fit(ws: Workspace, console: Console) -> None:
     with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress, _quiet():
         fit = fit_mmm(ws, FitMMMParams(calibrate=True), progress)
     conv = fit.convergence
@@ -75,6 +94,10 @@ def run_demo(root: Path, console: Console) -> None:
         f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
         f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
     )
+
+
+def _validate_model(ws: Workspace, console: Console) -> bool:
+    """Print the model's acceptance verdict; True when it passed."""
     with rich_progress("validate_model") as progress, _quiet():
         diagnostics = validate_model(ws, progress=progress)
     failed = [c.name for c in diagnostics.criteria if not c.passed]
@@ -85,13 +108,10 @@ def run_demo(root: Path, console: Console) -> None:
         f"4. validate_model: {verdict}, predictive coverage {coverage:.0%}, "
         f"backtest MAPE {mape:.1%}"
     )
-    if not diagnostics.passed:
-        console.print(
-            "   The model failed its acceptance criteria; the pipeline stops here (the "
-            "report shows why)."
-        )
-        _report(ws, root, console)
-        return
+    return diagnostics.passed
+
+
+def _decompose(ws: Workspace, root: Path, console: Console) -> None:
     with _quiet():
         result = decompose_contributions(ws)
     console.print("5. decompose_contributions (90% intervals):")
@@ -107,6 +127,9 @@ def run_demo(root: Path, console: Console) -> None:
         )
     console.print(f"   (ROAS in {result.roas_unit})")
     console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
+
+
+def _allocate(ws: Workspace, root: Path, console: Console) -> None:
     allocation = allocate(
         ws,
         AllocateParams(source="mta", family="gamma", covariates=["objective", "creative_family"]),
@@ -119,6 +142,9 @@ def run_demo(root: Path, console: Console) -> None:
     for finding in allocation.findings[:6]:
         console.print(f"   {finding.severity} {finding.code}: {finding.message}", highlight=False)
     console.print(f"   campaign credit: {root / 'analysis' / 'mta_allocation.csv'}")
+
+
+def _optimize(ws: Workspace, root: Path, console: Console) -> None:
     with _quiet():
         plan = optimize_budget(
             ws,
@@ -152,7 +178,6 @@ def run_demo(root: Path, console: Console) -> None:
             highlight=False,
         )
     console.print(f"   budget plan: {root / 'analysis' / 'mmm_budget_optimization.json'}")
-    _report(ws, root, console)
 
 
 def _report(ws: Workspace, root: Path, console: Console) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.exposure import ExposureReport
+from attribution_analysis.contracts.importing import ImportMapping
 from attribution_analysis.contracts.intraday import DownscaleReport
 from attribution_analysis.contracts.mmm import FitMMMResult
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
@@ -61,6 +62,12 @@ HCP_BRICK = WorkspaceFile("raw/hcp_brick.csv", USER, "Pharma: visits per HCP, br
 HCPS = WorkspaceFile("raw/hcps.csv", USER, "Pharma: HCP covariates.")
 JOURNEYS = WorkspaceFile("raw/journeys.csv", USER, "User journeys, one touchpoint a row.")
 PATHS = WorkspaceFile("raw/paths.csv", USER, "Aggregated paths with conversion counts.")
+IMPORT_MAPPING = WorkspaceFile(
+    "raw/import_mapping.json",
+    "import_data",
+    "How raw/ was imported from one wide table: roles, source hash, country.",
+    ImportMapping,
+)
 HOURLY_DELIVERY = WorkspaceFile(
     "raw/hourly_delivery.csv", USER, "Hourly delivery per campaign (intraday split)."
 )

@@ -24,6 +24,28 @@ if TYPE_CHECKING:
     from attribution_analysis.steps import StepSpec
 
 
+class ReadOnlyWorkspace:
+    """The workspace as a compute function sees it: everything but writing. A compute
+    function that tried to commit, take the writer lock or recover would bypass the
+    runner's one commit; it fails at once instead, in every test that runs the step."""
+
+    _FORBIDDEN = frozenset({"commit", "writer", "recover"})
+
+    def __init__(self, ws: Workspace) -> None:
+        self._ws = ws
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._FORBIDDEN:
+            raise RuntimeError(
+                f"a compute function must not call Workspace.{name}: return the files in "
+                "its StepOutput and the runner commits them."
+            )
+        return getattr(self._ws, name)
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyWorkspace({self._ws.root})"
+
+
 @dataclass(frozen=True)
 class StepContext:
     """What a compute function gets besides its parameters."""
@@ -55,7 +77,8 @@ def run_step(
     try:
         spec.check(ws, params)
         with RunRegistry(ws).track(spec.name, params.model_dump(mode="json")) as run:
-            output = spec.compute_function()(StepContext(ws, run.run_id, progress), params)
+            context = StepContext(ReadOnlyWorkspace(ws), run.run_id, progress)  # type: ignore[arg-type]
+            output = spec.compute_function()(context, params)
             run.input_hashes = dict(output.input_hashes)
             if output.files or output.removes:
                 ws.commit(output.files, output.removes)

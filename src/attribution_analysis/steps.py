@@ -21,6 +21,7 @@ from attribution_analysis.contracts.allocation import AllocateAnswer, AllocatePa
 from attribution_analysis.contracts.budget import BudgetAnswer, OptimizeBudgetParams
 from attribution_analysis.contracts.common import StepAnswer
 from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureAnswer
+from attribution_analysis.contracts.importing import ImportDataAnswer, ImportDataParams
 from attribution_analysis.contracts.intraday import DownscaleAnswer, DownscaleParams
 from attribution_analysis.contracts.mmm import (
     DecomposeParams,
@@ -230,6 +231,26 @@ STEPS: list[StepSpec] = [
             layout.JOURNEY_TRUTH,
         ),
         creates_workspace=True,
+    ),
+    StepSpec(
+        name="import_data",
+        title="Import one wide table",
+        description="Turn one wide CSV (a row per period [and geo], a column per metric: "
+        "Robyn, Meridian or PyMC-Marketing layouts) into raw/ input files. dry_run=true "
+        "(default) infers each column's role, previews the files and lists the questions to "
+        "ask the user, writing nothing; dry_run=false with the confirmed roles and country "
+        "writes them. Seconds. Then run validate_data.",
+        params=ImportDataParams,
+        answer=ImportDataAnswer,
+        compute="attribution_analysis.data.importer:compute",
+        writes=(
+            layout.SPEND,
+            layout.CONVERSIONS,
+            layout.EXTERNAL_FACTORS,
+            layout.IMPORT_MAPPING,
+        ),
+        creates_workspace=True,
+        path_fields=("path",),
     ),
     StepSpec(
         name="validate_data",

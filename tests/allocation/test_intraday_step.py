@@ -3,6 +3,8 @@ and a campaign without a delivery profile is refused naming the file."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,13 +18,21 @@ from attribution_analysis.errors import DataValidationError
 from attribution_analysis.workspace import Workspace
 
 
-@pytest.fixture
-def allocated(simulated):
-    root = simulated(kind="mta", seed=3, weeks=52, channels=2)
+@pytest.fixture(scope="module")
+def allocated_once(simulated_root, tmp_path_factory):
+    """Validated and allocated once for the module (the allocation is the slow part)."""
+    root = tmp_path_factory.mktemp("intraday") / "ws"
+    shutil.copytree(simulated_root(kind="mta", seed=3, weeks=52, channels=2), root)
     ws = Workspace.open(root)
     validate_data(ws)
     allocate(ws, AllocateParams(source="mta"))
     return root
+
+
+@pytest.fixture
+def allocated(allocated_once, tmp_path):
+    """A private copy, safe to modify."""
+    return shutil.copytree(allocated_once, tmp_path / "ws")
 
 
 def _profile(campaigns, rng) -> pd.DataFrame:

@@ -36,6 +36,7 @@ FIT = {
 # Steps replace their earlier outputs of the same name (destructive) and, with the same inputs
 # and seed, write the same ones (idempotent); the job and registry tools write no output.
 HINTS = {
+    "import_data": (False, True, True),  # raw/ from one wide table (nothing on a dry run)
     "simulate_workspace": (False, True, True),  # writes raw/, truth/ (replaced on overwrite)
     "validate_data": (False, True, True),  # analysis/data_validation.json, prepared panels
     "fit_mmm": (False, True, True),  # analysis/mmm_fit.json, analysis/model/mmm_<key>.nc

@@ -26,6 +26,7 @@ from attribution_analysis.contracts.allocation import (
     LogisticSaturation,
     SaturationOn,
 )
+from attribution_analysis.contracts.common import Finding
 from attribution_analysis.data.tables import shown_value
 from attribution_analysis.errors import (
     DataValidationError,
@@ -185,6 +186,37 @@ def _saturate(x: np.ndarray, transform: ChannelTransform) -> np.ndarray:
     if isinstance(sat, HillSaturation):
         return hill(x, sat.slope, sat.kappa)
     return logistic_saturation(x, sat.lam)
+
+
+def exposure_basis(panel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The campaign panel with each spend-only channel's spend standing in for its
+    impressions, and those channels.
+
+    A channel that reports no impressions (empty cells in the campaign panel) has no
+    delivery to weigh its campaigns by: its campaigns are split by spend, the quantity the MMM
+    itself is fitted on, run through the same adstock and saturation. Unknown impressions are
+    never read as zeros (that would give its campaigns no credit at all)."""
+    if "impressions" not in panel or "spend" not in panel:
+        return panel, []
+    unknown = panel["impressions"].isna()
+    if not unknown.any():
+        return panel, []
+    channels = sorted(set(panel.loc[unknown, "channel"]))
+    basis = panel.copy()
+    rows = basis["channel"].isin(channels)
+    basis.loc[rows, "impressions"] = basis.loc[rows, "spend"]
+    return basis, channels
+
+
+def spend_basis_finding(channels: list[str]) -> Finding:
+    return Finding(
+        code="spend_only_channel",
+        severity="info",
+        subject=", ".join(channels),
+        message=f"channel(s) {', '.join(channels)} report no impressions: their campaigns are "
+        "weighed by spend through the MMM's adstock and saturation (no effective exposure "
+        "from delivery), so the split within them only follows spend.",
+    )
 
 
 def build_effective_exposure(

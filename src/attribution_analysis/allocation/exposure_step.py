@@ -6,7 +6,11 @@ from __future__ import annotations
 import pandas as pd
 
 from attribution_analysis import layout
-from attribution_analysis.allocation.exposure import build_effective_exposure
+from attribution_analysis.allocation.exposure import (
+    build_effective_exposure,
+    exposure_basis,
+    spend_basis_finding,
+)
 from attribution_analysis.allocation.loaders import (
     CAMPAIGN_PANEL,
     PANEL_SPEC,
@@ -50,14 +54,15 @@ def compute(ctx: StepContext, params: BuildExposureParams) -> StepOutput:
     transforms = load_transforms(
         ws, AllocateParams(source="mta", transforms_file=params.transforms_file)
     )
-    media = panel[
+    basis, spend_only = exposure_basis(panel)
+    media = basis[
         ["date", "channel", "campaign", "impressions", *(["geo"] if "geo" in panel else [])]
     ]
     table = build_effective_exposure(
         media, transforms.for_channels(media["channel"]), params.saturation_on
     )
     hashes = ws.input_hashes([panel_path, *transforms.files])
-    findings = []
+    findings = [spend_basis_finding(spend_only)] if spend_only else []
     if transforms.from_truth:
         findings.append(
             Finding(

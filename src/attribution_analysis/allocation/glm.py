@@ -91,6 +91,23 @@ def _newton(objective: Objective, beta: np.ndarray) -> np.ndarray:
     return beta
 
 
+def _penalised(
+    design: np.ndarray,
+    b: np.ndarray,
+    penalty: np.ndarray,
+    fit: float,
+    score: np.ndarray,
+    weight: np.ndarray,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Value, gradient and Hessian of ``fit - 0.5 b' P b``, given the family's objective
+    ``fit``, its derivative in each eta (``score``) and minus its second derivative
+    (``weight``)."""
+    value = float(fit - 0.5 * b @ penalty @ b)
+    grad = design.T @ score - penalty @ b
+    hess = -(design.T @ (weight[:, None] * design)) - penalty
+    return value, grad, hess
+
+
 def fit_poisson(
     design: np.ndarray,
     credit: np.ndarray,
@@ -103,10 +120,7 @@ def fit_poisson(
     def objective(b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         eta = design @ b
         mean = exposure * np.exp(eta)
-        value = float(credit @ eta - mean.sum() - 0.5 * b @ penalty @ b)
-        grad = design.T @ (credit - mean) - penalty @ b
-        hess = -(design.T @ (mean[:, None] * design)) - penalty
-        return value, grad, hess
+        return _penalised(design, b, penalty, credit @ eta - mean.sum(), credit - mean, mean)
 
     return _newton(objective, beta)
 
@@ -123,10 +137,7 @@ def fit_gamma_surrogate(
     def objective(b: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         eta = design @ b
         down, up = a * np.exp(-eta), b_coef * np.exp(eta)
-        value = float(-(down.sum() + up.sum()) - 0.5 * b @ penalty @ b)
-        grad = design.T @ (down - up) - penalty @ b
-        hess = -(design.T @ ((down + up)[:, None] * design)) - penalty
-        return value, grad, hess
+        return _penalised(design, b, penalty, -(down.sum() + up.sum()), down - up, down + up)
 
     return _newton(objective, beta)
 

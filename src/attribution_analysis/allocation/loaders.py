@@ -25,7 +25,11 @@ import pandas as pd
 
 from attribution_analysis import layout
 from attribution_analysis.allocation.covariates import parse_spec
-from attribution_analysis.allocation.exposure import build_effective_exposure, transforms_from_json
+from attribution_analysis.allocation.exposure import (
+    build_effective_exposure,
+    exposure_basis,
+    transforms_from_json,
+)
 from attribution_analysis.allocation.path_omega import path_omega
 from attribution_analysis.allocation.problem import AllocationProblem, Origin, build_problem
 from attribution_analysis.contracts.allocation import (
@@ -666,7 +670,8 @@ def _data_range(totals: pd.DataFrame, with_geo: bool) -> DataRange:
 def _effective_exposure(
     panel: pd.DataFrame, transforms: Transforms, params: AllocateParams, with_geo: bool
 ) -> pd.DataFrame:
-    media = panel[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
+    basis, _ = exposure_basis(panel)  # spend-only channels: split by spend
+    media = basis[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
     known = transforms.for_channels(media["channel"])
     return build_effective_exposure(media, known, params.saturation_on)
 

@@ -19,6 +19,11 @@ def _kind(kind: str) -> dict[str, str]:
     return {"x-kind": kind}
 
 
+def _exposure() -> dict[str, str | bool]:
+    # A delivery metric: empty cells mean 'not reported' (unknown), never 0.
+    return {"x-kind": "number", "x-blank": True}
+
+
 class CampaignSpendRow(StrictModel):
     """One row of ``raw/campaign_spend_{platform}.csv`` (daily or weekly).
 
@@ -36,16 +41,26 @@ class CampaignSpendRow(StrictModel):
     spend: float = Field(
         ge=0, description="Media spend in account currency.", json_schema_extra=_kind("number")
     )
-    impressions: float = Field(
+    impressions: float | None = Field(
+        default=None,
         ge=0,
-        description="Impressions (or GRPs for offline media).",
-        json_schema_extra=_kind("number"),
+        description="Impressions (or GRPs for offline media). Optional: a channel without "
+        "them (no column, or the cells of all its rows empty) is a spend-only channel, "
+        "modelled on spend; empty cells are never read as 0.",
+        json_schema_extra=_exposure(),
     )
     clicks: float | None = Field(
         default=None,
         ge=0,
-        description="Clicks (0 or absent offline).",
-        json_schema_extra=_kind("number"),
+        description="Clicks (0 or absent offline); empty cells mean not reported.",
+        json_schema_extra=_exposure(),
+    )
+    reach: float | None = Field(
+        default=None,
+        ge=0,
+        description="Reach (people reached), if reported; kept, not modelled (not additive "
+        "over days or campaigns).",
+        json_schema_extra=_exposure(),
     )
     campaign: Label | None = Field(
         default=None,

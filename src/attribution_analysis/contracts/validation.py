@@ -16,6 +16,8 @@ from attribution_analysis.contracts.common import (
 )
 
 Grain = Literal["daily", "weekly"]
+HolidayCountrySource = Literal["given", "default", "none"]
+DEFAULT_COUNTRY = "US"
 
 
 class FileSummary(StrictModel):
@@ -35,8 +37,13 @@ class ChannelSummary(StrictModel):
     channel: str = Field(description="Channel name.")
     platforms: list[str] = Field(description="Platform files the channel's rows came from.")
     total_spend: float = Field(description="Spend over the modelling window.")
-    total_impressions: float = Field(description="Impressions over the modelling window.")
-    total_clicks: float = Field(description="Clicks over the modelling window.")
+    total_impressions: float | None = Field(
+        description="Impressions over the modelling window; null when the channel reports "
+        "none (a spend-only channel)."
+    )
+    total_clicks: float | None = Field(
+        description="Clicks over the modelling window; null when not reported."
+    )
     active_periods: int = Field(description="Periods (summed over geos) with spend > 0.")
     active_share: float = Field(description="Share of periods with spend > 0.")
     imputed_periods: int = Field(description="Periods whose spend was imputed.")
@@ -76,6 +83,11 @@ class IdentificationMetrics(StrictModel):
 class ControlsSummary(StrictModel):
     fourier_columns: list[str] = Field(description="Fourier seasonality columns generated.")
     holiday_country: str | None = Field(description="Country code of the holiday calendar.")
+    holiday_country_source: HolidayCountrySource = Field(
+        default="given",
+        description="How the holiday country was chosen: 'given' by the caller, 'default' "
+        "(not given: US was assumed; confirm it with the user), 'none' (no holidays).",
+    )
     holiday_columns: list[str] = Field(description="Holiday indicator columns generated.")
     holidays_in_window: list[str] = Field(description="Holidays falling inside the window.")
     external_factors: list[str] = Field(description="External factor columns (from long format).")
@@ -148,6 +160,14 @@ class ValidateDataAnswer(StepAnswer):
         description="Outcome the MMM models by default (conversions when present)."
     )
     channels: list[str] = Field(description="Channels found, in panel order.")
+    holiday_country: str | None = Field(
+        description="Country whose holiday calendar the controls use (null: none)."
+    )
+    holiday_country_source: HolidayCountrySource = Field(
+        description="How it was chosen: 'given' by the caller, 'default' (not given, so "
+        f"{DEFAULT_COUNTRY} was assumed: confirm the country with the user and re-run with "
+        "it), 'none' (no holiday controls)."
+    )
     data_confidence: dict[str, Confidence] = Field(
         description="Per channel: data confidence after imputation (high: nothing imputed, "
         "medium: <= 5% of periods, low: more); report imputed spend with its grade."
@@ -173,7 +193,10 @@ class ValidateDataParams(StrictModel):
         "2+ years of daily data).",
     )
     country: str | None = Field(
-        default="US", description="ISO country code of the holiday calendar; null for none."
+        default=DEFAULT_COUNTRY,
+        description="ISO country code of the holiday calendar; null for none. Ask the user: "
+        f"when it is not given, {DEFAULT_COUNTRY} is assumed and the answer says so "
+        "(holiday_country_source 'default').",
     )
     start: dt.date | None = Field(default=None, description="Optional first date of the window.")
     end: dt.date | None = Field(default=None, description="Optional last date of the window.")

@@ -19,6 +19,9 @@ from attribution_analysis.errors import DataValidationError, arg
 
 NATIONAL = ""  # geo key of a national (non-geo) series
 MEDIA_METRICS = ["spend", "impressions", "clicks"]
+# Delivery metrics a spend file may leave out (no column, or empty cells): unknown, kept NaN
+# through aggregation and filling, never read or summed as 0.
+EXPOSURE_METRICS = ("impressions", "clicks", "reach")
 
 
 @dataclass
@@ -53,12 +56,20 @@ def aggregate(
         for key in by:
             part[key] = frame[key]
         for metric in metrics:
-            part[metric] = frame.get(metric, 0.0)
+            # clicks: an absent column means none (offline media, the contract's rule);
+            # impressions and reach absent, or any empty cell: not reported (NaN)
+            default = np.nan if metric in ("impressions", "reach") else 0.0
+            part[metric] = frame.get(metric, default)
         part["source"] = src.shown
         parts.append(part)
     long = pd.concat(parts, ignore_index=True)
     keys = ["period", "geo", *by]
-    sums = long.groupby(keys, sort=True)[metrics].sum()
+    grouped = long.groupby(keys, sort=True)[metrics]
+    sums = grouped.sum()
+    # A cell any of whose rows has an unknown exposure metric is unknown: a partial sum
+    # would understate it.
+    unknown = long[metrics].isna().groupby([long[k] for k in keys], sort=True).any()
+    sums = sums.mask(unknown.reindex(sums.index).fillna(False).astype(bool))
     # Coverage per source, then the best-covered source per cell: two platform files that
     # both report a channel daily do not add up to more than the days of the period.
     per_source = (
@@ -99,9 +110,18 @@ def _with_idle_rows(src: Source, by: list[str], metrics: list[str]) -> pd.DataFr
     idle = idle[idle["_merge"] == "left_only"].drop(columns="_merge")
     if idle.empty:
         return frame
+    unknown = {
+        m: set(frame.loc[frame[m].isna(), "channel"])
+        for m in metrics
+        if m in EXPOSURE_METRICS and m in frame
+    }
     for column in frame.columns:
         if column not in idle:
             idle[column] = 0.0 if column in metrics else ""
+    for metric, channels in unknown.items():
+        # a campaign that did not run delivered nothing, but a channel that reports no
+        # impressions reports none for its idle campaigns either
+        idle.loc[idle["channel"].isin(channels), metric] = np.nan
     idle["_line"] = 0
     return pd.concat([frame, idle[frame.columns]], ignore_index=True)
 
@@ -129,10 +149,9 @@ def fill_series(
     only as interpolation anchors at the edges.
     """
     length = days_per_period(grain)
-    step = period_step(grain)
     series = series.set_index("period").sort_index()
     full = pd.date_range(
-        min(series.index.min(), grid[0]), max(series.index.max(), grid[-1]), freq=step
+        min(series.index.min(), grid[0]), max(series.index.max(), grid[-1]), freq=period_step(grain)
     )
     values = series[metrics].reindex(full)
     coverage = series["coverage"].reindex(full).fillna(0).to_numpy()
@@ -142,54 +161,74 @@ def fill_series(
     )
     missing = coverage == 0
     in_grid = full.isin(grid)
-    windows: list[ImputedWindow] = []
-    runs = _runs(missing & in_grid)
-    unit = "weeks" if grain == "weekly" else "days"
-    for start, stop in runs:
-        n = stop - start
-        if n > max_gap:
-            raise DataValidationError(
-                problem=f"{label}{f' (geo {shown_value(geo)})' if geo else ''} has no rows from "
-                f"{full[start].date()} to {full[stop - 1].date()} ({n} {unit}); gaps longer than "
-                f"{max_gap} {unit} are not imputed because the guess would drive the estimate.",
-                fix="supply the missing rows (with 0 if the channel was dark), or shorten the "
-                f"modelling window with {arg('start')} / {arg('end')}.",
-                file=shown,
-                column="date",
-                code="long_gap",
-            )
-        windows.append(
+    window = _Windows(label, shown, geo, full)
+    windows = [
+        *window.gaps(_runs(missing & in_grid), grain, max_gap),
+        *window.of(_runs(partial & in_grid), "scaled up from the days reported in the period"),
+    ]
+    _interpolate(values, metrics, coverage > 0, missing)
+    imputed = (missing | partial)[in_grid]
+    return FilledSeries(values.loc[grid], imputed, windows)
+
+
+@dataclass
+class _Windows:
+    """The imputed windows of one series on its ``full`` period range."""
+
+    label: str
+    shown: str
+    geo: str
+    full: pd.DatetimeIndex
+
+    def of(self, runs: list[tuple[int, int]], method: str) -> list[ImputedWindow]:
+        return [
             ImputedWindow(
-                series=label,
-                file=shown,
-                geo=geo or None,
-                start=full[start].date(),
-                end=full[stop - 1].date(),
-                n_periods=n,
-                method="linear interpolation between the neighbouring periods",
-            )
-        )
-    for start, stop in _runs(partial & in_grid):
-        windows.append(
-            ImputedWindow(
-                series=label,
-                file=shown,
-                geo=geo or None,
-                start=full[start].date(),
-                end=full[stop - 1].date(),
+                series=self.label,
+                file=self.shown,
+                geo=self.geo or None,
+                start=self.full[start].date(),
+                end=self.full[stop - 1].date(),
                 n_periods=stop - start,
-                method="scaled up from the days reported in the period",
+                method=method,
             )
-        )
+            for start, stop in runs
+        ]
+
+    def gaps(self, runs: list[tuple[int, int]], grain: Grain, max_gap: int) -> list[ImputedWindow]:
+        """The gaps, interpolated; refuses one longer than ``max_gap`` periods."""
+        unit = "weeks" if grain == "weekly" else "days"
+        for start, stop in runs:
+            n = stop - start
+            if n > max_gap:
+                geo = f" (geo {shown_value(self.geo)})" if self.geo else ""
+                raise DataValidationError(
+                    problem=f"{self.label}{geo} has no rows from {self.full[start].date()} to "
+                    f"{self.full[stop - 1].date()} ({n} {unit}); gaps longer than {max_gap} "
+                    f"{unit} are not imputed because the guess would drive the estimate.",
+                    fix="supply the missing rows (with 0 if the channel was dark), or shorten the "
+                    f"modelling window with {arg('start')} / {arg('end')}.",
+                    file=self.shown,
+                    column="date",
+                    code="long_gap",
+                )
+        return self.of(runs, "linear interpolation between the neighbouring periods")
+
+
+def _interpolate(
+    values: pd.DataFrame, metrics: list[str], observed: np.ndarray, missing: np.ndarray
+) -> None:
+    """Fill the missing periods of ``values`` linearly, in place; an exposure metric not
+    reported in some observed period is unknown throughout, never guessed."""
+    unknown = [m for m in metrics if m in EXPOSURE_METRICS and values.loc[observed, m].isna().any()]
+    for metric in unknown:
+        values[metric] = np.nan
     if missing.any():
-        position = np.arange(len(full))
-        for metric in metrics:
+        position = np.arange(len(values))
+        for metric in [m for m in metrics if m not in unknown]:
             column = np.array(values[metric], dtype=float)  # a writable copy
             known = ~np.isnan(column)
             column[~known] = np.interp(position[~known], position[known], column[known])
             values[metric] = column
-    imputed = (missing | partial)[in_grid]
-    return FilledSeries(values.loc[grid], imputed, windows)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -10,8 +10,9 @@ import pandas as pd
 
 from attribution_analysis import layout
 from attribution_analysis.contracts import inputs
+from attribution_analysis.contracts.common import Finding
 from attribution_analysis.data.grain import Grain, detect_grain
-from attribution_analysis.data.tables import check_unique, load_table, table_spec
+from attribution_analysis.data.tables import LINE, check_unique, load_table, table_spec
 from attribution_analysis.errors import DataValidationError, MissingInputError, step_ref
 from attribution_analysis.workspace import Workspace
 
@@ -21,6 +22,7 @@ SPEND_NAME = re.compile(r"^campaign_spend_([A-Za-z0-9][A-Za-z0-9_-]{0,63})\.csv$
 SPEND_SPEC = table_spec("campaign_spend", inputs.CampaignSpendRow)
 CONVERSIONS_SPEC = table_spec("conversions", inputs.ConversionsRow)
 FACTORS_SPEC = table_spec("external_factors", inputs.ExternalFactorRow)
+EXPOSURE_METRICS = ("impressions", "clicks", "reach")  # optional; empty = not reported
 
 
 @dataclass
@@ -97,6 +99,8 @@ def load_mmm_sources(ws: Workspace) -> MMMSources:
         frame, ignored, shown = _load(
             ws, path, SPEND_SPEC, ["date", "channel", "campaign", "creative", "geo"], "spend"
         )
+        check_lookalike_columns(frame, ignored, shown)
+        check_exposure_cells(frame, shown)
         spend.append(
             Source(
                 path,
@@ -137,3 +141,92 @@ def load_mmm_sources(ws: Workspace) -> MMMSources:
         # modelling periods as-of, so their spacing is not forced to daily/weekly.
         factors = Source(factors_path, shown, "external_factors", frame, ignored, None)
     return MMMSources(spend, conversions, factors)
+
+
+def check_lookalike_columns(frame: pd.DataFrame, ignored: list[str], shown: str) -> None:
+    """An optional delivery column that is absent while an unknown column looks like it
+    ('impresions'): a typo, not a spend-only file, so it is refused as a missing column."""
+    import difflib
+
+    for metric in EXPOSURE_METRICS:
+        if metric in frame:
+            continue
+        close = difflib.get_close_matches(metric, ignored, n=1, cutoff=0.8)
+        if close:
+            raise DataValidationError(
+                problem=f"column '{metric}' is missing but {close[0]!r} looks like '{metric}'.",
+                fix=f"rename {close[0]!r} to '{metric}' (or drop the column: a channel "
+                f"without {metric} is modelled on spend alone).",
+                file=shown,
+                column=metric,
+                rows=(1,),
+                code="missing_column",
+            )
+
+
+def check_exposure_cells(frame: pd.DataFrame, shown: str) -> None:
+    """A channel's exposure metric is reported in all of its rows of a file or in none:
+    empty in some rows only is a broken export, and guessing those cells (as 0 or by
+    interpolation) would bias the effective exposure of its campaigns."""
+    for metric in EXPOSURE_METRICS:
+        if metric not in frame:
+            continue
+        unknown = frame[metric].isna()
+        if not unknown.any():
+            continue
+        mixed = unknown.groupby(frame["channel"]).transform(lambda s: 0 < s.sum() < len(s))
+        if mixed.any():
+            channel = frame.loc[mixed, "channel"].iloc[0]
+            rows = frame.loc[mixed & unknown & (frame["channel"] == channel), LINE]
+            raise DataValidationError(
+                problem=f"{metric} of channel '{channel}' is empty in some rows but not in "
+                "others; empty means 'not reported', and a channel reports it in every row or "
+                "in none.",
+                fix=f"fill the empty cells (0 where nothing was delivered), or empty the "
+                f"channel's {metric} in every row to model it on spend alone.",
+                file=shown,
+                column=metric,
+                rows=tuple(int(r) for r in rows),
+                code="missing_value",
+            )
+
+
+def spend_only_channels(spend: list[Source]) -> list[str]:
+    """Channels with no impressions in any row of any spend file (modelled on spend)."""
+    known: dict[str, bool] = {}
+    for src in spend:
+        has = (
+            src.frame["impressions"].notna()
+            if "impressions" in src.frame
+            else pd.Series(False, index=src.frame.index)
+        )
+        for channel, any_known in has.groupby(src.frame["channel"]).any().items():
+            known[str(channel)] = known.get(str(channel), False) or bool(any_known)
+    return sorted(c for c, k in known.items() if not k)
+
+
+def spend_only_findings(sources: MMMSources) -> list[Finding]:
+    """One finding per spend-only channel: what modelling it on spend alone costs."""
+    out = []
+    for channel in spend_only_channels(sources.spend):
+        files = [s.shown for s in sources.spend if (s.frame["channel"] == channel).any()]
+        campaigns = {
+            c
+            for s in sources.spend
+            if "campaign" in s.frame
+            for c in s.frame.loc[s.frame["channel"] == channel, "campaign"]
+        }
+        out.append(
+            Finding(
+                code="spend_only_channel",
+                severity="info",
+                subject=channel,
+                value=float(len(campaigns)) if campaigns else None,
+                message=f"channel '{channel}' has no impressions ({', '.join(files)}): it is "
+                "modelled on spend. Its campaigns get no effective exposure from delivery, so "
+                "allocation within it can only split by spend"
+                + (f" ({len(campaigns)} campaigns)" if len(campaigns) > 1 else "")
+                + "; export impressions to weigh campaigns by what they delivered.",
+            )
+        )
+    return out

@@ -171,6 +171,7 @@ class ColumnSpec:
     required: bool
     nonnegative: bool
     description: str
+    blank: bool = False  # empty cells allowed: read as unknown (NaN), never as 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ def table_spec(table: str, model: type[BaseModel]) -> TableSpec:
                 required=field.is_required(),
                 nonnegative=nonnegative,
                 description=field.description or "",
+                blank=bool(extra.get("x-blank", False)),
             )
         )
     return TableSpec(table, tuple(columns), model.model_config.get("extra") == "allow")
@@ -210,16 +212,37 @@ def _lines(frame: pd.DataFrame, mask: pd.Series | np.ndarray) -> list[int]:
 def _read_csv_bytes(path: Path, shown: str, max_cell: int) -> bytes:
     """The file's bytes, checked to be non-empty UTF-8 without an oversized cell."""
     data = read_input_bytes(path, shown)
+    _check_csv_bytes(
+        data, shown, max_cell, "file", "export the table again with its header row and data rows."
+    )
+    return data
+
+
+def _check_csv_bytes(data: bytes, shown: str, max_cell: int, what: str, fix: str) -> None:
+    """Refuse empty bytes (the {what} is empty; ``fix`` says what to give), bytes that are not
+    UTF-8 and a cell over ``max_cell`` characters."""
     if not data.strip():
         raise DataValidationError(
-            problem="the file is empty.",
-            fix="export the table again with its header row and data rows.",
-            file=shown,
-            code="empty_file",
+            problem=f"the {what} is empty.", fix=fix, file=shown, code="empty_file"
         )
     _check_utf8(data, shown)
     _check_long_cells(data, shown, max_cell)
-    return data
+
+
+def _drop_blank_rows(frame: pd.DataFrame, shown: str, what: str, fix: str) -> pd.DataFrame:
+    """``frame`` without its blank rows; refuses a {what} left with none (``fix`` says what to
+    give)."""
+    data_cols = [c for c in frame.columns if c != LINE]
+    blank = (frame[data_cols].apply(lambda s: s.str.strip()) == "").all(axis=1)
+    frame = frame.loc[~blank].reset_index(drop=True)
+    if frame.empty:
+        raise DataValidationError(
+            problem=f"the {what} has a header but no data rows.",
+            fix=fix,
+            file=shown,
+            code="empty_file",
+        )
+    return frame
 
 
 def _check_utf8(data: bytes, shown: str) -> None:
@@ -617,6 +640,16 @@ def _check_number(frame: pd.DataFrame, col: ColumnSpec, shown: str) -> pd.Series
     return pd.Series(floats + 0.0, index=values.index)
 
 
+def _check_optional_number(frame: pd.DataFrame, col: ColumnSpec, shown: str) -> np.ndarray:
+    """A number column whose empty cells mean 'not reported': NaN there, the others checked
+    as numbers. An empty cell is never read as 0."""
+    empty = frame[col.name].str.strip().str.lower().isin(MISSING_WORDS).to_numpy()
+    values = np.full(len(frame), np.nan)
+    if not empty.all():
+        values[~empty] = _check_number(frame.loc[~empty], col, shown).to_numpy()
+    return values
+
+
 def _check_text(frame: pd.DataFrame, col: ColumnSpec, shown: str) -> pd.Series:
     text = frame[col.name].str.strip()
     empty = text == ""
@@ -631,30 +664,24 @@ def _check_text(frame: pd.DataFrame, col: ColumnSpec, shown: str) -> pd.Series:
         )
     if col.kind == "identifier":
         bad = ~text.map(lambda s: bool(_IDENTIFIER.match(s)))
-        if bad.any():
-            raise DataValidationError(
-                problem=f"{col.name} name {shown_value(text[bad].iloc[0])} has characters that "
-                "are not allowed (it becomes a model coordinate and a column name).",
-                fix=f"rename it: {IDENTIFIER_HELP}.",
-                file=shown,
-                column=col.name,
-                rows=_lines(frame, bad),
-                code="bad_name",
-            )
+        problem = (
+            "{name} name {value} has characters that are not allowed (it becomes a model "
+            "coordinate and a column name)."
+        )
+        fix = f"rename it: {IDENTIFIER_HELP}."
     else:
-        control = text.str.contains(_CONTROL)
-        too_long = text.str.len() > 256
-        bad = control | too_long
-        if bad.any():
-            raise DataValidationError(
-                problem=f"{col.name} {shown_value(text[bad].iloc[0])} has control characters or "
-                "is longer than 256 characters.",
-                fix=f"clean the {col.name} names.",
-                file=shown,
-                column=col.name,
-                rows=_lines(frame, bad),
-                code="bad_name",
-            )
+        bad = text.str.contains(_CONTROL) | (text.str.len() > 256)
+        problem = "{name} {value} has control characters or is longer than 256 characters."
+        fix = f"clean the {col.name} names."
+    if bad.any():
+        raise DataValidationError(
+            problem=problem.format(name=col.name, value=shown_value(text[bad].iloc[0])),
+            fix=fix,
+            file=shown,
+            column=col.name,
+            rows=_lines(frame, bad),
+            code="bad_name",
+        )
     return text
 
 
@@ -666,22 +693,15 @@ def load_table(path: Path, shown: str, spec: TableSpec) -> tuple[pd.DataFrame, l
     frame = _parse_csv(_read_csv_bytes(path, shown, spec.max_cell_chars), shown)
     _check_cell_lengths(frame, shown, spec.max_cell_chars)
     ignored = _normalise_columns(frame, spec, shown)
-    data_cols = [c for c in frame.columns if c != LINE]
-    blank = (frame[data_cols].apply(lambda s: s.str.strip()) == "").all(axis=1)
-    frame = frame.loc[~blank].reset_index(drop=True)
-    if frame.empty:
-        raise DataValidationError(
-            problem="the file has a header but no data rows.",
-            fix="export the table again with its data.",
-            file=shown,
-            code="empty_file",
-        )
+    frame = _drop_blank_rows(frame, shown, "file", "export the table again with its data.")
     typed: dict[str, Any] = {LINE: frame[LINE].to_numpy()}
     for col in spec.columns:
         if col.name not in frame.columns:
             continue
         if col.kind == "date":
             typed[col.name] = _check_date(frame, col.name, shown).to_numpy()
+        elif col.kind == "number" and col.blank:
+            typed[col.name] = _check_optional_number(frame, col, shown)
         elif col.kind == "number":
             typed[col.name] = _check_number(frame, col, shown).to_numpy()
         else:

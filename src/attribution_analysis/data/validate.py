@@ -11,17 +11,19 @@ import pandas as pd
 from attribution_analysis import layout
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.validation import (
+    DEFAULT_COUNTRY,
     CampaignPanelSummary,
     ChannelSummary,
     ControlsSummary,
     DataValidationReport,
     FileSummary,
+    HolidayCountrySource,
     ImputedWindow,
     PanelSummary,
     ValidateDataAnswer,
     ValidateDataParams,
 )
-from attribution_analysis.data import controls, identification
+from attribution_analysis.data import controls, identification, plausibility
 from attribution_analysis.data.grain import (
     Grain,
     choose_grain,
@@ -37,7 +39,12 @@ from attribution_analysis.data.prepare import (
     aggregate,
     fill_series,
 )
-from attribution_analysis.data.sources import MMMSources, Source, load_mmm_sources
+from attribution_analysis.data.sources import (
+    MMMSources,
+    Source,
+    load_mmm_sources,
+    spend_only_findings,
+)
 from attribution_analysis.data.tables import shown_list, shown_value
 from attribution_analysis.errors import DataValidationError, ParameterError, arg
 from attribution_analysis.provenance import build_metadata
@@ -64,6 +71,8 @@ def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
         window=report.window,
         target_default=report.target_default,
         channels=[c.channel for c in report.channels],
+        holiday_country=report.controls.holiday_country,
+        holiday_country_source=report.controls.holiday_country_source,
         data_confidence={c.channel: c.confidence for c in report.channels},
         imputed_periods={c.channel: c.imputed_periods for c in report.channels},
         warnings=report.warnings,
@@ -123,10 +132,11 @@ def _prepare(
     sources: MMMSources, params: ValidateDataParams, run_id: str, hashes: dict[str, str]
 ) -> tuple[DataValidationReport, dict[str, bytes]]:
     """Align, fill and check the sources; the report and the files to write."""
-    notes: list[Finding] = []
+    notes: list[Finding] = _country_note(params)
     grain, grain_reason, anchor = _grain(sources, params)
     use_geo = _geo_mode(sources, notes)
     notes += _campaign_note(sources)
+    notes += spend_only_findings(sources)
     outcome_cols = [c for c in ("conversions", "revenue") if c in sources.conversions.frame]
     outcome = aggregate([sources.conversions], outcome_cols, [], grain, anchor, use_geo).frame
     media = aggregate(sources.spend, MEDIA_METRICS, ["channel"], grain, anchor, use_geo).frame
@@ -134,6 +144,7 @@ def _prepare(
     geos = sorted(outcome["geo"].unique()) if use_geo else [NATIONAL]
     _check_geos(media, geos, sources, use_geo)
     filled = _fill(outcome, media, outcome_cols, grid, geos, grain, params, sources)
+    plausibility.check(filled, sources, grain, use_geo)
     controls = _controls(filled, grain, params, sources, notes)
     panel, panel_summary = _panel(filled, controls, use_geo)
     channel_summaries = _channel_summaries(filled, sources)
@@ -170,6 +181,7 @@ def _prepare(
         controls=ControlsSummary(
             fourier_columns=[c for c in controls.columns if c.startswith("fourier_")],
             holiday_country=params.country.upper() if params.country else None,
+            holiday_country_source=holiday_country_source(params),
             holiday_columns=controls.holiday_columns,
             holidays_in_window=controls.holidays_in_window,
             external_factors=controls.factor_columns,
@@ -187,6 +199,31 @@ def _prepare(
     if campaign_bytes is not None:
         files[layout.CAMPAIGN_PANEL.path] = campaign_bytes
     return report, files
+
+
+def holiday_country_source(params: ValidateDataParams) -> HolidayCountrySource:
+    """'none' (no calendar), 'given' by the caller, or 'default' (US, assumed)."""
+    if not params.country:
+        return "none"
+    return "given" if "country" in params.model_fields_set else "default"
+
+
+def _country_note(params: ValidateDataParams) -> list[Finding]:
+    """The holiday country is never silent: an assumed one asks to be confirmed."""
+    if holiday_country_source(params) != "default":
+        return []
+    return [
+        Finding(
+            code="holiday_country_default",
+            severity="warning",
+            subject=DEFAULT_COUNTRY,
+            rule="country not given",
+            message=f"no holiday country was given, so the {DEFAULT_COUNTRY} holiday calendar "
+            "was assumed for the holiday controls. Confirm the country with the user and, if "
+            "it is another, re-run validate_data with its ISO code as the country parameter "
+            "(or no country for no holiday controls).",
+        )
+    ]
 
 
 def _grain(sources: MMMSources, params: ValidateDataParams) -> tuple[Grain, str, int]:
@@ -555,8 +592,8 @@ def _channel_summaries(filled: Filled, sources: MMMSources) -> list[ChannelSumma
                 channel=ch,
                 platforms=platforms,
                 total_spend=round(float(spend.sum()), 6),
-                total_impressions=round(float(filled.media[("impressions", ch)].sum()), 6),
-                total_clicks=round(float(filled.media[("clicks", ch)].sum()), 6),
+                total_impressions=_total(filled.media[("impressions", ch)]),
+                total_clicks=_total(filled.media[("clicks", ch)]),
                 active_periods=int((spend > 0).sum()),
                 active_share=round(float((spend > 0).mean()), 6),
                 imputed_periods=imputed,
@@ -565,6 +602,11 @@ def _channel_summaries(filled: Filled, sources: MMMSources) -> list[ChannelSumma
             )
         )
     return out
+
+
+def _total(values: np.ndarray) -> float | None:
+    """A delivery metric's total over the window; None when it is not reported."""
+    return None if np.isnan(values).all() else round(float(np.nansum(values)), 6)
 
 
 def _campaign_panel(

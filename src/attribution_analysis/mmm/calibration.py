@@ -6,6 +6,22 @@ the saturation curve at two spend levels per period, so a test becomes
 x = 0, delta_x = spend per period during the test, delta_y = lift per period, and
 sigma = the lift's standard error per period (from its interval and level). A go-dark test
 (spend removed) is the same comparison read the other way round.
+
+Plausibility, checked before any fit (an error's ``rows`` is the test's 0-based position in
+the list, as in "lift test 0"):
+
+- an empty list means "no lift tests": a calibrated fit is refused, saying so;
+- a lift whose whole interval is below 0 is refused (media effects are non-negative); a
+  negative estimate whose interval reaches 0 is kept (a null result is evidence, and dropping
+  it would bias the calibration upwards) and flagged (``negative_lift_kept``);
+- a lift larger than the whole outcome of its window (from the prepared panel) is refused;
+- a test whose window holds no spend of the channel and gives no ``spend`` is refused; one
+  that gives ``spend`` while the panel has none in its window is flagged
+  (``lift_test_without_panel_spend``);
+- an implied return (lift / spend of the channel in the window) above ``MAX_LIFT_PER_SPEND``
+  (100 units of outcome per unit of spend) is flagged (``implausible_lift_per_spend``): the
+  calibration would pull the channel's curve to it, so the units deserve a check, but a
+  cheap channel measured in conversions per cent can be real, so it is not refused.
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from pydantic import TypeAdapter, ValidationError
 from scipy.stats import norm
 
 from attribution_analysis import layout
+from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.data.tables import (
     DATE_RANGE_HELP,
@@ -34,6 +51,7 @@ from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.workspace import Workspace
 
 LIFT_FILE = layout.LIFT_TESTS.path
+MAX_LIFT_PER_SPEND = 100.0
 
 
 def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
@@ -68,14 +86,15 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
             problem=f"lift test {where}: {shown_value(first['msg'], 200)[1:-1]}.",
             fix="each test needs channel, lift, ci_lower <= lift <= ci_upper (and start <= end).",
             file=LIFT_FILE,
+            rows=(first["loc"][0],) if first["loc"] and isinstance(first["loc"][0], int) else (),
             # A test-level rule (interval order) has the test's index as its last location.
             column=first["loc"][-1] if first["loc"] and isinstance(first["loc"][-1], str) else None,
             code="bad_lift_test",
         ) from None
     if not tests:
         raise DataValidationError(
-            problem="the file holds no lift test (an empty list), and a calibrated fit needs at "
-            "least one.",
+            problem="there are no lift tests to calibrate with: the file holds an empty list "
+            "(no lift tests), and a calibrated fit needs at least one.",
             fix="add the lift tests ({channel, lift, ci_lower, ci_upper, start, end} each), or "
             f"fit without {arg('calibrate')}.",
             file=LIFT_FILE,
@@ -97,6 +116,7 @@ def _check_test_bounds(i: int, test: IncrementalityResult) -> None:
                 f"finite and at most {MAX_ABS_TEXT} in magnitude.",
                 fix=f"write the test's real {name} (in the model's target units).",
                 file=LIFT_FILE,
+                rows=(i,),
                 column=name,
                 code="bad_lift_test",
             )
@@ -108,6 +128,7 @@ def _check_test_bounds(i: int, test: IncrementalityResult) -> None:
                 f"range; {DATE_RANGE_HELP}.",
                 fix=f"write the test's real {name} date as YYYY-MM-DD.",
                 file=LIFT_FILE,
+                rows=(i,),
                 column=name,
                 code="bad_lift_test",
             )
@@ -122,6 +143,7 @@ def _check_test_bounds(i: int, test: IncrementalityResult) -> None:
             "the outcome lost when the channel was switched off, a positive number); leave a "
             "test that truly found harm out of the calibration and report it separately.",
             file=LIFT_FILE,
+            rows=(i,),
             column="lift",
             code="bad_lift_test",
         )
@@ -145,6 +167,7 @@ def _check_lift_below_outcome(
             "window, not a percentage or a per-day rate read as a total) and the test's "
             "start/end dates.",
             file=LIFT_FILE,
+            rows=(i,),
             column="lift",
             code="bad_lift_test",
         )
@@ -154,7 +177,6 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
     """Rows for ``MMM.add_lift_test_measurements`` (channel, x, delta_x, delta_y, sigma)."""
     rows = []
     dates = data.X["date"]
-    step_days = 7 if data.report.grain == "weekly" else 1
     for i, test in enumerate(tests):
         if test.channel not in data.channels:
             raise DataValidationError(
@@ -162,6 +184,7 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 f"model ({data.channels}).",
                 fix="correct the channel name or remove the test.",
                 file=LIFT_FILE,
+                rows=(i,),
                 column="channel",
                 code="unknown_channel",
             )
@@ -172,36 +195,31 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 fix=f"give the lift in {data.target} (or fit the model on {test.metric}), or "
                 "remove the test.",
                 file=LIFT_FILE,
+                rows=(i,),
                 column="metric",
                 code="bad_lift_test",
             )
-        if test.start and test.end:
-            inside = (dates >= pd.Timestamp(test.start) - pd.Timedelta(days=step_days - 1)) & (
-                dates <= pd.Timestamp(test.end)
+        inside = _window(test, data)
+        if test.start and test.end and not inside.any():
+            raise DataValidationError(
+                problem=f"lift test {i} ({test.channel}) ran {test.start} to {test.end}, "
+                f"outside the model's window ({dates.min().date()} to {dates.max().date()}).",
+                fix="remove the test, or validate and fit a window that contains it.",
+                file=LIFT_FILE,
+                rows=(i,),
+                column="start",
+                code="bad_lift_test",
             )
-            if not inside.any():
-                raise DataValidationError(
-                    problem=f"lift test {i} ({test.channel}) ran {test.start} to {test.end}, "
-                    f"outside the model's window ({dates.min().date()} to "
-                    f"{dates.max().date()}).",
-                    fix="remove the test, or validate and fit a window that contains it.",
-                    file=LIFT_FILE,
-                    column="start",
-                    code="bad_lift_test",
-                )
-        else:
-            inside = pd.Series(True, index=dates.index)
         _check_lift_below_outcome(i, test, data, inside)
         periods = max(1, int(inside.sum()) // (data.X["geo"].nunique() if data.geo else 1))
-        spend = (
-            test.spend if test.spend is not None else float(data.X.loc[inside, test.channel].sum())
-        )
+        spend = test.spend if test.spend is not None else _panel_spend(test, data, inside)
         if spend <= 0:
             raise DataValidationError(
                 problem=f"lift test {i} ({test.channel}) has no spend in its window, so it says "
                 "nothing about the channel's response.",
                 fix="give the test's 'spend', or check its start/end dates.",
                 file=LIFT_FILE,
+                rows=(i,),
                 column="spend",
                 code="bad_lift_test",
             )
@@ -220,6 +238,7 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                     problem=f"lift test {i} has no geo but the model is a geo panel.",
                     fix="give each test the geo it ran in.",
                     file=LIFT_FILE,
+                    rows=(i,),
                     column="geo",
                     code="bad_lift_test",
                 )
@@ -228,3 +247,80 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
     frame = pd.DataFrame(rows)
     frame["sigma"] = np.maximum(frame["sigma"], 1e-9)
     return frame
+
+
+def _window(test: IncrementalityResult, data: ModelData) -> pd.Series:
+    """Panel rows of the periods the test ran in (every row when it gives no dates)."""
+    dates = data.X["date"]
+    if not (test.start and test.end):
+        return pd.Series(True, index=dates.index)
+    step_days = 7 if data.report.grain == "weekly" else 1
+    return (dates >= pd.Timestamp(test.start) - pd.Timedelta(days=step_days - 1)) & (
+        dates <= pd.Timestamp(test.end)
+    )
+
+
+def _panel_spend(test: IncrementalityResult, data: ModelData, inside: pd.Series) -> float:
+    """The channel's spend in the panel over the test's window (as the likelihood term uses
+    it when the test gives no ``spend``)."""
+    return float(data.X.loc[inside, test.channel].sum())
+
+
+def lift_test_findings(tests: list[IncrementalityResult], data: ModelData) -> list[Finding]:
+    """What a calibrated fit must tell the user about tests it keeps: negative estimates,
+    tests against a window without spend, implied returns above ``MAX_LIFT_PER_SPEND``.
+    (Tests that cannot be used are refused by ``lift_test_frame``.)"""
+    findings = []
+    for i, test in enumerate(tests):
+        if test.channel not in data.channels:
+            continue  # refused by lift_test_frame
+        subject = f"lift test {i} ({test.channel})"
+        if test.lift < 0:
+            findings.append(
+                Finding(
+                    code="negative_lift_kept",
+                    severity="warning",
+                    subject=subject,
+                    value=test.lift,
+                    threshold=0.0,
+                    rule="lift < 0 with ci_upper >= 0",
+                    message=f"{subject} in {LIFT_FILE} has a negative estimate ({test.lift:g}) "
+                    f"but its interval [{test.ci_lower:g}, {test.ci_upper:g}] reaches 0: it is "
+                    "kept as evidence that the channel did little (dropping it would bias the "
+                    "calibration upwards). Tell the user.",
+                )
+            )
+        inside = _window(test, data)
+        panel_spend = _panel_spend(test, data, inside)
+        if test.spend is not None and test.spend > 0 and panel_spend <= 0:
+            findings.append(
+                Finding(
+                    code="lift_test_without_panel_spend",
+                    severity="warning",
+                    subject=subject,
+                    value=0.0,
+                    rule="channel spend in the test window = 0",
+                    message=f"{subject} in {LIFT_FILE} gives spend {test.spend:g}, but the "
+                    f"prepared panel has no {test.channel} spend in its window: check the "
+                    "test's dates and channel with the user.",
+                )
+            )
+        spend = test.spend if test.spend is not None else panel_spend
+        if spend > 0 and test.lift / spend > MAX_LIFT_PER_SPEND:
+            ratio = test.lift / spend
+            findings.append(
+                Finding(
+                    code="implausible_lift_per_spend",
+                    severity="warning",
+                    subject=subject,
+                    value=round(ratio, 6),
+                    threshold=MAX_LIFT_PER_SPEND,
+                    rule=f"lift / spend in the window > {MAX_LIFT_PER_SPEND:g}",
+                    message=f"{subject} in {LIFT_FILE} implies {ratio:.3g} {data.target} per "
+                    f"unit of spend (lift {test.lift:g} / spend {spend:g} in its window), above "
+                    f"{MAX_LIFT_PER_SPEND:g}; the calibration pulls the channel towards it. "
+                    "Check the lift's units (a total, not a percentage; the model's target) "
+                    "and the test's dates with the user.",
+                )
+            )
+    return findings

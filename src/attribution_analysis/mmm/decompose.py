@@ -27,7 +27,7 @@ from attribution_analysis.contracts.outputs import (
     SumCheck,
 )
 from attribution_analysis.mmm import store
-from attribution_analysis.mmm.gate import require_valid_model
+from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
@@ -194,15 +194,7 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
             message=f"the fitted total differs from the observed total by {fit_gap:+.2%}.",
         )
     )
-    if gate["override_reason"]:
-        findings.append(
-            Finding(
-                code="override",
-                severity="warning",
-                message=f"the model failed {gate['failed_criteria']} and was used anyway: "
-                f"{gate['override_reason']}",
-            )
-        )
+    findings.extend(override_findings(gate))
     rows = []
     for c, channel in enumerate(channels):
         rows.append(

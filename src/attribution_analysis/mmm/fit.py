@@ -12,7 +12,11 @@ from attribution_analysis.contracts.mmm import FitMMMAnswer, FitMMMParams, FitMM
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
-from attribution_analysis.mmm.calibration import lift_test_frame, read_lift_tests
+from attribution_analysis.mmm.calibration import (
+    lift_test_findings,
+    lift_test_frame,
+    read_lift_tests,
+)
 from attribution_analysis.mmm.convergence import GATES_RULE, convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
@@ -61,6 +65,8 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
     ws, progress = ctx.ws, ctx.progress
     start = time.perf_counter()
     data, mmm, hashes = prepare(ws, params)
+    # Lift tests kept but worth a word (negative estimates, implausible returns).
+    lift_findings = lift_test_findings(read_lift_tests(ws)[0], data) if params.calibrate else []
     key = fit_key(data, params.config, fit_settings(params, hashes))
     relative = store.model_path(key)
     if params.use_cache and ws.resolve(relative).exists():
@@ -68,6 +74,7 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
         result = _result(
             params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
         )
+        result.findings[:0] = lift_findings
         files: dict[str, bytes] = {}
         # A manifest that already describes this very model is not rewritten (a new run id
         # and timestamp would mark every output computed from it out of date).
@@ -87,6 +94,7 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
         reused=compile_reused,
         remedies=remedies,
     )
+    result.findings[:0] = lift_findings
     files = {
         relative: store.tree_bytes(ws, tree),
         layout.FIT.path: _manifest(ws, params, data, result, hashes, ctx.run_id),

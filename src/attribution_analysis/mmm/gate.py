@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from attribution_analysis import layout
+from attribution_analysis.contracts.common import Finding
 from attribution_analysis.errors import ModelRejectedError, arg, step_ref
 from attribution_analysis.mmm import store
 from attribution_analysis.workspace import Workspace
@@ -44,3 +45,17 @@ def require_valid_model(ws: Workspace, override_reason: str | None) -> dict[str,
             f"{arg('override_reason')} with the reason (it is recorded in every output).",
         )
     return {"failed_criteria": failed, "override_reason": override_reason if failed else None}
+
+
+def override_findings(gate: dict[str, Any]) -> list[Finding]:
+    """The warning an output of an overridden gate carries (none when the model passed)."""
+    if not gate["override_reason"]:
+        return []
+    return [
+        Finding(
+            code="override",
+            severity="warning",
+            message=f"the model failed {gate['failed_criteria']} and was used anyway: "
+            f"{gate['override_reason']}",
+        )
+    ]

@@ -26,7 +26,7 @@ from attribution_analysis.contracts.budget import (
 )
 from attribution_analysis.contracts.common import Finding, Metadata
 from attribution_analysis.errors import ParameterError, arg, render
-from attribution_analysis.mmm.gate import require_valid_model
+from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.optimize.bounds import Box, resolve_box
 from attribution_analysis.optimize.posterior import (
@@ -536,15 +536,7 @@ def _budget_findings(plan: Plan, gate: dict) -> list[Finding]:
                     f"channel's current spend is scaled by {ratio:.3f}.",
                 )
             )
-    if gate["override_reason"]:
-        findings.append(
-            Finding(
-                code="override",
-                severity="warning",
-                message=f"the model failed {gate['failed_criteria']} and was used anyway: "
-                f"{gate['override_reason']}",
-            )
-        )
+    findings.extend(override_findings(gate))
     return findings
 
 

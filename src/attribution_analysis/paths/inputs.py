@@ -226,9 +226,29 @@ def _timestamps(frame: pd.DataFrame, shown: str) -> tuple[np.ndarray, np.ndarray
     return instants, days.astype("datetime64[D]")
 
 
-def load_journeys(ws: Workspace) -> LoadedPaths:
-    """Long format: one row per touch; journeys ordered by timestamp (file order on ties)."""
-    path = ws.resolve(layout.JOURNEYS.path)
+def _labels_and_codes(labels: pd.Series) -> tuple[list, np.ndarray]:
+    """The distinct labels, sorted, and each row's index into them."""
+    names = sorted(labels.unique())
+    return names, pd.Categorical(labels, categories=names).codes.astype(np.int64)
+
+
+def _refuse_value_without_conversion(
+    frame: pd.DataFrame, orphan: np.ndarray, shown: str, column: str, problem: str, fix: str
+) -> None:
+    """A conversion value on rows that never converted: the value would belong to nothing."""
+    if orphan.any():
+        raise DataValidationError(
+            problem=problem,
+            fix=fix,
+            file=shown,
+            column=column,
+            rows=_lines(frame, orphan),
+            code="value_without_conversion",
+        )
+
+
+def _read_journeys(path: Path) -> pd.DataFrame:
+    """journeys.csv through the common checks, then its channel names and 0/1 flags."""
     try:
         frame, _ = load_table(path, layout.JOURNEYS.path, JOURNEYS_SPEC)
     except DataValidationError as exc:
@@ -257,79 +277,114 @@ def load_journeys(ws: Workspace) -> LoadedPaths:
             rows=_lines(frame, not_flag),
             code="bad_flag",
         )
+    return frame
+
+
+@dataclass
+class _Touches:
+    """journeys.csv's rows ordered by journey, then time, then file line."""
+
+    frame: pd.DataFrame
+    ids: np.ndarray  # each touch's journey index
+    unit: pd.Index  # the journey ids, by index
+    times: np.ndarray  # UTC instants
+    days: np.ndarray  # local calendar days, as written
+
+
+def _sorted_touches(frame: pd.DataFrame) -> _Touches:
     times, days = _timestamps(frame, layout.JOURNEYS.path)
     ids, unit = pd.factorize(frame["journey_id"], sort=False)
-    n_units = len(unit)
     # Order touches by journey, then time, then file line (stable for ties).
     order = np.lexsort((frame[LINE].to_numpy(), times, ids))
-    ids, times, days = ids[order], times[order], days[order]
     frame = frame.iloc[order].reset_index(drop=True)
-    flags = frame["converted"].to_numpy(dtype=float)
+    return _Touches(frame, ids[order], unit, times[order], days[order])
+
+
+def _journey_outcomes(t: _Touches) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(converted per journey, journeys with mixed flags, value per journey or None)."""
+    n_units = len(t.unit)
+    flags = t.frame["converted"].to_numpy(dtype=float)
     conv_unit = np.zeros(n_units)
-    np.maximum.at(conv_unit, ids, flags)
+    np.maximum.at(conv_unit, t.ids, flags)
     lowest = np.ones(n_units)
-    np.minimum.at(lowest, ids, flags)
+    np.minimum.at(lowest, t.ids, flags)
     mixed = np.flatnonzero((conv_unit == 1) & (lowest == 0))
     value = None
-    if "conversion_value" in frame.columns:
+    if "conversion_value" in t.frame.columns:
         value = np.zeros(n_units)
-        np.maximum.at(value, ids, frame["conversion_value"].to_numpy(dtype=float))
-        orphan = (value[ids] > 0) & (conv_unit[ids] == 0)
-        if orphan.any():
-            raise DataValidationError(
-                problem="conversion_value is positive on a journey that never has converted=1.",
-                fix="set converted=1 on that journey, or its conversion_value to 0.",
-                file=layout.JOURNEYS.path,
-                column="conversion_value",
-                rows=_lines(frame, orphan),
-                code="value_without_conversion",
-            )
+        np.maximum.at(value, t.ids, t.frame["conversion_value"].to_numpy(dtype=float))
+        _refuse_value_without_conversion(
+            t.frame,
+            (value[t.ids] > 0) & (conv_unit[t.ids] == 0),
+            layout.JOURNEYS.path,
+            "conversion_value",
+            problem="conversion_value is positive on a journey that never has converted=1.",
+            fix="set converted=1 on that journey, or its conversion_value to 0.",
+        )
     _require_conversions(conv_unit, layout.JOURNEYS.path, "converted")
-    channels = sorted(frame["channel"].unique())
-    codes = pd.Categorical(frame["channel"], categories=channels).codes.astype(np.int64)
-    # Age of each touch: days before the journey's last touch (its conversion or exit).
-    ns = times.astype("datetime64[ns]").astype(np.int64)
-    last = np.full(n_units, np.iinfo(np.int64).min)
-    np.maximum.at(last, ids, ns)
-    age = (last[ids] - ns) / 86_400e9
-    # The conversion day: the local day of the journey's last touch (the latest in file
-    # order among touches at the same instant; touches are sorted that way).
-    final = np.ones(len(ids), dtype=bool)
-    final[:-1] = ids[1:] != ids[:-1]
-    unit_date = np.empty(n_units, dtype="datetime64[D]")
-    unit_date[ids[final]] = days[final]
-    campaign_codes = campaigns = None
-    if "campaign" in frame.columns:
-        campaign = frame["campaign"].astype(object)
-        empty = campaign.isna() | (campaign == "")
-        campaign = campaign.where(~empty, "(none)")
-        campaigns = sorted(campaign.unique())
-        campaign_codes = pd.Categorical(campaign, categories=campaigns).codes.astype(np.int64)
+    return conv_unit, mixed, value
+
+
+def _touch_ages(t: _Touches) -> np.ndarray:
+    """Age of each touch: days before the journey's last touch (its conversion or exit)."""
+    ns = t.times.astype("datetime64[ns]").astype(np.int64)
+    last = np.full(len(t.unit), np.iinfo(np.int64).min)
+    np.maximum.at(last, t.ids, ns)
+    return (last[t.ids] - ns) / 86_400e9
+
+
+def _conversion_days(t: _Touches) -> np.ndarray:
+    """The conversion day: the local day of the journey's last touch (the latest in file
+    order among touches at the same instant; touches are sorted that way)."""
+    final = np.ones(len(t.ids), dtype=bool)
+    final[:-1] = t.ids[1:] != t.ids[:-1]
+    unit_date = np.empty(len(t.unit), dtype="datetime64[D]")
+    unit_date[t.ids[final]] = t.days[final]
+    return unit_date
+
+
+def _touch_campaigns(frame: pd.DataFrame) -> tuple[np.ndarray | None, list | None]:
+    """(each touch's campaign index, the campaigns), empty cells as '(none)'; None without
+    a campaign column."""
+    if "campaign" not in frame.columns:
+        return None, None
+    campaign = frame["campaign"].astype(object)
+    empty = campaign.isna() | (campaign == "")
+    campaigns, codes = _labels_and_codes(campaign.where(~empty, "(none)"))
+    return codes, campaigns
+
+
+def load_journeys(ws: Workspace) -> LoadedPaths:
+    """Long format: one row per touch; journeys ordered by timestamp (file order on ties)."""
+    path = ws.resolve(layout.JOURNEYS.path)
+    touches = _sorted_touches(_read_journeys(path))
+    conv_unit, mixed, value = _journey_outcomes(touches)
+    channels, codes = _labels_and_codes(touches.frame["channel"])
+    campaign_codes, campaigns = _touch_campaigns(touches.frame)
     data = build(
         channels,
-        ids,
+        touches.ids,
         codes,
         conv_unit,
         1.0 - conv_unit,
         value,
-        touch_age_days=age,
+        touch_age_days=_touch_ages(touches),
         touch_campaign=campaign_codes,
         campaigns=campaigns,
-        unit_date=unit_date,
+        unit_date=_conversion_days(touches),
     )
-    first, last = days.min(), days.max()
     findings = name_findings(channels, layout.JOURNEYS.path, "channel")
     if len(mixed):
-        findings.append(_mixed_flag_finding(unit, mixed))
+        findings.append(_mixed_flag_finding(touches.unit, mixed))
     return LoadedPaths(
         data,
         "journeys",
         layout.JOURNEYS.path,
         [path],
-        len(frame),
+        len(touches.frame),
         findings,
-        first_date=pd.Timestamp(first).date(),
-        last_date=pd.Timestamp(last).date(),
+        first_date=pd.Timestamp(touches.days.min()).date(),
+        last_date=pd.Timestamp(touches.days.max()).date(),
     )
 
 
@@ -354,9 +409,8 @@ def _mixed_flag_finding(unit: pd.Index | np.ndarray, mixed: np.ndarray) -> Findi
     )
 
 
-def load_aggregated(ws: Workspace) -> LoadedPaths:
-    """Aggregated form: one row per distinct path string with conversions and nulls."""
-    path = ws.resolve(layout.PATHS.path)
+def _read_path_rows(path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """paths.csv through the common checks, and its path strings (stripped, none empty)."""
     frame, _ = load_table(path, layout.PATHS.path, PATHS_SPEC)
     if "path" not in frame.columns:
         raise DataValidationError(
@@ -369,7 +423,6 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
             rows=(1,),
             code="missing_column",
         )
-    findings: list[Finding] = []
     text = frame["path"].astype(str).str.strip()
     empty = (text == "").to_numpy()
     if empty.any():
@@ -381,63 +434,87 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
             rows=_lines(frame, empty),
             code="empty_path",
         )
+    return frame, text
+
+
+def _path_counts(frame: pd.DataFrame, findings: list[Finding]) -> tuple[np.ndarray, np.ndarray]:
+    """(conversions, nulls) per path row; nulls are 0 (with a warning) without the column."""
     conv = frame["conversions"].to_numpy(dtype=float)
-    nulls = (
-        frame["nulls"].to_numpy(dtype=float) if "nulls" in frame.columns else np.zeros(len(frame))
+    if "nulls" in frame.columns:
+        return conv, frame["nulls"].to_numpy(dtype=float)
+    findings.append(
+        Finding(
+            code="no_null_paths",
+            severity="warning",
+            message="paths.csv has no 'nulls' column, so every path converts: Markov "
+            "removal effects and Shapley conversion rates then only reflect path shapes, "
+            "not which channels raise conversion. Export non-converting paths too.",
+            subject=layout.PATHS.path,
+        )
     )
-    if "nulls" not in frame.columns:
-        findings.append(
-            Finding(
-                code="no_null_paths",
-                severity="warning",
-                message="paths.csv has no 'nulls' column, so every path converts: Markov "
-                "removal effects and Shapley conversion rates then only reflect path shapes, "
-                "not which channels raise conversion. Export non-converting paths too.",
-                subject=layout.PATHS.path,
-            )
-        )
+    return conv, np.zeros(len(frame))
+
+
+def _drop_empty_paths(
+    frame: pd.DataFrame,
+    text: pd.Series,
+    conv: np.ndarray,
+    nulls: np.ndarray,
+    findings: list[Finding],
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray]:
+    """Leave out rows with 0 conversions and 0 nulls (with a note); refuse a file of only
+    those."""
     empty_counts = (conv + nulls) == 0
-    if empty_counts.any():
-        findings.append(
-            Finding(
-                code="zero_count_paths",
-                severity="info",
-                message=f"{int(empty_counts.sum())} path row(s) have 0 conversions and 0 nulls; "
-                "they carry no journeys and were left out.",
-                subject=layout.PATHS.path,
-                value=float(empty_counts.sum()),
-            )
+    if not empty_counts.any():
+        return frame, text, conv, nulls
+    findings.append(
+        Finding(
+            code="zero_count_paths",
+            severity="info",
+            message=f"{int(empty_counts.sum())} path row(s) have 0 conversions and 0 nulls; "
+            "they carry no journeys and were left out.",
+            subject=layout.PATHS.path,
+            value=float(empty_counts.sum()),
         )
-        if empty_counts.all():
-            raise DataValidationError(
-                problem="every path row has 0 conversions and 0 nulls: the file holds no journeys.",
-                fix="write each path's converting journeys in 'conversions' and its "
-                "non-converting ones in 'nulls'.",
-                file=layout.PATHS.path,
-                column="conversions",
-                rows=_lines(frame, empty_counts),
-                code="no_journeys",
-            )
-        keep = ~empty_counts
-        frame, text, conv, nulls = frame[keep], text[keep], conv[keep], nulls[keep]
-        frame = frame.reset_index(drop=True)
-        text = text.reset_index(drop=True)
-    _require_conversions(conv, layout.PATHS.path, "conversions")
+    )
+    if empty_counts.all():
+        raise DataValidationError(
+            problem="every path row has 0 conversions and 0 nulls: the file holds no journeys.",
+            fix="write each path's converting journeys in 'conversions' and its "
+            "non-converting ones in 'nulls'.",
+            file=layout.PATHS.path,
+            column="conversions",
+            rows=_lines(frame, empty_counts),
+            code="no_journeys",
+        )
+    keep = ~empty_counts
+    frame, text = frame[keep].reset_index(drop=True), text[keep].reset_index(drop=True)
+    return frame, text, conv[keep], nulls[keep]
+
+
+def _arrow_findings(frame: pd.DataFrame, text: pd.Series) -> list[Finding]:
+    """Paths written with an arrow ('->', '→'): their other characters stay in the names."""
     arrows = text.str.contains(ARROW).to_numpy()
-    if arrows.any():
-        findings.append(
-            Finding(
-                code="arrow_separator",
-                severity="warning",
-                message=f"{int(arrows.sum())} path(s) use an arrow-like separator (first: "
-                f"{shown_value(text[arrows].iloc[0])}, row "
-                f"{int(frame[LINE].to_numpy()[arrows][0])}); only '{SEPARATOR}' separates steps, "
-                "so the arrow's other characters stay in the channel names. Write paths as "
-                "'search > email'.",
-                subject=layout.PATHS.path,
-                value=float(arrows.sum()),
-            )
+    if not arrows.any():
+        return []
+    return [
+        Finding(
+            code="arrow_separator",
+            severity="warning",
+            message=f"{int(arrows.sum())} path(s) use an arrow-like separator (first: "
+            f"{shown_value(text[arrows].iloc[0])}, row "
+            f"{int(frame[LINE].to_numpy()[arrows][0])}); only '{SEPARATOR}' separates steps, "
+            "so the arrow's other characters stay in the channel names. Write paths as "
+            "'search > email'.",
+            subject=layout.PATHS.path,
+            value=float(arrows.sum()),
         )
+    ]
+
+
+def _path_steps(frame: pd.DataFrame, text: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """(each step's channel name, its path row), refusing empty steps, bad channel names and
+    paths written twice."""
     steps = text.str.split(SEPARATOR, regex=False).explode()
     step_unit = steps.index.to_numpy()
     steps = steps.str.strip().reset_index(drop=True)
@@ -467,20 +544,30 @@ def load_aggregated(ws: Workspace) -> LoadedPaths:
             rows=_lines(frame, dup),
             code="duplicate_rows",
         )
-    channels = sorted(steps.unique())
-    codes = pd.Categorical(steps, categories=channels).codes.astype(np.int64)
+    return steps, step_unit
+
+
+def load_aggregated(ws: Workspace) -> LoadedPaths:
+    """Aggregated form: one row per distinct path string with conversions and nulls."""
+    path = ws.resolve(layout.PATHS.path)
+    frame, text = _read_path_rows(path)
+    findings: list[Finding] = []
+    conv, nulls = _path_counts(frame, findings)
+    frame, text, conv, nulls = _drop_empty_paths(frame, text, conv, nulls, findings)
+    _require_conversions(conv, layout.PATHS.path, "conversions")
+    findings.extend(_arrow_findings(frame, text))
+    steps, step_unit = _path_steps(frame, text)
+    channels, codes = _labels_and_codes(steps)
     value = frame["value"].to_numpy(dtype=float) if "value" in frame.columns else None
     if value is not None:
-        orphan = (value > 0) & (conv == 0)
-        if orphan.any():
-            raise DataValidationError(
-                problem="value is positive on a path with 0 conversions.",
-                fix="set the path's conversions, or its value to 0.",
-                file=layout.PATHS.path,
-                column="value",
-                rows=_lines(frame, orphan),
-                code="value_without_conversion",
-            )
+        _refuse_value_without_conversion(
+            frame,
+            (value > 0) & (conv == 0),
+            layout.PATHS.path,
+            "value",
+            problem="value is positive on a path with 0 conversions.",
+            fix="set the path's conversions, or its value to 0.",
+        )
     findings.extend(name_findings(channels, layout.PATHS.path, "path"))
     data = build(channels, step_unit, codes, conv, nulls, value)
     return LoadedPaths(data, "paths", layout.PATHS.path, [path], len(steps), findings)

@@ -12,10 +12,12 @@ campaign name is a dollar sign, and the SVG writer escapes '<' and '&'.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib import ticker
 from matplotlib.figure import Figure
+from pydantic import BaseModel
 
 from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
@@ -47,7 +50,7 @@ BASE_COLOR = "#9aa5ad"
 MAX_LABEL = 40  # characters of a name shown on an axis (full names are in the tables)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Chart:
     """One chart: id (also the figure file name), title, caption and its renderings."""
 
@@ -57,6 +60,32 @@ class Chart:
     svg_inline: str
     svg: bytes
     png: bytes
+
+
+_RENDERED: dict[str, Chart] = {}
+_RENDERED_MAX = 64
+
+
+def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
+    """Draw a chart once per process for the same inputs. Rendering is deterministic (no
+    dates in the files) and most of a report's time (matplotlib lays out every tick);
+    a report regenerated after a change elsewhere, or every FAQ audience, reuses the
+    charts whose inputs did not change. Keyed by the inputs' full JSON, never by identity."""
+
+    @functools.wraps(draw)
+    def cached(*args: Any) -> Chart | None:
+        parts = [a.model_dump_json() if isinstance(a, BaseModel) else repr(a) for a in args]
+        key = hashlib.sha256("\x00".join([draw.__name__, *parts]).encode()).hexdigest()
+        if key not in _RENDERED:
+            chart = draw(*args)
+            if chart is None:
+                return None
+            if len(_RENDERED) >= _RENDERED_MAX:
+                _RENDERED.pop(next(iter(_RENDERED)))
+            _RENDERED[key] = chart
+        return _RENDERED[key]
+
+    return cached
 
 
 def _short(name: str) -> str:
@@ -121,6 +150,7 @@ def _whiskers(
     draw(position, hdi90[0], hdi90[1], color=color, linewidth=4.0, alpha=0.9)
 
 
+@_memoised
 def waterfall(result: ChannelContributions) -> Chart:
     """Base, then each channel stacked on top, each step with its own interval."""
     channels = sorted(result.channels, key=lambda c: -c.total_contribution.mean)
@@ -160,6 +190,7 @@ def waterfall(result: ChannelContributions) -> Chart:
     )
 
 
+@_memoised
 def roas_intervals(result: ChannelContributions) -> Chart:
     """ROAS and marginal ROAS per channel, side by side, with intervals."""
     channels = result.channels
@@ -190,6 +221,7 @@ def roas_intervals(result: ChannelContributions) -> Chart:
     )
 
 
+@_memoised
 def response_curves(budget: BudgetOptimization) -> Chart:
     """Outcome and marginal ROAS against spend over the horizon, one column per channel."""
     curves = budget.curves
@@ -239,6 +271,7 @@ def response_curves(budget: BudgetOptimization) -> Chart:
     )
 
 
+@_memoised
 def budget_shift(budget: BudgetOptimization) -> Chart:
     """Current against recommended spend per channel."""
     rows = budget.allocations
@@ -272,6 +305,7 @@ def budget_shift(budget: BudgetOptimization) -> Chart:
     )
 
 
+@_memoised
 def campaigns(report: AllocationReport, top: int) -> Chart:
     """Top campaigns per channel: credit with its 90% interval when the output has one."""
     groups = top_entities(report, top)
@@ -339,6 +373,7 @@ def _trace_series(trace: dict[str, Any]) -> list[tuple[str, list[list[float]]]]:
     return [(label, chains) for label, chains in series if chains and isinstance(chains[0], list)]
 
 
+@_memoised
 def trace_plots(diagnostics: MMMDiagnostics, order: Sequence[str], limit: int) -> Chart | None:
     """Thinned draws per chain for ``limit`` parameters, in the order given (worst first)."""
     series = dict(_trace_series(diagnostics.trace))
@@ -371,6 +406,7 @@ def trace_plots(diagnostics: MMMDiagnostics, order: Sequence[str], limit: int) -
     )
 
 
+@_memoised
 def ppc_coverage(diagnostics: MMMDiagnostics, target: str) -> Chart | None:
     """Observed outcome against the posterior predictive mean and 90% interval, per period."""
     series = diagnostics.ppc.get("series") if diagnostics.ppc else None

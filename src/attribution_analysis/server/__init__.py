@@ -73,7 +73,7 @@ def token_problem(token: str) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attribution-mcp", description="MCP server for attribution-analysis."
     )
@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_SESSION_IDLE_SECONDS,
         help="streamable-http sessions idle this long are closed and freed",
     )
+    _add_limits(parser)
+    return parser
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """The resource limits: draws, chains, rows, bytes and jobs."""
     parser.add_argument(
         "--max-draws",
         type=_at_least_one,
@@ -122,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         help="bytes of one tool call's arguments, as JSON (1 MiB by default)",
     )
     parser.add_argument("--max-jobs", type=_at_least_one, default=2, help="background jobs at once")
-    args = parser.parse_args(argv)
 
-    # Everything is checked before the disk or the network is touched.
+
+def _checked_token(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The bearer token (flag, else environment), refused when weak or when it is missing on
+    an address beyond this machine."""
     token = args.auth_token if args.auth_token is not None else os.environ.get(TOKEN_ENV)
     if args.auth_token is None and not token:
         token = None  # an empty environment variable is no token
@@ -139,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not http and token is not None:
         print("attribution-mcp: the token is ignored on stdio.", file=sys.stderr)
+    return token
+
+
+def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerConfig:
     try:
-        config = ServerConfig.at(
+        return ServerConfig.at(
             args.workspace_root,
             max_draws=args.max_draws,
             max_chains=args.max_chains,
@@ -151,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
-    server = build_server(config, auth_token=token if http else None)
+
+
+def _serve(server: AttributionServer, args: argparse.Namespace, http: bool) -> None:
     try:
         if not http:
             server.mcp.run("stdio")
@@ -168,6 +182,17 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         server.jobs.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    # Everything is checked before the disk or the network is touched.
+    token = _checked_token(parser, args)
+    http = args.transport == "streamable-http"
+    config = _config(parser, args)
+    server = build_server(config, auth_token=token if http else None)
+    _serve(server, args, http)
     return 0
 
 

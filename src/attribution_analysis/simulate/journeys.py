@@ -53,12 +53,10 @@ WINDOW_DAYS = 21.0
 VALUE_LOG_MEAN, VALUE_LOG_SD = 4.2, 0.5
 
 
-def simulate_journeys(
-    rng: np.random.Generator, n_users: int, start: np.datetime64
-) -> tuple[pd.DataFrame, dict]:
-    """(journeys.csv rows, truth dict) for ``n_users`` simulated users."""
-    n_ch = len(CHANNELS)
-    in_market = rng.random(n_users) < IN_MARKET_RATE
+def _touches(
+    rng: np.random.Generator, n_users: int, in_market: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, channel index, day in the window) of every touch, upper funnel first."""
     # Upper-funnel touches: count per user, then channel and time of each.
     n_upper = rng.poisson(UPPER_TOUCHES_MEAN, n_users)
     upper_user = np.repeat(np.arange(n_users), n_upper)
@@ -79,17 +77,12 @@ def simulate_journeys(
     user = np.concatenate([upper_user, *bottom_user])
     channel = np.concatenate([upper_ch, *bottom_ch])
     time = np.concatenate([upper_time, *bottom_time])
+    return user, channel, time
 
-    touched = np.zeros((n_users, n_ch), dtype=bool)
-    touched[user, channel] = True
-    effect = np.array([TRUE_EFFECT[c] for c in CHANNELS])
-    baseline = np.where(in_market, BASELINE["in_market"], BASELINE["not_in_market"])
-    p = np.clip(baseline + touched @ effect, 0.0, 1.0)
-    converted = rng.random(n_users) < p
-    value = np.where(converted, rng.lognormal(VALUE_LOG_MEAN, VALUE_LOG_SD, n_users), 0.0)
-    user_start = rng.random(n_users) * 90.0  # journeys start over a quarter
 
-    campaign_names, campaign_codes = [], np.zeros(len(user), dtype=np.int64)
+def _campaigns(rng: np.random.Generator, channel: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(campaign names, campaign index of each touch): each channel's campaigns in a random mix."""
+    campaign_names, campaign_codes = [], np.zeros(len(channel), dtype=np.int64)
     offset = 0
     for c, name in enumerate(CHANNELS):
         k = CAMPAIGNS_PER_CHANNEL[name]
@@ -98,31 +91,21 @@ def simulate_journeys(
         campaign_codes[on] = offset + rng.choice(k, size=int(on.sum()), p=mix)
         campaign_names += [f"{name}_c{i + 1}" for i in range(k)]
         offset += k
+    return campaign_names, campaign_codes
 
-    order = np.lexsort((time, user))
-    user, channel, time, campaign_codes = (
-        user[order],
-        channel[order],
-        time[order],
-        campaign_codes[order],
-    )
-    seconds = np.round((user_start[user] + time) * 86_400).astype(np.int64)
-    stamp = np.datetime_as_string(start + seconds.astype("timedelta64[s]"), unit="s")
-    frame = pd.DataFrame(
-        {
-            "journey_id": "u" + pd.Series(user).astype(str).str.zfill(7),
-            "timestamp": stamp,
-            "channel": np.array(CHANNELS)[channel],
-            "campaign": np.array(campaign_names)[campaign_codes],
-            "converted": converted[user].astype(np.int64),
-            "conversion_value": np.round(value[user], 2),
-        }
-    )
 
+def _truth(
+    n_users: int,
+    touched: np.ndarray,
+    effect: np.ndarray,
+    baseline: np.ndarray,
+    converted: np.ndarray,
+) -> dict:
+    """The ground truth: each channel's expected incremental conversions and true share."""
     tracked = touched.any(axis=1)
     reach = touched.sum(axis=0)
     incremental = effect * reach
-    truth = {
+    return {
         "dgp": "p(convert) = baseline[in_market] + sum over channels touched of true_effect",
         "n_users": int(n_users),
         "n_tracked_journeys": int(tracked.sum()),
@@ -147,7 +130,47 @@ def simulate_journeys(
         "expected incremental conversions. Baseline conversions of tracked users belong to no "
         "channel, yet path methods hand them out.",
     }
-    return frame, truth
+
+
+def simulate_journeys(
+    rng: np.random.Generator, n_users: int, start: np.datetime64
+) -> tuple[pd.DataFrame, dict]:
+    """(journeys.csv rows, truth dict) for ``n_users`` simulated users."""
+    n_ch = len(CHANNELS)
+    in_market = rng.random(n_users) < IN_MARKET_RATE
+    user, channel, time = _touches(rng, n_users, in_market)
+
+    touched = np.zeros((n_users, n_ch), dtype=bool)
+    touched[user, channel] = True
+    effect = np.array([TRUE_EFFECT[c] for c in CHANNELS])
+    baseline = np.where(in_market, BASELINE["in_market"], BASELINE["not_in_market"])
+    p = np.clip(baseline + touched @ effect, 0.0, 1.0)
+    converted = rng.random(n_users) < p
+    value = np.where(converted, rng.lognormal(VALUE_LOG_MEAN, VALUE_LOG_SD, n_users), 0.0)
+    user_start = rng.random(n_users) * 90.0  # journeys start over a quarter
+
+    campaign_names, campaign_codes = _campaigns(rng, channel)
+
+    order = np.lexsort((time, user))
+    user, channel, time, campaign_codes = (
+        user[order],
+        channel[order],
+        time[order],
+        campaign_codes[order],
+    )
+    seconds = np.round((user_start[user] + time) * 86_400).astype(np.int64)
+    stamp = np.datetime_as_string(start + seconds.astype("timedelta64[s]"), unit="s")
+    frame = pd.DataFrame(
+        {
+            "journey_id": "u" + pd.Series(user).astype(str).str.zfill(7),
+            "timestamp": stamp,
+            "channel": np.array(CHANNELS)[channel],
+            "campaign": np.array(campaign_names)[campaign_codes],
+            "converted": converted[user].astype(np.int64),
+            "conversion_value": np.round(value[user], 2),
+        }
+    )
+    return frame, _truth(n_users, touched, effect, baseline, converted)
 
 
 def journey_files(

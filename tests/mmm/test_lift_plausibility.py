@@ -1,0 +1,123 @@
+"""Lift tests checked against the prepared panel before any fit (#17 item 5): refusals name
+the file, the test (rows = its position in the list) and the fix; kept-but-odd tests are
+findings of the fit. (Bounds, intervals below zero, lift above the outcome and an empty list
+are in tests/hardening/test_model_inputs.py; this file covers rows, flags and wording.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.data.validate import validate_data
+from attribution_analysis.errors import DataValidationError
+from attribution_analysis.mmm.calibration import (
+    LIFT_FILE,
+    MAX_LIFT_PER_SPEND,
+    lift_test_findings,
+    lift_test_frame,
+    read_lift_tests,
+)
+from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.mmm.panel import ModelData, load_model_data
+from attribution_analysis.workspace import Workspace
+
+SIMULATION = {"kind": "mmm", "seed": 1, "weeks": 60, "channels": 2, "lift_tests": 1}
+
+
+@pytest.fixture
+def validated(simulated) -> Path:
+    root = simulated(**SIMULATION)
+    validate_data(Workspace.open(root))
+    return root
+
+
+def _test(root: Path) -> dict:
+    return json.loads((root / LIFT_FILE).read_text())[0]
+
+
+def _write(root: Path, payload: object) -> None:
+    (root / LIFT_FILE).write_text(json.dumps(payload))
+
+
+def _data(root: Path) -> ModelData:
+    return load_model_data(Workspace.open(root), None, True, True, True)
+
+
+def _analysis(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "analysis").rglob("*")) if p.is_file()}
+
+
+def _findings(root: Path):
+    tests, _ = read_lift_tests(Workspace.open(root))
+    data = _data(root)
+    lift_test_frame(tests, data)  # kept: the frame is built
+    return lift_test_findings(tests, data)
+
+
+def test_a_plausible_lift_test_passes_without_findings(validated):
+    assert _findings(validated) == []
+
+
+def test_a_lift_above_the_outcome_names_the_test_as_its_row_and_writes_nothing(validated):
+    test = _test(validated)
+    total = float(_data(validated).y.sum())
+    _write(validated, [test, {**test, "lift": 2 * total, "ci_lower": total, "ci_upper": 3 * total}])
+    before = _analysis(validated)
+    with pytest.raises(DataValidationError) as caught:
+        fit_mmm(Workspace.open(validated), FitMMMParams(calibrate=True, method="ridge"))
+    error = caught.value
+    assert (error.file, error.column, list(error.rows)) == (LIFT_FILE, "lift", [1])
+    assert "lift test 1" in error.message and "units" in error.fix
+    assert _analysis(validated) == before
+
+
+def test_a_negative_estimate_consistent_with_zero_is_kept_and_flagged(validated):
+    test = _test(validated)
+    _write(validated, [{**test, "lift": -50.0, "ci_lower": -400.0, "ci_upper": 300.0}])
+    (finding,) = _findings(validated)
+    assert (finding.code, finding.severity, finding.value) == ("negative_lift_kept", "warning", -50)
+    assert LIFT_FILE in finding.message and "lift test 0" in finding.message
+
+
+def test_an_implausible_return_is_flagged(validated):
+    test = _test(validated)
+    spend = 10.0
+    lift = (MAX_LIFT_PER_SPEND + 50) * spend
+    _write(
+        validated, [{**test, "spend": spend, "lift": lift, "ci_lower": 0.0, "ci_upper": 2 * lift}]
+    )
+    codes = [f.code for f in _findings(validated)]
+    assert "implausible_lift_per_spend" in codes
+
+
+def test_a_test_whose_window_the_panel_spent_nothing_in_is_refused_or_flagged(validated):
+    data = _data(validated)
+    channel = data.channels[0]
+    dark = data.X.loc[data.X[channel] == 0, "date"]
+    if dark.empty:
+        pytest.skip("the simulated channel spends every week")
+    day = dark.iloc[0].date().isoformat()
+    test = {**_test(validated), "channel": channel, "start": day, "end": day, "spend": None}
+    test = {k: v for k, v in test.items() if v is not None}
+    _write(validated, [test])
+    with pytest.raises(DataValidationError) as caught:
+        _findings(validated)
+    assert (caught.value.column, list(caught.value.rows)) == ("spend", [0])
+    _write(validated, [{**test, "spend": 100.0}])
+    assert "lift_test_without_panel_spend" in [f.code for f in _findings(validated)]
+
+
+def test_an_empty_list_says_there_are_no_lift_tests_in_mcp_words(validated):
+    _write(validated, [])
+    before = _analysis(validated)
+    with pytest.raises(DataValidationError) as caught:
+        fit_mmm(Workspace.open(validated), FitMMMParams(calibrate=True))
+    error = caught.value
+    assert error.code == "no_lift_tests" and "no lift tests to calibrate with" in error.problem
+    mcp = error.render("mcp")
+    assert "`calibrate`" in mcp and "--calibrate" not in mcp and "[[" not in mcp
+    assert "--calibrate" in error.render("cli")
+    assert _analysis(validated) == before
