@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import AllocateAnswer, AllocateParams
@@ -39,6 +39,7 @@ from attribution_analysis.contracts.report import (
 )
 from attribution_analysis.contracts.simulation import SimulateAnswer, SimulateWorkspaceParams
 from attribution_analysis.contracts.validation import ValidateDataAnswer, ValidateDataParams
+from attribution_analysis.errors import FrontEnd, render
 from attribution_analysis.layout import WorkspaceFile
 from attribution_analysis.progress import Progress
 from attribution_analysis.workspace import Workspace
@@ -46,7 +47,6 @@ from attribution_analysis.workspace import Workspace
 if TYPE_CHECKING:
     from attribution_analysis.runner import StepContext, StepOutput
 
-Runner = Callable[[Workspace, Any, Progress | None], dict[str, Any]]
 Compute = Callable[["StepContext", Any], "StepOutput"]
 InputCheck = Callable[[Workspace, Any], None]
 Cost = Literal["inline", "job"]
@@ -64,24 +64,14 @@ class Sampling(NamedTuple):
 SamplingRule = Callable[[Any], Sampling | None]
 
 
-class LegacyAnswer(StepAnswer):
-    """Transitional: the answer of a step not yet moved onto the runner (any extra keys)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    step: str | None = None  # type: ignore[assignment]
-    outputs: list[str] = Field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class StepSpec:
     name: str  # the one name: MCP tool = CLI subcommand = script
     title: str
     description: str  # what it does and what it costs (shown to agents); files are appended
     params: type[BaseModel]
-    answer: type[StepAnswer] = LegacyAnswer  # published as the tool's output schema
-    compute: str | None = None  # "module:function", a Compute; imported when the step runs
-    run: Runner | None = None  # transitional: steps not yet on the runner
+    answer: type[StepAnswer]  # published as the tool's output schema
+    compute: str  # "module:function", a Compute; imported when the step runs
     reads: tuple[WorkspaceFile, ...] = ()  # inputs it cannot run without
     writes: tuple[WorkspaceFile, ...] = ()  # every file it may write
     cost: Cost = "inline"  # "job": minutes of work, run as a job that can be polled/cancelled
@@ -107,7 +97,7 @@ class StepSpec:
         return f"{self.description} Writes {', '.join(f.path for f in self.writes)}."
 
     def compute_function(self) -> Compute:
-        module, _, function = (self.compute or "").partition(":")
+        module, _, function = self.compute.partition(":")
         return getattr(importlib.import_module(module), function)
 
     def sampling(self, params: BaseModel) -> Sampling | None:
@@ -129,15 +119,28 @@ class StepSpec:
 
 
 def execute(
-    spec: StepSpec, ws: Workspace, params: BaseModel, progress: Progress | None = None
+    spec: StepSpec,
+    ws: Workspace,
+    params: BaseModel,
+    progress: Progress | None = None,
+    front_end: FrontEnd = "python",
 ) -> dict[str, Any]:
-    """Run a step as every front end does; its answer as JSON-ready data."""
-    if spec.compute is not None:
-        from attribution_analysis.runner import run_step
+    """Run a step as every front end does; its answer as JSON-ready data, with argument and
+    step markers (``errors.arg``, ``errors.step_ref``) worded for ``front_end``."""
+    from attribution_analysis.runner import run_step
 
-        return run_step(spec, ws, params, progress).model_dump(mode="json")
-    assert spec.run is not None, f"{spec.name} declares neither compute nor run"
-    return spec.run(ws, params, progress)
+    answer = run_step(spec, ws, params, progress).model_dump(mode="json")
+    return _rendered(answer, front_end)
+
+
+def _rendered(value: Any, front_end: FrontEnd) -> Any:
+    if isinstance(value, str):
+        return render(value, front_end)
+    if isinstance(value, dict):
+        return {k: _rendered(v, front_end) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rendered(v, front_end) for v in value]
+    return value
 
 
 def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
@@ -154,7 +157,8 @@ def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
             )
 
 
-def _bounds_file_input(ws: Workspace, params: OptimizeBudgetParams) -> None:
+def _optimize_inputs(ws: Workspace, params: OptimizeBudgetParams) -> None:
+    _fitted_model_inputs(ws, params)
     _given_files(ws, params, "bounds_file")
 
 
@@ -373,7 +377,7 @@ STEPS: list[StepSpec] = [
         reads=(layout.FIT, layout.DIAGNOSTICS),
         writes=(layout.BUDGET,),
         path_fields=("bounds_file",),
-        requires=_bounds_file_input,
+        requires=_optimize_inputs,
     ),
     StepSpec(
         name="attribute_paths",

@@ -109,8 +109,9 @@ class Workspace:
         if not path.exists():
             raise WorkspaceError(
                 f"workspace directory '{root}' does not exist.",
-                fix="pass the folder that holds raw/ (create one with "
-                f"{step_ref('simulate_workspace')} or put your CSVs under <workspace>/raw/).",
+                fix="name an existing workspace, or create one from the user's table with "
+                f"{step_ref('import_data')} (or a simulated one with "
+                f"{step_ref('simulate_workspace')}).",
             )
         if not path.is_dir():
             raise WorkspaceError(f"workspace '{root}' is not a directory.", fix="pass a folder.")

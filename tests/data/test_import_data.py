@@ -95,6 +95,12 @@ def test_write_run_then_validate_data_passes(ws, layout_name):
         assert "modelled_as_controls" in findings  # not pretended to be modelled with carryover
     report = validate_data(ws)
     assert report.status in ("passed", "passed_with_warnings")
+    # The country stated at import is the one validate_data uses; it is not asked twice.
+    assert (report.controls.holiday_country, report.controls.holiday_country_source) == (
+        "US",
+        "import",
+    )
+    assert "raw/import_mapping.json" in report.metadata.input_hashes
     assert sorted(c.channel for c in report.channels) == sorted(roles["channels"])
     assert report.window.n_periods == wide_tables.WEEKS
     if roles["geo"]:
@@ -235,3 +241,41 @@ def test_inline_content_over_the_limit_is_refused():
 def test_path_outside_the_workspace_is_refused(ws):
     with pytest.raises(WorkspaceError):
         _run(ws, path="../marketing.csv")
+
+
+def test_a_country_given_to_validate_data_wins_over_the_import(ws):
+    content = wide_tables.TABLES["robyn"]()
+    roles = _run(ws, content=content)["roles"]
+    _run(ws, content=content, dry_run=False, roles=roles, country=None)
+    from attribution_analysis.contracts.validation import ValidateDataParams
+
+    imported = validate_data(ws)
+    assert (imported.controls.holiday_country, imported.controls.holiday_country_source) == (
+        None,
+        "import",
+    )
+    given = validate_data(ws, ValidateDataParams(country="DE"))
+    assert (given.controls.holiday_country, given.controls.holiday_country_source) == (
+        "DE",
+        "given",
+    )
+
+
+def test_answers_word_step_and_argument_names_for_the_caller(ws):
+    """Markers never reach a caller: the MCP answer names the tool and the argument, the
+    command line the subcommand and the flag (negative control: the raw marker text)."""
+    content = wide_tables.TABLES["pymc"]()
+    roles = _run(ws, content=content)["roles"]
+    assert "dayofyear" in roles["ignored"]
+    roles["ignored"] = [c for c in roles["ignored"] if c != "dayofyear"]  # leave one out
+    params = ImportDataParams(content=content, dry_run=False, roles=roles, country="US")
+    for front_end, step_words, arg_words in (
+        ("mcp", "the `validate_data` tool", "`roles`"),
+        ("cli", "`attribution validate_data --workspace DIR`", "--roles"),
+    ):
+        answer = execute(SPEC, ws, params, front_end=front_end)
+        text = json.dumps(answer)
+        assert "[[" not in text
+        assert step_words in text
+        assert any(f["code"] == "columns_left_out" for f in answer["findings"])
+        assert arg_words in text

@@ -174,3 +174,38 @@ def test_a_script_answers_one_json_object_and_exit_2_as_a_subprocess(tmp_path):
     assert done.returncode == 2
     payload = json.loads(done.stdout)
     assert payload["status"] == "error" and payload["error"]["code"] == "workspace"
+
+
+def test_a_misspelled_argument_is_answered_with_the_closest_one():
+    """An agent's typo (``wait_second``) names the real argument; nothing close, no guess."""
+    from attribution_analysis.contracts.budget import OptimizeBudgetParams
+
+    for given, mcp, cli in (
+        ("horizon_period", "horizon_periods", "--horizon-periods"),
+        ("totl_budget", "total_budget", "--total-budget"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            OptimizeBudgetParams.model_validate({given: 1})
+        assert (
+            f"did you mean {mcp}?"
+            in error_payload(caught.value, "mcp", OptimizeBudgetParams)["message"]
+        )
+        assert (
+            f"did you mean {cli}?"
+            in error_payload(caught.value, "cli", OptimizeBudgetParams)["message"]
+        )
+    with pytest.raises(ValidationError) as caught:
+        OptimizeBudgetParams.model_validate({"zzz": 1})
+    assert "did you mean" not in error_payload(caught.value, "mcp", OptimizeBudgetParams)["message"]
+
+
+def test_a_model_step_on_a_workspace_without_data_points_to_the_import(tmp_path, capsys):
+    from attribution_analysis.frontends.commands import run_script
+    from attribution_analysis.workspace import Workspace
+
+    Workspace.create(tmp_path / "empty")
+    code = run_script("optimize_budget", ["--workspace", str(tmp_path / "empty")])
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert code == 2
+    assert "no data yet" in error["message"]
+    assert "`python scripts/import_data.py --workspace DIR`" in error["fix"]

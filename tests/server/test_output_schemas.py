@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from attribution_analysis.contracts.common import StepAnswer
-from attribution_analysis.steps import STEPS, LegacyAnswer
+from attribution_analysis.steps import STEPS
 
 pytestmark = pytest.mark.anyio
 
@@ -57,9 +57,8 @@ def _answer_schema(tool) -> dict:
 
 def test_every_step_is_on_the_runner_with_a_closed_answer():
     for spec in STEPS:
-        assert spec.compute is not None and spec.run is None, spec.name
-        assert issubclass(spec.answer, StepAnswer), spec.name
-        assert spec.answer is not LegacyAnswer, spec.name
+        assert callable(spec.compute_function()), spec.name
+        assert issubclass(spec.answer, StepAnswer) and spec.answer is not StepAnswer, spec.name
         assert spec.answer.model_config.get("extra") == "forbid", spec.name
         assert spec.writes, f"{spec.name} declares no file it writes"
 

@@ -16,7 +16,7 @@ from attribution_analysis.contracts.common import (
 )
 
 Grain = Literal["daily", "weekly"]
-HolidayCountrySource = Literal["given", "default", "none"]
+HolidayCountrySource = Literal["given", "import", "default", "none"]
 DEFAULT_COUNTRY = "US"
 
 
@@ -85,8 +85,9 @@ class ControlsSummary(StrictModel):
     holiday_country: str | None = Field(description="Country code of the holiday calendar.")
     holiday_country_source: HolidayCountrySource = Field(
         default="given",
-        description="How the holiday country was chosen: 'given' by the caller, 'default' "
-        "(not given: US was assumed; confirm it with the user), 'none' (no holidays).",
+        description="How the holiday country was chosen: 'given' by the caller, 'import' "
+        "(stated at import_data), 'default' (not given: US was assumed; confirm it with the "
+        "user), 'none' (no holidays).",
     )
     holiday_columns: list[str] = Field(description="Holiday indicator columns generated.")
     holidays_in_window: list[str] = Field(description="Holidays falling inside the window.")
@@ -164,7 +165,8 @@ class ValidateDataAnswer(StepAnswer):
         description="Country whose holiday calendar the controls use (null: none)."
     )
     holiday_country_source: HolidayCountrySource = Field(
-        description="How it was chosen: 'given' by the caller, 'default' (not given, so "
+        description="How it was chosen: 'given' by the caller, 'import' (stated at "
+        "import_data), 'default' (not given, so "
         f"{DEFAULT_COUNTRY} was assumed: confirm the country with the user and re-run with "
         "it), 'none' (no holiday controls)."
     )

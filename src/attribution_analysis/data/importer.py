@@ -115,9 +115,8 @@ def compute(ctx: StepContext, params: ImportDataParams) -> StepOutput:
         Finding(
             code="next_step",
             severity="info",
-            message=f"raw/ is written; run {step_ref('validate_data')}"
-            + (f" with country {params.country}" if params.country else " with country null")
-            + ".",
+            message=f"raw/ is written; run {step_ref('validate_data')} (it takes the holiday "
+            f"country from the import: {params.country or 'none'}).",
         )
     )
     answer = _answer(params, summary, roles, columns, previews, [], findings, sorted(files))

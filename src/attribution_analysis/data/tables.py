@@ -564,10 +564,13 @@ def _check_number(frame: pd.DataFrame, col: ColumnSpec, shown: str) -> pd.Series
     lowered = text.str.lower()
     missing = lowered.isin(MISSING_WORDS)
     if missing.any():
+        first = text[missing].iloc[0]
         raise DataValidationError(
-            problem="value is empty.",
-            fix="write 0 if nothing happened that period, or remove the row (whole missing "
-            "periods are detected and imputed with a flag).",
+            problem="value is empty."
+            if first == ""
+            else f"value {shown_value(first)} marks a missing number.",
+            fix="write the number; 0 only if nothing happened that period, or remove the row "
+            "(whole missing periods are detected and imputed with a flag).",
             file=shown,
             column=col.name,
             rows=_lines(frame, missing),

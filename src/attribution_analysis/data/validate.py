@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.common import DataRange, Finding
+from attribution_analysis.contracts.importing import ImportMapping
 from attribution_analysis.contracts.validation import (
     DEFAULT_COUNTRY,
     CampaignPanelSummary,
@@ -46,7 +48,7 @@ from attribution_analysis.data.sources import (
     spend_only_findings,
 )
 from attribution_analysis.data.tables import shown_list, shown_value
-from attribution_analysis.errors import DataValidationError, ParameterError, arg
+from attribution_analysis.errors import DataValidationError, ParameterError, arg, step_ref
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
@@ -60,8 +62,12 @@ def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
     """The validate_data step: the raw files -> the prepared panel(s) and the report."""
     ws = ctx.ws
     sources = load_mmm_sources(ws)
-    hashes = ws.input_hashes([s.path for s in sources.all])
+    params, mapping = _country_from_import(ws, params)
+    hashes = ws.input_hashes([s.path for s in sources.all] + ([mapping] if mapping else []))
     report, files = _prepare(sources, params, ctx.run_id, hashes)
+    if mapping is not None:
+        report.controls.holiday_country_source = "import"
+        files[layout.DATA_VALIDATION.path] = json_bytes(report.model_dump(mode="json"))
     answer = ValidateDataAnswer(
         step=STEP,
         outputs=list(files),
@@ -199,6 +205,25 @@ def _prepare(
     if campaign_bytes is not None:
         files[layout.CAMPAIGN_PANEL.path] = campaign_bytes
     return report, files
+
+
+def _country_from_import(
+    ws: Workspace, params: ValidateDataParams
+) -> tuple[ValidateDataParams, Path | None]:
+    """The holiday country the user stated at import (raw/import_mapping.json), when the
+    caller does not give one now: the question asked at import is not asked twice."""
+    path = ws.resolve(layout.IMPORT_MAPPING.path)
+    if "country" in params.model_fields_set or not path.is_file():
+        return params, None
+    try:
+        mapping = ImportMapping.model_validate_json(path.read_bytes())
+    except ValueError:
+        raise DataValidationError(
+            "the import mapping cannot be read (it was edited or cut short).",
+            fix=f"run {step_ref('import_data')} again, or pass {arg('country')} here.",
+            file=layout.IMPORT_MAPPING.path,
+        ) from None
+    return params.model_copy(update={"country": mapping.country}), path
 
 
 def holiday_country_source(params: ValidateDataParams) -> HolidayCountrySource:

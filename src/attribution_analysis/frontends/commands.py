@@ -27,7 +27,9 @@ WORKSPACE_HELP = "Workspace folder (holds raw/, analysis/ and reports/)."
 WORKSPACE_CREATED_HELP = "Workspace folder to write (created when missing)."
 
 
-def _run(spec: StepSpec, workspace: str, typed: dict[str, Any]) -> dict[str, Any]:
+def _run(
+    spec: StepSpec, workspace: str, typed: dict[str, Any], front_end: FrontEnd
+) -> dict[str, Any]:
     from attribution_analysis.workspace import Workspace
 
     # The parameters first: a refused value is reported even when the folder is wrong too.
@@ -38,7 +40,7 @@ def _run(spec: StepSpec, workspace: str, typed: dict[str, Any]) -> dict[str, Any
         ws = Workspace.open(workspace)
         spec.check(ws, params)
     with rich_progress(spec.name) as progress:
-        return execute(spec, ws, params, progress)
+        return execute(spec, ws, params, progress, front_end)
 
 
 def step_function(spec: StepSpec, front_end: FrontEnd = "cli") -> Callable[..., None]:
@@ -46,7 +48,7 @@ def step_function(spec: StepSpec, front_end: FrontEnd = "cli") -> Callable[..., 
     keyword parameter per field of the parameters model (its signature is generated)."""
 
     def command(workspace: str, **typed: Any) -> None:
-        code = run_json(lambda: _run(spec, workspace, typed), front_end, spec.params)
+        code = run_json(lambda: _run(spec, workspace, typed, front_end), front_end, spec.params)
         if code:
             raise typer.Exit(code)
 

@@ -10,6 +10,7 @@ a Python traceback never does for input problems. The MCP server words its error
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -38,6 +39,15 @@ def _shown_input(value: Any) -> str:
     return f" {text}" if isinstance(value, (int, float, str)) and len(text) <= 40 else ""
 
 
+def _did_you_mean(model: type[BaseModel] | None, err: Any, front_end: FrontEnd) -> str:
+    """For a misspelled parameter, the closest real one (``wait_second`` -> ``wait_seconds``)."""
+    loc = err["loc"]
+    if model is None or err["type"] != "extra_forbidden" or len(loc) != 1:
+        return ""
+    close = difflib.get_close_matches(str(loc[0]), list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {_field(tuple(close), front_end)}?)" if close else ""
+
+
 def _hint(model: type[BaseModel] | None, loc: tuple[Any, ...], front_end: FrontEnd) -> str:
     """What the parameter means, from its own description in the step's model: the fix
     says what to type in the caller's spelling, without restating the model by hand."""
@@ -60,7 +70,8 @@ def error_payload(
         errors = exc.errors()
         problems = [
             f"{_field(err['loc'], front_end)}{_shown_input(err.get('input'))} is refused: "
-            f"{err['msg'].removeprefix('Value error, ').rstrip('.')}"
+            f"{render(err['msg'].removeprefix('Value error, ').rstrip('.'), front_end)}"
+            f"{_did_you_mean(model, err, front_end)}"
             for err in errors
         ]
         hints = [h for h in dict.fromkeys(_hint(model, e["loc"], front_end) for e in errors) if h]

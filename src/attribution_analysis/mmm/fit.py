@@ -249,8 +249,9 @@ def _result(
             Finding(
                 code="convergence_gates_failed",
                 severity="error",
-                message=f"the sampler did not pass the convergence gates ({GATES_RULE}) even "
-                "after the retry; do not use this fit for decisions.",
+                message=f"the sampler did not pass the convergence gates ({GATES_RULE})"
+                + (" even after the retry" if params.retry else " (the retry was off)")
+                + "; do not use this fit for decisions.",
             )
         )
     return FitMMMResult(

@@ -37,6 +37,14 @@ class ModelData:
 def require_validation(ws: Workspace) -> Path:
     """The validation report every model step starts from, or the error that says to
     validate first (also checked before a fit job starts: see ``steps``)."""
+    if not ws.resolve(layout.CONVERSIONS.path).is_file():
+        return ws.require(
+            layout.DATA_VALIDATION.path,
+            "the workspace holds no data yet (raw/conversions.csv is missing), so there is "
+            "nothing validated to model.",
+            fix=f"bring the user's table in with {step_ref('import_data')}, then run "
+            f"{step_ref('validate_data')}.",
+        )
     return ws.require(
         layout.DATA_VALIDATION.path,
         f"{layout.DATA_VALIDATION.path} is missing: the data has not been validated.",

@@ -357,7 +357,7 @@ class AttributionServer:
             else:
                 workspace = Workspace.open(folder)
                 spec.check(workspace, params)
-            return execute(spec, workspace, params)
+            return execute(spec, workspace, params, front_end="mcp")
 
     async def _wait(self, job_id: str, wait: float, ctx: Context) -> dict[str, Any]:
         """Return the job's state, waiting up to ``wait`` seconds for it to end and

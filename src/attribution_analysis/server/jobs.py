@@ -130,7 +130,7 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 
     try:
         params = spec.params.model_validate_json(params_json)
-        payload = execute(spec, Workspace.open(folder), params, progress)
+        payload = execute(spec, Workspace.open(folder), params, progress, "mcp")
         conn.send(("succeeded", payload))
     except BaseException as exc:
         # After a cancel request, whatever surfaces (JobCancelled, or another error a library
