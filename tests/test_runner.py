@@ -8,10 +8,11 @@ import types
 import pytest
 from pydantic import BaseModel
 
+from attribution_analysis.compute import StepOutput
 from attribution_analysis.contracts.common import StepAnswer
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.runner import StepOutput, run_step
+from attribution_analysis.runner import run_step
 from attribution_analysis.steps import StepSpec
 from attribution_analysis.workspace import Workspace
 

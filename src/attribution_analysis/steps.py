@@ -45,7 +45,7 @@ from attribution_analysis.progress import Progress
 from attribution_analysis.workspace import Workspace
 
 if TYPE_CHECKING:
-    from attribution_analysis.runner import StepContext, StepOutput
+    from attribution_analysis.compute import StepContext, StepOutput
 
 Compute = Callable[["StepContext", Any], "StepOutput"]
 InputCheck = Callable[[Workspace, Any], None]
@@ -158,8 +158,8 @@ def _given_files(ws: Workspace, params: BaseModel, *names: str) -> None:
 
 
 def _optimize_inputs(ws: Workspace, params: OptimizeBudgetParams) -> None:
+    _given_files(ws, params, "bounds_file")  # the caller's own argument first
     _fitted_model_inputs(ws, params)
-    _given_files(ws, params, "bounds_file")
 
 
 def _fit_inputs(ws: Workspace, params: FitMMMParams) -> None:

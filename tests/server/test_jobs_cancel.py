@@ -14,6 +14,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
+from attribution_analysis.contracts.common import StepAnswer
 from attribution_analysis.server import jobs
 
 
@@ -21,9 +22,9 @@ class _NoParams(BaseModel):
     pass
 
 
-def _swallowing_step(ws, params, progress):
+def _swallowing_step(ctx, params):
     """Like a library loop that catches every Exception and goes on."""
-    progress(0, 1, "started")
+    ctx.progress(0, 1, "started")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):  # the behaviour under test
@@ -31,9 +32,9 @@ def _swallowing_step(ws, params, progress):
     return {"done": True}
 
 
-def _reraising_step(ws, params, progress):
+def _reraising_step(ctx, params):
     """Like a library that turns any error during compilation into its own error."""
-    progress(0, 1, "started")
+    ctx.progress(0, 1, "started")
     try:
         time.sleep(30)
     except Exception as exc:
@@ -45,7 +46,7 @@ class _Internal(BaseModel):
     count: int
 
 
-def _invalid_step(ws, params, progress):
+def _invalid_step(ctx, params):
     """A step whose internal contract is broken: pydantic raises inside the step."""
     _Internal.model_validate({"count": "many"})
     return {"done": True}
@@ -54,12 +55,19 @@ def _invalid_step(ws, params, progress):
 def _run_child(step_name: str, folder: str, conn) -> None:
     from attribution_analysis import steps
 
-    runner = {
-        "swallow": _swallowing_step,
-        "reraise": _reraising_step,
-        "invalid": _invalid_step,
+    compute = {
+        "swallow": "_swallowing_step",
+        "reraise": "_reraising_step",
+        "invalid": "_invalid_step",
     }[step_name]
-    fake = steps.StepSpec(name=step_name, title="t", description="d", params=_NoParams, run=runner)
+    fake = steps.StepSpec(
+        name=step_name,
+        title="t",
+        description="d",
+        params=_NoParams,
+        answer=StepAnswer,
+        compute=f"{__name__}:{compute}",
+    )
     steps.STEPS = [fake, *steps.STEPS]
     jobs._child(step_name, folder, "{}", conn)
 

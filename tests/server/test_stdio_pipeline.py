@@ -352,3 +352,41 @@ async def test_background_tools_check_paths_and_inputs_before_starting(root):
         )
         after = len(_payload(await call("list_jobs", {"limit": 500}))["jobs"])
         assert after == before  # no job was started for any of them
+
+
+async def test_a_users_table_comes_in_through_the_import_tool(root):
+    """An agent that shares no disk with the server: the CSV inline, a dry run that asks,
+    the write run with the confirmed roles, then validation with the country stated at
+    import. Every reply is checked by the SDK client against the tool's output schema."""
+    from tests.data import wide_tables
+
+    content = wide_tables.TABLES["pymc"]()
+    async with Client(_params(root)) as client:
+        call = client.call_tool
+        dry = _payload(await call("import_data", {"workspace": "own", "content": content}))
+        assert {q["code"] for q in dry["questions"]} >= {"country"}
+        assert dry["outputs"] == [] and not list((root / "own" / "raw").glob("*"))
+        roles = dry["roles"]
+        roles["target_kind"] = "revenue"
+        written = _payload(
+            await call(
+                "import_data",
+                {
+                    "workspace": "own",
+                    "content": content,
+                    "dry_run": False,
+                    "roles": roles,
+                    "country": "GB",
+                },
+            )
+        )
+        assert "raw/import_mapping.json" in written["outputs"]
+        text = json.dumps(written)
+        assert "[[" not in text and "the `validate_data` tool" in text
+        validated = _payload(await call("validate_data", {"workspace": "own"}))
+        assert (validated["holiday_country"], validated["holiday_country_source"]) == (
+            "GB",
+            "import",
+        )
+        mapping = await client.read_resource("workspace://own/raw/import_mapping.json")
+        assert json.loads(mapping.contents[0].text)["country"] == "GB"

@@ -17,6 +17,7 @@ from attribution_analysis.allocation.loaders import (
     load_transforms,
     require_campaign_panel,
 )
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.exposure import (
@@ -31,7 +32,6 @@ from attribution_analysis.contracts.exposure import (
 from attribution_analysis.data.tables import load_table
 from attribution_analysis.errors import MissingInputError
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "build_effective_exposure"

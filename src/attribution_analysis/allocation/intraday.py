@@ -8,6 +8,7 @@ import pandas as pd
 
 from attribution_analysis import layout
 from attribution_analysis.allocation.downscale import downscale_to_hours
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.intraday import (
     DownscaleAnswer,
     DownscaleParams,
@@ -15,7 +16,6 @@ from attribution_analysis.contracts.intraday import (
 )
 from attribution_analysis.errors import DataValidationError, step_ref
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "downscale_intraday"

@@ -23,6 +23,7 @@ from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.allocation.summary import optional
 from attribution_analysis.allocation.topdown import split_draws
 from attribution_analysis.allocation.truth import Truth, load_truth, recovery_report
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.allocation import (
     AllocateParams,
     AllocationReport,
@@ -38,7 +39,6 @@ from attribution_analysis.contracts.allocation import (
 )
 from attribution_analysis.contracts.common import Finding, Metadata
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "allocate"

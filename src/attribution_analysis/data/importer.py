@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.importing import (
     PREVIEW_ROWS,
@@ -55,7 +56,6 @@ from attribution_analysis.errors import (
     arg,
     step_ref,
 )
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "import_data"

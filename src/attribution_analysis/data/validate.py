@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.importing import ImportMapping
 from attribution_analysis.contracts.validation import (
@@ -50,7 +51,6 @@ from attribution_analysis.data.sources import (
 from attribution_analysis.data.tables import shown_list, shown_value
 from attribution_analysis.errors import DataValidationError, ParameterError, arg, step_ref
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "validate_data"

@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import DecomposeParams
 from attribution_analysis.contracts.outputs import (
@@ -31,7 +32,6 @@ from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.summaries import band_90, interval, thin_draws
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 

@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import FitMMMParams, ValidateModelParams
 from attribution_analysis.contracts.outputs import (
@@ -36,7 +37,6 @@ from attribution_analysis.mmm.sensitivity import (
 )
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.summaries import band_90, thin_draws
 from attribution_analysis.workspace import Workspace, json_bytes
 

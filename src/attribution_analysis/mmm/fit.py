@@ -7,6 +7,7 @@ import warnings
 from typing import Any
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import FitMMMAnswer, FitMMMParams, FitMMMResult
 from attribution_analysis.errors import WorkspaceError
@@ -23,7 +24,6 @@ from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "fit_mmm"

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.budget import (
     BudgetOptimization,
     ChannelAllocation,
@@ -41,7 +42,6 @@ from attribution_analysis.optimize.solver import Objective, Solution, optimize, 
 from attribution_analysis.optimize.summary import STEP, budget_answer
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.summaries import band_90, interval
 from attribution_analysis.workspace import Workspace, json_bytes
 

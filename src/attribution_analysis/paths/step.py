@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.paths import (
     HEURISTICS,
@@ -42,7 +43,6 @@ from attribution_analysis.paths.data import MAX_SET_CHANNELS, PathData, aggregat
 from attribution_analysis.paths.inputs import LoadedPaths, load_paths_input
 from attribution_analysis.paths.summary import STEP, paths_answer
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 TRANSITIONS_SHOWN = 200

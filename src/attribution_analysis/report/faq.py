@@ -15,6 +15,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.report import (
     AUDIENCES,
     AudienceChoice,
@@ -28,7 +29,6 @@ from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import load_inputs
 from attribution_analysis.report.step import build_context
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace
 
 STEP = "draft_faq"

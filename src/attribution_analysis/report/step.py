@@ -15,6 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.report import (
     GenerateReportAnswer,
@@ -39,7 +40,6 @@ from attribution_analysis.report.inputs import (
     load_inputs,
     stale_outputs,
 )
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.workspace import Workspace
 
 STEP = "generate_report"

@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[3]
 # environment, under its data prefix.
 SHARE = ("share", "attribution-analysis")
 POLL_SECONDS = 0.25
-READABLE_FOLDERS = ("analysis", "reports")
+READABLE_FOLDERS = ("raw", "analysis", "reports")
 TEXT_SUFFIXES = {".json", ".csv", ".md", ".html", ".txt", ".svg"}
 
 INSTRUCTIONS = """\
@@ -479,8 +479,9 @@ class AttributionServer:
             "workspace://{workspace}/{folder}/{+path}",
             name="workspace-output",
             title="Workspace output file",
-            description="A file under analysis/ or reports/ of a workspace, subfolders "
-            "included (JSON, CSV, Markdown, HTML, SVG as text; others as bytes).",
+            description="A file under raw/ (the inputs, e.g. raw/import_mapping.json), "
+            "analysis/ or reports/ of a workspace, subfolders included (JSON, CSV, Markdown, "
+            "HTML, SVG as text; others as bytes).",
         )
         def read_output(workspace: str, folder: str, path: str) -> str | bytes:
             if folder not in READABLE_FOLDERS:

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 
 from attribution_analysis import layout
+from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.simulation import (
     SimulateAnswer,
     SimulateWorkspaceParams,
     SimulationParams,
 )
 from attribution_analysis.errors import WorkspaceError, arg
-from attribution_analysis.runner import StepContext, StepOutput
 from attribution_analysis.simulate import hcp_brick, journeys, mmm, mta
 from attribution_analysis.workspace import Workspace, csv_bytes
 
