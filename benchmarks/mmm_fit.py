@@ -28,12 +28,11 @@ import time
 import warnings
 from pathlib import Path
 
+from attribution_analysis.api import fit_mmm, simulate_workspace, validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
-from attribution_analysis.mmm.fit import fit_mmm, prepare
-from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.mmm.fit import prepare
 from attribution_analysis.workspace import Workspace
 
 # PyMC-Marketing's own default priors for the curves this project re-specifies.

@@ -31,18 +31,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from attribution_analysis.api import (
+    fit_mmm,
+    optimize_budget,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.mmm.loaded import open_fit
-from attribution_analysis.optimize import optimize_budget
 from attribution_analysis.optimize.bounds import resolve_box
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.optimize.solver import Objective, optimize
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.summaries import interval
 from attribution_analysis.workspace import Workspace
 

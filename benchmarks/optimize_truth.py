@@ -40,14 +40,17 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from attribution_analysis.api import (
+    fit_mmm,
+    optimize_budget,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.mmm.loaded import open_fit
-from attribution_analysis.optimize import optimize_budget
 from attribution_analysis.optimize.bounds import Box
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.optimize.response import (
@@ -56,7 +59,6 @@ from attribution_analysis.optimize.response import (
     timeline_weights,
 )
 from attribution_analysis.optimize.solver import Objective, grid_optimum, optimize, project
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 SETTINGS: list[tuple[str, dict]] = [

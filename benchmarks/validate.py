@@ -12,9 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from attribution_analysis.api import simulate_workspace, validate_data
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 SIZES = [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from attribution_analysis.api import simulate_workspace
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.simulate import simulate_workspace
 
 # Property tests draw the same examples on every run: a default suite that fails at random
 # teaches everyone to ignore red. HYPOTHESIS_PROFILE=random searches afresh (a bug hunt).

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from attribution_analysis.api import fit_mmm, simulate_workspace, validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.mmm.fit import fit_mmm
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 SMALL = SimulationParams(kind="mmm", seed=31, weeks=104, channels=3, lift_tests=1)
@@ -45,7 +43,7 @@ def fitted(fitted_root: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def validated_root(fitted_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared fit, validated (no backtest or vague-prior refit: they cost two fits)."""
-    from attribution_analysis.mmm.diagnostics import validate_model
+    from attribution_analysis.api import validate_model
 
     root = tmp_path_factory.mktemp("validated") / "ws"
     shutil.copytree(fitted_root, root)

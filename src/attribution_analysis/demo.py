@@ -10,22 +10,25 @@ from pathlib import Path
 
 from rich.console import Console
 
-from attribution_analysis.allocation.step import allocate
+from attribution_analysis.api import (
+    allocate,
+    decompose_contributions,
+    draft_faq,
+    fit_mmm,
+    generate_report,
+    optimize_budget,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.frontends.output import rich_progress
-from attribution_analysis.mmm.decompose import decompose_contributions
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
-from attribution_analysis.optimize import optimize_budget
-from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.report.fmt import probability
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 # The demo is the MTA world: channel spend with campaigns under each channel and two lift

@@ -18,7 +18,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from attribution_analysis.allocation.problem import AllocationProblem, problem_from_arrays
-from attribution_analysis.data.validate import validate_data
+from attribution_analysis.api import validate_data
 from attribution_analysis.workspace import Workspace
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from attribution_analysis.allocation.bayes import fit_bayes, predictive_split
 from attribution_analysis.allocation.loaders import load_hcp_brick
-from attribution_analysis.allocation.step import allocate
+from attribution_analysis.api import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.workspace import Workspace
 from tests.allocation.conftest import draw_problem

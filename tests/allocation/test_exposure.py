@@ -147,7 +147,7 @@ def test_a_transforms_file_without_channel_entries_is_refused(tmp_path, payload)
 
 
 def test_a_channel_missing_from_the_transforms_file_is_refused_naming_the_file(validated_mta):
-    from attribution_analysis.allocation.step import allocate
+    from attribution_analysis.api import allocate
     from attribution_analysis.contracts.allocation import AllocateParams
     from attribution_analysis.workspace import Workspace
 
@@ -165,7 +165,7 @@ def test_a_channel_missing_from_the_transforms_file_is_refused_naming_the_file(v
 
 
 def test_the_step_answers_the_top_campaigns_of_each_channel(validated_mta):
-    from attribution_analysis.allocation.exposure_step import effective_exposure
+    from attribution_analysis.api import effective_exposure
     from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureAnswer
     from attribution_analysis.steps import execute, step
     from attribution_analysis.workspace import Workspace

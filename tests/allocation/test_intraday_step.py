@@ -9,11 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attribution_analysis.allocation.intraday import downscale_intraday
-from attribution_analysis.allocation.step import allocate
+from attribution_analysis.api import allocate, downscale_intraday, validate_data
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.intraday import DownscaleParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.workspace import Workspace
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from attribution_analysis.allocation.step import ALLOCATION_PATH, allocate
+from attribution_analysis.allocation.step import ALLOCATION_PATH
+from attribution_analysis.api import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.errors import (
     DataValidationError,

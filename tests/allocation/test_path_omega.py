@@ -14,12 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from attribution_analysis.allocation.path_omega import PATH_REPORT
-from attribution_analysis.allocation.step import ALLOCATION_PATH, SUMMARY_PATH, allocate
+from attribution_analysis.allocation.step import ALLOCATION_PATH, SUMMARY_PATH
+from attribution_analysis.api import allocate, attribute_paths
 from attribution_analysis.cli import app
 from attribution_analysis.contracts.allocation import AllocateParams, AllocationReport
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.errors import MissingInputError, ParameterError, WorkspaceError
-from attribution_analysis.paths import attribute_paths
 from attribution_analysis.paths.campaign_credit import CREDIT_PATH
 from attribution_analysis.workspace import Workspace
 from tests.conftest import REPO

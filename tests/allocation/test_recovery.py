@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attribution_analysis.allocation.step import ALLOCATION_PATH, allocate
+from attribution_analysis.allocation.step import ALLOCATION_PATH
+from attribution_analysis.api import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.workspace import Workspace
 from tests.allocation.conftest import consistent_contributions, productivity_spearman

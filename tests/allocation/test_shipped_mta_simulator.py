@@ -7,11 +7,9 @@ import pytest
 from scipy.special import psi
 
 from attribution_analysis.allocation.em import gamma_shape
-from attribution_analysis.allocation.step import allocate
+from attribution_analysis.api import allocate, simulate_workspace, validate_data
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 RANK_FLOOR = 0.8  # the Spearman target for non-collinear campaigns

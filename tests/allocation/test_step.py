@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attribution_analysis.allocation.step import ALLOCATION_PATH, SUMMARY_PATH, allocate
+from attribution_analysis.allocation.step import ALLOCATION_PATH, SUMMARY_PATH
+from attribution_analysis.api import allocate
 from attribution_analysis.contracts.allocation import AllocateParams, AllocationReport
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.workspace import Workspace

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from attribution_analysis.data.validate import validate_data
+from attribution_analysis.api import validate_data
 from attribution_analysis.errors import AttributionError
 from attribution_analysis.workspace import Workspace
 from tests.conftest import CORPUS, REPO

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.importing import MAX_INLINE_BYTES, ImportDataParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import AttributionError, ParameterError, WorkspaceError
 from attribution_analysis.steps import execute, step
 from attribution_analysis.workspace import Workspace

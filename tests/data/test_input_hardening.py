@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from attribution_analysis.allocation.loaders import load_inputs
+from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.data import tables
 from attribution_analysis.data.tables import (
@@ -27,7 +28,6 @@ from attribution_analysis.data.tables import (
     MAX_INPUT_BYTES_ENV,
     shown_value,
 )
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import AttributionError, DataValidationError, ParameterError
 from attribution_analysis.paths.inputs import load_paths_input
 from attribution_analysis.workspace import Workspace

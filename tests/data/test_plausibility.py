@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.validation import ValidateDataParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.runner import run_step
 from attribution_analysis.steps import step

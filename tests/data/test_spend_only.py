@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from attribution_analysis.allocation.exposure import exposure_basis
-from attribution_analysis.data.validate import validate_data
+from attribution_analysis.api import validate_data
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.workspace import Workspace
 

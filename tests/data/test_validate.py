@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.validation import ValidateDataParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.workspace import Workspace

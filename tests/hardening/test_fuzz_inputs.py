@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from attribution_analysis.data.validate import validate_data
+from attribution_analysis.api import validate_data
 from attribution_analysis.errors import AttributionError
 from attribution_analysis.workspace import Workspace
 

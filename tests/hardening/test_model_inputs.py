@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from attribution_analysis.api import fit_mmm, validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import DataValidationError, ParameterError
 from attribution_analysis.mmm.build import build_mmm
 from attribution_analysis.mmm.calibration import LIFT_FILE, lift_test_frame, read_lift_tests
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.workspace import Workspace
 

@@ -19,17 +19,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from attribution_analysis.api import simulate_workspace, validate_data
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import AttributionError, WorkspaceBusyError, WorkspaceError
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import FAULT_ENV, Workspace, json_bytes
 
 SMALL = SimulationParams(kind="mta", seed=3, weeks=60, channels=2)
 VALIDATE = (
     "import sys\n"
-    "from attribution_analysis.data.validate import validate_data\n"
+    "from attribution_analysis.api import validate_data\n"
     "from attribution_analysis.workspace import Workspace\n"
     "validate_data(Workspace.open(sys.argv[1]))\n"
 )
@@ -286,19 +285,18 @@ def test_fifty_kills_leave_one_whole_generation(validated_small, tmp_path):
 # ----- the long profile across steps (slow) ------------------------------------------------------
 
 STEPS = {
-    "fit_mmm": "from attribution_analysis.mmm.fit import fit_mmm\n"
+    "fit_mmm": "from attribution_analysis.api import fit_mmm\n"
     "from attribution_analysis.contracts.mmm import FitMMMParams\n"
     "fit_mmm(ws, FitMMMParams(quick='map', use_cache=False))\n",
-    "decompose_contributions": "from attribution_analysis.mmm.decompose import "
-    "decompose_contributions\ndecompose_contributions(ws, override_reason='kill test')\n",
-    "allocate": "from attribution_analysis.allocation.step import allocate\n"
+    "decompose_contributions": "from attribution_analysis.api import decompose_contributions\n"
+    "decompose_contributions(ws, override_reason='kill test')\n",
+    "allocate": "from attribution_analysis.api import allocate\n"
     "from attribution_analysis.contracts.allocation import AllocateParams\n"
     "allocate(ws, AllocateParams(source='mta', bootstrap=5))\n",
-    "optimize_budget": "from attribution_analysis.optimize import optimize_budget\n"
+    "optimize_budget": "from attribution_analysis.api import optimize_budget\n"
     "from attribution_analysis.contracts.budget import OptimizeBudgetParams\n"
     "optimize_budget(ws, OptimizeBudgetParams(override_reason='kill test', draws=100))\n",
-    "validate_data": "from attribution_analysis.data.validate import validate_data\n"
-    "validate_data(ws)\n",
+    "validate_data": "from attribution_analysis.api import validate_data\nvalidate_data(ws)\n",
 }
 
 
@@ -306,9 +304,8 @@ STEPS = {
 def modelled_small(validated_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small workspace with a short NUTS fit (fails its gates: 2 x 80 draws), validated,
     decomposed (override), allocated and optimized: every step's outputs exist."""
+    from attribution_analysis.api import fit_mmm, validate_model
     from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
-    from attribution_analysis.mmm.diagnostics import validate_model
-    from attribution_analysis.mmm.fit import fit_mmm
 
     root = _copy(validated_small, tmp_path_factory.mktemp("modelled") / "ws")
     ws = Workspace.open(root)

@@ -8,19 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from attribution_analysis.api import fit_mmm, simulate_workspace, validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import (
     DataValidationError,
     MissingInputError,
     ParameterError,
     WorkspaceError,
 )
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.mmm.loaded import open_fit
 from attribution_analysis.mmm.sampling import COMPILED
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.transforms import geometric_adstock, hill
 from attribution_analysis.workspace import Workspace
 from tests.mmm.conftest import FITTED

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from attribution_analysis.api import fit_mmm, validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.mmm.calibration import (
     LIFT_FILE,
@@ -20,7 +20,6 @@ from attribution_analysis.mmm.calibration import (
     lift_test_frame,
     read_lift_tests,
 )
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.workspace import Workspace
 

@@ -14,12 +14,14 @@ import json
 import numpy as np
 import pytest
 
+from attribution_analysis.api import (
+    decompose_contributions,
+    fit_mmm,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.mmm.decompose import decompose_contributions
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 WORKSPACES = [

@@ -19,16 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from attribution_analysis.api import simulate_workspace, validate_data
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.mmm import store
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 FIT = """
 import json, sys
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
-from attribution_analysis.mmm.fit import fit_mmm
+from attribution_analysis.api import fit_mmm
 from attribution_analysis.workspace import Workspace
 
 results = []

@@ -6,14 +6,16 @@ import json
 
 import pytest
 
+from attribution_analysis.api import (
+    decompose_contributions,
+    fit_mmm,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
 from attribution_analysis.errors import ParameterError
-from attribution_analysis.mmm.decompose import decompose_contributions
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 

@@ -7,11 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from attribution_analysis.api import decompose_contributions, fit_mmm, validate_model
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.errors import MissingInputError, ModelRejectedError
-from attribution_analysis.mmm.decompose import decompose_contributions
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
 from attribution_analysis.workspace import Workspace
 
 

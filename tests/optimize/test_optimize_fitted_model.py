@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
+from attribution_analysis.api import optimize_budget
 from attribution_analysis.contracts.budget import ChannelBound, OptimizeBudgetParams
 from attribution_analysis.errors import ModelRejectedError, ParameterError
 from attribution_analysis.mmm.loaded import open_fit
-from attribution_analysis.optimize import optimize_budget
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.summaries import thin_draws
 from attribution_analysis.transforms import geometric_adstock, hill
@@ -225,12 +225,9 @@ def test_recommendation_reaches_the_true_optimum(validated, limits):
 def test_recommendation_reaches_the_true_optimum_on_a_second_seed(tmp_path):
     """The worst workspace of benchmarks/optimize_truth.py (seed 2, 5 channels, one more NUTS
     fit): the same floors, and the optimizer is exact in every setting."""
+    from attribution_analysis.api import fit_mmm, simulate_workspace, validate_data, validate_model
     from attribution_analysis.contracts.mmm import FitMMMParams
     from attribution_analysis.contracts.simulation import SimulationParams
-    from attribution_analysis.data.validate import validate_data
-    from attribution_analysis.mmm.diagnostics import validate_model
-    from attribution_analysis.mmm.fit import fit_mmm
-    from attribution_analysis.simulate import simulate_workspace
 
     simulate_workspace(tmp_path, SimulationParams(kind="mmm", seed=2, weeks=156, channels=5))
     ws = Workspace.open(tmp_path)
@@ -570,12 +567,9 @@ def test_ridge_fit_response_and_provenance(tmp_path):
     """The ridge fallback's curves equal its own transforms on a flat plan (bootstrap
     coefficients x Hill(adstock(spend / max spend)) x target scale), and the output records
     the bootstrap, not NUTS settings it never used. A 2-second fit, no MCMC."""
+    from attribution_analysis.api import fit_mmm, simulate_workspace, validate_data, validate_model
     from attribution_analysis.contracts.mmm import FitMMMParams
     from attribution_analysis.contracts.simulation import SimulationParams
-    from attribution_analysis.data.validate import validate_data
-    from attribution_analysis.mmm.diagnostics import validate_model
-    from attribution_analysis.mmm.fit import fit_mmm
-    from attribution_analysis.simulate import simulate_workspace
 
     simulate_workspace(tmp_path, SimulationParams(kind="mmm", seed=12, weeks=60, channels=2))
     ws = Workspace.open(tmp_path)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from attribution_analysis.api import attribute_paths
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.errors import AttributionError
-from attribution_analysis.paths import attribute_paths
 from tests.conftest import REPO
 from tests.paths.helpers import workspace_with
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from attribution_analysis.api import attribute_paths
 from attribution_analysis.contracts.paths import AttributePathsParams
-from attribution_analysis.paths import attribute_paths
 from tests.paths.helpers import workspace_with
 
 # J1 converts (value 100): display day 0, social day 7, direct day 14 (rows out of order in

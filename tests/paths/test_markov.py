@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from attribution_analysis.api import attribute_paths
 from attribution_analysis.contracts.paths import AttributePathsParams
-from attribution_analysis.paths import attribute_paths
 from attribution_analysis.paths.inputs import load_aggregated
 from attribution_analysis.paths.markov import fit_markov
 from tests.paths.helpers import workspace_with

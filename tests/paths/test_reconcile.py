@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from attribution_analysis import layout
+from attribution_analysis.api import attribute_paths, simulate_workspace
 from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.outputs import (
     BaseContribution,
@@ -17,9 +18,7 @@ from attribution_analysis.contracts.outputs import (
 )
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.paths import attribute_paths
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace, json_bytes
 
 # MMM view (made up, as an MMM would report it): tv is untracked media, paid_search holds

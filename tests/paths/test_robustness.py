@@ -8,9 +8,10 @@ import resource
 import numpy as np
 import pytest
 
+from attribution_analysis.api import attribute_paths
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.errors import AttributionError
-from attribution_analysis.paths import attribute_paths, bootstrap
+from attribution_analysis.paths import bootstrap
 from attribution_analysis.paths.data import aggregate, build, path_strings
 from attribution_analysis.paths.summary import paths_answer
 from tests.paths.helpers import workspace_with

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
+from attribution_analysis.api import attribute_paths, simulate_workspace
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.paths import attribute_paths
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.simulate.journeys import BOTTOM_FUNNEL, TRUE_EFFECT
 from attribution_analysis.workspace import Workspace
 

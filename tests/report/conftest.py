@@ -15,15 +15,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from attribution_analysis.allocation.step import allocate
+from attribution_analysis.api import (
+    allocate,
+    decompose_contributions,
+    fit_mmm,
+    simulate_workspace,
+    validate_data,
+    validate_model,
+)
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.data.validate import validate_data
-from attribution_analysis.mmm.decompose import decompose_contributions
-from attribution_analysis.mmm.diagnostics import validate_model
-from attribution_analysis.mmm.fit import fit_mmm
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 
 SMALL = SimulationParams(kind="mta", seed=5, weeks=78, channels=3, lift_tests=1)
@@ -91,9 +93,9 @@ def demo_like_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo's data (same simulator settings, so the same channels and lift tests) through
     every step up to the budget, with short chains: what `make demo` writes, without relying
     on demo_workspace/ existing (it is not in a clean clone)."""
+    from attribution_analysis.api import optimize_budget
     from attribution_analysis.contracts.budget import OptimizeBudgetParams
     from attribution_analysis.demo import DEMO
-    from attribution_analysis.optimize import optimize_budget
 
     root = tmp_path_factory.mktemp("demo_like") / "demo"
     simulate_workspace(root, DEMO)

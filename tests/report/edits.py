@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from attribution_analysis.api import draft_faq, generate_report
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
-from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.workspace import Workspace
 from tests.report.faq_sources import faq_number_problems
 

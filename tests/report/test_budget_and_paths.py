@@ -7,6 +7,13 @@ import math
 import re
 import shutil
 
+from attribution_analysis.api import (
+    attribute_paths,
+    draft_faq,
+    generate_report,
+    optimize_budget,
+    simulate_workspace,
+)
 from attribution_analysis.contracts.budget import (
     OptimizeBudgetParams,
     ShiftScenario,
@@ -15,10 +22,7 @@ from attribution_analysis.contracts.budget import (
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.optimize.step import optimize_budget
-from attribution_analysis.paths import attribute_paths
-from attribution_analysis.report import draft_faq, fmt, generate_report
-from attribution_analysis.simulate import simulate_workspace
+from attribution_analysis.report import fmt
 from attribution_analysis.workspace import Workspace
 from tests.report.conftest import OVERRIDE
 from tests.report.faq_sources import faq_number_problems, report_number_problems

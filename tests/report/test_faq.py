@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from attribution_analysis.api import draft_faq
 from attribution_analysis.contracts.report import AUDIENCES, DraftFaqParams
 from attribution_analysis.registry import RunRegistry
-from attribution_analysis.report import draft_faq
 from attribution_analysis.workspace import Workspace
 from tests.conftest import REPO
 from tests.report.faq_sources import NUMBER, count_numbers, faq_number_problems

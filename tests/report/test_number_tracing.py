@@ -9,8 +9,8 @@ import hashlib
 import json
 from typing import Any
 
+from attribution_analysis.api import draft_faq, generate_report
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
-from attribution_analysis.report import draft_faq, generate_report
 from attribution_analysis.workspace import Workspace
 from tests.report.edits import (
     drift_display,
@@ -138,9 +138,8 @@ def test_every_faq_of_the_demo_passes_the_strict_number_check(demo):
 def test_both_sources_files_carry_the_metadata_of_the_page(tmp_path):
     """The report's and the FAQ's sources files are output JSONs like any other: they carry
     metadata (time, versions, run id) and the hashes of the outputs the page was read from."""
+    from attribution_analysis.api import simulate_workspace, validate_data
     from attribution_analysis.contracts.simulation import SimulationParams
-    from attribution_analysis.data.validate import validate_data
-    from attribution_analysis.simulate import simulate_workspace
 
     root = tmp_path / "ws"
     simulate_workspace(root, SimulationParams(kind="mta", seed=5, weeks=30, channels=2))

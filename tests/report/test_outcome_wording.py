@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from attribution_analysis.api import draft_faq
 from attribution_analysis.contracts.report import DraftFaqParams, FeeBasis
-from attribution_analysis.report import draft_faq
 from attribution_analysis.workspace import Workspace
 from tests.report.edits import between, edit, faqs_checked, report_with_records
 from tests.report.faq_sources import report_number_problems

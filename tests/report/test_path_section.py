@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 
+from attribution_analysis.api import attribute_paths, generate_report, simulate_workspace
 from attribution_analysis.contracts.paths import AttributePathsParams
 from attribution_analysis.contracts.report import GenerateReportParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.paths import attribute_paths
-from attribution_analysis.report import generate_report
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.workspace import Workspace
 from tests.report.faq_sources import report_number_problems
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from attribution_analysis.api import generate_report
 from attribution_analysis.contracts.common import Interval
 from attribution_analysis.contracts.report import GenerateReportParams
-from attribution_analysis.report import fmt, generate_report
+from attribution_analysis.report import fmt
 from attribution_analysis.workspace import Workspace
 from tests.report.conftest import HOSTILE
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from attribution_analysis.api import simulate_workspace
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.errors import WorkspaceError
-from attribution_analysis.simulate import simulate_workspace
 from attribution_analysis.transforms import geometric_adstock, hill
 
 

@@ -9,7 +9,8 @@ Public API:
 * :func:`build_effective_exposure`: campaign impressions through MMM adstock/saturation.
 * :func:`split_draws`: MMM contribution draws re-split with fitted shares.
 * :func:`downscale_to_hours`: a period's credit spread over hourly delivery.
-* :func:`allocate`: the workspace step (reads inputs, writes the CSV and the summary).
+* the workspace step: :mod:`.step` (as a Python function:
+  :func:`attribution_analysis.api.allocate`).
 """
 
 from attribution_analysis.allocation.bayes import BayesFit, fit_bayes
@@ -23,7 +24,6 @@ from attribution_analysis.allocation.problem import (
     build_problem,
     problem_from_arrays,
 )
-from attribution_analysis.allocation.step import allocate
 from attribution_analysis.allocation.topdown import split_draws
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Design",
     "EMFit",
     "Origin",
-    "allocate",
     "build_design",
     "build_effective_exposure",
     "build_problem",

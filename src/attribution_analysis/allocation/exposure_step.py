@@ -32,7 +32,7 @@ from attribution_analysis.contracts.exposure import (
 from attribution_analysis.data.tables import load_table
 from attribution_analysis.errors import MissingInputError
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
+from attribution_analysis.workspace import csv_bytes, json_bytes
 
 STEP = "build_effective_exposure"
 TABLE = layout.EXPOSURE_TABLE.path
@@ -88,15 +88,6 @@ def compute(ctx: StepContext, params: BuildExposureParams) -> StepOutput:
     )
     files = {TABLE: csv_bytes(table), SUMMARY: json_bytes(report.model_dump(mode="json"))}
     return StepOutput(_answer(report, list(files)), files, hashes)
-
-
-def effective_exposure(ws: Workspace, params: BuildExposureParams) -> ExposureReport:
-    """Run the step through the runner (for Python callers); the summary file's content."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params)
-    return ExposureReport.model_validate_json(ws.resolve(SUMMARY).read_bytes())
 
 
 def _answer(report: ExposureReport, outputs: list[str]) -> ExposureAnswer:

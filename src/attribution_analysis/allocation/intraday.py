@@ -16,7 +16,7 @@ from attribution_analysis.contracts.intraday import (
 )
 from attribution_analysis.errors import DataValidationError, step_ref
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
+from attribution_analysis.workspace import csv_bytes, json_bytes
 
 STEP = "downscale_intraday"
 ALLOCATION = layout.ALLOCATION.path
@@ -68,15 +68,6 @@ def compute(ctx: StepContext, params: DownscaleParams) -> StepOutput:
         **report.model_dump(exclude={"metadata"}),
     )
     return StepOutput(answer, files, hashes)
-
-
-def downscale_intraday(ws: Workspace, params: DownscaleParams) -> DownscaleReport:
-    """Run the step through the runner (for Python callers); the summary file's content."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params)
-    return DownscaleReport.model_validate_json(ws.resolve(SUMMARY).read_bytes())
 
 
 def _conservation_error(hourly: pd.DataFrame, allocation: pd.DataFrame) -> float:

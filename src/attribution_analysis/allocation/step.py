@@ -50,7 +50,7 @@ SCALE_RULE = (
     "productivity = rate / arithmetic mean of the block's estimable rates (mean 1 per block)"
 )
 
-__all__ = ["ALLOCATION_PATH", "STEP", "SUMMARY_PATH", "allocate", "compute"]
+__all__ = ["ALLOCATION_PATH", "STEP", "SUMMARY_PATH", "compute"]
 
 
 @dataclass
@@ -119,28 +119,6 @@ def compute(ctx: StepContext, params: AllocateParams) -> StepOutput:
         SUMMARY_PATH: json_bytes(report.model_dump(mode="json")),
     }
     return StepOutput(summary.answer(report), files, hashes)
-
-
-def allocate(ws: Workspace, params: AllocateParams | None = None) -> AllocationReport:
-    """Allocate group totals across entities; write the CSV and the summary, all or nothing.
-
-    Parameters
-    ----------
-    ws
-        The workspace (inputs under raw/ and analysis/, outputs to analysis/).
-    params
-        Step parameters (:class:`AllocateParams`); defaults allocate by free-rate Poisson EM.
-
-    Returns
-    -------
-    AllocationReport
-        The content of ``analysis/allocation_summary.json``.
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params or AllocateParams())
-    return AllocationReport.model_validate_json(ws.resolve(SUMMARY_PATH).read_bytes())
 
 
 def _design(inputs: LoadedInputs, params: AllocateParams) -> Design | None:

@@ -87,18 +87,6 @@ def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
     return StepOutput(answer, files, hashes)
 
 
-def validate_data(ws: Workspace, params: ValidateDataParams | None = None) -> DataValidationReport:
-    """Run the step through the runner (for Python callers): validate ``ws/raw``, write the
-    prepared panel and the report, all or nothing; the report."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params or ValidateDataParams())
-    return DataValidationReport.model_validate_json(
-        ws.resolve(layout.DATA_VALIDATION.path).read_bytes()
-    )
-
-
 @dataclass
 class Filled:
     """The outcome and media series on the modelling grid, geo-major (geo, period) rows."""

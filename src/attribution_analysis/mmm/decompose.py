@@ -30,7 +30,7 @@ from attribution_analysis.contracts.outputs import (
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
-from attribution_analysis.progress import Progress, report
+from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import band_90, interval, thin_draws
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
@@ -76,19 +76,6 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
         findings=result.findings,
     )
     return StepOutput(answer, files, fitted.input_hashes)
-
-
-def decompose_contributions(
-    ws: Workspace, override_reason: str | None = None, progress: Progress | None = None
-) -> ChannelContributions:
-    """Run the step through the runner (for Python callers); the contributions file."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, DecomposeParams(override_reason=override_reason), progress)
-    return ChannelContributions.model_validate_json(
-        ws.resolve(layout.CONTRIBUTIONS.path).read_bytes()
-    )
 
 
 def contribution_draws(

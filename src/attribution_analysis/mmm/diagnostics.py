@@ -35,7 +35,7 @@ from attribution_analysis.mmm.sensitivity import (
     SHIFT_LIMIT,
     compare_with_vague_priors,
 )
-from attribution_analysis.progress import Progress, report
+from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import band_90, thin_draws
 from attribution_analysis.workspace import Workspace, json_bytes
@@ -56,30 +56,6 @@ def compute(ctx: StepContext, params: ValidateModelParams) -> StepOutput:
         diagnostics = _validate_bayes(ctx, fitted, params)
     files = {layout.DIAGNOSTICS.path: json_bytes(diagnostics.model_dump(mode="json"))}
     return StepOutput(_answer(diagnostics, files), files, fitted.input_hashes)
-
-
-def validate_model(
-    ws: Workspace,
-    backtest_periods: int | None = 13,
-    seed: int = 1,
-    sensitivity_refit: bool = True,
-    progress: Progress | None = None,
-) -> MMMDiagnostics:
-    """Check the current fit against the seed's criteria and write mmm_diagnostics.json
-    (through the runner, for Python callers); the diagnostics.
-
-    ``sensitivity_refit`` refits with vague priors and compares each channel's ROAS (the
-    seed asks for it always; it costs one more fit). ``backtest_periods`` holds out the last
-    periods, refits and scores the forecast (None or 0 skips it).
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    params = ValidateModelParams(
-        backtest_periods=backtest_periods, seed=seed, sensitivity_refit=sensitivity_refit
-    )
-    run_step(step(STEP), ws, params, progress)
-    return MMMDiagnostics.model_validate_json(ws.resolve(layout.DIAGNOSTICS.path).read_bytes())
 
 
 def _answer(diagnostics: MMMDiagnostics, files: dict[str, bytes]) -> ValidateModelAnswer:

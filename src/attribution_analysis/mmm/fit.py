@@ -102,17 +102,6 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
     return StepOutput(_answer(result, files), files, hashes)
 
 
-def fit_mmm(
-    ws: Workspace, params: FitMMMParams | None = None, progress: Progress | None = None
-) -> FitMMMResult:
-    """Run the step through the runner (for Python callers); the fit's result."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    answer = run_step(step(STEP), ws, params or FitMMMParams(), progress)
-    return FitMMMResult.model_validate(answer.model_dump(exclude={"step", "outputs"}))
-
-
 def _answer(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
     return FitMMMAnswer(step=STEP, outputs=list(files), **result.model_dump())
 

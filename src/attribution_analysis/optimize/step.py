@@ -40,7 +40,7 @@ from attribution_analysis.optimize.response import ResponseCurves
 from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
 from attribution_analysis.optimize.solver import Objective, Solution, optimize, project
 from attribution_analysis.optimize.summary import STEP, budget_answer
-from attribution_analysis.progress import Progress, report
+from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import band_90, interval
 from attribution_analysis.workspace import Workspace, json_bytes
@@ -119,17 +119,6 @@ def _with_bounds_file(
     extra = read_bounds(path, params.bounds_file)
     merged = params.model_copy(update={"bounds": [*params.bounds, *extra]})
     return merged, {params.bounds_file: ws.sha256(path)}
-
-
-def optimize_budget(
-    ws: Workspace, params: OptimizeBudgetParams, progress: Progress | None = None
-) -> BudgetOptimization:
-    """Run the step through the runner (for Python callers); the content of its output."""
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params, progress)
-    return BudgetOptimization.model_validate_json(ws.resolve(layout.BUDGET.path).read_bytes())
 
 
 def _plan(params: OptimizeBudgetParams, fitted: FittedModel) -> Plan:

@@ -65,7 +65,7 @@ CAVEATS = [
     "this data, not what happens if a channel is switched off.",
 ]
 
-__all__ = ["STEP", "attribute_paths", "compute"]
+__all__ = ["STEP", "compute"]
 
 
 @dataclass
@@ -96,32 +96,6 @@ def compute(ctx: StepContext, params: AttributePathsParams) -> StepOutput:
     hashes = ws.input_hashes([*loaded.files, *([mmm_path] if use_mmm else [])])
     report, files = _attribute(ws, loaded, params, use_mmm, ctx.run_id, hashes)
     return StepOutput(paths_answer(report), files, input_hashes=hashes)
-
-
-def attribute_paths(
-    ws: Workspace, params: AttributePathsParams | None = None
-) -> PathAttributionReport:
-    """Credit conversions to channels from user journeys; write the report, all or nothing.
-
-    Parameters
-    ----------
-    ws
-        The workspace (journeys under raw/, outputs to analysis/).
-    params
-        Step parameters (:class:`AttributePathsParams`); defaults run every method.
-
-    Returns
-    -------
-    PathAttributionReport
-        The content of ``analysis/path_attribution.json``.
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    run_step(step(STEP), ws, params or AttributePathsParams())
-    return PathAttributionReport.model_validate_json(
-        ws.resolve(layout.PATH_ATTRIBUTION.path).read_bytes()
-    )
 
 
 def _attribute(

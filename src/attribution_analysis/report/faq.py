@@ -21,15 +21,13 @@ from attribution_analysis.contracts.report import (
     AudienceChoice,
     DraftFaqAnswer,
     DraftFaqParams,
-    DraftFaqResult,
     FaqFile,
 )
-from attribution_analysis.progress import Progress, report
+from attribution_analysis.progress import report
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import load_inputs
 from attribution_analysis.report.step import build_context
-from attribution_analysis.workspace import Workspace
 
 STEP = "draft_faq"
 TITLES = {
@@ -145,30 +143,3 @@ def compute(ctx: StepContext, params: DraftFaqParams) -> StepOutput:
         run_id=ctx.run_id,
     )
     return StepOutput(answer, files, inputs.hashes)
-
-
-def draft_faq(
-    ws: Workspace, params: DraftFaqParams | None = None, progress: Progress | None = None
-) -> DraftFaqResult:
-    """Write ``reports/faq_<audience>.md`` and ``.html`` for the audience asked (or all),
-    through the step runner (for Python callers).
-
-    Parameters
-    ----------
-    ws
-        The workspace; reads ``analysis/*.json`` and the run registry, writes ``reports/``.
-    params
-        :class:`DraftFaqParams`: audience, financial-services mode, fee basis.
-
-    Returns
-    -------
-    DraftFaqResult
-        Files written, the outputs whose numbers were used, and the ones missing.
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    answer = run_step(step(STEP), ws, params or DraftFaqParams(), progress)
-    return DraftFaqResult.model_validate(
-        answer.model_dump(include=set(DraftFaqResult.model_fields))
-    )

@@ -20,10 +20,9 @@ from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.report import (
     GenerateReportAnswer,
     GenerateReportParams,
-    GenerateReportResult,
     SectionReport,
 )
-from attribution_analysis.progress import Progress, report
+from attribution_analysis.progress import report
 from attribution_analysis.report import charts, trace, views
 from attribution_analysis.report.inputs import (
     ALLOCATION,
@@ -277,30 +276,3 @@ def compute(ctx: StepContext, params: GenerateReportParams) -> StepOutput:
         run_id=ctx.run_id,
     )
     return StepOutput(answer, files, inputs.hashes)
-
-
-def generate_report(
-    ws: Workspace, params: GenerateReportParams | None = None, progress: Progress | None = None
-) -> GenerateReportResult:
-    """Write ``reports/mmm_executive_summary.html`` (and figures) from the workspace outputs,
-    through the step runner (for Python callers).
-
-    Parameters
-    ----------
-    ws
-        The workspace; reads ``analysis/*.json``, writes ``reports/``.
-    params
-        :class:`GenerateReportParams`; defaults: top 5 campaigns per channel, figures on.
-
-    Returns
-    -------
-    GenerateReportResult
-        Paths written, the sections and the inputs each one used (or why it is empty).
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    answer = run_step(step(STEP), ws, params or GenerateReportParams(), progress)
-    return GenerateReportResult.model_validate(
-        answer.model_dump(include=set(GenerateReportResult.model_fields))
-    )

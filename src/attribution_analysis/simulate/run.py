@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -48,26 +47,6 @@ def compute(ctx: StepContext, params: SimulateWorkspaceParams) -> StepOutput:
         step=STEP, outputs=sorted(files), kind=simulation.kind, seed=simulation.seed
     )
     return StepOutput(answer, files, removes=removes)
-
-
-def simulate_workspace(
-    out: str | Path, params: SimulationParams, overwrite: bool = False
-) -> dict[str, str]:
-    """Create ``out`` as a workspace holding simulated raw files and ``truth/`` (through the
-    runner, for Python callers); ``{relative path: absolute path}`` of the files written.
-
-    Refuses a folder whose raw/ or truth/ already holds files unless ``overwrite``; then
-    those two folders are replaced (outputs under analysis/ are kept).
-    """
-    from attribution_analysis.runner import run_step
-    from attribution_analysis.steps import step
-
-    ws = Workspace.create(out)
-    step_params = SimulateWorkspaceParams.model_validate(
-        {**params.model_dump(), "overwrite": overwrite}
-    )
-    answer = run_step(step(STEP), ws, step_params)
-    return {path: str(ws.root / path) for path in answer.outputs}
 
 
 def _refuse_mixing(ws: Workspace, overwrite: bool) -> None:
