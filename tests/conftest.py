@@ -52,3 +52,15 @@ def simulated(simulated_root, tmp_path: Path):
         return target
 
     return make
+
+
+@pytest.fixture
+def validated_with_lift_test(simulated) -> Path:
+    """A validated 60-week, 2-channel MMM workspace with one simulated lift test, private to
+    the test (the lift-test checks edit it)."""
+    from attribution_analysis.api import validate_data
+    from attribution_analysis.workspace import Workspace
+
+    root = simulated(kind="mmm", seed=1, weeks=60, channels=2, lift_tests=1)
+    validate_data(Workspace.open(root))
+    return root

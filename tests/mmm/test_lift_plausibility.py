@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from attribution_analysis.api import fit_mmm, validate_data
+from attribution_analysis.api import fit_mmm
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.errors import DataValidationError
 from attribution_analysis.mmm.calibration import (
@@ -23,14 +23,10 @@ from attribution_analysis.mmm.calibration import (
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.workspace import Workspace
 
-SIMULATION = {"kind": "mmm", "seed": 1, "weeks": 60, "channels": 2, "lift_tests": 1}
-
 
 @pytest.fixture
-def validated(simulated) -> Path:
-    root = simulated(**SIMULATION)
-    validate_data(Workspace.open(root))
-    return root
+def validated(validated_with_lift_test) -> Path:
+    return validated_with_lift_test
 
 
 def _test(root: Path) -> dict:
