@@ -3,7 +3,7 @@
 A file's path, the contract its content follows and the step that writes it live here and
 nowhere else; modules take paths from these declarations (``layout.CONTRIBUTIONS.path``), so
 renaming a file, or asking "who writes this?", is a one-line answer. Paths with a
-``{placeholder}`` name a family of files (one per platform, per audience); ``path_for``
+``{name}`` template field name a family of files (one per platform, per audience); ``path_for``
 fills it in.
 
 This module is on the ground floor: it imports only the contracts (pydantic models).
@@ -32,13 +32,13 @@ USER = "user"  # producer of the files a user (or import) puts in raw/
 class WorkspaceFile:
     """One file (or one family of files) of the workspace."""
 
-    path: str  # workspace-relative; may hold one {placeholder}
+    path: str  # workspace-relative; may hold one {name} template field
     producer: str  # the step that writes it, or USER for inputs
     description: str
     contract: type[BaseModel] | None = None  # the model a JSON file validates against
 
     def path_for(self, **names: str) -> str:
-        """The path with its placeholder filled in (``platform='search'``)."""
+        """The path with its template field filled in (``platform='search'``)."""
         return self.path.format(**names)
 
     @property
@@ -242,7 +242,7 @@ def written_by(step: str) -> tuple[WorkspaceFile, ...]:
 
 
 def declared(path: str) -> WorkspaceFile | None:
-    """The declaration of a concrete workspace-relative path (placeholders match any name)."""
+    """The declaration of a concrete workspace-relative path (a template field matches any name)."""
     import re
 
     for entry in CATALOGUE:

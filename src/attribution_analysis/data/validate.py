@@ -64,10 +64,8 @@ def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
     sources = load_mmm_sources(ws)
     params, mapping = _country_from_import(ws, params)
     hashes = ws.input_hashes([s.path for s in sources.all] + ([mapping] if mapping else []))
-    report, files = _prepare(sources, params, ctx.run_id, hashes)
-    if mapping is not None:
-        report.controls.holiday_country_source = "import"
-        files[layout.DATA_VALIDATION.path] = json_bytes(report.model_dump(mode="json"))
+    source = "import" if mapping is not None else holiday_country_source(params)
+    report, files = _prepare(sources, params, ctx.run_id, hashes, source)
     answer = ValidateDataAnswer(
         step=STEP,
         outputs=list(files),
@@ -123,10 +121,14 @@ class Controls:
 
 
 def _prepare(
-    sources: MMMSources, params: ValidateDataParams, run_id: str, hashes: dict[str, str]
+    sources: MMMSources,
+    params: ValidateDataParams,
+    run_id: str,
+    hashes: dict[str, str],
+    country_source: HolidayCountrySource,
 ) -> tuple[DataValidationReport, dict[str, bytes]]:
     """Align, fill and check the sources; the report and the files to write."""
-    notes: list[Finding] = _country_note(params)
+    notes: list[Finding] = _country_note(country_source)
     grain, grain_reason, anchor = _grain(sources, params)
     use_geo = _geo_mode(sources, notes)
     notes += _campaign_note(sources)
@@ -175,7 +177,7 @@ def _prepare(
         controls=ControlsSummary(
             fourier_columns=[c for c in controls.columns if c.startswith("fourier_")],
             holiday_country=params.country.upper() if params.country else None,
-            holiday_country_source=holiday_country_source(params),
+            holiday_country_source=country_source,
             holiday_columns=controls.holiday_columns,
             holidays_in_window=controls.holidays_in_window,
             external_factors=controls.factor_columns,
@@ -221,9 +223,9 @@ def holiday_country_source(params: ValidateDataParams) -> HolidayCountrySource:
     return "given" if "country" in params.model_fields_set else "default"
 
 
-def _country_note(params: ValidateDataParams) -> list[Finding]:
+def _country_note(source: HolidayCountrySource) -> list[Finding]:
     """The holiday country is never silent: an assumed one asks to be confirmed."""
-    if holiday_country_source(params) != "default":
+    if source != "default":
         return []
     return [
         Finding(
