@@ -42,6 +42,7 @@ from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.mmm.loaded import open_fit
+from attribution_analysis.mmm.stored import open_stored_fit
 from attribution_analysis.optimize.bounds import resolve_box
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.optimize.solver import Objective, optimize
@@ -62,7 +63,7 @@ def build(root: Path, channels: int, draws: int, seed: int) -> Workspace:
 
 
 def ours(ws: Workspace, draws: int, horizon: int) -> dict:
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     t0 = time.perf_counter()
     history = spend_history(fitted, 52)
     curves = curves_from_fit(fitted, horizon, draws, history)
@@ -79,7 +80,6 @@ def ours(ws: Workspace, draws: int, horizon: int) -> dict:
     probability = float((rec > now).mean())
     t3 = time.perf_counter()
     return {
-        "fitted": fitted,
         "curves": curves,
         "channels": history.channels,
         "current": current,
@@ -156,7 +156,7 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s (not part of the comparison)"
         )
         mine = ours(ws, args.draws, args.horizon)
-        theirs = library(mine["fitted"], mine, args.horizon)
+        theirs = library(open_fit(ws), mine, args.horizon)
         step_start = time.perf_counter()
         optimize_budget(
             ws,

@@ -50,7 +50,7 @@ from attribution_analysis.api import (
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.simulation import SimulationParams
-from attribution_analysis.mmm.loaded import open_fit
+from attribution_analysis.mmm.stored import open_stored_fit
 from attribution_analysis.optimize.bounds import Box
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.optimize.response import (
@@ -127,7 +127,7 @@ def score(root: Path, settings: dict) -> dict[str, float]:
     )
     recommended = np.array([a.recommended_spend for a in result.allocations])
     current = np.array([a.current_spend for a in result.allocations])
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     fitted_curves = curves_from_fit(
         fitted, result.horizon_periods, params.draws, spend_history(fitted, 52)
     )

@@ -260,12 +260,13 @@ STEPS: list[StepSpec] = [
         name="validate_data",
         title="Validate input data",
         description="Check the raw files against the data contracts (grain, gaps, window, "
-        "controls, identification metrics) and build the modelling panel (+ the campaign "
-        "panel when spend is per campaign). Seconds. Every later step needs it.",
+        "controls, identification metrics, plausibility; lift tests against spend and "
+        "outcome) and build the modelling panel (+ the campaign panel when spend is per "
+        "campaign). Seconds. Every later step needs it.",
         params=ValidateDataParams,
         answer=ValidateDataAnswer,
         compute="attribution_analysis.data.validate:compute",
-        reads=(layout.SPEND, layout.CONVERSIONS),
+        reads=(layout.SPEND, layout.CONVERSIONS, layout.EXTERNAL_FACTORS, layout.LIFT_TESTS),
         writes=(layout.DATA_VALIDATION, layout.PANEL, layout.CAMPAIGN_PANEL),
     ),
     StepSpec(

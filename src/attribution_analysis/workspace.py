@@ -31,8 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from attribution_analysis.errors import (
     AttributionError,
@@ -41,6 +40,9 @@ from attribution_analysis.errors import (
     WorkspaceError,
     step_ref,
 )
+
+if TYPE_CHECKING:  # only csv_bytes's annotation: a refusal or a light step need no pandas
+    import pandas as pd
 
 RAW = "raw"
 ANALYSIS = "analysis"

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attribution_analysis.allocation.bayes import fit_bayes, predictive_split
+from attribution_analysis.allocation.bayes import fit_bayes, predictive_split, use_overdispersion
 from attribution_analysis.allocation.loaders import load_hcp_brick
+from attribution_analysis.allocation.problem import problem_from_arrays
 from attribution_analysis.api import allocate
 from attribution_analysis.contracts.allocation import AllocateParams
 from attribution_analysis.workspace import Workspace
@@ -149,3 +150,48 @@ def test_a_single_chain_reports_rhat_as_undefined_and_says_so(simulated):
     assert "rhat_undefined" in {f.code for f in report.findings}
     written = json.loads((root / "analysis" / "allocation_summary.json").read_text())
     assert written["bayes"]["max_rhat"] is None
+
+
+def _large_counts(seed: int, n_groups: int = 40):
+    """Unit totals in the thousands with a common 20% group multiplier (overdispersion)."""
+    rng = np.random.default_rng(seed)
+    rate = np.array([0.5, 1.0, 2.0, 1.5])
+    group = np.repeat(np.arange(n_groups), 4)
+    entity = np.tile(np.arange(4), n_groups)
+    exposure = rng.gamma(4.0, 250.0, len(group))
+    multiplier = rng.gamma(25.0, 1 / 25.0, n_groups)  # cv 0.2
+    totals = rng.poisson(np.bincount(group, rate[entity] * exposure) * multiplier).astype(float)
+    return problem_from_arrays(totals, group, entity, exposure, 4), rate
+
+
+def test_only_large_unit_counts_are_fitted_as_overdispersed():
+    assert use_overdispersion("poisson", np.array([0.0, 900.0, 1500.0, 2000.0]), None)
+    assert not use_overdispersion("poisson", np.array([3.0, 40.0, 900.0]), None)  # control
+    assert not use_overdispersion("gamma", np.array([5000.0]), None)
+    assert not use_overdispersion("poisson", np.array([5000.0]), False)
+
+
+@pytest.mark.slow  # a new model structure: ~30 s of compilation on 2 shared cores
+def test_large_unit_counts_switch_to_an_overdispersed_likelihood_and_conserve_mass():
+    problem, _ = _large_counts(0, n_groups=20)
+    fit = fit_bayes(problem, draws=100, tune=150, chains=1, seed=1)
+    assert fit.overdispersed
+    summed = np.bincount(problem.group, fit.allocated, problem.n_groups)
+    assert np.max(np.abs(summed - problem.totals) / problem.totals) < 1e-9
+
+
+@pytest.mark.slow
+def test_overdispersed_rate_intervals_cover_where_the_poisson_ones_do_not():
+    """Relative rates (to entity 0) from a 90% band: the negative binomial covers the
+    generating ratios; the Poisson (negative control) is far too narrow to."""
+    hits = {True: [], False: []}
+    for seed in range(3):
+        problem, rate = _large_counts(seed)
+        for over in (True, False):
+            fit = fit_bayes(problem, overdispersed=over, seed=seed, **SMALL)
+            ratio = fit.rate_draws[:, 1:] / fit.rate_draws[:, :1]
+            low, high = np.quantile(ratio, [0.05, 0.95], axis=0)
+            truth = rate[1:] / rate[0]
+            hits[over] += list((truth >= low) & (truth <= high))
+    assert np.mean(hits[True]) >= 0.75
+    assert np.mean(hits[False]) < np.mean(hits[True]) - 0.3

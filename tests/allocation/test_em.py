@@ -49,7 +49,7 @@ def test_the_objective_trace_never_decreases(family, accelerate):
 
 def test_free_poisson_rates_solve_the_likelihood_equations():
     p = draw_problem(3).problem
-    fit = fit_em(p, tol=1e-12, max_iter=50_000)
+    fit = fit_em(p, tol=1e-12, max_iter=50_000, pooling="none")
     mean = p.matrix @ fit.rate
     score = p.matrix.T @ (p.totals / mean - 1.0)  # d loglik / d rate_h
     interior = fit.rate > 1e-6 * np.median(fit.rate)
@@ -58,7 +58,7 @@ def test_free_poisson_rates_solve_the_likelihood_equations():
 
 def test_free_gamma_rates_solve_the_gamma_score_equations():
     p = draw_problem(4, family="gamma").problem
-    fit = fit_em(p, family="gamma", tol=1e-12, max_iter=50_000)
+    fit = fit_em(p, family="gamma", tol=1e-12, max_iter=50_000, pooling="none")
     mean = p.matrix @ fit.rate
     score = p.matrix.T @ (p.totals / mean**2 - 1.0 / mean)  # d/d rate of -y/mu - log mu
     scale = p.matrix.T @ (1.0 / mean)
@@ -94,8 +94,8 @@ def test_the_covariate_m_step_matches_a_statsmodels_glm(family, sm_family):
 
 def test_squarem_reaches_the_same_maximum_in_far_fewer_passes():
     p = draw_problem(6, n_groups=3000, n_entities=300, per_group=10).problem
-    plain = fit_em(p, accelerate=False, tol=1e-9, max_iter=100_000)
-    fast = fit_em(p, accelerate=True, tol=1e-9, max_iter=100_000)
+    plain = fit_em(p, accelerate=False, tol=1e-9, max_iter=100_000, pooling="none")
+    fast = fit_em(p, accelerate=True, tol=1e-9, max_iter=100_000, pooling="none")
     assert plain.converged and fast.converged
     assert abs(fast.loglik - plain.loglik) <= 1e-7 * abs(plain.loglik)
     assert np.max(np.abs(fast.share - plain.share)) < 1e-3
@@ -105,7 +105,7 @@ def test_squarem_reaches_the_same_maximum_in_far_fewer_passes():
 
 def test_free_rates_recover_the_generating_rates_when_groups_are_plentiful():
     drawn = draw_problem(7, n_groups=4000, n_entities=40, per_group=5)
-    fit = fit_em(drawn.problem)
+    fit = fit_em(drawn.problem, pooling="none")
     # 500 groups per entity: the MLE is close to the truth (sampling sd of log rate ~0.05),
     # so the split is nearly the oracle's (the one made with the true rates).
     assert np.corrcoef(np.log(fit.rate), np.log(drawn.rate))[0, 1] > 0.97
@@ -135,18 +135,19 @@ def test_tied_entities_share_one_rate_and_split_their_credit_by_exposure():
     assert len(np.unique(fit.parameter_of_entity)) == drawn.problem.n_entities - 2
 
 
-def test_integer_group_weights_equal_repeating_the_groups():
+@pytest.mark.parametrize("pooling", ["none", "channel"])
+def test_integer_group_weights_equal_repeating_the_groups(pooling):
     drawn = draw_problem(9, n_groups=120)
     p = drawn.problem
     weights = np.random.default_rng(0).integers(0, 3, p.n_groups).astype(float)
-    weighted = fit_em(p, group_weights=weights, tol=1e-12, max_iter=50_000)
+    weighted = fit_em(p, group_weights=weights, tol=1e-12, max_iter=50_000, pooling=pooling)
     copies = np.repeat(np.arange(p.n_groups), weights.astype(int))
     rows = np.concatenate([np.flatnonzero(p.group == g) for g in copies])
     new_group = np.repeat(np.arange(len(copies)), [np.sum(p.group == g) for g in copies])
     repeated = problem_from_arrays(
         p.totals[copies], new_group, p.entity[rows], p.exposure[rows], p.n_entities
     )
-    plain = fit_em(repeated, tol=1e-12, max_iter=50_000)
+    plain = fit_em(repeated, tol=1e-12, max_iter=50_000, pooling=pooling)
     both = weighted.estimable & plain.estimable
     assert np.allclose(weighted.rate[both], plain.rate[both], rtol=1e-6)
 

@@ -197,6 +197,9 @@ def test_missing_transforms_are_worded_once_and_name_the_mmm_file(validated_mta)
         "the file given as `transforms_file` does not exist.",
     )
     (root / "truth" / "parameters.json").unlink()
+    # The MMM's decomposition writes its contributions with its transforms: contributions
+    # from it without the transforms are a half-finished run, refused before the job.
+    (root / "truth" / "contributions.csv").rename(root / "analysis" / "mmm_contribution_draws.csv")
     default = _missing_from_both(root, FAST)
     assert default["file"] == "analysis/mmm_transforms.json"
     assert "decompose_contributions" in default["fix"] and "transforms_file" in default["fix"]

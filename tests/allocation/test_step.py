@@ -71,9 +71,10 @@ def test_hcp_credit_adds_up_to_every_bricks_sales(simulated):
 
 def test_free_rates_on_hcp_data_are_flagged_as_overfitting(simulated):
     root = simulated(kind="hcp-brick", seed=7)
-    report = allocate(Workspace.open(root), AllocateParams(bootstrap=10))
+    report = allocate(Workspace.open(root), AllocateParams(pooling="none", bootstrap=10))
     codes = {f.code for f in report.findings}
     assert {"free_rates_not_identified", "saturated_fit"} <= codes
+    assert report.pooling is not None and report.pooling.pooling == "none"
     assert report.identifiability.free_rates_identified is False
     pairs, rate_true = hcp_truth(root)
     table = pd.read_csv(root / ALLOCATION_PATH, dtype={"group": str, "entity": str})

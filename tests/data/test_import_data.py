@@ -76,7 +76,7 @@ def test_robyn_pairs_exposure_with_spend_and_expands_event_labels(ws):
     assert answer["roles"]["target_kind"] == "revenue"
     codes = [f["code"] for f in answer["findings"]]
     assert codes.count("spend_only_channel") == 4  # tv, ooh, print, search
-    assert "event_labels_expanded" in codes and "modelled_as_controls" in codes
+    assert "event_labels_expanded" in codes and "organic_and_events_as_components" in codes
     assert answer["questions"] == [q for q in answer["questions"] if q["code"] == "country"]
 
 
@@ -92,8 +92,15 @@ def test_write_run_then_validate_data_passes(ws, layout_name):
     assert mapping["roles"] == json.loads(json.dumps(roles))
     findings = {f["code"] for f in answer["findings"]}
     if roles["organic"] or roles["events"]:
-        assert "modelled_as_controls" in findings  # not pretended to be modelled with carryover
+        assert "organic_and_events_as_components" in findings
     report = validate_data(ws)
+    # Organic series and events reach the validation as their own kinds, not as controls.
+    organic = {f"ext_{c}" for c in roles["organic"]}
+    assert organic <= set(report.controls.organic_series)
+    assert not organic & set(report.controls.external_factors)
+    assert not set(report.controls.event_columns) & set(report.controls.external_factors)
+    if roles["events"]:
+        assert report.controls.event_columns
     assert report.status in ("passed", "passed_with_warnings")
     # The country stated at import is the one validate_data uses; it is not asked twice.
     assert (report.controls.holiday_country, report.controls.holiday_country_source) == (

@@ -162,3 +162,54 @@ def test_a_plausible_workspace_passes_without_plausibility_findings(base):
     codes = {f.code for f in [*answer.warnings, *answer.notes]}
     assert not codes & {"holiday_country_default", "outcome_all_zero", "outcome_constant"}
     assert answer.holiday_country_source == "given"
+
+
+# ----- spend that never moves ----------------------------------------------------------------
+def test_constant_spend_is_flagged_as_prior_driven_and_varying_spend_is_not(base):
+    report = validate_data(Workspace.open(base))
+    assert "constant_spend" not in {w.code for w in report.warnings}  # negative control
+    _edit(base, TV, "spend", "1500.00")
+    report = validate_data(Workspace.open(base))
+    (flag,) = [w for w in report.warnings if w.code == "constant_spend"]
+    assert flag.subject == "tv" and flag.value == 0.0
+    assert "lift test" in flag.message and "priors" in flag.message
+
+
+# ----- the kind of an external factor ----------------------------------------------------------
+FACTORS = "raw/external_factors.csv"
+
+
+def _factors(root: Path, kinds: list[str]) -> None:
+    dates = pd.read_csv(root / CONVERSIONS)["date"]
+    rows = [
+        {"date": d, "factor_name": "newsletter", "value": float(10 + (i % 5)), "kind": kinds[i]}
+        for i, d in enumerate(dates)
+    ]
+    pd.DataFrame(rows).to_csv(root / FACTORS, index=False)
+
+
+def test_factor_kinds_reach_the_validation_report(base):
+    n = _rows(base, CONVERSIONS)
+    _factors(base, ["organic"] * n)
+    report = validate_data(Workspace.open(base))
+    assert report.controls.organic_series == ["ext_newsletter"]
+    assert report.controls.external_factors == []
+    _factors(base, [""] * n)  # blank: a control, as before the kind column existed
+    report = validate_data(Workspace.open(base))
+    assert report.controls.external_factors == ["ext_newsletter"]
+    assert report.controls.organic_series == []
+
+
+@pytest.mark.parametrize(
+    ("kinds", "needle"),
+    [
+        pytest.param(lambda n: ["organic"] * (n - 1) + ["paid"], "'paid'", id="unknown"),
+        pytest.param(lambda n: ["organic"] * (n - 1) + ["event"], "more than one", id="mixed"),
+    ],
+)
+def test_a_bad_factor_kind_is_refused_with_its_row(base, kinds, needle):
+    n = _rows(base, CONVERSIONS)
+    _factors(base, kinds(n))
+    error = _refused(base)
+    assert (error.file, error.column, list(error.rows)) == (FACTORS, "kind", [n + 1])
+    assert needle in error.problem and "organic" in error.fix

@@ -48,6 +48,14 @@ def test_default_fit_is_stored_with_its_convergence_recomputed_from_the_draws(fi
         and conv["divergences"] <= 0.001 * conv["draws"]
     )
     assert result["for_decisions"] is gates
+    # The draws actually kept are recorded; a fit that stopped early stopped at the margin.
+    assert result["draws_per_chain"] == posterior.sizes["draw"]
+    assert conv["draws"] == posterior.sizes["draw"] * posterior.sizes["chain"]
+    if result["stopped_at_gates"]:
+        margin = FITTED.sampler.ess_margin
+        assert result["draws_per_chain"] < FITTED.sampler.draws
+        assert result["draws_per_chain"] % FITTED.sampler.check_every == 0
+        assert conv["min_ess_bulk"] >= 400 * margin and conv["max_rhat"] < 1.05
     assert manifest["metadata"]["seed"] == FITTED.seed
     assert manifest["metadata"]["sampler"]["backend"] == "nutpie"
     assert manifest["metadata"]["extra"]["numba_fastmath"] is False
@@ -59,6 +67,33 @@ def test_default_fit_passes_the_convergence_gates(fitted):
     assert result["for_decisions"]
     assert result["convergence"]["max_rhat"] < 1.05
     assert result["convergence"]["min_ess_bulk"] > 400
+
+
+@pytest.mark.parametrize(
+    ("summary", "divergences_only"),
+    [
+        # ESS at three times the gate, R-hat fine, 22 divergences in 12,000 draws (issue 15).
+        ({"max_rhat": 1.01, "min_ess_bulk": 1200.0, "divergences": 22, "draws": 12000}, True),
+        # The same divergences with ESS short of the gate: more draws are needed too.
+        ({"max_rhat": 1.01, "min_ess_bulk": 350.0, "divergences": 22, "draws": 12000}, False),
+        ({"max_rhat": 1.08, "min_ess_bulk": 1200.0, "divergences": 22, "draws": 12000}, False),
+        # Negative control: a fit that passes every gate fails on nothing.
+        ({"max_rhat": 1.01, "min_ess_bulk": 1200.0, "divergences": 12, "draws": 12000}, False),
+    ],
+)
+def test_only_a_failure_on_divergences_alone_keeps_the_draws(summary, divergences_only):
+    from attribution_analysis.mmm.convergence import fails_on_divergences_only
+
+    assert fails_on_divergences_only(summary) is divergences_only
+    settings = SamplerSettings()
+    retry = settings.for_retry(divergences_only=fails_on_divergences_only(summary))
+    assert retry.target_accept == 0.99 > settings.target_accept
+    if divergences_only:
+        assert (retry.draws, retry.tune) == (settings.draws, settings.tune)
+    else:
+        assert (retry.draws, retry.tune) == (2 * settings.draws, 2 * settings.tune)
+    # A second smaller step still halves the rejection rate, and stays below 1.
+    assert SamplerSettings(target_accept=0.99).for_retry(True).target_accept == 0.995
 
 
 def test_asking_for_the_same_fit_twice_costs_nothing(fitted):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attribution_analysis.api import fit_mmm
@@ -116,3 +117,108 @@ def test_an_empty_list_says_there_are_no_lift_tests_in_mcp_words(validated):
     assert "`calibrate`" in mcp and "--calibrate" not in mcp and "[[" not in mcp
     assert "--calibrate" in error.render("cli")
     assert _analysis(validated) == before
+
+
+# ----- the same checks at validate_data, before any fit ------------------------------------
+def _validated_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted((root / "analysis").rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_validate_data_refuses_a_lift_above_the_outcome_and_writes_nothing(validated):
+    from attribution_analysis.api import validate_data
+
+    test = _test(validated)
+    total = float(_data(validated).y.sum())
+    _write(validated, [{**test, "lift": 2 * total, "ci_lower": total, "ci_upper": 3 * total}])
+    before = _validated_files(validated)
+    with pytest.raises(DataValidationError) as caught:
+        validate_data(Workspace.open(validated))
+    assert (caught.value.file, caught.value.column, list(caught.value.rows)) == (
+        LIFT_FILE,
+        "lift",
+        [0],
+    )
+    assert _validated_files(validated) == before  # the earlier validation is left as it was
+
+
+def test_validate_data_reports_each_kept_lift_test_and_flags_odd_ones(validated):
+    from attribution_analysis.api import validate_data
+
+    test = _test(validated)
+    spend = 10.0
+    lift = (MAX_LIFT_PER_SPEND + 50) * spend
+    _write(
+        validated,
+        [test, {**test, "spend": spend, "lift": lift, "ci_lower": 0.0, "ci_upper": 2 * lift}],
+    )
+    report = validate_data(Workspace.open(validated))
+    checked = [n for n in report.notes if n.code == "lift_test_checked"]
+    assert [n.subject.split(" (")[0] for n in checked] == ["lift test 0", "lift test 1"]
+    assert checked[1].value == pytest.approx(lift / spend)
+    assert "implausible_lift_per_spend" in [w.code for w in report.warnings]
+    assert report.status == "passed_with_warnings"
+
+
+def test_validate_data_reads_an_empty_list_as_no_lift_tests(validated):
+    from attribution_analysis.api import validate_data
+
+    _write(validated, [])
+    report = validate_data(Workspace.open(validated))
+    assert "no_lift_tests" in [n.code for n in report.notes]
+
+
+def _geo_data(spend_by_geo: dict[str, list[float]]) -> ModelData:
+    """A two-geo, four-week panel where each geo spends differently on one channel."""
+    import pandas as pd
+
+    dates = pd.date_range("2024-01-01", periods=4, freq="7D")
+    rows = [
+        {"date": d, "geo": geo, "tv": spend[k]}
+        for geo, spend in spend_by_geo.items()
+        for k, d in enumerate(dates)
+    ]
+    X = pd.DataFrame(rows)
+
+    class _Report:  # the one field the window reads
+        grain = "weekly"
+
+    return ModelData(
+        X=X,
+        y=pd.Series(1e6, index=X.index, name="revenue"),
+        channels=["tv"],
+        controls=[],
+        geo=True,
+        target="revenue",
+        report=_Report(),  # type: ignore[arg-type]
+        input_hashes={},
+        imputed_target=np.zeros(len(X), bool),
+    )
+
+
+def test_a_geo_lift_test_is_read_against_its_own_geos_spend():
+    from attribution_analysis.contracts.inputs import IncrementalityResult
+
+    data = _geo_data({"north": [100.0] * 4, "south": [900.0] * 4})
+    test = IncrementalityResult.model_validate(
+        {
+            "channel": "tv",
+            "geo": "north",
+            "lift": 80.0,
+            "ci_lower": 40.0,
+            "ci_upper": 120.0,
+            "start": "2024-01-01",
+            "end": "2024-01-28",
+        }
+    )
+    (row,) = lift_test_frame([test], data).to_dict("records")
+    # North spent 100 a week over 4 weeks: the test's spend per period is north's alone
+    # (summing both geos gave 1,000 a week, a tenfold understated return).
+    assert row["geo"] == "north" and row["delta_x"] == pytest.approx(100.0)
+    assert row["delta_y"] == pytest.approx(20.0)
+    with pytest.raises(DataValidationError) as caught:
+        lift_test_frame([test.model_copy(update={"geo": "east"})], data)
+    assert caught.value.column == "geo" and "east" in caught.value.problem

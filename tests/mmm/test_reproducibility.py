@@ -5,6 +5,11 @@ on, a function compiled fresh and the same function loaded from the cache could 
 differently, and NUTS turned that last bit into a different chain (``numerics.py``). Here two
 fresh processes fit the same workspace: the first with empty PyTensor and Numba caches, the
 second with the caches the first one filled. Their draws must be identical.
+
+Sampling stops at the gates (``SamplerSettings.stop_at_gates``) at a point fixed by the draws,
+never by wall time: the stopped fit keeps exactly the first draws of a fixed-length fit with
+the same seed. Not covered (not promised): other machines, CPUs or versions of PyTensor, Numba
+or nutpie, and the pymc/numpyro backends.
 """
 
 from __future__ import annotations
@@ -94,3 +99,54 @@ def test_a_cold_and_a_warm_compile_cache_give_the_same_draws(tmp_path: Path):
     c = _draws(warm_ws, other_seed["model_path"])
     assert all(np.std(a[name]) > 0 for name in a)
     assert not np.array_equal(a["saturation_beta"], c["saturation_beta"])
+
+
+# Slow (about a minute): on the MMM, the stopping point needs ~2,000 draws per chain. The
+# default suite checks the same on a tiny model (test_sampling_stop.py).
+@pytest.mark.slow
+def test_stopping_at_the_gates_keeps_exactly_the_draws_a_fixed_length_fit_samples(tmp_path: Path):
+    """The stopping rule, checked against an independent path: a fit of fixed length with
+    the same seed. The stopped fit's draws must be that fit's first draws bit for bit (so
+    the point where the chains happened to be when sampling stopped leaves no trace), and
+    the stopping point must be the first checkpoint where ArviZ, on the fixed fit's first
+    draws, finds R-hat and bulk ESS within the gates with the margin."""
+    from arviz_stats import ess, rhat
+
+    from attribution_analysis.api import fit_mmm
+    from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings
+    from attribution_analysis.mmm.convergence import ESS_LIMIT, RHAT_LIMIT
+
+    root = tmp_path / "ws"
+    simulate_workspace(root, SimulationParams(kind="mmm", seed=8, weeks=60, channels=2))
+    validate_data(Workspace.open(root))
+    check_every, margin, cap = 100, 1.25, 3000
+    adaptive = SamplerSettings(draws=cap, tune=300, check_every=check_every, ess_margin=margin)
+    common = {"retry": False, "fallback_to_ridge": False, "use_cache": False, "seed": 11}
+    stopped = fit_mmm(Workspace.open(root), FitMMMParams(sampler=adaptive, **common))
+    assert stopped.stopped_at_gates, stopped.convergence
+    n = stopped.draws_per_chain
+    # Past the first checkpoint, so that the negative control below checks something.
+    assert n % check_every == 0 and check_every < n < cap
+    a = _draws(root, stopped.model_path)
+
+    fixed = adaptive.model_copy(update={"draws": n + check_every, "stop_at_gates": False})
+    longer = fit_mmm(Workspace.open(root), FitMMMParams(sampler=fixed, **common))
+    assert not longer.stopped_at_gates and longer.draws_per_chain == n + check_every
+    b = _draws(root, longer.model_path)
+    assert a.keys() == b.keys() and a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name][:, :n], err_msg=name)
+
+    posterior = store.load_tree(Workspace.open(root), longer.model_path)["posterior"]
+    posterior = posterior.to_dataset()
+    free = posterior[[v for v in posterior.data_vars if "date" not in posterior[v].dims]]
+
+    def rule(draws: int) -> bool:
+        head = free.isel(draw=slice(0, draws))
+        return (
+            float(rhat(head).to_array().max()) < RHAT_LIMIT
+            and float(ess(head, method="bulk").to_array().min()) >= ESS_LIMIT * margin
+        )
+
+    assert rule(n)
+    assert not any(rule(k) for k in range(check_every, n, check_every))

@@ -15,6 +15,7 @@ from attribution_analysis.api import optimize_budget
 from attribution_analysis.contracts.budget import ChannelBound, OptimizeBudgetParams
 from attribution_analysis.errors import ModelRejectedError, ParameterError
 from attribution_analysis.mmm.loaded import open_fit
+from attribution_analysis.mmm.stored import open_stored_fit
 from attribution_analysis.optimize.posterior import curves_from_fit, spend_history
 from attribution_analysis.summaries import thin_draws
 from attribution_analysis.transforms import geometric_adstock, hill
@@ -32,12 +33,16 @@ def _plan(**kwargs) -> OptimizeBudgetParams:
 
 
 def test_response_matches_the_library_graph(validated):
-    """Our closed form vs PyMC-Marketing's own channel_contribution on a flat plan."""
+    """Our closed form on what the stored fit records (posterior draws, scales recomputed
+    from the data, no PyMC) vs PyMC-Marketing's own channel_contribution on a flat plan, in
+    the model rebuilt by PyMC-Marketing."""
     import pymc as pm
 
-    fitted = open_fit(Workspace.open(validated))
-    history = spend_history(fitted, 52)
-    curves = curves_from_fit(fitted, HORIZON, 60, history)
+    ws = Workspace.open(validated)
+    stored = open_stored_fit(ws)
+    history = spend_history(stored, 52)
+    curves = curves_from_fit(stored, HORIZON, 60, history)
+    fitted = open_fit(ws)
     plan = history.current_per_period * HORIZON * np.array([0.5, 1.0, 1.7])
     ours = curves.outcome(plan)  # (S, C)
 
@@ -176,7 +181,7 @@ def _score_against_truth(root: Path, settings: dict) -> dict[str, float]:
         expected_high = np.minimum(expected_high, scale * HORIZON)
     np.testing.assert_allclose(high, expected_high, rtol=1e-9)
 
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     curves = curves_from_fit(fitted, HORIZON, 400, spend_history(fitted, 52))
     own = curves.outcome(recommended).sum(axis=1).mean()
     best = _true_optimum(result.total_budget, low, high, truth, scale, channels)
@@ -322,7 +327,7 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
     assert baseline[search] * 0.9 - 1e-6 <= recommended[search] <= baseline[search] * 1.1 + 1e-6
 
     # Every figure recomputed from the per-draw outcomes of the same draws.
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     curves = curves_from_fit(fitted, 8, 200, spend_history(fitted, 52))
     assert curves.channels == channels and result.draws == curves.n_draws
     now = curves.outcome(baseline).sum(axis=1)
@@ -388,7 +393,7 @@ def test_risk_averse_objective_through_the_step(validated):
     mean = optimize_budget(ws, _plan(max_change=None, draws=400))
     cvar = optimize_budget(ws, _plan(max_change=None, draws=400, objective="cvar"))
     assert cvar.optimizer.objective == "cvar (worst 10% of draws)"
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     curves = curves_from_fit(fitted, HORIZON, 400, spend_history(fitted, 52))
 
     def tail(result) -> float:
@@ -528,7 +533,7 @@ def test_a_failed_optimizer_is_reported_not_hidden(validated, monkeypatch):
     assert "Positive directional" in finding.message
     recommended = np.array([a.recommended_spend for a in result.allocations])
     equal = np.full(3, result.total_budget / 3)
-    fitted = open_fit(ws)
+    fitted = open_stored_fit(ws)
     curves = curves_from_fit(fitted, HORIZON, 200, spend_history(fitted, 52))
     expected = curves.outcome(recommended).sum(axis=1).mean()
     # The equal split and the current mix are both among the candidates evaluated, so the

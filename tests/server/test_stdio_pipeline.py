@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 from pathlib import Path
 
 import anyio
 import pandas as pd
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 
 from tests.conftest import REPO
+from tests.server.stdio_client import payload, server_params, text, validate_quickly
 
 pytestmark = pytest.mark.anyio
 
@@ -67,22 +65,9 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mcp-root")
 
 
-def _params(root: Path) -> StdioServerParameters:
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "attribution_analysis.server", "--workspace-root", str(root)],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-
-
-def _payload(result) -> dict:
-    assert not result.is_error, _text(result)
-    data = result.structured_content
-    return data if isinstance(data, dict) else json.loads(_text(result))
-
-
-def _text(result) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
+_params = server_params
+_payload = payload
+_text = text
 
 
 def _clean_error(result, *needles: str) -> str:
@@ -166,17 +151,7 @@ async def test_pipeline_through_tool_calls_only(root):
         assert done["status"] == "succeeded", done
         assert len(progress) >= 2 and any("sampling" in (m or "") for _, _, m in progress)
 
-        checked = _payload(
-            await call(
-                "validate_model",
-                {
-                    "workspace": WS,
-                    "backtest_periods": 0,
-                    "sensitivity_refit": False,
-                    "wait_seconds": 600,
-                },
-            )
-        )
+        checked = await validate_quickly(call, WS)
         assert checked["status"] == "succeeded", checked
         assert checked["result"]["passed"] is False
         assert "min_ess_bulk" in checked["result"]["failed_criteria"]

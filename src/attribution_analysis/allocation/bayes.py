@@ -7,12 +7,21 @@ Model, for entity h and group b::
     eps_h ~ Normal(0, 1)                   entity-level deviation (non-centred)
     mu_b = sum_h rate_h w_bh               the latent parts z_bh integrated out
     y_b ~ Poisson(mu_b)                    units
+    y_b ~ NegativeBinomial(mu_b, 1 / cv^2) large unit counts (see below)
     y_b ~ Gamma(shape k, mean mu_b)        currency (parts share the group's scale)
 
 Priors: intercept ~ Normal(log(sum y / sum w), 2) (centred on the pooled rate, so the prior is
 invariant to the units of y and w); beta ~ Normal(0, 1) per standard deviation of each numeric
 covariate; sigma, sigma_c ~ HalfNormal(0.5) on the log scale (a factor e^0.5 ~ 1.6 between
 typical entities is a generous prior spread for productivity); k ~ Gamma(2, 0.1).
+
+Large counts. A Poisson on totals in the thousands claims a relative error of 1/sqrt(y), a
+few percent, which no campaign or brick total has: the rates' posterior becomes far too
+narrow and intervals cover nothing. When the median positive total reaches
+``OVERDISPERSED_FROM`` (or ``overdispersed=True``) the Poisson becomes a negative binomial,
+i.e. a Poisson whose group mean carries a common Gamma multiplier with coefficient of
+variation cv ~ HalfNormal(0.3). That multiplier is common to the group's parts, so it cancels
+in the split, which stays multinomial.
 
 Entities without exposure stay in the model: their rate is drawn from the hierarchy given
 their covariates (cold-start pooling). Allocations come from each posterior draw: the
@@ -44,6 +53,8 @@ CHUNK_CELLS = 20_000_000  # draws x groups x slots processed at once for predict
 SIGMA_PRIOR = 0.5
 INTERCEPT_PRIOR_SD = 2.0
 SHAPE_PRIOR = (2.0, 0.1)
+OVERDISPERSED_FROM = 1000.0  # median positive unit total from which Poisson is overdispersed
+CV_PRIOR = 0.3  # HalfNormal scale of the group multiplier's coefficient of variation
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +80,7 @@ class BayesFit:
     max_rhat: float | None
     min_ess_bulk: float | None
     divergences: int
+    overdispersed: bool = False  # Poisson family fitted as a negative binomial
 
     def probability_greater(self, a: int, b: int) -> float:
         """Posterior probability that entity ``a``'s rate exceeds entity ``b``'s."""
@@ -146,6 +158,17 @@ def _diagnostics(trace: object, names: list[str]) -> tuple[float | None, float |
     return max_rhat, min_ess, int(np.sum(diverging))
 
 
+def use_overdispersion(family: Family, totals: np.ndarray, requested: bool | None) -> bool:
+    """Whether a Poisson fit becomes a negative binomial: as requested, else when the median
+    positive total reaches ``OVERDISPERSED_FROM`` (never for the Gamma family)."""
+    if family != "poisson":
+        return False
+    if requested is not None:
+        return requested
+    positive = totals[totals > 0]
+    return bool(len(positive)) and float(np.median(positive)) >= OVERDISPERSED_FROM
+
+
 def fit_bayes(
     problem: AllocationProblem,
     design: Design | None = None,
@@ -156,8 +179,13 @@ def fit_bayes(
     chains: int = 2,
     seed: int = 0,
     target_accept: float = 0.9,
+    overdispersed: bool | None = None,
 ) -> BayesFit:
     """Sample the hierarchical model and summarise rates and allocations.
+
+    Entity rates are always partially pooled (the hierarchy in the module docstring, its
+    spread sigma learnt from the data). ``overdispersed`` (Poisson family): None decides
+    from the data (median positive total >= ``OVERDISPERSED_FROM``), True/False forces it.
 
     Raises
     ------
@@ -203,6 +231,7 @@ def fit_bayes(
     e_rows = problem.entity[rows]
     w_rows = problem.exposure[rows]
     level = float(np.log(y[used].sum() / problem.group_exposure[used].sum()))
+    overdispersed = use_overdispersion(family, y[used], overdispersed)
 
     coords: dict[str, list[str]] = {"entity": [str(e) for e in problem.entity_labels]}
     numeric = np.zeros((problem.n_entities, 0))
@@ -239,7 +268,13 @@ def fit_bayes(
         rate = pm.Deterministic("rate", pt.exp(log_rate + sigma * eps), dims="entity")
         mean = pt.inc_subtensor(pt.zeros(int(used.sum()))[g_rows], rate[e_rows] * w_rows)
         hyper.append("sigma_entity")
-        if family == "poisson":
+        if family == "poisson" and overdispersed:
+            cv = pm.HalfNormal("count_cv", CV_PRIOR)
+            pm.NegativeBinomial(
+                "y", mu=mean, alpha=1.0 / cv**2, observed=np.rint(y[used]).astype(np.int64)
+            )
+            hyper.append("count_cv")
+        elif family == "poisson":
             pm.Poisson("y", mu=mean, observed=np.rint(y[used]).astype(np.int64))
         else:
             shape = pm.Gamma("gamma_shape", alpha=SHAPE_PRIOR[0], beta=SHAPE_PRIOR[1])
@@ -316,4 +351,5 @@ def fit_bayes(
         max_rhat=max_rhat,
         min_ess_bulk=min_ess,
         divergences=divergences,
+        overdispersed=bool(overdispersed),
     )

@@ -23,7 +23,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.stats import f as f_dist
 from scipy.stats import spearmanr
 
-from attribution_analysis.allocation.em import EMFit
+from attribution_analysis.allocation.em import EMFit, fit_em
+from attribution_analysis.allocation.pooling import tied_sets
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.summaries import band_90
 
@@ -304,11 +305,21 @@ def productivity_evidence(
     of entities; when that signal is absent (channel totals that do not depend on which
     campaigns ran) every ranking is noise, and this test says so. ``equal`` is the fit with
     one rate per connected block; ``n_params`` the number of rates (or coefficients) of
-    ``fit``.
+    ``fit``. A pooled fit is tested through its free MLE (refitted here).
     Free rates get one test per block; a covariate model, whose coefficients are shared
     across blocks, one test overall. No test when the fitted model leaves no residual
     degrees of freedom (more rates than groups).
     """
+    if fit.m_step == "free" and fit.pooling != "none":
+        # The F test compares maximum-likelihood fits; a pooled fit's shrunk rates would
+        # understate the gain over equal rates. Test the free MLE (same ties) instead.
+        fit = fit_em(
+            problem,
+            family=fit.family,
+            pooling="none",
+            tied=tied_sets(fit.parameter_of_entity),
+            start=fit,
+        )
     use = (problem.group_exposure > 0) & (problem.totals >= 0)
     residual_df = int(use.sum()) - n_params
     if residual_df <= 0:

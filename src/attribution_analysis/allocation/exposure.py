@@ -22,21 +22,26 @@ from pydantic import ValidationError
 from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import (
     ChannelTransform,
+    ExposureMetric,
     HillSaturation,
     LogisticSaturation,
     SaturationOn,
 )
 from attribution_analysis.contracts.common import Finding
-from attribution_analysis.data.tables import shown_value
+from attribution_analysis.data.grain import Grain
+from attribution_analysis.data.tables import LINE, shown_list, shown_value
 from attribution_analysis.errors import (
     DataValidationError,
     MissingInputError,
     ParameterError,
+    arg,
     step_ref,
 )
 from attribution_analysis.transforms import geometric_adstock, hill, logistic_saturation
 
 NATIONAL = ""
+# No adstock, no saturation: the weight of a campaign is its delivery in the period.
+NO_CARRYOVER = ChannelTransform(alpha=0.0, l_max=1, saturation=None)
 
 
 # Numbers a transforms entry may carry (contract keys and the simulator's flat keys); other
@@ -208,14 +213,125 @@ def exposure_basis(panel: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return basis, channels
 
 
+def _lines(panel: pd.DataFrame, mask: pd.Series | np.ndarray) -> tuple[int, ...]:
+    return tuple(int(x) for x in panel.loc[mask, LINE]) if LINE in panel else ()
+
+
+def check_delivery(panel: pd.DataFrame, shown: str) -> None:
+    """Refuse delivery that cannot be true: reach above impressions in a row (a person
+    reached saw at least one impression), naming the rows."""
+    if "reach" not in panel or "impressions" not in panel:
+        return
+    over = (panel["reach"] > panel["impressions"]).to_numpy()  # NaN compares False
+    if over.any():
+        first = panel.loc[over].iloc[0]
+        raise DataValidationError(
+            problem=f"reach is above impressions in {int(over.sum())} rows (e.g. campaign "
+            f"{shown_value(first['campaign'])} on {pd.Timestamp(first['date']).date()}: reach "
+            f"{first['reach']:g} > impressions {first['impressions']:g}); a person reached "
+            "saw at least one impression, so the export mixes up the columns or the periods.",
+            fix="correct reach (people reached, at most the impressions) in the campaign spend "
+            f"files and rerun {step_ref('validate_data')}, or drop the reach column.",
+            file=shown,
+            column="reach",
+            rows=_lines(panel, over),
+            code="invalid_value",
+        )
+
+
+def choose_exposure(
+    rows: pd.DataFrame, metric: ExposureMetric, shown: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The panel rows (of the channels allocated) with ``impressions`` holding the chosen
+    delivery metric (the column the effective exposure is built from), and the channels
+    weighed by spend instead.
+
+    'impressions' keeps the spend stand-in of channels that report none
+    (:func:`exposure_basis`); any other metric must be reported in every row of every
+    channel allocated, and every campaign must have some of it: a campaign with none in the
+    whole panel would get no credit for a reason the user did not choose."""
+    if metric == "impressions":
+        basis, spend_only = exposure_basis(rows)
+    else:
+        if metric not in rows:
+            raise DataValidationError(
+                problem=f"exposure '{metric}' was chosen but the campaign panel has no "
+                f"{metric} column (the campaign spend files report none).",
+                fix=f"export {metric} in raw/campaign_spend_*.csv and rerun "
+                f"{step_ref('validate_data')}, or choose another {arg('exposure')} "
+                "(impressions, reach, clicks, spend).",
+                file=shown,
+                column=metric,
+                code="missing_column",
+            )
+        unknown = rows[metric].isna().to_numpy()
+        if unknown.any():
+            missing = sorted(set(rows.loc[unknown, "channel"]))
+            raise DataValidationError(
+                problem=f"exposure '{metric}' was chosen but {int(unknown.sum())} rows do not "
+                f"report it (channel(s) {shown_list(missing)}).",
+                fix=f"export {metric} for those channels and rerun {step_ref('validate_data')}, "
+                f"or choose another {arg('exposure')} (impressions, reach, clicks, spend).",
+                file=shown,
+                column=metric,
+                rows=_lines(rows, unknown),
+                code="missing_value",
+            )
+        basis, spend_only = rows.assign(impressions=rows[metric]), []
+    _check_every_campaign_delivers(basis, metric, spend_only, shown)
+    return basis, spend_only
+
+
+def _check_every_campaign_delivers(
+    basis: pd.DataFrame, metric: ExposureMetric, spend_only: list[str], shown: str
+) -> None:
+    """A campaign listed in the panel with zero exposure in every row is refused: it could
+    only ever get zero credit, which is a data problem (an empty column exported as zeros),
+    not a finding about the campaign."""
+    delivered = basis.groupby(["channel", "campaign"], sort=True)["impressions"].sum()
+    idle = delivered[delivered <= 0]
+    if idle.empty:
+        return
+    channel, campaign = idle.index[0]
+    column = "spend" if channel in spend_only else metric
+    rows = ((basis["channel"] == channel) & (basis["campaign"] == campaign)).to_numpy()
+    raise DataValidationError(
+        problem=f"campaign {shown_value(campaign)} of channel '{channel}' has zero {column} in "
+        f"every row ({len(idle)} campaign(s) in all), so it could never be credited.",
+        fix=f"check its {column} in the campaign spend files (an unreported metric must be "
+        f"empty, not 0), remove its rows, or choose another {arg('exposure')}; then rerun "
+        f"{step_ref('validate_data')}.",
+        file=shown,
+        column=column,
+        rows=_lines(basis, rows),
+        code="zero_exposure",
+    )
+
+
+def to_periods(panel: pd.DataFrame, grain: Grain, anchor: int, metrics: list[str]) -> pd.DataFrame:
+    """Sum the panel's ``metrics`` onto periods of ``grain``: days stay days, weeks start on
+    weekday ``anchor`` (0 = Monday); creatives are summed. A metric unknown (NaN) in any
+    row of a cell is unknown for the cell (a partial sum would understate it). Days at the
+    edges that do not fill a week still form their week: partial periods are allocated."""
+    dates = pd.to_datetime(panel["date"])
+    if grain == "weekly":
+        dates = dates - pd.to_timedelta((dates.dt.day_of_week - anchor) % 7, unit="D")
+    keys = ["date", *(["geo"] if "geo" in panel else []), "channel", "campaign"]
+    frame = panel.assign(date=dates)
+    grouped = frame.groupby(keys, sort=True)
+    sums = grouped[metrics].sum()
+    unknown = frame[metrics].isna().groupby([frame[k] for k in keys], sort=True).any()
+    return sums.mask(unknown).reset_index()
+
+
 def spend_basis_finding(channels: list[str]) -> Finding:
     return Finding(
         code="spend_only_channel",
         severity="info",
         subject=", ".join(channels),
         message=f"channel(s) {', '.join(channels)} report no impressions: their campaigns are "
-        "weighed by spend through the MMM's adstock and saturation (no effective exposure "
-        "from delivery), so the split within them only follows spend.",
+        "weighed by spend (with the same adstock and saturation, if any), not by delivery, so "
+        "the split within them only follows spend.",
     )
 
 

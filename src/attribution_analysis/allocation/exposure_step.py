@@ -8,13 +8,16 @@ import pandas as pd
 from attribution_analysis import layout
 from attribution_analysis.allocation.exposure import (
     build_effective_exposure,
-    exposure_basis,
+    check_delivery,
+    choose_exposure,
     spend_basis_finding,
+    to_periods,
 )
 from attribution_analysis.allocation.loaders import (
     CAMPAIGN_PANEL,
     PANEL_SPEC,
     load_transforms,
+    mmm_periods,
     require_campaign_panel,
 )
 from attribution_analysis.compute import StepContext, StepOutput
@@ -54,7 +57,13 @@ def compute(ctx: StepContext, params: BuildExposureParams) -> StepOutput:
     transforms = load_transforms(
         ws, AllocateParams(source="mta", transforms_file=params.transforms_file)
     )
-    basis, spend_only = exposure_basis(panel)
+    check_delivery(panel, CAMPAIGN_PANEL)
+    basis, spend_only = choose_exposure(panel, params.exposure, CAMPAIGN_PANEL)
+    periods = mmm_periods(ws)
+    if periods is not None:
+        # The campaign panel keeps the campaign files' grain (daily rows under a weekly MMM);
+        # the MMM's adstock and saturation are per MMM period, so delivery is summed to them.
+        basis = to_periods(basis, periods.grain, periods.anchor, ["impressions"])
     media = basis[
         ["date", "channel", "campaign", "impressions", *(["geo"] if "geo" in panel else [])]
     ]
@@ -80,6 +89,7 @@ def compute(ctx: StepContext, params: BuildExposureParams) -> StepOutput:
             run_id=ctx.run_id,
             extra={"params": params.model_dump(mode="json")},
         ),
+        exposure=params.exposure,
         saturation_on=params.saturation_on,
         transforms_source=transforms.source,
         table=TABLE,
@@ -94,6 +104,7 @@ def _answer(report: ExposureReport, outputs: list[str]) -> ExposureAnswer:
     return ExposureAnswer(
         step=STEP,
         outputs=outputs,
+        exposure=report.exposure,
         saturation_on=report.saturation_on,
         transforms_source=report.transforms_source,
         channels=[

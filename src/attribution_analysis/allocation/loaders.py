@@ -16,6 +16,7 @@ model, so bad input gets the project's file / column / row errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,12 @@ import pandas as pd
 from attribution_analysis import layout
 from attribution_analysis.allocation.covariates import parse_spec
 from attribution_analysis.allocation.exposure import (
+    NO_CARRYOVER,
     build_effective_exposure,
-    exposure_basis,
+    check_delivery,
+    choose_exposure,
+    spend_basis_finding,
+    to_periods,
     transforms_from_json,
 )
 from attribution_analysis.allocation.path_omega import path_omega
@@ -46,6 +51,7 @@ from attribution_analysis.contracts.inputs import (
     HcpBrickRow,
     HcpRow,
 )
+from attribution_analysis.data.grain import WEEKDAYS, Grain, detect_grain
 from attribution_analysis.data.tables import (
     LINE,
     check_input_file,
@@ -73,6 +79,7 @@ MMM_CONTRIBUTIONS = layout.CONTRIBUTION_DRAWS_CSV.path  # written by decompose_c
 MMM_WEEKLY = layout.WEEKLY_CONTRIBUTIONS.path  # full-posterior means, same run
 MMM_TRANSFORMS = layout.TRANSFORMS.path
 TRUTH_PARAMETERS = layout.TRUTH_PARAMETERS.path
+DATA_VALIDATION = layout.DATA_VALIDATION.path
 
 BRICK_SALES_SPEC = table_spec("brick_sales", BrickSalesRow)
 HCP_BRICK_SPEC = table_spec("hcp_brick", HcpBrickRow)
@@ -82,8 +89,12 @@ METADATA_SPEC = table_spec("campaign_metadata", CampaignMetadataRow)
 CONTRIBUTIONS_SPEC = table_spec("contributions", ContributionRow)
 UNEXPOSED = "unexposed"
 EXPOSURE_RULE = (
-    "omega = effective exposure: the campaign's impressions through its channel's adstock and "
+    "omega = effective exposure: the campaign's {metric} through its channel's adstock and "
     "saturation (the MMM's view of what they are worth in the period)"
+)
+DELIVERY_RULE = (
+    "omega = the campaign's {metric} in the period: no adstock or saturation at the "
+    "contributions' grain, so no carryover"
 )
 
 
@@ -101,6 +112,9 @@ class LoadedInputs:
     covariate_file: str | None = None
     group_columns: pd.DataFrame | None = None  # mta: date, channel[, geo] per group
     draws: np.ndarray | None = None  # mta: (D, G) contribution draws
+    # mta at daily grain: (G,) week of each cell, whose days may share an error (an MMM's
+    # daily contributions carry smooth errors); None: cells independent
+    group_clusters: np.ndarray | None = None
     data_range: DataRange | None = None
     zero_exposure_rule: str | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -215,7 +229,14 @@ def require_inputs(ws: Workspace, params: AllocateParams, source: str) -> None:
             file=MMM_CONTRIBUTIONS,
         )
     given = params.transforms is not None or params.transforms_file is not None
-    if not given and not any(_existing(ws, p) for p in (MMM_TRANSFORMS, TRUTH_PARAMETERS)):
+    from_mmm = params.contributions is None and _existing(ws, MMM_CONTRIBUTIONS) is not None
+    if (
+        from_mmm
+        and not given
+        and not any(_existing(ws, p) for p in (MMM_TRANSFORMS, TRUTH_PARAMETERS))
+    ):
+        # The MMM's decomposition writes its transforms with its contributions: one without
+        # the other is a half-finished run. Contributions given by the user need none.
         raise _no_transforms()
 
 
@@ -588,6 +609,7 @@ def _weights(
     effective: pd.DataFrame,
     cells: _Cells,
     entity_of: dict[tuple[str, str], str],
+    transforms: Transforms | None,
 ) -> _Weights:
     if params.omega_source == "path_credit":
         from_paths = path_omega(ws, effective, cells.totals, cells.keys)
@@ -602,7 +624,13 @@ def _weights(
         )
     else:
         rows = effective[effective["effective_exposure"] > 0]
-        omega = OmegaRecord(source="effective_exposure", rule=EXPOSURE_RULE)
+        rule = DELIVERY_RULE if transforms is None else EXPOSURE_RULE
+        omega = OmegaRecord(
+            source="effective_exposure",
+            rule=rule.format(metric=params.exposure),
+            exposure_metric=params.exposure,
+            transforms_source=None if transforms is None else transforms.source,
+        )
         weights = _Weights(rows, "effective_exposure", CAMPAIGN_PANEL, omega, [], [])
     rows = weights.rows.assign(
         entity=[entity_of[k] for k in zip(rows["channel"], rows["campaign"], strict=True)],
@@ -654,10 +682,8 @@ def _by_campaign(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=["campaign"]).rename(columns={"entity": "campaign"})
 
 
-def _data_range(totals: pd.DataFrame, with_geo: bool) -> DataRange:
+def _data_range(totals: pd.DataFrame, with_geo: bool, grain: Grain) -> DataRange:
     dates = pd.to_datetime(totals["date"])
-    step = np.diff(np.sort(dates.unique()))
-    grain = "daily" if len(step) and np.median(step) == np.timedelta64(1, "D") else "weekly"
     return DataRange(
         start=dates.min().date(),
         end=dates.max().date(),
@@ -667,13 +693,199 @@ def _data_range(totals: pd.DataFrame, with_geo: bool) -> DataRange:
     )
 
 
+# ----- mta: the contributions' grain --------------------------------------------------------
+@dataclass(frozen=True)
+class Periods:
+    """The periods the allocation runs on: the contributions' own grain."""
+
+    grain: Grain
+    anchor: int  # weekday weeks start on (0 = Monday); 0 for daily
+
+
+def _grain_of(frame: pd.DataFrame, shown: str) -> Grain | None:
+    """Daily or weekly from the spacing of the dates; None with a single date."""
+    return detect_grain(frame, shown) if frame["date"].nunique() > 1 else None
+
+
+def contribution_periods(contrib: pd.DataFrame, panel: pd.DataFrame, shown: str) -> Periods:
+    """The contributions' grain, checked against the campaign panel's.
+
+    Weekly contributions over a daily panel are fine (the days are summed into the
+    contributions' weeks); daily contributions over a weekly panel cannot be split (a day's
+    total has no daily delivery to follow), and weeks starting on different weekdays do not
+    line up: both are refused naming the contributions file, never left unallocated."""
+    grain = _grain_of(contrib, shown)
+    panel_grain = _grain_of(panel, CAMPAIGN_PANEL) or grain or "weekly"
+    grain = grain or panel_grain
+    lines = tuple(int(x) for x in contrib[LINE]) if LINE in contrib else ()
+    if grain == "daily" and panel_grain == "weekly":
+        raise DataValidationError(
+            problem="the contributions are daily but the campaign data are weekly (one row per "
+            f"campaign and week in {CAMPAIGN_PANEL}): a day's contribution cannot be split by "
+            "weekly delivery.",
+            fix="give weekly contributions (each week's days summed, weeks starting "
+            f"{_weekday(panel)}), or export daily campaign rows into raw/campaign_spend_*.csv "
+            f"and rerun {step_ref('validate_data')}.",
+            file=shown,
+            column="date",
+            rows=lines,
+            code="grain_mismatch",
+        )
+    if grain == "daily":
+        return Periods("daily", 0)
+    anchor = int(pd.Timestamp(contrib["date"].min()).day_of_week)
+    if panel_grain == "weekly":
+        panel_anchor = int(pd.Timestamp(pd.to_datetime(panel["date"]).min()).day_of_week)
+        if panel_anchor != anchor:
+            raise DataValidationError(
+                problem=f"the contributions' weeks start on {WEEKDAYS[anchor]} but the campaign "
+                f"panel's on {WEEKDAYS[panel_anchor]}: their weeks do not line up.",
+                fix=f"label the contribution weeks by their {WEEKDAYS[panel_anchor]}, or export "
+                f"daily campaign rows and rerun {step_ref('validate_data')}.",
+                file=shown,
+                column="date",
+                rows=lines,
+                code="grain_mismatch",
+            )
+    return Periods("weekly", anchor)
+
+
+def _weekday(panel: pd.DataFrame) -> str:
+    return WEEKDAYS[int(pd.Timestamp(pd.to_datetime(panel["date"]).min()).day_of_week)]
+
+
+def check_coverage(
+    contrib: pd.DataFrame, panel: pd.DataFrame, periods: Periods, shown: str
+) -> None:
+    """Refuse positive contributions of a campaign channel dated outside its campaign data:
+    there is no campaign to credit there (a window mismatch, not an allocation finding).
+    Channels with no campaign rows at all stay listed as unallocated, as before."""
+    step = pd.Timedelta(days=7 if periods.grain == "weekly" else 1)
+    dates = pd.to_datetime(panel["date"])
+    span = dates.groupby(panel["channel"]).agg(["min", "max"])
+    rows = contrib[contrib["channel"].isin(span.index) & (contrib["contribution"] > 0)]
+    first = rows["channel"].map(span["min"])
+    last = rows["channel"].map(span["max"])
+    start = pd.to_datetime(rows["date"])
+    outside = ((start + step <= first) | (start > last)).to_numpy()
+    if not outside.any():
+        return
+    bad = rows.loc[outside]
+    channel = str(bad["channel"].iloc[0])
+    raise DataValidationError(
+        problem=f"{int(outside.sum())} positive contributions are dated outside the campaign "
+        f"data (e.g. channel '{channel}' on {pd.Timestamp(bad['date'].iloc[0]).date()}, whose "
+        f"campaign rows in {CAMPAIGN_PANEL} run from {span.loc[channel, 'min'].date()} to "
+        f"{span.loc[channel, 'max'].date()}): there is no campaign to credit there.",
+        fix="give contributions for the dates of the campaign data only, or export the campaign "
+        f"rows of those dates and rerun {step_ref('validate_data')}.",
+        file=shown,
+        column="date",
+        rows=tuple(int(x) for x in bad[LINE]) if LINE in bad else (),
+        code="misaligned_dates",
+    )
+
+
+def _week_clusters(cells: _Cells, periods: Periods) -> np.ndarray | None:
+    """Daily cells: 'channel|week[|geo]' of each, so the fit does not count the days of a
+    week's smooth error as independent evidence. Weekly cells: None."""
+    if periods.grain != "daily":
+        return None
+    dates = pd.to_datetime(cells.totals["date"])
+    week = (dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")).dt.strftime("%Y-%m-%d")
+    keys = cells.totals[[k for k in cells.keys if k != "date"]].astype(str)
+    return _cell_label(keys.assign(week=week), [*keys.columns, "week"]).to_numpy()
+
+
+# ----- mta: which transforms, at which grain ---------------------------------------------------
+def mmm_periods(ws: Workspace) -> Periods | None:
+    """The MMM's grain and week start, from the validation report; None without one."""
+    path = _existing(ws, DATA_VALIDATION)
+    if path is None:
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # validate_data rewrites it; the transforms then apply as they are
+    if not isinstance(report, dict):
+        return None
+    grain = report.get("grain")
+    start = (report.get("window") or {}).get("start")
+    if grain not in ("daily", "weekly") or start is None:
+        return None
+    return Periods(grain, int(pd.Timestamp(start).day_of_week) if grain == "weekly" else 0)
+
+
+def resolve_transforms(
+    ws: Workspace, params: AllocateParams, periods: Periods
+) -> tuple[Transforms | None, list[Finding]]:
+    """The adstock/saturation to apply, or None (no carryover), and the finding that says so.
+
+    Parameters given in the call apply as given. The workspace's own (the MMM's, or a
+    simulated workspace's truth) are per MMM period, so they apply only to contributions at
+    the MMM's grain. Nothing is invented: without transforms at the contributions' grain the
+    weights are the campaigns' delivery in the period."""
+    if params.transforms is not None or params.transforms_file is not None:
+        return load_transforms(ws, params), []
+    metric = params.exposure
+    found = next((f for f in (MMM_TRANSFORMS, TRUTH_PARAMETERS) if _existing(ws, f)), None)
+    mmm = mmm_periods(ws)
+    if found is not None and (mmm is None or mmm.grain == periods.grain):
+        transforms = load_transforms(ws, params)
+        findings = []
+        if transforms.from_truth:
+            findings.append(
+                Finding(
+                    code="transforms_from_truth",
+                    severity="info",
+                    subject=TRUTH_PARAMETERS,
+                    message="adstock and saturation parameters are the simulator's truth "
+                    f"({TRUTH_PARAMETERS}), standing in for the MMM fit.",
+                )
+            )
+        return transforms, findings
+    why = (
+        f"{found} holds adstock/saturation per {mmm.grain} period, which do not apply to "
+        f"{periods.grain} contributions"
+        if found is not None and mmm is not None
+        else "there is no MMM fit in the workspace (no adstock/saturation parameters)"
+    )
+    return None, [
+        Finding(
+            code="no_carryover",
+            severity="info",
+            subject=params.contributions,
+            rule="no transforms at the contributions' grain",
+            message=f"{why}: each campaign is weighed by its {metric} in the same "
+            f"{'day' if periods.grain == 'daily' else 'week'}, with no carryover and no "
+            "saturation. Credit the channel earns from earlier delivery goes to the campaigns "
+            f"live in that period; give {arg('transforms_file')} at the contributions' grain "
+            "if the channel's carryover is known.",
+        )
+    ]
+
+
 def _effective_exposure(
-    panel: pd.DataFrame, transforms: Transforms, params: AllocateParams, with_geo: bool
-) -> pd.DataFrame:
-    basis, _ = exposure_basis(panel)  # spend-only channels: split by spend
-    media = basis[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
-    known = transforms.for_channels(media["channel"])
-    return build_effective_exposure(media, known, params.saturation_on)
+    panel: pd.DataFrame,
+    transforms: Transforms | None,
+    params: AllocateParams,
+    with_geo: bool,
+    periods: Periods,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Effective exposure per (period, campaign) at the contributions' grain, and the
+    channels weighed by spend (they report no impressions)."""
+    basis, spend_only = choose_exposure(panel, params.exposure, CAMPAIGN_PANEL)
+    media = to_periods(basis, periods.grain, periods.anchor, ["impressions"])
+    media = media[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
+    if transforms is not None:
+        known = transforms.for_channels(media["channel"])
+        return build_effective_exposure(media, known, params.saturation_on), spend_only
+    identity = {channel: NO_CARRYOVER for channel in set(media["channel"])}
+    table = build_effective_exposure(media, identity, params.saturation_on)
+    # With no transforms the weight is the delivery itself; build_effective_exposure still
+    # gives the dense period grid, but divides by the channel's max, a unit we do not want
+    # in the reported exposure.
+    return table.assign(effective_exposure=table["impressions"]), spend_only
 
 
 def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
@@ -683,17 +895,10 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         ws, shown, CONTRIBUTIONS_SPEC, ["date", "channel", "geo", "draw"], "contribution"
     )
     panel = _campaign_panel(ws)
-    transforms = load_transforms(ws, params)
-    if transforms.from_truth:
-        findings.append(
-            Finding(
-                code="transforms_from_truth",
-                severity="info",
-                subject=TRUTH_PARAMETERS,
-                message="adstock and saturation parameters are the simulator's truth "
-                f"({TRUTH_PARAMETERS}), standing in for the MMM fit.",
-            )
-        )
+    check_delivery(panel, CAMPAIGN_PANEL)
+    periods = contribution_periods(contrib, panel, shown)
+    transforms, transform_findings = resolve_transforms(ws, params, periods)
+    findings += transform_findings
     with_geo = "geo" in contrib.columns
     if with_geo and "geo" not in panel.columns:
         raise DataValidationError(
@@ -703,11 +908,16 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             column="geo",
             code="misaligned_geos",
         )
-    effective = _effective_exposure(panel, transforms, params, with_geo)
+    check_coverage(contrib, panel, periods, shown)
+    # Only the channels being split: another channel's campaign rows are not this call's input.
+    allocated = panel[panel["channel"].isin(set(contrib["channel"]))]
+    effective, spend_only = _effective_exposure(allocated, transforms, params, with_geo, periods)
+    if spend_only:
+        findings.append(spend_basis_finding(spend_only))
     cells = _cells(ws, contrib, shown, with_geo)
-    campaigns = _campaigns(ws, effective, set(panel["channel"]))
+    campaigns = _campaigns(ws, effective, set(allocated["channel"]))
     findings += campaigns.findings
-    weights = _weights(ws, params, effective, cells, campaigns.entity_of)
+    weights = _weights(ws, params, effective, cells, campaigns.entity_of, transforms)
     findings += weights.findings
     problem = build_problem(
         cells.totals[["group", "total", LINE]].rename(columns={"total": "contribution"}),
@@ -727,7 +937,7 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     files = [
         path,
         ws.resolve(CAMPAIGN_PANEL),
-        *transforms.files,
+        *([] if transforms is None else transforms.files),
         *([cells.weekly_path] if cells.weekly_path else []),
         *weights.files,
         *([campaigns.meta_path] if covariate_file is not None else []),
@@ -743,7 +953,8 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         covariate_file=covariate_file,
         group_columns=cells.totals[cells.keys].reset_index(drop=True),
         draws=cells.draws,
-        data_range=_data_range(cells.totals, with_geo),
+        group_clusters=_week_clusters(cells, periods),
+        data_range=_data_range(cells.totals, with_geo, periods.grain),
         zero_exposure_rule="campaign-cell pairs with zero effective exposure carry no credit and "
         "are left out; cells whose campaigns all have zero exposure are listed as unallocated"
         + (
@@ -752,7 +963,8 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
             else ""
         ),
         findings=findings,
-        truth_inputs=shown == TRUTH_CONTRIBUTIONS or transforms.from_truth,
+        truth_inputs=shown == TRUTH_CONTRIBUTIONS
+        or (transforms is not None and transforms.from_truth),
         omega=weights.omega,
     )
 

@@ -19,6 +19,7 @@ from attribution_analysis.allocation.bayes import BayesFit, fit_bayes
 from attribution_analysis.allocation.covariates import Design, build_design
 from attribution_analysis.allocation.em import EMFit, fit_em
 from attribution_analysis.allocation.loaders import LoadedInputs, load_inputs
+from attribution_analysis.allocation.pooling import split_with_rate_uncertainty
 from attribution_analysis.allocation.problem import AllocationProblem
 from attribution_analysis.allocation.summary import optional
 from attribution_analysis.allocation.topdown import split_draws
@@ -154,9 +155,12 @@ def _em(
         "max_iter": params.max_iter,
         "accelerate": params.accelerate,
         "tied": tied if design is None else (),
+        "pooling": params.pooling,
+        "group_clusters": inputs.group_clusters,
     }
     options.update(overrides)
-    return fit_em(inputs.problem, **options)  # type: ignore[arg-type]
+    problem = options.pop("problem", inputs.problem)
+    return fit_em(problem, **options)  # type: ignore[arg-type]
 
 
 def _fit(
@@ -189,8 +193,31 @@ def _fit(
         )
     em = _em(inputs, params, design, tied)
     lower = upper = total_lower = total_upper = None
-    if inputs.draws is not None:
+    drawn = None
+    if em.log_rate_covariance is not None:
+        # Pooled rates carry their Laplace covariance: the intervals combine the rates'
+        # uncertainty with the contribution draws' (each refitted with this call's options),
+        # or carry the rates' alone when the totals are given as points.
+        drawn = split_with_rate_uncertainty(
+            problem,
+            em,
+            inputs.draws,
+            seed=params.seed,
+            block_of_group=inputs.group_block,
+            refit=lambda drawn_problem, start: _em(
+                inputs,
+                params,
+                design,
+                tied,
+                problem=drawn_problem,
+                start=start,
+                standard_errors=False,
+                hold_pooling=True,
+            ),
+        )
+    elif inputs.draws is not None:
         drawn = split_draws(problem, em.share, inputs.draws, inputs.group_block)
+    if drawn is not None:
         lower, upper = drawn.lower, drawn.upper
         total_lower, total_upper = drawn.entity_lower, drawn.entity_upper
     return _Fitted(
@@ -354,6 +381,7 @@ def _summary(
         unallocated_groups=diagnosis.unallocated,
         mass_conservation_max_rel_error=est.fitted.mass_error,
         convergence=None if em is None else summary.convergence(em),
+        pooling=None if em is None else summary.pooling(em),
         identifiability=_identifiability(problem, design, diagnosis),
         cold_start=_cold_start(problem, diagnosis.cold_reason),
         bootstrap=_bootstrap(diagnosis.stability),
@@ -439,11 +467,13 @@ def _em_diagnostics(
                 group_weights=weights,
                 start=start,
                 standard_errors=False,
+                hold_pooling=True,
             ),
             params.bootstrap,
             params.seed,
         )
-    equal = _em(inputs, params, None, _block_ties(problem))
+    # One rate per block: nothing left to pool.
+    equal = _em(inputs, params, None, _block_ties(problem), pooling="none")
     n_params = (
         design.matrix.shape[1]
         if design is not None
@@ -519,6 +549,9 @@ def _entities(inputs: LoadedInputs, est: _Estimate, diagnosis: _Diagnosis) -> li
             credit_set=diagnosis.set_of_entity[h],
             rank_lower_90=rank(low, h, np.floor),
             rank_upper_90=rank(high, h, np.ceil),
+            data_weight=None
+            if fitted.em is None or fitted.em.data_weight is None
+            else optional(fitted.em.data_weight[h]),
         )
         for h in range(problem.n_entities)
     ]

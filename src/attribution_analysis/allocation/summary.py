@@ -27,6 +27,7 @@ from attribution_analysis.contracts.allocation import (
     ConvergenceReport,
     CreditSet,
     PairProbability,
+    PoolingReport,
     ProductivityEvidence,
     UnallocatedGroup,
 )
@@ -245,6 +246,20 @@ def block_totals(
     ]
 
 
+def pooling(em: EMFit) -> PoolingReport | None:
+    """The partial pooling of free rates (None for covariate models: the ridge pools)."""
+    if em.m_step != "free":
+        return None
+    return PoolingReport(
+        pooling=em.pooling,
+        pooling_sd=optional(em.pooling_sd),
+        dispersion=optional(em.dispersion),
+        design_effect=optional(em.design_effect),
+        effective_rates=optional(em.effective_rates),
+        converged=em.hyper_converged,
+    )
+
+
 def convergence(em: EMFit) -> ConvergenceReport:
     objective = (
         "Poisson log-likelihood of the group totals"
@@ -340,7 +355,19 @@ def em_findings(
     stability: diagnostics.Stability | None,
 ) -> list[Finding]:
     out: list[Finding] = []
-    if em.m_step == "free" and not free_identified:
+    # Pooled rates cannot overfit the way free ones do (their spread is estimated): the
+    # free-rate warnings below are for pooling='none' only; the fit's own notes say the rest.
+    free = em.m_step == "free" and em.pooling == "none"
+    for note in em.warnings:
+        settled = em.pooling != "none" and em.hyper_converged
+        out.append(
+            Finding(
+                code="rate_pooling",
+                severity="info" if settled else "warning",
+                message=note,
+            )
+        )
+    if free and not free_identified:
         worst = max(blocks, key=lambda b: b.n_entities / max(b.n_groups, 1))
         out.append(
             Finding(
@@ -356,7 +383,7 @@ def em_findings(
                 "overfits. Use covariates (parameter covariates) or method='bayes'.",
             )
         )
-    if em.m_step == "free":
+    if free:
         use = (problem.group_exposure > 0) & (problem.totals > 0)
         gap = np.abs(em.group_mean[use] - problem.totals[use]) / problem.totals[use]
         if len(gap) and gap.max() < SATURATED_TOL:
@@ -559,6 +586,12 @@ def answer(report: AllocationReport) -> AllocateAnswer:
         n_entities=report.n_entities,
         n_pairs=report.n_pairs,
         omega_source=None if report.omega is None else report.omega.source,
+        grain=None
+        if report.source != "mta" or report.metadata.data_range is None
+        else report.metadata.data_range.grain,
+        pooling=report.pooling,
+        exposure_metric=None if report.omega is None else report.omega.exposure_metric,
+        transforms_source=None if report.omega is None else report.omega.transforms_source,
         mass_conservation_max_rel_error=report.mass_conservation_max_rel_error,
         unallocated_groups=len(report.unallocated_groups),
         credit_sets=[s.entities for s in report.identifiability.credit_sets],

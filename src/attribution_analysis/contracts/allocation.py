@@ -27,6 +27,8 @@ Method = Literal["em", "bayes"]
 Source = Literal["auto", "hcp-brick", "mta"]
 SaturationOn = Literal["channel_total", "campaign"]
 OmegaSource = Literal["exposure", "path_credit"]
+ExposureMetric = Literal["impressions", "reach", "clicks", "spend"]
+Pooling = Literal["channel", "none"]
 
 
 def _kind(kind: str) -> dict[str, str]:
@@ -75,7 +77,8 @@ class ContributionRow(StrictModel):
     """
 
     date: dt.date = Field(
-        description="Period (first day of the week) of the contribution (ISO 8601).",
+        description="Period of the contribution (ISO 8601): the day (daily contributions) or "
+        "the first day of the week (weekly). The allocation runs at this grain.",
         json_schema_extra=_kind("date"),
     )
     channel: Identifier = Field(
@@ -125,6 +128,14 @@ class AllocateParams(StrictModel):
         "sqrt(col), col/NUMBER or cat(col). Text columns become indicators against their most "
         "frequent level. Empty: one free rate per entity.",
     )
+    pooling: Pooling = Field(
+        default="channel",
+        description="em with free rates (no covariates): 'channel' (default) partial pooling, "
+        "each entity's rate shrinks toward the mean of its block (the channel, for campaigns) "
+        "with a strength estimated from the data, so a few periods cannot overfit; 'none' "
+        "fits free maximum-likelihood rates (flagged when periods per rate are few). Ignored "
+        "with covariates (the ridge pools the coefficients).",
+    )
     ridge: float = Field(
         default=0.1,
         ge=0,
@@ -153,10 +164,19 @@ class AllocateParams(StrictModel):
         description="mta: workspace-relative CSV of contributions (date, channel, [geo], "
         "contribution[, draw]). Default: truth/contributions.csv of a simulated workspace.",
     )
+    exposure: ExposureMetric = Field(
+        default="impressions",
+        description="mta: the delivery metric each campaign is weighed by within its channel "
+        "and period: 'impressions' (default; a channel that reports none is weighed by spend, "
+        "stated as a finding), 'reach' (summed over the days and creatives of a period), "
+        "'clicks' or 'spend'. A channel that lacks the chosen metric is refused.",
+    )
     transforms: dict[str, ChannelTransform] | None = Field(
         default=None,
-        description="mta: adstock/saturation per channel. Default: truth/parameters.json of a "
-        "simulated workspace.",
+        description="mta: adstock/saturation per channel, at the grain of the contributions. "
+        "Default: the MMM's analysis/mmm_transforms.json (or a simulated workspace's "
+        "truth/parameters.json) when the contributions are at the MMM's grain; otherwise none: "
+        "no carryover, campaigns weighed by their delivery in the period (stated as a finding).",
     )
     transforms_file: str | None = Field(
         default=None,
@@ -294,6 +314,11 @@ class EntityResult(StrictModel):
     rank_upper_90: int | None = Field(
         default=None, description="Bootstrap 95% quantile of its productivity rank in its block."
     )
+    data_weight: float | None = Field(
+        default=None,
+        description="em, pooled rates: weight of the entity's own data in its rate (0: the "
+        "block's mean, 1: its own free estimate), the credibility Z of the pooled fit.",
+    )
 
 
 class UnallocatedGroup(StrictModel):
@@ -322,6 +347,28 @@ class ConvergenceReport(StrictModel):
     gamma_shape: float | None = Field(
         default=None, description="gamma: common shape estimated at the end (ML)."
     )
+
+
+class PoolingReport(StrictModel):
+    """em with free rates: how far each rate was shrunk toward its block's mean."""
+
+    pooling: Pooling = Field(description="'channel' (partial pooling) or 'none' (free rates).")
+    pooling_sd: float | None = Field(
+        default=None,
+        description="tau, the spread of log rates around their block's mean estimated from "
+        "the data: near 0 the data cannot tell entities apart (exposure alone splits).",
+    )
+    dispersion: float | None = Field(
+        default=None, description="Quasi-likelihood dispersion phi (design effect included)."
+    )
+    design_effect: float | None = Field(
+        default=None,
+        description="Factor in phi for errors shared by the days of a week (daily cells).",
+    )
+    effective_rates: float | None = Field(
+        default=None, description="Effective number of rates (trace of the hat matrix)."
+    )
+    converged: bool = Field(description="The pooling strength settled.")
 
 
 class CreditSet(StrictModel):
@@ -453,6 +500,15 @@ class OmegaRecord(StrictModel):
         "'path_credit:<method>' (mta with omega_source='path_credit')."
     )
     rule: str = Field(description="How ω was built, in words.")
+    exposure_metric: ExposureMetric | None = Field(
+        default=None,
+        description="mta effective exposure: the delivery metric campaigns were weighed by.",
+    )
+    transforms_source: str | None = Field(
+        default=None,
+        description="mta effective exposure: where the adstock/saturation came from (a file, or "
+        "'parameters given in the call'); null: none, no carryover.",
+    )
     path_attribution_file: str | None = Field(
         default=None, description="path_credit: the path attribution report read."
     )
@@ -534,6 +590,9 @@ class AllocationReport(StrictModel):
         description="max over allocatable groups of |sum of credit - total| / total."
     )
     convergence: ConvergenceReport | None = Field(description="EM convergence (null for bayes).")
+    pooling: PoolingReport | None = Field(
+        default=None, description="em with free rates: the partial pooling of the rates."
+    )
     identifiability: IdentifiabilityReport = Field(description="What the data can separate.")
     cold_start: list[ColdStartEntity] = Field(description="Entities with little information.")
     bootstrap: BootstrapStability | None = Field(
@@ -567,6 +626,23 @@ class AllocateAnswer(StepAnswer):
     omega_source: str | None = Field(
         description="Source of the allocation weight ω: 'visits' / 'exposure' (hcp-brick), "
         "'effective_exposure' or 'path_credit:<method>' (mta); say which when quoting a split."
+    )
+    grain: Literal["daily", "weekly"] | None = Field(
+        default=None,
+        description="mta: the grain of the contributions split (the allocation runs at it).",
+    )
+    pooling: PoolingReport | None = Field(
+        default=None,
+        description="em with free rates: partial pooling used and its estimated strength.",
+    )
+    exposure_metric: ExposureMetric | None = Field(
+        default=None,
+        description="mta effective exposure: the delivery metric campaigns were weighed by.",
+    )
+    transforms_source: str | None = Field(
+        default=None,
+        description="mta effective exposure: where adstock/saturation came from; null: none "
+        "(no carryover).",
     )
     mass_conservation_max_rel_error: float = Field(
         ge=0, description="max over allocatable groups of |sum of credit - total| / total."

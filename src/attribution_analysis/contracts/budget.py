@@ -272,6 +272,13 @@ class ChannelAllocation(StrictModel):
         description="Recommended spend per period exceeds the highest spend per period seen "
         "in the data: the curve is extrapolated there."
     )
+    identification: Literal["data_driven", "prior_driven", "not_separable", "unchecked"] | (
+        None
+    ) = Field(
+        default=None,
+        description="validate_model's verdict on this channel: a move into a 'prior_driven' "
+        "or 'not_separable' channel rests on assumptions (a finding says so).",
+    )
 
 
 class OutcomeSummary(StrictModel):

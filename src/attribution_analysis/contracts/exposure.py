@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from attribution_analysis.contracts.allocation import SaturationOn
+from attribution_analysis.contracts.allocation import ExposureMetric, SaturationOn
 from attribution_analysis.contracts.common import Finding, Metadata, StepAnswer, StrictModel
 
 
 class BuildExposureParams(StrictModel):
+    exposure: ExposureMetric = Field(
+        default="impressions",
+        description="The delivery metric run through adstock and saturation: 'impressions' "
+        "(default; channels that report none use spend), 'reach', 'clicks' or 'spend', as in "
+        "the allocate step.",
+    )
     saturation_on: SaturationOn = Field(
         default="channel_total",
         description="'channel_total' (default): saturate the channel's adstocked total as the "
@@ -39,6 +45,10 @@ class ExposureReport(StrictModel):
     """``analysis/effective_exposure.json`` (the per-period table is the CSV beside it)."""
 
     metadata: Metadata
+    exposure: ExposureMetric = Field(
+        default="impressions",
+        description="Delivery metric used; the table's 'impressions' column holds it.",
+    )
     saturation_on: SaturationOn
     transforms_source: str = Field(description="File the adstock/saturation parameters came from.")
     table: str = Field(
@@ -68,6 +78,9 @@ class ExposureAnswer(StepAnswer):
     """What ``build_effective_exposure`` answers: where the transforms came from and the
     largest campaigns per channel (every campaign and period is in the files)."""
 
+    exposure: ExposureMetric = Field(
+        default="impressions", description="Delivery metric run through the transforms."
+    )
     saturation_on: SaturationOn = Field(
         description="Where saturation was applied: the channel total or each campaign."
     )

@@ -68,13 +68,14 @@ class ImportRoles(StrictModel):
     )
     organic: list[str] = Field(
         default_factory=list,
-        description="Organic series (newsletter, organic impressions); written as controls "
-        "for now (no carryover).",
+        description="Organic series (newsletter, organic impressions, promotions): written to "
+        "external_factors.csv with kind 'organic' and modelled with carryover and saturation "
+        "as their own component (no spend, no ROAS).",
     )
     events: list[str] = Field(
         default_factory=list,
         description="Event columns (0/1, or text labels expanded into one 0/1 factor per "
-        "label); written as controls for now.",
+        "label): written with kind 'event', one effect each, their own component.",
     )
     ignored: list[str] = Field(default_factory=list, description="Columns deliberately left out.")
 

@@ -118,6 +118,14 @@ class ExternalFactorRow(StrictModel):
         description="Factor, e.g. 'competitor_spend', 'cpi'.", json_schema_extra=_kind("identifier")
     )
     value: float = Field(description="Factor value (any sign).", json_schema_extra=_kind("number"))
+    kind: Label | None = Field(
+        default=None,
+        description="How the factor enters the model: 'control' (default: a linear effect, "
+        "no carryover), 'organic' (a non-paid series such as newsletter sends or organic "
+        "impressions: carryover and saturation, its own component) or 'event' (a 0/1 "
+        "indicator with its own effect per event). One kind per factor; blank = control.",
+        json_schema_extra={"x-kind": "label", "x-blank": True},
+    )
 
 
 class CampaignMetadataRow(StrictModel):

@@ -20,26 +20,53 @@ class SamplerSettings(StrictModel):
     saturation parameters are strongly correlated."""
 
     backend: Backend = Field(default="nutpie", description="NUTS implementation.")
-    # Compiling the model takes ~25 s on a first fit; 6,000 draws cost ~10 s more and give
-    # every parameter a bulk ESS far above the seed's 400, so retries are rare.
-    draws: int = Field(default=6000, ge=50, le=20_000, description="Draws per chain kept.")
+    # With stop_at_gates (the default) this is a cap: sampling stops at the first check
+    # where the gates are met with a margin, which on 156 weeks x 4 channels is typically
+    # well before 6,000 draws; without it, every chain samples exactly this many.
+    draws: int = Field(
+        default=6000,
+        ge=50,
+        le=20_000,
+        description="Draws per chain kept; the most a chain may sample when stop_at_gates.",
+    )
     tune: int = Field(default=1000, ge=50, le=20_000, description="Warm-up draws per chain.")
     chains: int = Field(default=2, ge=1, le=16, description="Chains (run in parallel).")
     target_accept: float = Field(default=0.97, gt=0.5, lt=1, description="Target acceptance.")
     adaptation: Literal["diag", "low_rank"] = Field(
         default="low_rank", description="nutpie mass-matrix adaptation (ignored by pymc)."
     )
+    stop_at_gates: bool = Field(
+        default=True,
+        description="nutpie only: check R-hat and bulk ESS every check_every draws per chain "
+        "and stop once R-hat passes its gate and every bulk ESS reaches the gate times "
+        "ess_margin (draws is then the cap). The stopping point depends on the draws only, "
+        "never on wall time, so a seed always stops at the same draw.",
+    )
+    check_every: int = Field(
+        default=250,
+        ge=50,
+        le=5000,
+        description="Draws per chain between two convergence checks (stop_at_gates).",
+    )
+    ess_margin: float = Field(
+        default=1.25,
+        ge=1.0,
+        le=5.0,
+        description="Stop when the smallest bulk ESS reaches the ESS gate times this margin.",
+    )
 
-    def for_retry(self) -> SamplerSettings:
-        """The one remedy a fit that fails its gates gets: twice the draws and warm-up, a
-        smaller step (higher target accept). Here, not in the fit, so that the server can
-        bound what a fit may sample without importing the model code."""
+    def for_retry(self, divergences_only: bool = False) -> SamplerSettings:
+        """The one remedy a fit that fails its gates gets: a smaller step (higher target
+        accept) and, unless only divergences failed, twice the draws and warm-up. Divergences
+        with ESS and R-hat passing call for a smaller step, not for more draws (PITFALLS.md).
+        Here, not in the fit, so that the server can bound what a fit may sample without
+        importing the model code; the server bounds the worse case (doubled draws)."""
+        # Halve the rejection rate, at least to 0.99: 0.97 -> 0.99, 0.99 -> 0.995.
+        target_accept = max(0.99, 1 - (1 - self.target_accept) / 2)
+        if divergences_only:
+            return self.model_copy(update={"target_accept": target_accept})
         return self.model_copy(
-            update={
-                "draws": self.draws * 2,
-                "tune": self.tune * 2,
-                "target_accept": max(self.target_accept, 0.99),
-            }
+            update={"draws": self.draws * 2, "tune": self.tune * 2, "target_accept": target_accept}
         )
 
 
@@ -121,6 +148,12 @@ class FitMMMResult(StrictModel):
     wall_seconds: float = Field(description="Seconds spent in this call.")
     sampling_seconds: float | None = Field(default=None, description="Seconds of sampling.")
     compile_reused: bool = Field(default=False, description="A compiled model was reused.")
+    draws_per_chain: int | None = Field(
+        default=None, description="Draws per chain kept (null for quick and ridge fits)."
+    )
+    stopped_at_gates: bool = Field(
+        default=False, description="Sampling stopped before the draws cap: the gates were met."
+    )
     channels: list[str]
     n_observations: int
     convergence: dict[str, float | int | None] = Field(
@@ -147,6 +180,14 @@ class FitMMMAnswer(StepAnswer):
         description="Seconds of sampling (null: nothing was sampled in this call)."
     )
     compile_reused: bool = Field(description="A compiled model was reused.")
+    draws_per_chain: int | None = Field(
+        description="Draws per chain kept in the posterior (null for quick and ridge fits): "
+        "with stop_at_gates, where sampling stopped."
+    )
+    stopped_at_gates: bool = Field(
+        description="True when sampling stopped before the draws cap because R-hat and bulk "
+        "ESS met their gates with the margin."
+    )
     channels: list[str] = Field(description="Channels in the model.")
     n_observations: int = Field(ge=0, description="Rows (periods x geos) the model was fitted on.")
     convergence: dict[str, float | int | None] = Field(

@@ -21,6 +21,25 @@ Target = Literal["conversions", "revenue"]
 MMMMethod = Literal["bayesian_nuts", "bayesian_map", "bayesian_advi", "ridge_bootstrap"]
 
 
+IdentificationVerdict = Literal["data_driven", "prior_driven", "not_separable", "unchecked"]
+
+
+class ChannelIdentification(StrictModel):
+    """Whether the data, rather than the priors or another channel, decided a channel's
+    number (``mmm/identification.py``)."""
+
+    channel: str = Field(description="Channel name.")
+    verdict: IdentificationVerdict = Field(
+        description="'data_driven'; 'prior_driven' (vague priors give another ROAS); "
+        "'not_separable' (its total trades off against another channel's); 'unchecked' (no "
+        "refit under vague priors was made)."
+    )
+    reason: str = Field(description="The measurement behind the verdict, in plain words.")
+    trades_off_with: list[str] = Field(
+        default_factory=list, description="Channels whose totals trade off against this one."
+    )
+
+
 # ----- analysis/mmm_channel_contributions.json ----------------------------------------------
 class ChannelContribution(StrictModel):
     channel: str = Field(description="Channel name.")
@@ -29,14 +48,36 @@ class ChannelContribution(StrictModel):
     roas: Interval = Field(description="Contribution per unit of spend over the window.")
     mroas: Interval = Field(description="Marginal ROAS at current spend (next unit of spend).")
     spend: float = Field(description="Spend over the window.")
+    identification: IdentificationVerdict | None = Field(
+        default=None,
+        description="Whether the data decided this channel's number (from validate_model): "
+        "a 'prior_driven' or 'not_separable' figure is an assumption, not a finding.",
+    )
+    identification_reason: str | None = Field(
+        default=None, description="Why: the measurement behind the verdict."
+    )
 
 
 class BaseContribution(StrictModel):
     total: Interval = Field(description="Intercept + trend + seasonality + controls.")
 
 
+class ComponentContribution(StrictModel):
+    """A non-media component the model gives its own effect: an organic series (carryover
+    and saturation, no spend) or an event (one effect)."""
+
+    name: str = Field(description="The series or event, as named in external_factors.csv.")
+    kind: Literal["organic", "event"] = Field(description="'organic' series or 'event'.")
+    total_contribution: Interval = Field(description="Contribution over the window (target units).")
+    share_of_outcome: Interval = Field(
+        description="Contribution as a share of the fitted outcome over the window (0-1)."
+    )
+
+
 class SumCheck(StrictModel):
-    relative_error: float = Field(description="|base + media - fitted| / fitted, over the window.")
+    relative_error: float = Field(
+        description="|base + media + components - fitted| / fitted, over the window."
+    )
     tolerance: float = Field(default=0.02, description="Acceptance threshold (seed: 2%).")
     passed: bool = Field(description="relative_error <= tolerance.")
 
@@ -49,6 +90,10 @@ class ChannelContributions(StrictModel):
     method: MMMMethod
     channels: list[ChannelContribution]
     base: BaseContribution
+    components: list[ComponentContribution] = Field(
+        default_factory=list,
+        description="Organic series and events, each apart from media and from the base.",
+    )
     sum_check: SumCheck
     weekly_table: str | None = Field(
         default=None,
@@ -72,8 +117,14 @@ class DecomposeAnswer(StepAnswer):
         "with its 90% and 95% intervals."
     )
     base: BaseContribution = Field(description="What is not media: intercept, season, controls.")
+    components: list[ComponentContribution] = Field(
+        default_factory=list,
+        description="Organic series and events with their own effects (not media, not base), "
+        "each with its 90% and 95% intervals; no ROAS (no spend).",
+    )
     sum_check: SumCheck = Field(
-        description="Whether base + channels add up to the fitted outcome (within tolerance)."
+        description="Whether base + channels + components add up to the fitted outcome "
+        "(within tolerance)."
     )
     findings: list[Finding] = Field(
         description="What to say with the numbers (overrides, prior-driven channels, ...)."
@@ -137,6 +188,12 @@ class MMMDiagnostics(StrictModel):
         description="Per channel: mean ROAS under the default and under "
         "vague priors, relative shift, posterior overlap, prior_dominates flag.",
     )
+    identification: list[ChannelIdentification] = Field(
+        default_factory=list,
+        description="Per channel: did the data decide its number (data-driven, prior-driven, "
+        "not separable from another channel, or unchecked)? The convergence criteria speak of "
+        "the computation; this speaks of the estimate.",
+    )
     prior_comparison_rule: PriorComparisonRule | None = Field(
         default=None,
         description="Limits that set prior_dominates in prior_comparison (null: a ridge fit, "
@@ -179,6 +236,12 @@ class ValidateModelAnswer(StepAnswer):
     prior_comparison: list[dict[str, Any]] = Field(
         description="Per channel: mean ROAS under the default and under vague priors, relative "
         "shift, overlap, prior_dominates (the data alone cannot pin it down: propose a lift test)."
+    )
+    identification: list[ChannelIdentification] = Field(
+        default_factory=list,
+        description="Per channel: data_driven, prior_driven, not_separable or unchecked, with "
+        "the reason. 'passed' speaks of the computation; this, of each channel's estimate: "
+        "never present a prior-driven or not-separable number like a data-driven one.",
     )
     findings: list[Finding] = Field(
         description="What to tell the user (prior-dominated channels, Pareto k, quick fit, ...)."

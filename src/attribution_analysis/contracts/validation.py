@@ -91,7 +91,19 @@ class ControlsSummary(StrictModel):
     )
     holiday_columns: list[str] = Field(description="Holiday indicator columns generated.")
     holidays_in_window: list[str] = Field(description="Holidays falling inside the window.")
-    external_factors: list[str] = Field(description="External factor columns (from long format).")
+    external_factors: list[str] = Field(
+        description="External factor columns entering as controls (kind 'control')."
+    )
+    organic_series: list[str] = Field(
+        default_factory=list,
+        description="External factor columns of kind 'organic': non-paid series modelled "
+        "with carryover and saturation as their own component.",
+    )
+    event_columns: list[str] = Field(
+        default_factory=list,
+        description="External factor columns of kind 'event': indicators with one effect "
+        "each, their own component.",
+    )
     trend_column: str = Field(description="Linear trend column (0 at start, 1 at end).")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import holidays as holidays_lib
 import numpy as np
 import pandas as pd
@@ -66,23 +68,64 @@ def holiday_counts(
     return {"holidays": counts}, names
 
 
-def external_factors(
-    source: Source | None, grid: pd.DatetimeIndex, grain: Grain
-) -> tuple[dict[str, np.ndarray], list[str]]:
+FACTOR_KINDS = ("control", "organic", "event")
+
+
+@dataclass
+class Factors:
+    """External factors on the period grid: a column per factor, and each column's kind."""
+
+    columns: dict[str, np.ndarray]
+    notes: list[str]
+    kinds: dict[str, str]  # column -> 'control' | 'organic' | 'event'
+
+    def of_kind(self, kind: str) -> list[str]:
+        return [c for c in self.columns if self.kinds[c] == kind]
+
+
+def factor_kind(source: Source, name: str, rows: pd.DataFrame) -> str:
+    """The one kind of factor ``name`` (blank = control); refuses unknown or mixed kinds."""
+    if "kind" not in rows:
+        return "control"
+    given = rows["kind"].astype(object).where(rows["kind"].notna(), "")
+    given = given.astype(str).str.strip().str.lower().replace("", "control")
+    unknown = (~given.isin(FACTOR_KINDS)).to_numpy()
+    kinds = given.unique().tolist()
+    if unknown.any() or len(kinds) > 1:
+        first = rows.index[unknown if unknown.any() else (given != given.iloc[0]).to_numpy()][0]
+        raise DataValidationError(
+            problem=f"factor '{name}' has kind '{rows.loc[first, 'kind']}', which is not one "
+            f"of {list(FACTOR_KINDS)}."
+            if unknown.any()
+            else f"factor '{name}' is given more than one kind ({sorted(kinds)}).",
+            fix="give every row of a factor the same kind: control (or blank), organic or event.",
+            file=source.shown,
+            column="kind",
+            rows=(int(rows.loc[first, "_line"]),),
+            code="invalid_value",
+        )
+    return str(kinds[0])
+
+
+def external_factors(source: Source | None, grid: pd.DatetimeIndex, grain: Grain) -> Factors:
     """Pivot long factors to one column per factor on the period grid.
 
     Values inside a period are averaged; a period with no value takes the latest earlier
     value (macro indicators are often monthly). A factor with no value on or before the
-    first period cannot be placed and is refused.
+    first period cannot be placed and is refused. Events are the exception: a period with
+    no value is a period without the event (0), not the last value carried forward.
     """
     if source is None:
-        return {}, []
+        return Factors({}, [], {})
     length = pd.Timedelta(days=days_per_period(grain))
     columns: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
     notes = []
     for name, rows in source.frame.groupby("factor_name", sort=True):
         rows = rows.sort_values("date")
-        if rows["date"].min() > grid[0]:
+        kind = factor_kind(source, str(name), rows)
+        kinds[f"ext_{name}"] = kind
+        if kind != "event" and rows["date"].min() > grid[0]:
             raise DataValidationError(
                 problem=f"factor '{name}' starts on {rows['date'].min().date()}, after the "
                 f"modelling window starts ({grid[0].date()}).",
@@ -97,6 +140,9 @@ def external_factors(
         means = pd.Series(rows["value"].to_numpy()[inside]).groupby(period_index[inside]).mean()
         column = pd.Series(np.nan, index=range(len(grid)))
         column.loc[means.index] = means.to_numpy()
+        if kind == "event":
+            columns[f"ext_{name}"] = column.fillna(0.0).to_numpy()
+            continue
         if np.isnan(column.iloc[0]):
             before = rows.loc[rows["date"] < grid[0], "value"]
             column.iloc[0] = before.iloc[-1]
@@ -106,4 +152,4 @@ def external_factors(
             notes.append(
                 f"factor '{name}': {filled} periods without a value took the latest earlier value"
             )
-    return columns, notes
+    return Factors(columns, notes, kinds)

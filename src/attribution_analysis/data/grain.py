@@ -98,7 +98,9 @@ def choose_grain(
             raise ParameterError(
                 f"daily grain was requested but the data spans {span_days} days; daily models "
                 f"need at least {DAILY_MIN_DAYS} days (2 years) of daily history.",
-                fix="use grain 'weekly' (or 'auto').",
+                fix="use grain 'weekly' (or 'auto') for the MMM. A campaign allocation of daily "
+                "contributions does not need it: the campaign panel keeps the campaign files' "
+                "daily rows whatever the MMM's grain.",
             )
         return "daily", "daily grain requested and the data has 2+ years of daily history."
     if all_daily and span_days >= DAILY_MIN_DAYS:

@@ -13,6 +13,7 @@ VIF_LIMIT = 10.0
 CONDITION_LIMIT = 30.0
 MIN_ACTIVE_SHARE = 0.2
 MIN_ACTIVE_PERIODS = 10
+MIN_SPEND_VARIATION = 0.01  # coefficient of variation below which spend counts as constant
 MIN_PERIODS_PER_PARAMETER = 5.0
 # Default MMM: adstock decay, saturation slope and half-point, and a coefficient per channel.
 PARAMETERS_PER_CHANNEL = 4
@@ -144,6 +145,26 @@ def _activity_findings(spend: pd.DataFrame) -> list[Finding]:
     for channel in spend.columns:
         active = int((spend[channel] > 0).sum())
         share = active / n_periods if n_periods else 0.0
+        values = spend[channel].to_numpy(dtype=float)
+        mean = float(values.mean()) if n_periods else 0.0
+        if active and np.std(values) <= MIN_SPEND_VARIATION * mean:
+            # Spend that never moves cannot be told apart from base demand: whatever the
+            # model gives the channel comes from its priors.
+            findings.append(
+                Finding(
+                    code="constant_spend",
+                    severity="warning",
+                    subject=channel,
+                    value=round(float(np.std(values) / mean), 6),
+                    threshold=MIN_SPEND_VARIATION,
+                    rule=f"std of spend <= {MIN_SPEND_VARIATION:.0%} of its mean",
+                    message=f"{channel} spends about the same every period ({mean:,.2f}); the "
+                    "data cannot separate its effect from base demand, so its contribution and "
+                    "ROAS will come from the priors. Calibrate it with a lift test, or treat "
+                    "its figures as assumptions.",
+                )
+            )
+            continue
         if active < MIN_ACTIVE_PERIODS or share < MIN_ACTIVE_SHARE:
             findings.append(
                 Finding(

@@ -462,10 +462,11 @@ class _FactorSeries:
     frame: pd.DataFrame
     shown: str
     series: dict[str, np.ndarray] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # factor name -> its kind
     findings: list[Finding] = field(default_factory=list)
     used: set[str] = field(default_factory=set)  # the names taken, lower case
 
-    def add(self, text: str, values: np.ndarray) -> None:
+    def add(self, text: str, values: np.ndarray, kind: str) -> None:
         """Keep ``values`` under a unique factor name (case-insensitively; a clash gets
         '_2' appended)."""
         name = channel_name(text)
@@ -473,9 +474,10 @@ class _FactorSeries:
             name = f"{name}_2"[-64:]
         self.used.add(name.lower())
         self.series[name] = values
+        self.kinds[name] = kind
 
-    def add_numbers(self, columns: list[str]) -> list[str]:
-        """Add the controls and organic series; the empty columns, left out."""
+    def add_numbers(self, columns: list[str], kind: str) -> list[str]:
+        """Add the controls or organic series (``kind``); the empty columns, left out."""
         dropped = []
         for column in columns:
             values = _optional_number(self.frame, column, self.shown, nonnegative=False)
@@ -494,7 +496,7 @@ class _FactorSeries:
                         "the last known value forward).",
                     )
                 )
-            self.add(column, values)
+            self.add(column, values, kind)
         return dropped
 
     def add_events(self, columns: list[str]) -> None:
@@ -507,11 +509,13 @@ class _FactorSeries:
             numbers = pd.to_numeric(text.where(~empty), errors="coerce")
             if numbers[~empty].notna().all():
                 filled = frame.assign(**{column: text.where(~empty, "0")})
-                self.add(column, _number(filled, column, self.shown, False))
+                self.add(column, _number(filled, column, self.shown, False), "event")
                 continue
             labels = sorted({t for t in text.str.lower() if t not in {"na", "none", "no", "", "-"}})
             for label in labels:
-                self.add(f"{column}_{label}", (text.str.lower() == label).to_numpy(dtype=float))
+                self.add(
+                    f"{column}_{label}", (text.str.lower() == label).to_numpy(dtype=float), "event"
+                )
             self.findings.append(
                 Finding(
                     code="event_labels_expanded",
@@ -529,7 +533,8 @@ def _factors(
     """Controls, organic series and events as external_factors.csv (long, national), or
     None when no column has a value; with the findings about them."""
     gathered = _FactorSeries(frame, shown)
-    dropped = gathered.add_numbers([*roles.controls, *roles.organic])
+    dropped = gathered.add_numbers(roles.controls, "control")
+    dropped += gathered.add_numbers(roles.organic, "organic")
     gathered.add_events(roles.events)
     findings = gathered.findings + _factor_notes(roles, dropped)
     if not gathered.series:
@@ -548,6 +553,7 @@ def _factors(
     wide = wide.groupby("date", sort=True).mean()
     long = wide.reset_index().melt(id_vars="date", var_name="factor_name", value_name="value")
     long = long.dropna(subset=["value"])
+    long["kind"] = long["factor_name"].map(gathered.kinds)
     return long.sort_values(["factor_name", "date"], kind="stable").reset_index(drop=True), findings
 
 
@@ -569,11 +575,12 @@ def _factor_notes(roles: ImportRoles, dropped: list[str]) -> list[Finding]:
         )
         findings.append(
             Finding(
-                code="modelled_as_controls",
-                severity="warning",
+                code="organic_and_events_as_components",
+                severity="info",
                 message=f"the {what} ({', '.join([*roles.organic, *roles.events])}) are written "
-                "to external_factors.csv and enter the model as plain controls: no carryover "
-                "(adstock) for organic series and no separate event component yet.",
+                "to external_factors.csv with their kind; the model gives each its own "
+                "component (organic series: carryover and saturation, no spend and no ROAS; "
+                "events: one effect each), reported apart from media and from the base.",
             )
         )
     return findings

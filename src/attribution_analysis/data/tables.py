@@ -707,6 +707,8 @@ def load_table(path: Path, shown: str, spec: TableSpec) -> tuple[pd.DataFrame, l
             typed[col.name] = _check_optional_number(frame, col, shown)
         elif col.kind == "number":
             typed[col.name] = _check_number(frame, col, shown).to_numpy()
+        elif col.blank:  # optional text: an empty cell means the default
+            typed[col.name] = frame[col.name].str.strip().to_numpy(dtype=object)
         else:
             typed[col.name] = _check_text(frame, col, shown).to_numpy(dtype=object)
     if spec.allow_extra:

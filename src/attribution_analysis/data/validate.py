@@ -13,6 +13,7 @@ from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import DataRange, Finding
 from attribution_analysis.contracts.importing import ImportMapping
+from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.validation import (
     DEFAULT_COUNTRY,
     CampaignPanelSummary,
@@ -54,6 +55,7 @@ from attribution_analysis.provenance import build_metadata
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "validate_data"
+LIFT_FILE = layout.LIFT_TESTS.path
 HIGH_CONFIDENCE_LIMIT = 0.0
 MEDIUM_CONFIDENCE_LIMIT = 0.05
 
@@ -65,7 +67,8 @@ def compute(ctx: StepContext, params: ValidateDataParams) -> StepOutput:
     params, mapping = _country_from_import(ws, params)
     hashes = ws.input_hashes([s.path for s in sources.all] + ([mapping] if mapping else []))
     source = "import" if mapping is not None else holiday_country_source(params)
-    report, files = _prepare(sources, params, ctx.run_id, hashes, source)
+    lift_tests = _lift_tests(ws)
+    report, files = _prepare(sources, params, ctx.run_id, hashes, source, lift_tests)
     answer = ValidateDataAnswer(
         step=STEP,
         outputs=list(files),
@@ -117,7 +120,7 @@ class Controls:
     columns: dict[str, np.ndarray]
     holiday_columns: list[str]
     holidays_in_window: list[str]
-    factor_columns: list[str]
+    factors: controls.Factors
 
 
 def _prepare(
@@ -126,8 +129,10 @@ def _prepare(
     run_id: str,
     hashes: dict[str, str],
     country_source: HolidayCountrySource,
+    lift_tests: list[IncrementalityResult] | None = None,
 ) -> tuple[DataValidationReport, dict[str, bytes]]:
-    """Align, fill and check the sources; the report and the files to write."""
+    """Align, fill and check the sources (and the lift tests against them); the report and
+    the files to write."""
     notes: list[Finding] = _country_note(country_source)
     grain, grain_reason, anchor = _grain(sources, params)
     use_geo = _geo_mode(sources, notes)
@@ -149,7 +154,7 @@ def _prepare(
         filled.national_spend(), len(controls.columns), filled.n_rows, len(geos)
     )
     warnings += _imputation_warnings(channel_summaries, filled.target_imputed)
-    campaign_summary, campaign_bytes = _campaign_panel(sources.spend, grid, grain, anchor, use_geo)
+    campaign_summary, campaign_bytes = _campaign_panel(sources.spend, grain, anchor, use_geo)
     window = DataRange(
         start=grid[0].date(),
         end=grid[-1].date(),
@@ -180,7 +185,9 @@ def _prepare(
             holiday_country_source=country_source,
             holiday_columns=controls.holiday_columns,
             holidays_in_window=controls.holidays_in_window,
-            external_factors=controls.factor_columns,
+            external_factors=controls.factors.of_kind("control"),
+            organic_series=controls.factors.of_kind("organic"),
+            event_columns=controls.factors.of_kind("event"),
             trend_column="trend",
         ),
         panel=panel_summary,
@@ -188,6 +195,17 @@ def _prepare(
         warnings=warnings,
         notes=notes,
     )
+    if lift_tests:
+        report = _with_lift_checks(report, panel, lift_tests)
+    elif lift_tests is not None:
+        report.notes.append(
+            Finding(
+                code="no_lift_tests",
+                severity="info",
+                message=f"{LIFT_FILE} holds an empty list: no lift tests, so a fit cannot be "
+                "calibrated.",
+            )
+        )
     files = {
         layout.PANEL.path: csv_bytes(panel),
         layout.DATA_VALIDATION.path: json_bytes(report.model_dump(mode="json")),
@@ -195,6 +213,60 @@ def _prepare(
     if campaign_bytes is not None:
         files[layout.CAMPAIGN_PANEL.path] = campaign_bytes
     return report, files
+
+
+def _lift_tests(ws: Workspace) -> list[IncrementalityResult] | None:
+    """The workspace's lift tests (bounds checked), [] for an empty list, None without the
+    file."""
+    from attribution_analysis.mmm.calibration import read_lift_tests
+
+    if not ws.resolve(LIFT_FILE).exists():
+        return None
+    return read_lift_tests(ws, allow_empty=True)[0]
+
+
+def _with_lift_checks(
+    report: DataValidationReport, panel: pd.DataFrame, tests: list[IncrementalityResult]
+) -> DataValidationReport:
+    """The lift tests checked against the prepared panel, before any fit: a test the fit
+    would refuse is refused now (nothing is written); the kept tests' warnings and notes go
+    into the report. Each test is read against the outcome it measures."""
+    from attribution_analysis.mmm.calibration import check_lift_tests
+    from attribution_analysis.mmm.panel import ModelData
+
+    summary = report.panel
+    warnings, notes = [], []
+    by_target: dict[str, list[IncrementalityResult]] = {}
+    for test in tests:
+        target = test.metric if test.metric in summary.target_columns else report.target_default
+        by_target.setdefault(target, []).append(test)
+    for target, group in by_target.items():
+        columns = {"date": pd.to_datetime(panel["date"])}
+        if summary.geo_column:
+            columns["geo"] = panel[summary.geo_column].astype(str)
+        for channel in summary.channels:
+            columns[channel] = panel[summary.spend_columns[channel]].astype(float)
+        view = ModelData(
+            X=pd.DataFrame(columns),
+            y=panel[target].astype(float).rename(target),
+            channels=list(summary.channels),
+            controls=[],
+            geo=bool(summary.geo_column),
+            target=target,
+            report=report,
+            input_hashes={},
+            imputed_target=panel["imputed_target"].astype(bool).to_numpy(),
+        )
+        found_warnings, found_notes = check_lift_tests(group, view)
+        warnings += found_warnings
+        notes += found_notes
+    return report.model_copy(
+        update={
+            "warnings": report.warnings + warnings,
+            "notes": report.notes + notes,
+            "status": "passed_with_warnings" if report.warnings or warnings else report.status,
+        }
+    )
 
 
 def _country_from_import(
@@ -345,7 +417,8 @@ def _controls(
     holiday_cols, holiday_names = controls.holiday_counts(grid, grain, params.country)
     for name, values in holiday_cols.items():
         columns[name] = np.tile(values, n_geos)
-    factor_cols, factor_notes = controls.external_factors(sources.factors, grid, grain)
+    factors = controls.external_factors(sources.factors, grid, grain)
+    factor_cols, factor_notes = factors.columns, factors.notes
     for name, values in factor_cols.items():
         columns[name] = np.tile(values, n_geos)
         if np.ptp(values) == 0:
@@ -359,7 +432,7 @@ def _controls(
                 )
             )
     notes += [Finding(code="factor_filled", severity="info", message=m) for m in factor_notes]
-    return Controls(columns, list(holiday_cols), holiday_names, list(factor_cols))
+    return Controls(columns, list(holiday_cols), holiday_names, factors)
 
 
 def _panel(filled: Filled, control: Controls, use_geo: bool) -> tuple[pd.DataFrame, PanelSummary]:
@@ -625,7 +698,7 @@ def _total(values: np.ndarray) -> float | None:
 
 
 def _campaign_panel(
-    spend: list[Source], grid: pd.DatetimeIndex, grain: Grain, anchor: int, use_geo: bool
+    spend: list[Source], grain: Grain, anchor: int, use_geo: bool
 ) -> tuple[CampaignPanelSummary | None, bytes | None]:
     campaign_sources = [s for s in spend if "campaign" in s.frame]
     if not campaign_sources:
@@ -635,9 +708,17 @@ def _campaign_panel(
         if has_creative and "creative" not in s.frame:
             s.frame["creative"] = ""
     by = ["channel", "campaign", *(["creative"] if has_creative else [])]
-    agg = aggregate(campaign_sources, MEDIA_METRICS, by, grain, anchor, use_geo).frame
-    agg = agg[(agg["period"] >= grid[0]) & (agg["period"] <= grid[-1])]
-    table = agg[["period", "geo", *by, *MEDIA_METRICS]].copy()
+    # The allocation splits contributions at their own grain (daily contributions over a few
+    # months are fine there, though the MMM needs two years of daily data): the campaign
+    # panel keeps the campaign files' own grain, every row (edge days outside the MMM's
+    # window included) and reach, and the allocation sums it to the contributions' periods.
+    own: Grain = "daily" if all(s.grain == "daily" for s in campaign_sources) else grain
+    metrics = [
+        *MEDIA_METRICS,
+        *(["reach"] if any("reach" in s.frame for s in campaign_sources) else []),
+    ]
+    agg = aggregate(campaign_sources, metrics, by, own, anchor, use_geo).frame
+    table = agg[["period", "geo", *by, *metrics]].copy()
     table.insert(0, "date", table.pop("period").dt.strftime("%Y-%m-%d"))
     if not use_geo:
         table = table.drop(columns="geo")

@@ -35,12 +35,19 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     )
 
     l_max = effective_l_max(config)
-    adstock = (
-        GeometricAdstock(l_max=l_max)
-        if config.adstock == "geometric"
-        else WeibullPDFAdstock(l_max=l_max)
-    )
-    saturation = HillSaturation() if config.saturation == "hill" else LogisticSaturation()
+
+    def curves(prefix: str = "", priors: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        """Fresh adstock and saturation of the configured families (``prefix`` names their
+        variables apart from the media's, e.g. for organic series)."""
+        adstock_kind = GeometricAdstock if config.adstock == "geometric" else WeibullPDFAdstock
+        saturation_kind = HillSaturation if config.saturation == "hill" else LogisticSaturation
+        own = priors or {}
+        return (
+            adstock_kind(l_max=l_max, prefix=f"{prefix}adstock", priors=own.get("adstock") or None),
+            saturation_kind(prefix=f"{prefix}saturation", priors=own.get("saturation") or None),
+        )
+
+    adstock, saturation = curves()
     model_config = {}
     # Priors without dims get PyMC-Marketing's defaults: (channel,) or (geo, channel).
     priors = {**default_priors(config.saturation, config.adstock), **config.priors}
@@ -65,7 +72,13 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     for name in config.priors:
         check_prior(name, model_config[name], data.geo)
     n_obs = len(data.y)
-    n_params = 2 + 4 * len(data.channels) + len(data.controls) + 2 * config.yearly_seasonality
+    n_params = (
+        2
+        + 4 * (len(data.channels) + len(data.organic))
+        + len(data.controls)
+        + len(data.events)
+        + 2 * config.yearly_seasonality
+    )
     if n_obs < 2 * n_params:
         raise ParameterError(
             f"{n_obs} observations for about {n_params} parameters: too few periods to fit "
@@ -87,7 +100,18 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                 dims=("geo",) if data.geo else None,
                 model_config=model_config or None,
             )
-            mmm.build_model(data.X, data.y)
+            if data.organic or data.events:
+                from attribution_analysis.mmm.components import add_components
+
+                add_components(
+                    mmm,
+                    data.X,
+                    data.organic,
+                    data.events,
+                    data.geo,
+                    *curves("organic_", _component_priors(priors)),
+                )
+            mmm.build_model(data.X[_model_columns(data)], data.y)
         except (ValueError, TypeError, KeyError) as exc:
             if not config.priors:
                 raise  # the project's own configuration failed: a bug, not an input error
@@ -100,6 +124,28 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                 "PyMC-Marketing's MMM), or leave 'dims' out to get the default.",
             ) from None
     return mmm
+
+
+def _model_columns(data: ModelData) -> list[str]:
+    """The columns PyMC-Marketing reads from X (organic and event columns reach the model
+    through their components)."""
+    keys = ["date", *(["geo"] if data.geo else [])]
+    return [*keys, *data.channels, *data.controls]
+
+
+def _component_priors(priors: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The media's adstock and saturation priors for the organic series' own curves, by
+    transformation and parameter name, with the organic dimension."""
+    from pymc_extras.prior import Prior
+
+    from attribution_analysis.mmm.component_names import ORGANIC_DIM
+
+    out: dict[str, dict[str, Any]] = {"adstock": {}, "saturation": {}}
+    for name, spec in priors.items():
+        kind, _, parameter = name.partition("_")
+        if kind in out and parameter:
+            out[kind][parameter] = Prior.from_dict({**spec, "dims": ORGANIC_DIM})
+    return out
 
 
 def _default_prior_names(adstock: Any, saturation: Any) -> list[str]:
@@ -121,6 +167,8 @@ def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> 
     payload = {
         "channels": data.channels,
         "controls": data.controls,
+        "organic": data.organic,
+        "events": data.events,
         "geo": data.geo,
         "geos": sorted(data.X["geo"].unique().tolist()) if data.geo else [],
         "n": len(data.y),

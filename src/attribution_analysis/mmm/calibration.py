@@ -32,7 +32,6 @@ import math
 import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter, ValidationError
-from scipy.stats import norm
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.common import Finding
@@ -54,8 +53,11 @@ LIFT_FILE = layout.LIFT_TESTS.path
 MAX_LIFT_PER_SPEND = 100.0
 
 
-def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
-    """The lift tests of ``LIFT_FILE`` and its sha256; at least one, each within bounds."""
+def read_lift_tests(
+    ws: Workspace, allow_empty: bool = False
+) -> tuple[list[IncrementalityResult], str]:
+    """The lift tests of ``LIFT_FILE`` and its sha256, each within bounds; at least one
+    unless ``allow_empty`` (an empty list then reads as "no lift tests")."""
     path = ws.resolve(LIFT_FILE)
     if not path.exists():
         raise MissingInputError(
@@ -91,7 +93,7 @@ def read_lift_tests(ws: Workspace) -> tuple[list[IncrementalityResult], str]:
             column=first["loc"][-1] if first["loc"] and isinstance(first["loc"][-1], str) else None,
             code="bad_lift_test",
         ) from None
-    if not tests:
+    if not tests and not allow_empty:
         raise DataValidationError(
             problem="there are no lift tests to calibrate with: the file holds an empty list "
             "(no lift tests), and a calibrated fit needs at least one.",
@@ -153,9 +155,7 @@ def _check_lift_below_outcome(
     i: int, test: IncrementalityResult, data: ModelData, inside: pd.Series
 ) -> None:
     """A channel cannot add more than the whole outcome of the periods the test ran in."""
-    rows = inside.to_numpy(dtype=bool)
-    if data.geo and test.geo:
-        rows &= (data.X["geo"] == test.geo).to_numpy()
+    rows = inside.to_numpy(dtype=bool)  # the test's geo only, on a geo panel
     total = float(np.asarray(data.y, dtype=float)[rows].sum())
     if test.lift > total:
         where = f" in geo {test.geo}" if data.geo and test.geo else ""
@@ -175,6 +175,8 @@ def _check_lift_below_outcome(
 
 def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.DataFrame:
     """Rows for ``MMM.add_lift_test_measurements`` (channel, x, delta_x, delta_y, sigma)."""
+    from scipy.stats import norm  # here: reading lift tests (optimize_budget) needs no SciPy
+
     rows = []
     dates = data.X["date"]
     for i, test in enumerate(tests):
@@ -199,6 +201,7 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 column="metric",
                 code="bad_lift_test",
             )
+        _check_geo(i, test, data)
         inside = _window(test, data)
         if test.start and test.end and not inside.any():
             raise DataValidationError(
@@ -211,7 +214,7 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 code="bad_lift_test",
             )
         _check_lift_below_outcome(i, test, data, inside)
-        periods = max(1, int(inside.sum()) // (data.X["geo"].nunique() if data.geo else 1))
+        periods = max(1, int(data.X.loc[inside, "date"].nunique()))
         spend = test.spend if test.spend is not None else _panel_spend(test, data, inside)
         if spend <= 0:
             raise DataValidationError(
@@ -233,15 +236,6 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
             "sigma": sigma / periods,
         }
         if data.geo:
-            if not test.geo:
-                raise DataValidationError(
-                    problem=f"lift test {i} has no geo but the model is a geo panel.",
-                    fix="give each test the geo it ran in.",
-                    file=LIFT_FILE,
-                    rows=(i,),
-                    column="geo",
-                    code="bad_lift_test",
-                )
             row["geo"] = test.geo
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -250,14 +244,41 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
 
 
 def _window(test: IncrementalityResult, data: ModelData) -> pd.Series:
-    """Panel rows of the periods the test ran in (every row when it gives no dates)."""
+    """Panel rows of the periods the test ran in (every period when it gives no dates), in
+    the test's geo on a geo panel (a test in one geo says nothing of the others' spend)."""
     dates = data.X["date"]
-    if not (test.start and test.end):
-        return pd.Series(True, index=dates.index)
-    step_days = 7 if data.report.grain == "weekly" else 1
-    return (dates >= pd.Timestamp(test.start) - pd.Timedelta(days=step_days - 1)) & (
-        dates <= pd.Timestamp(test.end)
-    )
+    inside = pd.Series(True, index=dates.index)
+    if test.start and test.end:
+        step_days = 7 if data.report.grain == "weekly" else 1
+        inside = (dates >= pd.Timestamp(test.start) - pd.Timedelta(days=step_days - 1)) & (
+            dates <= pd.Timestamp(test.end)
+        )
+    if data.geo and test.geo:
+        inside &= data.X["geo"] == test.geo
+    return inside
+
+
+def _check_geo(i: int, test: IncrementalityResult, data: ModelData) -> None:
+    """On a geo panel every test names a geo of the panel."""
+    if not data.geo:
+        return
+    geos = sorted(data.X["geo"].unique().tolist())
+    if not test.geo or test.geo not in geos:
+        raise DataValidationError(
+            problem=f"lift test {i} ({test.channel}) "
+            + (
+                "has no geo but the model is a geo panel."
+                if not test.geo
+                else f"ran in geo {shown_value(test.geo)}, which the panel does not have."
+            ),
+            fix=f"give each test the geo it ran in, one of {geos[:10]}"
+            + (" ..." if len(geos) > 10 else "")
+            + ".",
+            file=LIFT_FILE,
+            rows=(i,),
+            column="geo",
+            code="bad_lift_test",
+        )
 
 
 def _panel_spend(test: IncrementalityResult, data: ModelData, inside: pd.Series) -> float:
@@ -324,3 +345,31 @@ def lift_test_findings(tests: list[IncrementalityResult], data: ModelData) -> li
                 )
             )
     return findings
+
+
+def check_lift_tests(
+    tests: list[IncrementalityResult], data: ModelData
+) -> tuple[list[Finding], list[Finding]]:
+    """Every lift test against the prepared panel before any fit: the refusals a calibrated
+    fit would raise (unknown channel, window outside the data, lift above the outcome, no
+    spend), raised now; and (warnings, notes) for the tests kept: implausible returns and
+    negative estimates as warnings, each test's implied return as a note."""
+    lift_test_frame(tests, data)  # raises DataValidationError naming the test and column
+    warnings = lift_test_findings(tests, data)
+    notes = []
+    for i, test in enumerate(tests):
+        inside = _window(test, data)
+        spend = test.spend if test.spend is not None else _panel_spend(test, data, inside)
+        notes.append(
+            Finding(
+                code="lift_test_checked",
+                severity="info",
+                subject=f"lift test {i} ({test.channel})",
+                value=round(test.lift / spend, 6) if spend > 0 else None,
+                message=f"lift test {i} ({test.channel}{', ' + test.geo if test.geo else ''}): "
+                f"lift {test.lift:g} on spend {spend:g} in its window, {test.lift / spend:.3g} "
+                f"{data.target} per unit of spend; used when the model is fitted with "
+                "calibration.",
+            )
+        )
+    return warnings, notes

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 
 RHAT_LIMIT = 1.05
@@ -33,6 +32,8 @@ def parameter_names(tree: Any) -> list[str]:
 
 
 def convergence_summary(tree: Any) -> dict[str, float | int | None]:
+    import arviz_stats as azs  # here: importing the gates' limits must stay light
+
     posterior = tree["posterior"].to_dataset()
     names = parameter_names(tree)
     data = posterior[names]
@@ -56,4 +57,26 @@ def passes_gates(summary: dict[str, Any]) -> bool:
         and summary["max_rhat"] < RHAT_LIMIT
         and summary["min_ess_bulk"] > ESS_LIMIT
         and summary["divergences"] <= DIVERGENCE_SHARE_LIMIT * summary["draws"]
+    )
+
+
+def meets_stopping_rule(summary: dict[str, Any], ess_margin: float) -> bool:
+    """Whether sampling may stop: R-hat passes its gate and the smallest bulk ESS reaches
+    the ESS gate times ``ess_margin``. Divergences are left out: their share does not fall
+    with more draws, so sampling on would not fix them (the fit's retry lowers the step)."""
+    return (
+        bool(summary)
+        and summary["max_rhat"] < RHAT_LIMIT
+        and summary["min_ess_bulk"] >= ESS_LIMIT * ess_margin
+    )
+
+
+def fails_on_divergences_only(summary: dict[str, Any]) -> bool:
+    """R-hat and bulk ESS pass but too many transitions diverged: a smaller step is the
+    remedy, not more draws."""
+    return (
+        bool(summary)
+        and summary["max_rhat"] < RHAT_LIMIT
+        and summary["min_ess_bulk"] > ESS_LIMIT
+        and summary["divergences"] > DIVERGENCE_SHARE_LIMIT * summary["draws"]
     )

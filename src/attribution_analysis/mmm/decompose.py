@@ -8,6 +8,7 @@ depends only on its own spend.
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,16 @@ from attribution_analysis.contracts.outputs import (
     BaseContribution,
     ChannelContribution,
     ChannelContributions,
+    ComponentContribution,
     DecomposeAnswer,
     SumCheck,
 )
 from attribution_analysis.mmm import store
+from attribution_analysis.mmm.component_names import (
+    ORGANIC_CONTRIBUTION,
+    event_coefficient_name,
+    event_data_name,
+)
 from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.progress import report
@@ -53,7 +60,8 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
     report(progress, 0, 3, "evaluating contributions on the posterior")
     draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(fitted)
     report(progress, 2, 3, "summaries")
-    result, weekly, draws_tree = _summarise(fitted, draws, gate, ctx.run_id)
+    verdicts = _identification(ws)
+    result, weekly, draws_tree = _summarise(fitted, draws, gate, ctx.run_id, verdicts)
     files = {
         layout.CONTRIBUTIONS.path: json_bytes(result.model_dump(mode="json")),
         layout.WEEKLY_CONTRIBUTIONS.path: csv_bytes(weekly),
@@ -72,6 +80,7 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
         roas_unit=result.roas_unit,
         channels=result.channels,
         base=result.base,
+        components=result.components,
         sum_check=result.sum_check,
         findings=result.findings,
     )
@@ -87,7 +96,9 @@ def contribution_draws(
 
     model = fitted.mmm.model
     deterministic = {d.name for d in model.deterministics}
-    names = ["channel_contribution", "mu"] + [p for p in BASE_PARTS if p in deterministic]
+    names = ["channel_contribution", "mu"] + [
+        p for p in (*BASE_PARTS, ORGANIC_CONTRIBUTION) if p in deterministic
+    ]
     posterior = thin_draws(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
     free = [v.name for v in model.free_RVs]
     with warnings.catch_warnings():
@@ -111,7 +122,22 @@ def contribution_draws(
     out["intercept_contribution"] = (posterior["intercept_contribution"] * scale).stack(
         sample=("chain", "draw")
     )
+    if fitted.data.events:
+        out["event"] = (_event_draws(fitted, posterior) * scale).stack(sample=("chain", "draw"))
     return out
+
+
+def _event_draws(fitted: FittedModel, posterior: xr.Dataset) -> xr.DataArray:
+    """Per-event contributions on the target scale, (chain, draw, date[, geo], event): each
+    event's coefficient times its indicator (PyMC-Marketing keeps only their sum)."""
+    model = fitted.mmm.model
+    parts = []
+    for column in fitted.data.events:
+        values = model[event_data_name(column)].get_value()
+        dims = model.named_vars_to_dims[event_data_name(column)]
+        indicator = xr.DataArray(values, dims=dims, coords={d: list(model.coords[d]) for d in dims})
+        parts.append(posterior[event_coefficient_name(column)] * indicator)
+    return xr.concat(parts, dim=xr.DataArray(fitted.data.events, dims="event"))
 
 
 def marginal_contribution_draws(fitted: FittedModel, current: xr.DataArray) -> xr.DataArray:
@@ -135,6 +161,9 @@ class Draws:
     marginal: np.ndarray  # (sample, channel): extra outcome from MARGINAL_STEP more spend
     base: np.ndarray  # (sample,): intercept + seasonality + controls over the window
     fitted: np.ndarray  # (sample,): the model's fitted total over the window
+    # (sample, component): organic series and events over the window, and their names/kinds
+    components: np.ndarray | None = None
+    component_names: tuple[tuple[str, str], ...] = ()
 
 
 def _bayes_draws(fitted: FittedModel) -> Draws:
@@ -145,7 +174,26 @@ def _bayes_draws(fitted: FittedModel) -> Draws:
     for name in ("yearly_seasonality", "control"):
         if name in parts:
             base = base + _totals(parts[name])
-    return Draws(parts["channel"], marginal, base, _totals(parts["mu"]))
+    components, names = [], []
+    for key, dim, kind in (("organic", "organic", "organic"), ("event", "event", "event")):
+        if key in parts:
+            values = parts[key]
+            totals = values.sum([d for d in values.dims if d not in ("sample", dim)])
+            components.append(totals.transpose("sample", dim).values)
+            names += [(_factor_name(str(n)), kind) for n in values[dim].values]
+    return Draws(
+        parts["channel"],
+        marginal,
+        base,
+        _totals(parts["mu"]),
+        np.concatenate(components, axis=1) if components else None,
+        tuple(names),
+    )
+
+
+def _factor_name(column: str) -> str:
+    """The factor's name in external_factors.csv (panel columns carry an 'ext_' prefix)."""
+    return column.removeprefix("ext_")
 
 
 def _ridge_draws(fitted: FittedModel) -> Draws:
@@ -160,7 +208,20 @@ def _ridge_draws(fitted: FittedModel) -> Draws:
     return Draws(boot["channel_contribution"], marginal, _totals(boot["base"]), _totals(boot["mu"]))
 
 
-def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: str):
+def _identification(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """validate_model's verdict per channel (the gate has checked that its diagnostics
+    belong to this fit); empty for diagnostics without verdicts (ridge, older files)."""
+    diagnostics = json.loads(ws.resolve(layout.DIAGNOSTICS.path).read_text())
+    return {row["channel"]: row for row in diagnostics.get("identification", [])}
+
+
+def _summarise(
+    fitted: FittedModel,
+    draws: Draws,
+    gate: dict[str, Any],
+    run_id: str,
+    verdicts: dict[str, dict[str, Any]] | None = None,
+):
     data = fitted.data
     channels = [str(c) for c in draws.channel["channel"].values]
     media = _totals(draws.channel)  # (sample, channel)
@@ -169,7 +230,9 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
     extra = draws.marginal
     base = draws.base
     fitted_total = draws.fitted
-    error = float(abs((base + media_total).mean() - fitted_total.mean()) / abs(fitted_total.mean()))
+    component_total = draws.components.sum(axis=1) if draws.components is not None else 0.0
+    explained = base + media_total + component_total
+    error = float(abs(explained.mean() - fitted_total.mean()) / abs(fitted_total.mean()))
     findings = []
     observed = float(data.y.sum())
     fit_gap = (fitted_total.mean() - observed) / observed
@@ -192,8 +255,21 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
                 roas=interval(media[:, c] / spend[c]),
                 mroas=interval(extra[:, c] / (MARGINAL_STEP * spend[c])),
                 spend=float(spend[c]),
+                identification=(verdicts or {}).get(channel, {}).get("verdict"),
+                identification_reason=(verdicts or {}).get(channel, {}).get("reason"),
             )
         )
+    for verdict in (verdicts or {}).values():
+        if verdict["verdict"] in ("prior_driven", "not_separable"):
+            findings.append(
+                Finding(
+                    code=f"channel_{verdict['verdict']}",
+                    severity="warning",
+                    subject=verdict["channel"],
+                    message=f"{verdict['channel']}'s contribution and ROAS are "
+                    f"{verdict['verdict'].replace('_', ' ')}: {verdict['reason']}",
+                )
+            )
     metadata = build_metadata(
         step=STEP,
         input_hashes=fitted.input_hashes,
@@ -209,6 +285,15 @@ def _summarise(fitted: FittedModel, draws: Draws, gate: dict[str, Any], run_id: 
         method=fitted.method,
         channels=rows,
         base=BaseContribution(total=interval(base)),
+        components=[
+            ComponentContribution(
+                name=name,
+                kind=kind,  # type: ignore[arg-type]
+                total_contribution=interval(draws.components[:, k]),
+                share_of_outcome=interval(draws.components[:, k] / fitted_total),
+            )
+            for k, (name, kind) in enumerate(draws.component_names)
+        ],
         sum_check=SumCheck(
             relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
         ),

@@ -15,6 +15,7 @@ from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import FitMMMParams, ValidateModelParams
 from attribution_analysis.contracts.outputs import (
+    ChannelIdentification,
     Criterion,
     MMMDiagnostics,
     PriorComparisonRule,
@@ -29,6 +30,7 @@ from attribution_analysis.mmm.convergence import (
     RHAT_RULE,
     convergence_summary,
 )
+from attribution_analysis.mmm.identification import channel_verdicts
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
 from attribution_analysis.mmm.sensitivity import (
     OVERLAP_LIMIT,
@@ -72,6 +74,7 @@ def _answer(diagnostics: MMMDiagnostics, files: dict[str, bytes]) -> ValidateMod
         backtest=diagnostics.backtest,
         remedies_tried=diagnostics.remedies_tried,
         prior_comparison=diagnostics.prior_comparison,
+        identification=diagnostics.identification,
         findings=diagnostics.findings,
     )
 
@@ -103,6 +106,14 @@ def _validate_bayes(
     backtest = run_backtest(ctx.ws, fitted, periods, seed) if periods and not quick else None
     criteria = _criteria(summary, ppc["coverage_90"], quick)
     findings += _sensitivity_findings(sensitivity)
+    identification = channel_verdicts(
+        fitted.data.channels,
+        None if quick else _channel_totals(fitted),
+        comparison,
+        sensitivity,
+        refit_made=params.sensitivity_refit and not quick,
+    )
+    findings += _identification_findings(identification)
     if quick:
         findings.append(
             Finding(
@@ -132,6 +143,7 @@ def _validate_bayes(
         loo_pit=loo_pit,
         prior_sensitivity=sensitivity,
         prior_comparison=comparison,
+        identification=identification,
         # The rule travels with the rows it flagged: the report quotes it from here.
         prior_comparison_rule=PriorComparisonRule(
             shift_limit=SHIFT_LIMIT, overlap_limit=OVERLAP_LIMIT
@@ -142,6 +154,30 @@ def _validate_bayes(
     )
     report(progress, 4, 4, "done")
     return diagnostics
+
+
+def _channel_totals(fitted: FittedModel) -> np.ndarray:
+    """(sample, channel) draws of each channel's total over the window."""
+    from attribution_analysis.mmm.decompose import contribution_draws
+
+    channel = contribution_draws(fitted)["channel"]
+    totals = channel.sum([d for d in channel.dims if d not in ("sample", "channel")])
+    return totals.transpose("sample", "channel").values
+
+
+def _identification_findings(verdicts: list[ChannelIdentification]) -> list[Finding]:
+    """A warning per channel that cannot be told apart from another (prior-driven channels
+    already have theirs: ``prior_dominates``)."""
+    return [
+        Finding(
+            code="channel_not_separable",
+            severity="warning",
+            subject=v.channel,
+            message=f"{v.channel} is not separable: {v.reason}",
+        )
+        for v in verdicts
+        if v.verdict == "not_separable"
+    ]
 
 
 def _prior_dominance_findings(comparison: list[dict[str, Any]]) -> list[Finding]:

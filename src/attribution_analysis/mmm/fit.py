@@ -18,7 +18,12 @@ from attribution_analysis.mmm.calibration import (
     lift_test_frame,
     read_lift_tests,
 )
-from attribution_analysis.mmm.convergence import GATES_RULE, convergence_summary, passes_gates
+from attribution_analysis.mmm.convergence import (
+    GATES_RULE,
+    convergence_summary,
+    fails_on_divergences_only,
+    passes_gates,
+)
 from attribution_analysis.mmm.panel import ModelData, load_model_data
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
@@ -27,6 +32,7 @@ from attribution_analysis.provenance import build_metadata
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "fit_mmm"
+STOPPED_AT_GATES = "stopped_at_gates"
 
 
 def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[str, str]]:
@@ -130,15 +136,25 @@ def _sample(
     outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
     tree = attach_posterior(mmm, outcome.idata)
     seconds, compile_reused = outcome.seconds, outcome.compile_reused
-    if params.retry and not passes_gates(convergence_summary(tree)):
-        sampler = sampler.for_retry()
-        remedies.append(
-            f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
-            f"target_accept {sampler.target_accept} after failing the gates"
-        )
+    summary = convergence_summary(tree)
+    if params.retry and not passes_gates(summary):
+        if fails_on_divergences_only(summary):
+            sampler = sampler.for_retry(divergences_only=True)
+            remedies.append(
+                f"refit with target_accept {sampler.target_accept} (same draws) after "
+                f"{summary['divergences']} divergences with R-hat and bulk ESS passing"
+            )
+        else:
+            sampler = sampler.for_retry()
+            remedies.append(
+                f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
+                f"target_accept {sampler.target_accept} after failing the gates"
+            )
         outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
         tree = attach_posterior(mmm, outcome.idata)
         seconds = (seconds or 0) + outcome.seconds
+    # Kept with the draws (NetCDF attributes hold no booleans), so a cached fit says it too.
+    tree["posterior"].attrs[STOPPED_AT_GATES] = int(outcome.stopped_at_gates)
     if not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge and not data.geo:
         summary = convergence_summary(tree)
         remedies.append(
@@ -211,6 +227,16 @@ def _result(
                 "prefer NUTS when it passes.",
             )
         )
+        if data.organic or data.events:
+            findings.append(
+                Finding(
+                    code="ridge_components_in_base",
+                    severity="warning",
+                    message="the ridge model has no organic or event components: "
+                    f"{', '.join([*data.organic, *data.events])} enter as plain linear "
+                    "terms (no carryover) and their effects are part of the base.",
+                )
+            )
         return FitMMMResult(
             method="ridge_bootstrap",
             model_path=relative,
@@ -253,6 +279,8 @@ def _result(
         wall_seconds=round(wall, 3),
         sampling_seconds=None if sampling is None else round(sampling, 3),
         compile_reused=reused,
+        draws_per_chain=None if quick else int(tree["posterior"].sizes["draw"]),
+        stopped_at_gates=bool(tree["posterior"].attrs.get(STOPPED_AT_GATES, 0)),
         channels=data.channels,
         n_observations=len(data.y),
         convergence=summary,

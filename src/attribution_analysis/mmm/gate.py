@@ -59,3 +59,11 @@ def override_findings(gate: dict[str, Any]) -> list[Finding]:
             f"{gate['override_reason']}",
         )
     ]
+
+
+def channel_verdicts(ws: Workspace) -> dict[str, str]:
+    """validate_model's identification verdict per channel (call after
+    :func:`require_valid_model`, which ties the diagnostics to the current fit); empty for
+    diagnostics without verdicts (ridge fits, older files)."""
+    diagnostics = json.loads(ws.resolve(layout.DIAGNOSTICS.path).read_text())
+    return {row["channel"]: row["verdict"] for row in diagnostics.get("identification", [])}

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.validation import DataValidationReport
 from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.workspace import Workspace
+
+if TYPE_CHECKING:  # require_validation (checked before a step starts) needs neither
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass
@@ -28,6 +30,10 @@ class ModelData:
     report: DataValidationReport
     input_hashes: dict[str, str]
     imputed_target: np.ndarray  # bool per panel row: outcome imputed by validation
+    # Non-paid series with carryover and saturation, and event indicators: each its own
+    # model component (columns of X, scaled like the controls), never a channel.
+    organic: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     @property
     def spend(self) -> pd.DataFrame:
@@ -59,6 +65,9 @@ def load_model_data(
     use_holidays: bool,
     use_external_factors: bool,
 ) -> ModelData:
+    import numpy as np
+    import pandas as pd
+
     path = require_validation(ws)
     report = DataValidationReport.model_validate(json.loads(path.read_text()))
     current = ws.input_hashes(
@@ -93,15 +102,19 @@ def load_model_data(
         controls += report.controls.holiday_columns
     if use_external_factors:
         controls += report.controls.external_factors
-    for name in list(controls):
-        values = panel[name].astype(float)
-        scale = np.abs(values).max()
-        if scale == 0 or values.nunique() <= 1:
-            controls.remove(name)  # constant: nothing to explain, would break identifiability
-            continue
-        # PyMC-Marketing leaves controls unscaled under one shared prior; put each on
-        # [-1, 1] so that prior means the same thing for every control.
-        columns[name] = values / scale
+    organic = list(report.controls.organic_series) if use_external_factors else []
+    events = list(report.controls.event_columns) if use_external_factors else []
+    for group in (controls, organic, events):
+        for name in list(group):
+            values = panel[name].astype(float)
+            scale = np.abs(values).max()
+            if scale == 0 or values.nunique() <= 1:
+                group.remove(name)  # constant: nothing to explain, would break identifiability
+                continue
+            # PyMC-Marketing leaves controls unscaled under one shared prior; put each on
+            # [-1, 1] so that prior means the same thing for every control. Organic series
+            # (non-negative) land on [0, 1] like the channels PyMC-Marketing scales by max.
+            columns[name] = values / scale
     X = pd.DataFrame(columns)
     y = panel[target].astype(float).rename(target)
     imputed = panel["imputed_target"].astype(bool).to_numpy()
@@ -115,4 +128,6 @@ def load_model_data(
         report,
         dict(report.metadata.input_hashes),
         imputed,
+        organic,
+        events,
     )

@@ -80,9 +80,12 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     dates = data.X["date"]
     terms = fourier_terms(pd.DatetimeIndex(dates), yearly, 0, data.report.grain)
     seasonality = np.column_stack(list(terms.values())) if terms else np.zeros((len(dates), 0))
+    # Organic series and events enter the ridge as plain linear terms (no carryover, no
+    # saturation), so their effects land in the base; fit.py says so in a finding.
+    linear = [*data.controls, *data.organic, *data.events]
     other = (
-        np.column_stack([data.X[data.controls].to_numpy(dtype=float), seasonality])
-        if data.controls
+        np.column_stack([data.X[linear].to_numpy(dtype=float), seasonality])
+        if linear
         else seasonality
     )
     scale = float(np.abs(data.y).max())

@@ -6,21 +6,35 @@ builds is compiled once per *structure* with the data left as shared variables
 (``freeze_model=False``), later data of the same structure is swapped in with
 ``with_data`` (no compile), and only free parameters are stored; deterministics are
 computed once, afterwards, when a step needs them.
+
+With ``stop_at_gates`` nutpie samples in the background up to the draws cap while this
+module checks R-hat and bulk ESS on the first ``check_every``, ``2 * check_every``, ...
+draws of every chain, and stops at the first check that meets the gates with a margin.
+A chain's first n draws do not depend on how many it was asked for (nutpie's warm-up
+schedule depends on ``tune`` only), and each check looks at exactly n draws per chain
+whatever the chains had sampled by then, so a seed stops at the same draw on a busy or an
+idle machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from attribution_analysis.contracts.mmm import SamplerSettings
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.numerics import use_reproducible_numerics
 from attribution_analysis.progress import Progress, report
+
+# How often the waiting thread looks at the chains' progress (wall time decides only when
+# a check runs, never what it sees).
+POLL_SECONDS = 0.1
 
 
 @dataclass
@@ -29,6 +43,8 @@ class SampleOutcome:
     seconds: float
     compile_seconds: float
     compile_reused: bool
+    draws_per_chain: int
+    stopped_at_gates: bool = False
 
 
 class CompiledModels:
@@ -76,30 +92,14 @@ def sample_posterior(
     total = float(settings.chains * (settings.draws + settings.tune))
     start = time.perf_counter()
     if settings.backend == "nutpie":
-        import nutpie
-
         report(progress, 0, total, "compiling the model")
         compiled, reused = COMPILED.get_or_compile(structure, model, free)
         compile_seconds = time.perf_counter() - start
 
-        def on_progress(chains: list[Any]) -> None:
-            done = float(sum(c.finished_draws for c in chains))
-            divergences = sum(c.divergences for c in chains)
-            report(progress, done, total, f"sampling ({divergences} divergences)")
-
-        idata = nutpie.sample(
-            compiled,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            cores=settings.chains,
-            seed=seed,
-            progress_bar=False,
-            adaptation=settings.adaptation,
-            target_accept=settings.target_accept,
-            save_warmup=False,
-            progress_callback=on_progress if progress else None,
-        )
+        if settings.stop_at_gates:
+            idata, stopped = _sample_until_gates(compiled, settings, seed, progress, total)
+        else:
+            idata, stopped = _sample_nutpie(compiled, settings, seed, progress, total), False
     else:
         import pymc as pm
 
@@ -126,9 +126,143 @@ def sample_posterior(
                 progressbar=False,
                 compute_convergence_checks=False,
             )
+        stopped = False
     seconds = time.perf_counter() - start
     report(progress, total, total, "sampling done")
-    return SampleOutcome(idata, seconds, compile_seconds, reused)
+    draws = int(idata["posterior"].sizes["draw"])
+    return SampleOutcome(idata, seconds, compile_seconds, reused, draws, stopped)
+
+
+def _nutpie_arguments(settings: SamplerSettings, seed: int) -> dict[str, Any]:
+    return {
+        "draws": settings.draws,
+        "tune": settings.tune,
+        "chains": settings.chains,
+        "cores": settings.chains,
+        "seed": seed,
+        "progress_bar": False,
+        "adaptation": settings.adaptation,
+        "target_accept": settings.target_accept,
+        "save_warmup": False,
+    }
+
+
+def _sample_nutpie(
+    compiled: Any, settings: SamplerSettings, seed: int, progress: Progress | None, total: float
+) -> xr.DataTree:
+    """Exactly ``settings.draws`` per chain."""
+    import nutpie
+
+    def on_progress(chains: list[Any]) -> None:
+        done = float(sum(c.finished_draws for c in chains))
+        divergences = sum(c.divergences for c in chains)
+        report(progress, done, total, f"sampling ({divergences} divergences)")
+
+    return nutpie.sample(
+        compiled,
+        **_nutpie_arguments(settings, seed),
+        progress_callback=on_progress if progress else None,
+    )
+
+
+def _sample_until_gates(
+    compiled: Any, settings: SamplerSettings, seed: int, progress: Progress | None, total: float
+) -> tuple[xr.DataTree, bool]:
+    """Sample up to ``settings.draws`` per chain, stopping at the first check (every
+    ``check_every`` draws per chain) where the gates are met with ``ess_margin``: the
+    posterior of that many draws per chain and whether sampling stopped before the cap.
+
+    Written here because nutpie samples a fixed number of draws and PyMC-Marketing has no
+    stopping rule; nutpie's background sampler (``blocking=False``) gives what is needed:
+    a copy of the trace so far (``inspect``) and ``abort``.
+    """
+    import nutpie
+
+    from attribution_analysis.mmm.convergence import convergence_summary, meets_stopping_rule
+
+    # nutpie calls back on its own thread; progress is reported from this one only (a job's
+    # progress goes down a pipe that two threads must not write at once).
+    finished = [0] * settings.chains  # draws per chain, warm-up included
+    divergences = [0] * settings.chains
+    lock = threading.Lock()
+
+    def on_progress(chains: list[Any]) -> None:
+        with lock:
+            finished[:] = [c.finished_draws for c in chains]
+            divergences[:] = [c.divergences for c in chains]
+
+    sampler = nutpie.sample(
+        compiled,
+        **_nutpie_arguments(settings, seed),
+        blocking=False,
+        progress_callback=on_progress,
+        progress_rate=100,
+    )
+    try:
+        checkpoint = min(settings.check_every, settings.draws)
+        last = "stops once the gates are met"
+        while checkpoint < settings.draws:
+            done = _finished(sampler)
+            with lock:
+                ahead, diverged = min(finished) - settings.tune, sum(divergences)
+                report(
+                    progress,
+                    float(sum(finished)),
+                    total,
+                    f"sampling ({diverged} divergences; {last})",
+                )
+            if ahead >= checkpoint or done:
+                trace = sampler.inspect()
+                # The progress counters only say when to look; what the trace holds decides.
+                kept = settings.draws if done else _stored_draws(trace)
+                # Every check the chains have passed since the last look, in order: the
+                # decision at a checkpoint never depends on how far the chains ran beyond it.
+                while checkpoint < settings.draws and checkpoint <= kept:
+                    summary = convergence_summary(first_draws(trace, checkpoint))
+                    last = (
+                        f"at {checkpoint} draws per chain min bulk ESS "
+                        f"{summary['min_ess_bulk']:.0f}, max R-hat {summary['max_rhat']:.3f}"
+                    )
+                    if meets_stopping_rule(summary, settings.ess_margin):
+                        return first_draws(sampler.abort(), checkpoint), True
+                    checkpoint += settings.check_every
+                if done:
+                    break
+            time.sleep(POLL_SECONDS)
+        return sampler.wait(), False
+    except BaseException:
+        # A cancelled job (JobCancelled from SIGTERM) or a failed check: stop the chains
+        # (quietly: they may have been stopped already), then let the cause through.
+        with contextlib.suppress(Exception):
+            sampler.cancel()
+        raise
+
+
+def _finished(sampler: Any) -> bool:
+    # nutpie 0.16's is_finished raises TimeoutError while the chains still run (measured)
+    # and answers True once they are done.
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def _stored_draws(trace: xr.DataTree) -> int:
+    """Draws every chain has stored: nutpie pads a chain that is behind with NaN."""
+    posterior = trace["posterior"].to_dataset()
+    values = next(iter(posterior.data_vars.values())).values
+    first = values.reshape(values.shape[0], values.shape[1], -1)[..., 0]
+    return int(np.isfinite(first).sum(axis=1).min())
+
+
+def first_draws(trace: xr.DataTree, draws: int) -> xr.DataTree:
+    """The posterior and sample stats of the first ``draws`` draws of every chain."""
+    groups = {
+        f"/{name}": trace[name].to_dataset().isel(draw=slice(0, draws))
+        for name in ("posterior", "sample_stats")
+        if name in trace.children
+    }
+    return xr.DataTree.from_dict(groups)
 
 
 def attach_posterior(mmm: Any, idata: xr.DataTree) -> xr.DataTree:

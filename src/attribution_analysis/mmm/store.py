@@ -12,13 +12,14 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
-
-import xarray as xr
+from typing import TYPE_CHECKING, Any
 
 from attribution_analysis import layout
 from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.workspace import Workspace, disk_error
+
+if TYPE_CHECKING:  # the manifest and presence checks (before a step starts) need no xarray
+    import xarray as xr
 
 
 def model_path(key: str) -> str:
@@ -45,6 +46,8 @@ NETCDF_HEADROOM = 32 * 2**20
 def netcdf_bytes(ws: Workspace, obj: xr.DataTree | xr.Dataset, nbytes: int) -> bytes:
     """``obj`` as NetCDF bytes, written through a scratch file inside the workspace after
     checking that the disk holds room for it; a disk error is a WorkspaceError."""
+    import xarray as xr
+
     need = 2 * nbytes + NETCDF_HEADROOM
     free = shutil.disk_usage(ws.internal_dir()).free
     if free < need:
@@ -78,6 +81,8 @@ def require_fit(ws: Workspace) -> Path:
 
 
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
+    import xarray as xr
+
     path = require_model(ws, relative)
     with xr.open_datatree(path, engine="h5netcdf") as tree:
         tree = tree.load()

@@ -1,4 +1,11 @@
-"""Response curves and spend history from the fitted MMM in the workspace."""
+"""Response curves and spend history from the fitted MMM in the workspace.
+
+Read from the stored fit (``mmm.stored``): posterior draws of the media curves, the scales
+PyMC-Marketing derived from the data, the spend history. No PyMC model is rebuilt, so the
+step imports neither PyMC, PyTensor nor PyMC-Marketing (``tests/test_light_steps.py``; the
+seconds are in ``benchmarks/light_steps.py``). ``tests/optimize`` checks these curves against
+PyMC-Marketing's own graph on a real fit.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from attribution_analysis.mmm.loaded import FittedModel
+from attribution_analysis.mmm.stored import StoredFit
 from attribution_analysis.optimize.response import (
     ResponseCurves,
     geometric_weights,
-    library_adstock_weights,
     timeline_weights,
 )
 from attribution_analysis.summaries import thin_draws
+
+# PyMC-Marketing saturation classes whose closed form ``ResponseCurves`` evaluates.
+SATURATIONS = {"HillSaturation": "hill", "LogisticSaturation": "logistic"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class SpendHistory:
     geo_share: np.ndarray  # (G, C) share of each channel's spend by geo in the basis window
 
 
-def spend_history(fitted: FittedModel, basis_periods: int) -> SpendHistory:
+def spend_history(fitted: StoredFit, basis_periods: int) -> SpendHistory:
     """Current spend = mean spend per period over the last ``basis_periods`` periods of the
     data (all of it when shorter)."""
     data = fitted.data
@@ -50,11 +60,12 @@ def spend_history(fitted: FittedModel, basis_periods: int) -> SpendHistory:
     )
 
 
-def _geo_share(fitted: FittedModel, frame, dates) -> np.ndarray:
+def _geo_share(fitted: StoredFit, frame: pd.DataFrame, dates: pd.Index) -> np.ndarray:
     channels = fitted.data.channels
     if not fitted.data.geo:
         return np.ones((1, len(channels)))
-    geos = _geos(fitted)
+    geos = fitted.geos
+    frame = frame.assign(geo=frame["geo"].astype(str))
     recent = frame[frame["date"].isin(dates)].groupby("geo")[channels].sum()
     overall = frame.groupby("geo")[channels].sum()
     # A channel dark in the recent window keeps its all-time geo split.
@@ -67,13 +78,11 @@ def _geo_share(fitted: FittedModel, frame, dates) -> np.ndarray:
     return np.where(totals[None, :] > 0, share, fallback)
 
 
-def _geos(fitted: FittedModel) -> list[str]:
-    return [str(g) for g in fitted.mmm.model.coords["geo"]] if fitted.data.geo else ["national"]
-
-
-def _to_sgc(values: xr.DataArray, n_geo: int, channels: list[str]) -> np.ndarray:
-    """Broadcast a per-draw variable to (sample, geo, channel)."""
+def _to_sgc(values: xr.DataArray, geos: list[str], channels: list[str]) -> np.ndarray:
+    """Broadcast a per-draw variable to (sample, geo, channel), geos and channels by label."""
     values = values.sel(channel=channels) if "channel" in values.dims else values
+    if "geo" in values.dims:
+        values = values.sel(geo=geos)
     order = [d for d in ("sample", "geo", "channel") if d in values.dims]
     arr = values.transpose(*order).to_numpy().astype(float)
     if "geo" not in values.dims:
@@ -82,34 +91,37 @@ def _to_sgc(values: xr.DataArray, n_geo: int, channels: list[str]) -> np.ndarray
         arr = arr[..., None]
     if "sample" not in values.dims:
         arr = arr[None]
-    return np.broadcast_to(arr, (arr.shape[0], n_geo, len(channels))).copy()
+    return np.broadcast_to(arr, (arr.shape[0], len(geos), len(channels))).copy()
 
 
 def curves_from_fit(
-    fitted: FittedModel, horizon: int, draws: int, history: SpendHistory
+    fitted: StoredFit, horizon: int, draws: int, history: SpendHistory
 ) -> ResponseCurves:
     """The fitted model's per-draw response curves over a ``horizon``-period plan."""
     channels = list(fitted.data.channels)
     if fitted.method == "ridge_bootstrap":
         return _ridge_curves(fitted, horizon, draws, history, channels)
-    geos = _geos(fitted)
-    model = fitted.mmm.model
-    channel_scale = _model_value(model, "channel_scale", len(geos), len(channels))
-    target_scale = np.broadcast_to(
-        np.asarray(model["target_scale"].get_value(), dtype=float).reshape(-1), (len(geos),)
-    ).copy()
-    posterior = thin_draws(fitted.tree["posterior"].to_dataset(), draws)
+    geos = fitted.geos
+    saturation = fitted.transform("saturation")
+    kind = SATURATIONS.get(_class_name(saturation))
+    if kind is None:
+        raise NotImplementedError(
+            f"response curves for {_class_name(saturation)} are not written; the project "
+            "builds Hill and logistic saturation only."
+        )
+    adstock = fitted.transform("adstock")
+    sat_names, ad_names = _variable_mapping(saturation), _variable_mapping(adstock)
+    posterior = fitted.group("posterior", [*sat_names.values(), *ad_names.values()])
+    posterior = thin_draws(posterior, draws)
     posterior = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
-    saturation = fitted.mmm.saturation
-    mapping = saturation.variable_mapping
-    sat = {k: _to_sgc(posterior[v], len(geos), channels) for k, v in mapping.items()}
-    adstock = fitted.mmm.adstock
-    ad_params = {
-        k: _to_sgc(posterior[v], len(geos), channels) for k, v in adstock.variable_mapping.items()
-    }
+    sat = {name: _to_sgc(posterior[v], geos, channels) for name, v in sat_names.items()}
+    ad_params = {name: _to_sgc(posterior[v], geos, channels) for name, v in ad_names.items()}
     weights = _lag_weights(adstock, ad_params)  # (S, G, C, L)
-    kind = "hill" if "kappa" in sat else "logistic"
     timeline, counts = timeline_weights(weights, horizon)
+    channel_scale = fitted.channel_scale()
+    # A channel with no spend in a geo has scale 0; PyMC-Marketing then feeds the model
+    # zeros there (it rewrites the 0/0 to 0), so that geo's input is 0 per unit of spend.
+    safe = np.where(channel_scale != 0, channel_scale, 1.0)
     return ResponseCurves(
         channels=channels,
         horizon=horizon,
@@ -120,34 +132,38 @@ def curves_from_fit(
         slope=sat.get("slope"),
         kappa=sat.get("kappa"),
         lam=sat.get("lam"),
-        input_per_spend=history.geo_share / channel_scale,
-        target_scale=target_scale,
+        input_per_spend=np.where(channel_scale != 0, history.geo_share / safe, 0.0),
+        target_scale=fitted.target_scale(),
     )
 
 
-def _lag_weights(adstock, params: dict[str, np.ndarray]) -> np.ndarray:
-    """Geometric adstock in NumPy (no graph to compile; the response test checks it against
-    the library end to end); any other adstock through PyMC-Marketing's own function."""
-    from pymc_marketing.mmm import GeometricAdstock
-
-    if (
-        type(adstock) is GeometricAdstock
-        and set(params) == {"alpha"}
-        and str(getattr(adstock.mode, "value", adstock.mode)).lower() == "after"
-    ):
-        return geometric_weights(params["alpha"], int(adstock.l_max), bool(adstock.normalize))
-    return library_adstock_weights(adstock, params)
+def _class_name(spec: dict[str, Any]) -> str:
+    return str(spec["__type__"]).rsplit(".", 1)[-1]
 
 
-def _model_value(model, name: str, n_geo: int, n_channel: int) -> np.ndarray:
-    value = np.asarray(model[name].get_value(), dtype=float)
-    dims = model.named_vars_to_dims.get(name, ())
-    if "geo" not in dims:
-        value = value[None, ...] if "channel" in dims else np.full((1, n_channel), value)
-    return np.broadcast_to(value, (n_geo, n_channel)).copy()
+def _variable_mapping(spec: dict[str, Any]) -> dict[str, str]:
+    """Parameter -> posterior variable, as PyMC-Marketing names them (``{prefix}_{param}``)."""
+    return {name: f"{spec['prefix']}_{name}" for name in spec["priors"]}
 
 
-def sampler_record(fitted: FittedModel, draws_used: int) -> dict[str, Any]:
+def _lag_weights(adstock: dict[str, Any], params: dict[str, np.ndarray]) -> np.ndarray:
+    """Geometric adstock in NumPy (the default; no graph to compile, and the response test
+    checks it against the library end to end); any other adstock through PyMC-Marketing's
+    own function, which imports PyTensor (only then)."""
+    mode = str(adstock.get("mode", "After")).lower()
+    if _class_name(adstock) == "GeometricAdstock" and set(params) == {"alpha"} and mode == "after":
+        return geometric_weights(
+            params["alpha"], int(adstock["l_max"]), bool(adstock.get("normalize", True))
+        )
+    import pymc_marketing.mmm  # noqa: F401  (registers the adstock classes by type name)
+    from pymc_marketing.serialization import serialization
+
+    from attribution_analysis.optimize.response import library_adstock_weights
+
+    return library_adstock_weights(serialization.deserialize(adstock), params)
+
+
+def sampler_record(fitted: StoredFit, draws_used: int) -> dict[str, Any]:
     """What produced the draws, for the output's metadata: the NUTS settings of a Bayesian
     fit, or the bootstrap of a ridge fit (whose 'draws' are residual-bootstrap replicates
     with the tuned transforms held fixed; the NUTS settings in its params were never used)."""
@@ -155,7 +171,7 @@ def sampler_record(fitted: FittedModel, draws_used: int) -> dict[str, Any]:
         return {**fitted.params.sampler.model_dump(mode="json"), "draws_used": draws_used}
     from attribution_analysis.mmm.ridge import BLOCK
 
-    replicates = int(fitted.tree["bootstrap"].sizes["sample"])
+    replicates = int(fitted.group("bootstrap").sizes["sample"])
     return {
         "method": "ridge_bootstrap",
         "resampling": "moving-block bootstrap of the residuals, transforms held fixed",
@@ -167,13 +183,13 @@ def sampler_record(fitted: FittedModel, draws_used: int) -> dict[str, Any]:
 
 
 def _ridge_curves(
-    fitted: FittedModel, horizon: int, draws: int, history: SpendHistory, channels: list[str]
+    fitted: StoredFit, horizon: int, draws: int, history: SpendHistory, channels: list[str]
 ) -> ResponseCurves:
     """The ridge fallback: fixed transforms, one coefficient per bootstrap replicate."""
     from attribution_analysis.mmm.build import effective_l_max
 
-    hyper = fitted.tree["hyperparameters"].to_dataset()
-    coef = fitted.tree["bootstrap"]["media_coefficient"].sel(channel=channels).to_numpy()
+    hyper = fitted.group("hyperparameters")
+    coef = fitted.group("bootstrap")["media_coefficient"].sel(channel=channels).to_numpy()
     step = max(1, coef.shape[0] // draws)
     coef = coef[::step]
     n = coef.shape[0]

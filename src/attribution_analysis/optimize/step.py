@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
 
 from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
@@ -27,8 +26,12 @@ from attribution_analysis.contracts.budget import (
 )
 from attribution_analysis.contracts.common import Finding, Metadata
 from attribution_analysis.errors import ParameterError, arg, render
-from attribution_analysis.mmm.gate import override_findings, require_valid_model
-from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.mmm.gate import (
+    channel_verdicts,
+    override_findings,
+    require_valid_model,
+)
+from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
 from attribution_analysis.optimize.bounds import Box, resolve_box
 from attribution_analysis.optimize.posterior import (
     SpendHistory,
@@ -42,7 +45,7 @@ from attribution_analysis.optimize.solver import Objective, Solution, optimize, 
 from attribution_analysis.optimize.summary import STEP, budget_answer
 from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.summaries import band_90, interval
+from attribution_analysis.summaries import interval
 from attribution_analysis.workspace import Workspace, json_bytes
 
 # Saturation flags (documented in references/mmm_methodology.md): the next unit of spend
@@ -60,6 +63,7 @@ PER_PERIOD_WINDOW = (0.6, 1.5)
 PER_PERIOD_MAX_RATIO = 0.75
 # A recommendation this much above the most ever spent in one period is extrapolated.
 BEYOND_OBSERVED_TOLERANCE = 1.0001
+MOVE_TOLERANCE = 0.01  # a channel whose spend grows by more than 1% "receives money"
 GRAIN_UNITS = {"weekly": ("week", "weeks"), "daily": ("day", "days")}
 CONVENTION = (
     "spend spread evenly over the horizon's periods, starting from no carry-over; the outcome "
@@ -91,8 +95,9 @@ def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
     progress = ctx.progress
     params, bounds_hashes = _with_bounds_file(ctx.ws, params)
     gate = require_valid_model(ctx.ws, params.override_reason)
+    verdicts = channel_verdicts(ctx.ws)
     report(progress, 0, 4, "loading the fitted model")
-    fitted = open_fit(ctx.ws)
+    fitted = open_stored_fit(ctx.ws)
     plan = _plan(params, fitted)
     report(progress, 1, 4, "response curves on the posterior draws")
     curves = curves_from_fit(fitted, params.horizon_periods, params.draws, plan.history)
@@ -100,7 +105,7 @@ def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
     report(progress, 2, 4, "optimizing")
     solution = optimize(objective, plan.box, plan.total, plan.baseline, seed=params.seed)
     report(progress, 3, 4, "uncertainty pass, scenarios and curves")
-    result = _result(params, fitted, plan, objective, solution, gate, ctx.run_id)
+    result = _result(params, fitted, plan, objective, solution, gate, ctx.run_id, verdicts)
     files = {layout.BUDGET.path: json_bytes(result.model_dump(mode="json"))}
     report(progress, 4, 4, "done")
     hashes = {**fitted.input_hashes, **bounds_hashes}
@@ -121,7 +126,7 @@ def _with_bounds_file(
     return merged, {params.bounds_file: ws.sha256(path)}
 
 
-def _plan(params: OptimizeBudgetParams, fitted: FittedModel) -> Plan:
+def _plan(params: OptimizeBudgetParams, fitted: StoredFit) -> Plan:
     """Current spend, budget, limits and scenarios; refuses a request that cannot work."""
     history = spend_history(fitted, params.current_basis_periods)
     horizon = params.horizon_periods
@@ -147,7 +152,7 @@ def _plan(params: OptimizeBudgetParams, fitted: FittedModel) -> Plan:
     return Plan(history, horizon, actual, total, baseline, box, scenarios, per_period)
 
 
-def _grain(fitted: FittedModel) -> tuple[str, str]:
+def _grain(fitted: StoredFit) -> tuple[str, str]:
     return GRAIN_UNITS.get(fitted.data.report.window.grain, ("period", "periods"))
 
 
@@ -211,12 +216,13 @@ def _per_period_hint(
 
 def _result(
     params: OptimizeBudgetParams,
-    fitted: FittedModel,
+    fitted: StoredFit,
     plan: Plan,
     objective: Objective,
     solution: Solution,
     gate: dict,
     run_id: str,
+    verdicts: dict[str, str] | None = None,
 ) -> BudgetOptimization:
     """The output file's content: allocations, outcome, scenarios, curves and findings."""
     curves = objective.curves
@@ -230,6 +236,7 @@ def _result(
         *_extrapolation_findings(plan, solution.spend),
         *_solver_findings(solution),
         *_infeasible_findings(infeasible),
+        *identification_findings(plan.channels, plan.baseline, solution.spend, verdicts or {}),
     ]
     current_total = current[0].sum(axis=1)
     return BudgetOptimization(
@@ -246,7 +253,10 @@ def _result(
         "same mix",
         convention=CONVENTION,
         draws=curves.n_draws,
-        allocations=_allocations(plan, solution.spend, statuses, current, recommended),
+        allocations=[
+            a.model_copy(update={"identification": (verdicts or {}).get(a.channel)})
+            for a in _allocations(plan, solution.spend, statuses, current, recommended)
+        ],
         outcome=_outcome(current_total, recommended[0].sum(axis=1)),
         optimizer=_optimizer_report(params, solution),
         scenarios=[
@@ -262,7 +272,7 @@ def _result(
 
 def _metadata(
     params: OptimizeBudgetParams,
-    fitted: FittedModel,
+    fitted: StoredFit,
     curves: ResponseCurves,
     gate: dict,
     run_id: str,
@@ -472,6 +482,38 @@ def _active_bound(value: float, low: float, high: float, total: float) -> str | 
     return None
 
 
+def identification_findings(
+    channels: list[str], current: np.ndarray, recommended: np.ndarray, verdicts: dict[str, str]
+) -> list[Finding]:
+    """A warning for each channel the plan moves money into although the data did not decide
+    its number (validate_model's verdict): the move rests on the priors, or on a split
+    between channels the data cannot make."""
+    findings = []
+    for c, channel in enumerate(channels):
+        verdict = verdicts.get(channel)
+        grows = recommended[c] > current[c] * (1 + MOVE_TOLERANCE)
+        if grows and verdict in ("prior_driven", "not_separable"):
+            why = (
+                "its ROAS is prior-driven (vague priors give another answer)"
+                if verdict == "prior_driven"
+                else "its contribution cannot be separated from another channel's"
+            )
+            findings.append(
+                Finding(
+                    code=f"budget_into_{verdict}",
+                    severity="warning",
+                    subject=channel,
+                    value=round(float(recommended[c] / current[c] - 1), 6)
+                    if current[c] > 0
+                    else None,
+                    message=f"the plan moves money into {channel}, but {why}: the move rests "
+                    "on assumptions, not on the data. Test it (a lift test or a geo "
+                    "experiment) before committing the budget.",
+                )
+            )
+    return findings
+
+
 def _budget_findings(plan: Plan, gate: dict) -> list[Finding]:
     """What the budget and the model gate say about the comparison itself."""
     findings = []
@@ -572,8 +614,9 @@ def _curves(
         _, gradients = curves.channel_outcome(
             c, np.maximum(grid, grid[1] * 0.01), with_gradient=True
         )
-        lo, hi = band_90(xr.DataArray(values, dims=("spend", "sample")), "sample")
-        glo, ghi = band_90(xr.DataArray(gradients, dims=("spend", "sample")), "sample")
+        # The 5% and 95% quantiles over draws (summaries.band_90's, on plain arrays).
+        lo, hi = np.quantile(values, [0.05, 0.95], axis=1)
+        glo, ghi = np.quantile(gradients, [0.05, 0.95], axis=1)
         out.append(
             ResponseCurve(
                 channel=channel,

@@ -47,6 +47,7 @@ STYLE = {
 }
 PALETTE = ["#1f5f8b", "#e07b39", "#3a9a5b", "#b8434a", "#7b5ea7", "#8c6d31", "#d16ba5", "#5f7f8f"]
 BASE_COLOR = "#9aa5ad"
+COMPONENT_COLOR = "#c9b27c"  # organic series and events: neither base nor paid media
 MAX_LABEL = 40  # characters of a name shown on an axis (full names are in the tables)
 
 
@@ -152,13 +153,31 @@ def _whiskers(
 
 @_memoised
 def waterfall(result: ChannelContributions) -> Chart:
-    """Base, then each channel stacked on top, each step with its own interval."""
+    """Base, then organic series and events (their own components), then each channel
+    stacked on top, each step with its own interval."""
     channels = sorted(result.channels, key=lambda c: -c.total_contribution.mean)
     colors = _colors([c.channel for c in result.channels])
-    labels = ["base", *[_short(c.channel) for c in channels]]
-    means = [result.base.total.mean, *[c.total_contribution.mean for c in channels]]
-    intervals = [result.base.total, *[c.total_contribution for c in channels]]
-    fill = [BASE_COLOR, *[colors[c.channel] for c in channels]]
+    components = result.components
+    labels = [
+        "base",
+        *[_short(f"{c.name} ({c.kind})") for c in components],
+        *[_short(c.channel) for c in channels],
+    ]
+    means = [
+        result.base.total.mean,
+        *[c.total_contribution.mean for c in components],
+        *[c.total_contribution.mean for c in channels],
+    ]
+    intervals = [
+        result.base.total,
+        *[c.total_contribution for c in components],
+        *[c.total_contribution for c in channels],
+    ]
+    fill = [
+        BASE_COLOR,
+        *[COMPONENT_COLOR for _ in components],
+        *[colors[c.channel] for c in channels],
+    ]
     with mpl.rc_context(STYLE):
         fig, ax = _new(figsize=(7.5, 3.8))
         bottom = 0.0
@@ -178,7 +197,11 @@ def waterfall(result: ChannelContributions) -> Chart:
         ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
         ax.set_ylabel(f"{result.target} over the window")
         ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-        ax.set_title("Contribution waterfall: base, then each channel")
+        ax.set_title(
+            "Contribution waterfall: base, "
+            + ("organic series and events, " if components else "")
+            + "then each channel"
+        )
         fig.tight_layout()
     return _finish(
         fig,

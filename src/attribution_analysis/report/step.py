@@ -12,7 +12,7 @@ import importlib
 import time
 from collections.abc import Callable
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
@@ -23,7 +23,7 @@ from attribution_analysis.contracts.report import (
     SectionReport,
 )
 from attribution_analysis.progress import report
-from attribution_analysis.report import charts, trace, views
+from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import (
     ALLOCATION,
     BUDGET,
@@ -40,6 +40,9 @@ from attribution_analysis.report.inputs import (
     stale_outputs,
 )
 from attribution_analysis.workspace import Workspace
+
+if TYPE_CHECKING:  # matplotlib is imported only when a chart is drawn (not by draft_faq)
+    from attribution_analysis.report import charts
 
 STEP = "generate_report"
 OUTPUT = layout.REPORT.path
@@ -88,6 +91,8 @@ def _section(
 
 
 def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, charts.Chart]:
+    from attribution_analysis.report import charts
+
     drawn: list[charts.Chart | None] = []
     if inputs.contributions.ok:
         drawn += [

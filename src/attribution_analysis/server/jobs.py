@@ -1,6 +1,17 @@
 """Background jobs: long steps run in their own process, so the server keeps answering,
 a job can be cancelled by stopping its process, and a crash in PyMC cannot take the
 server down. Job records live in SQLite under the workspace root and survive restarts.
+
+A job's process is a worker that stays alive after a job that ended normally and takes the
+next one, so what it compiled (``mmm.sampling.COMPILED``: nutpie models keyed by model
+structure, and PyTensor's in-memory function caches) serves the next fit of the same
+structure: a second fit through the server then costs what a second fit in one process
+costs. Chosen over an on-disk cache of the compiled model because a nutpie-compiled model
+holds Numba function pointers and shared data that nutpie cannot serialise, and pickling
+its PyTensor graph would still recompile on load. A worker is never reused after a
+cancellation or a crash: cancel still kills the job's process (the runner commits a step's
+outputs whole or not at all, so the workspace is left unchanged) and the next job starts a
+fresh worker.
 """
 
 from __future__ import annotations
@@ -28,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 CANCEL_GRACE_SECONDS = 10.0
+# A worker retires after this many jobs, bounding what a long-lived process can accumulate
+# (compiled models of many structures, fragmentation) at one recompile per this many jobs.
+JOBS_PER_WORKER = 25
 CANCELLED = {"message": "the job was cancelled; no output was written."}
 
 SCHEMA = """
@@ -73,6 +87,8 @@ class Job:
     error: dict[str, Any] | None = None
     finished_at: str | None = None
     process: Any = field(default=None, repr=False)
+    # Its outcome has arrived and its worker is kept: too late to cancel.
+    ended: bool = field(default=False, repr=False)
     updated: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def view(self) -> dict[str, Any]:
@@ -102,13 +118,39 @@ class Job:
 
 
 def _child(step_name: str, folder: str, params_json: str, conn) -> None:
-    """Entry point of a job's process: run one step, report progress, send the outcome."""
+    """Entry point of a one-job process: run one step, report progress, send the outcome."""
+    _prepare_process()
+    try:
+        _run_job(step_name, folder, params_json, conn)
+    finally:
+        conn.close()
 
-    cancel_requested = False
 
+def _worker(conn) -> None:
+    """Entry point of a worker process: run the jobs the server sends, one after the other,
+    until it sends ``None``, closes the pipe, or a job ends in a way that leaves the process
+    unfit for another (cancelled, crashed)."""
+    _prepare_process()
+    try:
+        while True:
+            request = conn.recv()
+            if request is None:
+                return
+            if not _run_job(*request, conn):
+                return
+    except (EOFError, JobCancelled):  # the server went away or stopped an idle worker
+        return
+    finally:
+        conn.close()
+
+
+_cancel_requested = False
+
+
+def _prepare_process() -> None:
     def stop(signum, frame):
-        nonlocal cancel_requested
-        cancel_requested = True
+        global _cancel_requested
+        _cancel_requested = True
         raise JobCancelled()
 
     signal.signal(signal.SIGTERM, stop)
@@ -116,6 +158,9 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     # library writes there (from Python or native code) would corrupt the protocol.
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
+
+def _run_job(step_name: str, folder: str, params_json: str, conn) -> bool:
+    """Run one step and send its outcome; whether the process may run another job."""
     from pydantic import ValidationError
 
     from attribution_analysis.errors import AttributionError
@@ -123,31 +168,42 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     from attribution_analysis.steps import execute, step
     from attribution_analysis.workspace import Workspace
 
-    spec = step(step_name)
-
     def progress(done: float, total: float, message: str) -> None:
         conn.send(("progress", float(done), float(total), str(message)))
 
     try:
+        spec = step(step_name)
         params = spec.params.model_validate_json(params_json)
         payload = execute(spec, Workspace.open(folder), params, progress, "mcp")
         conn.send(("succeeded", payload))
+        return True
     except BaseException as exc:
         # After a cancel request, whatever surfaces (JobCancelled, or another error a library
         # raised while unwinding) is the cancellation.
-        if cancel_requested or isinstance(exc, JobCancelled):
+        if _cancel_requested or isinstance(exc, JobCancelled):
             conn.send(("cancelled", CANCELLED))
-        elif isinstance(exc, (AttributionError, ValidationError)):
+            return False
+        if isinstance(exc, (AttributionError, ValidationError)):
             # A ValidationError raised inside a step (an internal contract) is worded as the
             # CLI and the inline path word it, never as pydantic's raw text.
             conn.send(("failed", error_payload(exc, "mcp")))
-        elif isinstance(exc, Exception):  # a crash: the message, never a traceback
+            return True
+        if isinstance(exc, Exception):  # a crash: the message, never a traceback
             message = f"{type(exc).__name__}: {exc}".strip()[:500]
             conn.send(("failed", {"code": "internal_error", "message": message}))
-        else:
-            raise
-    finally:
-        conn.close()
+            return False
+        raise
+
+
+@dataclass
+class Worker:
+    """A job process and the server's end of its pipe."""
+
+    process: Any
+    conn: Any
+    jobs_run: int = 0
+    last_workspace: str | None = None
+    last_tool: str | None = None
 
 
 class JobManager:
@@ -164,6 +220,8 @@ class JobManager:
             )
         self.max_jobs = max_jobs
         self.jobs: dict[str, Job] = {}
+        # Workers whose last job ended normally, waiting for the next (at most max_jobs).
+        self.idle: list[Worker] = []
         self.lock = threading.Lock()
         self.context = multiprocessing.get_context("spawn")
         with self._db() as db:
@@ -224,20 +282,51 @@ class JobManager:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (job.job_id, tool, workspace, job.status, job.created_at, params_json),
             )
-        parent, child = self.context.Pipe(duplex=False)
-        process = self.context.Process(
-            target=_child, args=(tool, str(folder), params_json, child), daemon=True
-        )
-        process.start()
-        child.close()
-        job.process = process
-        threading.Thread(target=self._watch, args=(job, parent), daemon=True).start()
+        worker = self._send(job, folder, params_json)
+        threading.Thread(target=self._watch, args=(job, worker.conn, worker), daemon=True).start()
         return job
 
-    def _watch(self, job: Job, conn) -> None:
-        """Follow a job's pipe until its process ends, then record the outcome. Whatever
-        happens here, the job ends with a final status: a watcher that died would leave it
-        'running' for ever, holding one of the server's job slots."""
+    def _send(self, job: Job, folder: Path, params_json: str) -> Worker:
+        """Hand the job to an idle worker (preferring one that last worked on the same
+        workspace, then on the same tool: the likeliest to hold its compiled model), or to
+        a new one."""
+        request = (job.tool, str(folder), params_json)
+        while True:
+            with self.lock:
+                ranked = sorted(
+                    self.idle,
+                    key=lambda w: (w.last_workspace == str(folder), w.last_tool == job.tool),
+                    reverse=True,
+                )
+                worker = ranked[0] if ranked else None
+                if worker is not None:
+                    self.idle.remove(worker)
+            if worker is None:
+                break
+            try:
+                if worker.process.is_alive():
+                    worker.conn.send(request)
+                    break
+            except (OSError, ValueError):  # it died while idle: start another
+                pass
+            self._retire(worker)
+        if worker is None:
+            parent, child = self.context.Pipe(duplex=True)
+            process = self.context.Process(target=_worker, args=(child,), daemon=True)
+            process.start()
+            child.close()
+            worker = Worker(process=process, conn=parent)
+            parent.send(request)
+        worker.jobs_run += 1
+        worker.last_workspace, worker.last_tool = str(folder), job.tool
+        job.process = worker.process
+        return worker
+
+    def _watch(self, job: Job, conn, worker: Worker | None = None) -> None:
+        """Follow a job's pipe until its outcome arrives or its process ends, then record
+        the outcome and, when the worker may run another job, put it back in the pool.
+        Whatever happens here, the job ends with a final status: a watcher that died would
+        leave it 'running' for ever, holding one of the server's job slots."""
         outcome: tuple[str, dict[str, Any]] | None = None
         try:
             outcome = self._follow(job, conn)
@@ -253,28 +342,62 @@ class JobManager:
                     "whole or not at all).",
                 },
             )
+        # Decided under the lock that cancel() takes: a job either is cancelled (its worker
+        # is stopped and never reused) or has ended before the cancel could see it running.
+        with self.lock:
+            reuse = (
+                worker is not None
+                and outcome is not None
+                and job.status == "running"
+                and _worker_survives(outcome)
+            )
+            job.ended = reuse  # cancel() now leaves it alone
+        # Back in the pool before the job is seen to end: a client that starts its next fit
+        # as soon as this one reports success finds the warm worker.
+        surplus: list[Worker] = []
+        if worker is not None and reuse and worker.jobs_run < JOBS_PER_WORKER:
+            with self.lock:
+                self.idle.append(worker)
+                surplus = self.idle[: max(0, len(self.idle) - self.max_jobs)]
+                del self.idle[: len(surplus)]
+        elif worker is not None:
+            surplus = [worker]
         try:
-            self._settle(job, outcome)
+            self._settle(job, outcome, ended=not reuse)
         except Exception:  # the job table is unwritable (disk full, ...): keep it in memory
             logger.exception("could not record the end of job %s", job.job_id)
             if job.status not in TERMINAL:
                 job.error = job.error or {"message": "the job's end could not be recorded."}
                 job.message, job.status = job.error["message"], "failed"
             job.updated.set()
+        for old in surplus:
+            self._retire(old)
+
+    @staticmethod
+    def _retire(worker: Worker) -> None:
+        """Ask a worker to exit (stopping it if it will not) and close its pipe."""
+        with contextlib.suppress(Exception):
+            if worker.process.is_alive():
+                worker.conn.send(None)
+                worker.process.join(timeout=CANCEL_GRACE_SECONDS)
+            if worker.process.is_alive():
+                worker.process.kill()
+        with contextlib.suppress(Exception):
+            worker.conn.close()
 
     @staticmethod
     def _follow(job: Job, conn) -> tuple[str, dict[str, Any]] | None:
-        outcome: tuple[str, dict[str, Any]] | None = None
+        """Progress until the job's outcome (returned), or None if its process ended first."""
         while True:
             try:
                 message = conn.recv()
             except EOFError:
-                return outcome
+                return None
             if message[0] == "progress":
                 _, job.progress, job.total, job.message = message
                 job.updated.set()
             else:
-                outcome = (message[0], message[1])
+                return (message[0], message[1])
 
     @staticmethod
     def _stop(job: Job) -> None:
@@ -285,8 +408,13 @@ class JobManager:
             if job.process.is_alive():
                 job.process.kill()
 
-    def _settle(self, job: Job, outcome: tuple[str, dict[str, Any]] | None) -> None:
-        job.process.join(timeout=CANCEL_GRACE_SECONDS)
+    def _settle(
+        self, job: Job, outcome: tuple[str, dict[str, Any]] | None, ended: bool = True
+    ) -> None:
+        """Record the job's final status; ``ended``: its process is exiting (a worker kept
+        for the next job is not waited for)."""
+        if ended:
+            job.process.join(timeout=CANCEL_GRACE_SECONDS)
         if job.status == "cancelling" and outcome is not None and outcome[0] == "failed":
             # The user asked to stop: a failure after the signal is the cancellation itself.
             outcome = ("cancelled", CANCELLED)
@@ -356,9 +484,11 @@ class JobManager:
 
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
-        if job.status in TERMINAL or job.process is None:
-            return job
-        job.status = "cancelling"
+        with self.lock:
+            # ended: the job is over and its outcome is being recorded.
+            if job.status in TERMINAL or job.ended or job.process is None:
+                return job
+            job.status = "cancelling"
         job.process.terminate()  # SIGTERM: the step raises JobCancelled and writes nothing
         threading.Thread(target=self._reap, args=(job,), daemon=True).start()
         return job
@@ -382,6 +512,11 @@ class JobManager:
         for job in list(self.jobs.values()):
             if job.status not in TERMINAL and job.process is not None:
                 job.process.terminate()
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for worker in idle:
+            with contextlib.suppress(Exception):
+                worker.process.terminate()
 
 
 def _bounded_error(body: dict[str, Any], status: str) -> dict[str, Any]:
@@ -394,3 +529,10 @@ def _bounded_error(body: dict[str, Any], status: str) -> dict[str, Any]:
     if not str(error.get("message") or "").strip():
         error["message"] = f"the job ended as '{status}' without saying why."
     return error
+
+
+def _worker_survives(outcome: tuple[str, dict[str, Any]]) -> bool:
+    """A worker takes another job after a success or a refused input, never after a crash
+    (its state is unknown) or a cancellation (its process is being stopped)."""
+    status, body = outcome
+    return status == "succeeded" or (status == "failed" and body.get("code") != "internal_error")

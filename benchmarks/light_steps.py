@@ -1,0 +1,179 @@
+"""Fresh-process wall time of every inline step, and of the refusals, on a fitted workspace.
+
+    python benchmarks/light_steps.py --workspace DIR [--repeats 5] [--src SRC ...]
+
+``DIR``: a fitted and validated workspace of the demo's world (``make demo`` writes one;
+any ``fit_mmm`` + ``validate_model`` of ``demo.DEMO`` will do). Each case runs its step's
+script (``scripts/<step>.py``, what an agent or a shell runs) in a new Python process on a
+fresh copy of the workspace; the copy is made before the clock starts, so the figure is
+interpreter start, imports and the step itself. The median of ``--repeats`` runs is shown.
+
+``--src`` (repeatable) names source trees to compare in the same run, e.g. the code before
+and after a change; runs of the trees alternate, so load on a shared machine falls on each
+alike. Without it, the installed package is timed. Before timing, the workspace gets the
+outputs the later steps read (contributions, allocation) from the first tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_KIND = ("--kind", "mta", "--seed", "20261126", "--weeks", "156", "--channels", "5")
+WIDE_TABLE = "uploads/wide.csv"
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    step: str
+    args: tuple[str, ...] = ()
+    workspace: str = "fitted"  # "fitted", "raw" (simulated, not validated) or "new" (empty)
+    expect_ok: bool = True
+
+
+CASES = [
+    Case("simulate_workspace (demo world)", "simulate_workspace", DEMO_KIND, workspace="new"),
+    Case("import_data (dry run)", "import_data", ("--path", WIDE_TABLE)),
+    Case("validate_data", "validate_data"),
+    Case("decompose_contributions", "decompose_contributions"),
+    Case("build_effective_exposure", "build_effective_exposure"),
+    Case("downscale_intraday (no hourly file: refused)", "downscale_intraday", expect_ok=False),
+    Case("optimize_budget", "optimize_budget"),
+    Case("attribute_paths (no journeys: refused)", "attribute_paths", expect_ok=False),
+    Case("generate_report", "generate_report"),
+    Case("draft_faq", "draft_faq"),
+    Case(
+        "refusal: optimize_budget, unvalidated", "optimize_budget", workspace="raw", expect_ok=False
+    ),
+    Case(
+        "refusal: optimize_budget, unknown channel in bounds",
+        "optimize_budget",
+        ("--bounds", '[{"channel": "no_such_channel", "max_spend": 1}]'),
+        expect_ok=False,
+    ),
+    Case(
+        "refusal: optimize_budget, horizon 0",
+        "optimize_budget",
+        ("--horizon-periods", "0"),
+        expect_ok=False,
+    ),
+]
+
+
+def environment(src: Path | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    return env
+
+
+def run_script(step: str, root: Path, args: tuple[str, ...], src: Path | None) -> tuple[float, int]:
+    """(seconds, exit code) of one fresh process running the step's script."""
+    argv = [sys.executable, str(REPO / "scripts" / f"{step}.py"), "--workspace", str(root), *args]
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=environment(src), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 2):  # 2: a refusal, answered as JSON
+        raise RuntimeError(f"{step} crashed:\n{done.stderr[-2000:]}")
+    return seconds, done.returncode
+
+
+def _python_seconds(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - start
+
+
+def prepare(fitted: Path, scratch: Path, src: Path | None) -> dict[str, Path]:
+    """The workspaces the cases start from (copied again for every run)."""
+    base = scratch / "fitted"
+    shutil.copytree(fitted, base)
+    # Outputs the later steps read: contributions (exposure, report) and the campaign split.
+    for step, args in (("decompose_contributions", ()), ("allocate", ("--source", "mta"))):
+        _, code = run_script(step, base, args, src)
+        if code != 0:
+            raise RuntimeError(f"preparing the workspace: {step} was refused")
+    _write_wide_table(base)
+    raw = scratch / "raw"
+    raw.mkdir()
+    shutil.copytree(fitted / "raw", raw / "raw")
+    return {"fitted": base, "raw": raw}
+
+
+def _write_wide_table(root: Path) -> None:
+    """A wide CSV (date, spend per channel, outcome) from the prepared panel, for the
+    import dry run."""
+    import pandas as pd
+
+    panel = pd.read_csv(root / "analysis" / "prepared_panel.csv")
+    spend = [c for c in panel.columns if c.startswith("spend_")]
+    (root / "uploads").mkdir(exist_ok=True)
+    panel[["date", *spend, "conversions"]].to_csv(root / WIDE_TABLE, index=False)
+
+
+def time_case(case: Case, bases: dict[str, Path], src: Path | None, scratch: Path) -> float:
+    run = Path(tempfile.mkdtemp(dir=scratch))
+    root = run / "ws"
+    if case.workspace == "new":
+        root.mkdir()
+    else:
+        shutil.copytree(bases[case.workspace], root)
+    seconds, code = run_script(case.step, root, case.args, src)
+    if (code == 0) != case.expect_ok:
+        raise RuntimeError(f"{case.label}: exit code {code}, expected ok={case.expect_ok}")
+    shutil.rmtree(run)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workspace", type=Path, required=True)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--src", type=Path, action="append", default=[])
+    parser.add_argument("--only", action="append", default=[], help="cases whose label has it")
+    args = parser.parse_args()
+    trees: list[Path | None] = list(args.src) or [None]
+    cases = [c for c in CASES if not args.only or any(o in c.label for o in args.only)]
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        bases = prepare(args.workspace.resolve(), scratch, trees[0])
+        times: dict[tuple[str, int], list[float]] = {}
+        for repeat in range(args.repeats):
+            for case in cases:
+                for t, src in enumerate(trees):
+                    seconds = time_case(case, bases, src, scratch)
+                    times.setdefault((case.label, t), []).append(seconds)
+                    print(
+                        f"run {repeat + 1}, {case.label}, tree {t}: {seconds:.2f} s",
+                        file=sys.stderr,
+                    )
+    names = [str(src) if src else "installed" for src in trees]
+    print(f"median of {args.repeats} fresh processes, seconds (min-max)")
+    # How busy the machine was: the same yardstick on a quiet machine takes about 0.45 s.
+    yardstick = [_python_seconds("import pandas") for _ in range(args.repeats)]
+    print(f"yardstick `python -c 'import pandas'`: {statistics.median(yardstick):.2f} s")
+    print(" | ".join(["case", *names, *(["ratio"] if len(trees) == 2 else [])]))
+    for case in cases:
+        row = [case.label]
+        medians = []
+        for t in range(len(trees)):
+            values = times[(case.label, t)]
+            medians.append(statistics.median(values))
+            row.append(f"{medians[-1]:.2f} ({min(values):.2f}-{max(values):.2f})")
+        if len(trees) == 2:
+            row.append(f"{medians[0] / medians[1]:.1f}x")
+        print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The current fit as the workspace holds it (manifest, posterior file, prepared data),
+read without PyMC.
+
+``open_fit`` (``mmm/loaded.py``) rebuilds PyMC-Marketing's model so that a step gets a fitted
+``MMM``. A step that only reads the posterior's media curves (``optimize_budget``) needs no
+graph, and importing PyMC, PyTensor and PyMC-Marketing costs 2-3 s of a fresh process. What
+it needs is on disk: the manifest names the configuration and the data; the posterior file's
+root attributes (PyMC-Marketing's ``set_idata_attrs``) name the adstock and saturation with
+their variable prefixes and the scaling; the channel and target scales are statistics of the
+prepared data that PyMC-Marketing computes when it builds the model, recomputed here the same
+way (``tests/optimize/test_stored_fit.py`` checks them, and the curves, against the built
+model). The freshness check is ``open_fit``'s: the same data, configuration and settings
+must give the fit key the manifest records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from attribution_analysis import layout
+from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.errors import WorkspaceError, step_ref
+from attribution_analysis.mmm import store
+from attribution_analysis.mmm.build import fit_key
+from attribution_analysis.mmm.panel import ModelData, load_model_data
+from attribution_analysis.workspace import Workspace
+
+# PyMC-Marketing's default scaling, for a posterior file that does not record one.
+DEFAULT_SCALING = {"method": "max", "dims": []}
+
+
+@dataclass(frozen=True)
+class StoredFit:
+    """The current fit: its data, parameters, manifest and posterior file (opened per group
+    on demand: the optimizer reads one of them)."""
+
+    data: ModelData
+    params: FitMMMParams
+    manifest: dict[str, Any]
+    input_hashes: dict[str, str]
+    path: Path  # the posterior's NetCDF file
+    attrs: dict[str, Any]  # the file's root attributes, JSON values decoded
+
+    @property
+    def method(self) -> str:
+        return str(self.manifest["result"]["method"])
+
+    @property
+    def geos(self) -> list[str]:
+        """Geo labels in the model's order (PyMC-Marketing sorts the panel's labels), or
+        one 'national' row."""
+        if not self.data.geo:
+            return ["national"]
+        return sorted(self.data.X["geo"].astype(str).unique().tolist())
+
+    def group(self, name: str, variables: list[str] | None = None) -> xr.Dataset:
+        """One group of the posterior file (``posterior``, ``bootstrap``...), loaded: its
+        ``variables`` (all by default) with their dimension coordinates.
+
+        Plain arrays (the draws, labels) are read with h5netcdf directly:
+        ``xarray.open_dataset`` spends about 0.1 s (0.4 s on a busy machine) on decoding
+        they do not need. A group with encoded values (dates, packed or masked integers)
+        goes through xarray. ``tests/optimize/test_stored_fit.py`` checks the two agree.
+        """
+        import h5netcdf
+
+        with h5netcdf.File(self.path, "r") as handle:
+            node = handle.groups[name]
+            names = variables or [v for v in node.variables if v not in node.dimensions]
+            dims = {d for v in names for d in node.variables[v].dimensions}
+            read = [*names, *(d for d in dims if d in node.variables)]
+            if all(_plain(node.variables[v]) for v in read):
+                data = {v: (node.variables[v].dimensions, node.variables[v][...]) for v in names}
+                coords = {d: _labels(node.variables[d][...]) for d in dims if d in node.variables}
+                return xr.Dataset(data, coords=coords)
+        with xr.open_dataset(self.path, engine="h5netcdf", group=name) as dataset:
+            return dataset[names].load()
+
+    def transform(self, kind: str) -> dict[str, Any]:
+        """The adstock or saturation as PyMC-Marketing serialised it (``__type__``,
+        ``prefix``, ``priors``, ``l_max``...)."""
+        spec = self.attrs.get(kind)
+        if not isinstance(spec, dict) or "__type__" not in spec:
+            raise WorkspaceError(
+                f"the posterior file does not record the model's {kind}.",
+                fix=f"fit again: {step_ref('fit_mmm')} writes it.",
+                file=str(self.manifest["result"]["model_path"]),
+            )
+        return spec
+
+    def channel_scale(self) -> np.ndarray:
+        """(G, C): what PyMC-Marketing divides each channel's spend by, per geo."""
+        spend = self._grid(self.data.channels, self.data.X)
+        return self._scale(spend, "channel")
+
+    def target_scale(self) -> np.ndarray:
+        """(G,): what the model's outcome is multiplied by to return to original units."""
+        frame = self.data.X[["date", *(["geo"] if self.data.geo else [])]].copy()
+        frame["target"] = self.data.y.to_numpy(dtype=float)
+        return self._scale(self._grid(["target"], frame), "target")[:, 0]
+
+    def _grid(self, columns: list[str], frame: pd.DataFrame) -> np.ndarray:
+        """(dates, G, len(columns)) with the rows a geo lacks filled with 0, as
+        PyMC-Marketing's dataset is (``fillna(0)``) before it computes its scales."""
+        if not self.data.geo:
+            return frame[columns].to_numpy(dtype=float)[:, None, :]
+        keyed = frame.assign(geo=frame["geo"].astype(str)).set_index(["date", "geo"])[columns]
+        dates = np.sort(frame["date"].unique())
+        full = pd.MultiIndex.from_product([dates, self.geos], names=["date", "geo"])
+        values = keyed.reindex(full, fill_value=0.0).to_numpy(dtype=float)
+        return values.reshape(len(dates), len(self.geos), len(columns))
+
+    def _scale(self, grid: np.ndarray, variable: str) -> np.ndarray:
+        """PyMC-Marketing's ``DataDerivedScaling``: the signed max (or mean) over dates and
+        the scaling's own dims, kept per geo otherwise; (G, K)."""
+        scaling = (self.attrs.get("scaling") or {}).get(variable, DEFAULT_SCALING)
+        kind = str(scaling.get("__type__", "DataDerivedScaling")).rsplit(".", 1)[-1]
+        method, dims = scaling.get("method"), list(scaling.get("dims") or [])
+        if kind != "DataDerivedScaling" or method not in ("max", "mean") or set(dims) - {"geo"}:
+            raise WorkspaceError(
+                f"the fit's {variable} scaling ({scaling}) is not one this project builds.",
+                fix=f"fit again with {step_ref('fit_mmm')}.",
+                file=str(self.manifest["result"]["model_path"]),
+            )
+        axes = (0, 1) if "geo" in dims else (0,)
+        reduce = np.max if method == "max" else np.mean
+        scale = reduce(grid, axis=axes, keepdims=True)[0]
+        return np.broadcast_to(scale, grid.shape[1:]).copy()
+
+
+def open_stored_fit(ws: Workspace) -> StoredFit:
+    """The current fit, refused (as ``open_fit`` refuses it) when the prepared data or lift
+    tests changed since it was fitted."""
+    # Imported here: fit.py's own imports are light, but it is the fit step's module.
+    from attribution_analysis.mmm.fit import fit_settings
+
+    manifest, manifest_digest = store.read_manifest_and_digest(ws)
+    params = FitMMMParams.model_validate(manifest["params"])
+    config = params.config
+    # The data half of fit.prepare (the model it also builds is what this module avoids).
+    data = load_model_data(
+        ws, config.target, config.use_trend, config.use_holidays, config.use_external_factors
+    )
+    hashes = dict(data.input_hashes)
+    if params.calibrate:
+        from attribution_analysis.mmm.calibration import read_lift_tests
+
+        hashes[layout.LIFT_TESTS.path] = read_lift_tests(ws)[1]
+    if fit_key(data, config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
+        raise WorkspaceError(
+            "the prepared data or lift tests changed since the model was fitted.",
+            fix=f"fit again: run {step_ref('fit_mmm')}.",
+            file=layout.FIT.path,
+        )
+    path = store.require_model(ws, manifest["result"]["model_path"])
+    # Outputs record the manifest's digest beside the data's, as open_fit does.
+    hashes = {**hashes, layout.FIT.path: manifest_digest}
+    return StoredFit(data, params, manifest, hashes, path, _root_attrs(path))
+
+
+# Attributes by which xarray would change a variable's values or type when it decodes it.
+_ENCODING = {"scale_factor", "add_offset", "calendar", "dtype", "_Unsigned"}
+
+
+def _plain(variable: Any) -> bool:
+    """Whether xarray would read the variable's values as stored (no CF decoding)."""
+    attrs = dict(variable.attrs)
+    if _ENCODING & set(attrs) or " since " in str(attrs.get("units", "")):
+        return False
+    # A fill value masks entries to NaN: the same values only for floats filled with NaN.
+    fill = attrs.get("_FillValue")
+    return fill is None or (variable.dtype.kind == "f" and np.isnan(fill))
+
+
+def _labels(values: np.ndarray) -> np.ndarray:
+    """Coordinate values as xarray decodes them: text labels as str, numbers as they are."""
+    if values.dtype.kind in "OS":
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+    return values
+
+
+def _root_attrs(path: Path) -> dict[str, Any]:
+    """Root attributes; ``store.tree_bytes`` wrote lists and dicts as JSON strings."""
+    import h5netcdf
+
+    with h5netcdf.File(path, "r") as handle:
+        raw = dict(handle.attrs)
+    attrs: dict[str, Any] = {}
+    for name, value in raw.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        attrs[name] = value
+    return attrs

@@ -1,0 +1,100 @@
+"""The accuracy benchmark's worlds and scoring (benchmarks/worlds.py, benchmarks/mmm_accuracy.py).
+
+The worlds are the ground truth the MMM is scored against, so they are checked against what
+they state: the true totals are the sums of the weekly contributions, each channel's ROAS is
+the one its world declares, and no world borrows the project's simulator. The scoring is
+checked against figures computed by hand, with a negative control (a wrong estimate must
+score badly). Marked slow: it imports PyMC-Marketing through the benchmark and builds every
+world through ``import_data`` and ``validate_data``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import mmm_accuracy  # noqa: E402
+import worlds  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# The ROAS each world declares for its channels (read from the world functions' source).
+DECLARED_ROAS = {
+    "hill_season": {"tv": 1.1, "search": 1.9, "social": 1.3, "display": 0.7},
+    "correlated_weak": {"tv": 1.0, "search": 1.8, "social": 1.1, "display": 0.15},
+}
+
+
+def test_worlds_do_not_import_the_project_simulator():
+    tree = ast.parse((BENCHMARKS / "worlds.py").read_text())
+    imported = [
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    assert not [m for m in imported if m and m.startswith("attribution_analysis")], imported
+
+
+@pytest.mark.parametrize("name", sorted(worlds.WORLDS))
+def test_world_truth_is_the_sum_of_its_weekly_contributions(name):
+    world = worlds.make_world(name, 1)
+    weekly = world.weekly_contribution
+    for channel in world.channels:
+        assert weekly[channel].min() >= 0
+        assert np.isclose(weekly[channel].sum(), world.true_contribution[channel], rtol=1e-9)
+        spend = world.table[f"spend_{channel}"].sum()
+        assert np.isclose(spend, world.true_spend[channel], rtol=1e-6)
+    assert np.isclose(sum(world.true_share.values()), 1.0)
+    assert len(world.table) == worlds.WEEKS and world.table["sales"].gt(0).all()
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED_ROAS))
+def test_world_channels_return_their_declared_roas(name):
+    world = worlds.make_world(name, 2)
+    for channel, roas in DECLARED_ROAS[name].items():
+        # Spend in the table is rounded to cents: ROAS agrees to that precision.
+        assert world.true_roas[channel] == pytest.approx(roas, rel=1e-5)
+
+
+def test_score_matches_hand_computed_figures_and_fails_a_wrong_estimate():
+    world = worlds.make_world("correlated_weak", 1)
+    truth = world.true_contribution
+    exact = {
+        c: {"mean": v, "hdi_90": [0.9 * v, 1.1 * v], "share": world.true_share[c]}
+        for c, v in truth.items()
+    }
+    perfect = mmm_accuracy.score(world, exact)
+    assert perfect["share_mae_pts"] == pytest.approx(0, abs=1e-9)
+    assert perfect["media_bias_pct"] == pytest.approx(0, abs=1e-9)
+    assert perfect["coverage"] == 1.0 and perfect["roas_error_pct"] == pytest.approx(0)
+    # Negative control: tv doubled, with an interval that misses the truth.
+    wrong = {c: dict(v) for c, v in exact.items()}
+    wrong["tv"] = {"mean": 2 * truth["tv"], "hdi_90": [1.5 * truth["tv"], 2.5 * truth["tv"]]}
+    new_total = world.true_media_total + truth["tv"]
+    wrong["tv"]["share"] = 2 * truth["tv"] / new_total
+    scored = mmm_accuracy.score(world, wrong)
+    assert scored["media_bias_pct"] == pytest.approx(100 * truth["tv"] / world.true_media_total)
+    assert scored["coverage"] == pytest.approx(0.75)
+    assert scored["roas_error_pct"] == pytest.approx(100 / 4)
+    expected_mae = abs(wrong["tv"]["share"] - world.true_share["tv"]) / 4
+    assert scored["share_mae_pts"] == pytest.approx(100 * expected_mae)
+
+
+def test_every_world_passes_import_and_validation(tmp_path):
+    for name in worlds.WORLDS:
+        world = worlds.make_world(name, 1)
+        ws = mmm_accuracy.import_world(world, tmp_path / name)
+        from attribution_analysis.mmm.panel import load_model_data
+
+        data = load_model_data(ws, None, True, True, True)
+        assert sorted(data.channels) == sorted(world.channels)
+        given = {*data.controls, *getattr(data, "events", [])}
+        assert len(given) == 1 + len(world.controls) + len(world.events)  # + the trend

@@ -1,0 +1,111 @@
+"""Job processes are workers that outlive a job: the next job of the server runs in the same
+process (and so reuses what it compiled), except after a cancellation or a crash, where a
+fresh process takes over and the cancelled job leaves the workspace as it was."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from attribution_analysis.api import simulate_workspace, validate_data
+from attribution_analysis.contracts.simulation import SimulationParams
+from attribution_analysis.server import jobs
+from attribution_analysis.workspace import Workspace
+
+# 2 chains x 100 draws, no stopping rule, no retry: the cheapest real NUTS fit.
+TINY_FIT = json.dumps(
+    {
+        "sampler": {"draws": 100, "tune": 100, "stop_at_gates": False},
+        "retry": False,
+        "fallback_to_ridge": False,
+        "use_cache": False,
+    }
+)
+
+
+def _wait(job: jobs.Job, seconds: float = 180) -> jobs.Job:
+    deadline = time.monotonic() + seconds
+    while job.status not in jobs.TERMINAL and time.monotonic() < deadline:
+        job.updated.wait(0.2)
+        job.updated.clear()
+    assert job.status in jobs.TERMINAL, f"job still {job.status} after {seconds} s"
+    return job
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".attribution" not in p.parts
+    }
+
+
+@pytest.fixture
+def manager(tmp_path: Path):
+    manager = jobs.JobManager(tmp_path / "root")
+    yield manager
+    manager.shutdown()
+
+
+def _workspace(tmp_path: Path, name: str, seed: int) -> Path:
+    root = tmp_path / name
+    simulate_workspace(root, SimulationParams(kind="mmm", seed=seed, weeks=60, channels=2))
+    validate_data(Workspace.open(root))
+    return root
+
+
+# Slow (about a minute on 2 busy cores): two real fits in a spawned worker. The default suite
+# keeps the cheap check below that a worker takes the next job.
+@pytest.mark.slow
+def test_a_second_fit_of_the_same_structure_reuses_the_first_jobs_compiled_model(manager, tmp_path):
+    first_ws, second_ws = _workspace(tmp_path, "a", 3), _workspace(tmp_path, "b", 4)
+    first = _wait(manager.start("fit_mmm", "a", first_ws, TINY_FIT))
+    assert first.status == "succeeded", first.error
+    assert first.result["compile_reused"] is False
+    second = _wait(manager.start("fit_mmm", "b", second_ws, TINY_FIT))
+    assert second.status == "succeeded", second.error
+    # The same process ran both jobs, and it had the model compiled already.
+    assert second.process.pid == first.process.pid
+    assert second.result["compile_reused"] is True
+    assert second.result["fit_key"] != first.result["fit_key"]
+
+
+@pytest.mark.slow  # about 30 s: a warm worker, then a fit cancelled while it compiles
+def test_a_cancelled_jobs_worker_is_not_reused_and_the_workspace_is_unchanged(manager, tmp_path):
+    ws = _workspace(tmp_path, "a", 3)
+    warm = _wait(manager.start("validate_data", "a", ws, "{}"))
+    assert warm.status == "succeeded", warm.error
+    before = _files(ws)
+    job = manager.start("fit_mmm", "a", ws, TINY_FIT)
+    # Negative control of the reuse: the fit went to the warm worker...
+    assert job.process.pid == warm.process.pid
+    deadline = time.monotonic() + 60
+    while "compil" not in job.message and time.monotonic() < deadline:
+        job.updated.wait(0.2)
+        job.updated.clear()
+    assert "compil" in job.message, job.message
+    manager.cancel(job.job_id)
+    assert _wait(job, 30).status == "cancelled", job.error
+    assert not job.process.is_alive()
+    assert _files(ws) == before
+    # ...and the next job gets a fresh process.
+    after = _wait(manager.start("validate_data", "a", ws, "{}"))
+    assert after.status == "succeeded", after.error
+    assert after.process.pid != warm.process.pid
+
+
+def test_a_refused_input_keeps_the_worker_and_idle_workers_are_bounded(tmp_path):
+    manager = jobs.JobManager(tmp_path / "root", max_jobs=1)
+    try:
+        ws = Workspace.create(tmp_path / "empty").root
+        # fit_mmm before validate_data: refused with the CLI's message, not a crash.
+        refused = _wait(manager.start("fit_mmm", "e", ws, TINY_FIT))
+        assert refused.status == "failed" and refused.error["code"] != "internal_error"
+        again = _wait(manager.start("fit_mmm", "e", ws, TINY_FIT))
+        assert again.process.pid == refused.process.pid
+        assert len(manager.idle) == 1
+    finally:
+        manager.shutdown()

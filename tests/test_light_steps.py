@@ -1,0 +1,152 @@
+"""Inline steps import no heavy library they do not need, and refuse before importing any.
+
+Each check runs the steps as every front end does (``steps.execute``: input checks, compute,
+commit) in a fresh interpreter, and reads ``sys.modules`` after each one: a module imported
+once stays imported, so one process shows which step pulled it in. A negative control runs
+the PyMC route the optimizer used to take (``mmm.loaded.open_fit``) in the same harness and
+must be caught. Wall-clock figures are in ``benchmarks/light_steps.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from attribution_analysis.steps import STEPS
+
+REPO = Path(__file__).resolve().parents[1]
+# What a light step must not import: seconds of a fresh process each (PyMC and PyTensor
+# together about 2 s, ArviZ-stats 0.4 s, matplotlib 0.3 s on the development machine).
+HEAVY = ("pymc", "pytensor", "pymc_marketing", "arviz_stats", "matplotlib")
+# Inline steps whose work itself needs a heavy library, and why.
+HEAVY_BY_DESIGN = {
+    "decompose_contributions": "evaluates PyMC-Marketing's deterministics on the posterior",
+    "generate_report": "draws its figures with matplotlib",
+}
+OVERRIDE = "import check: the model gate is tested elsewhere"
+
+
+def probe(cases: list[dict[str, Any]], control: str | None = None) -> dict[str, Any]:
+    """Run in a fresh interpreter (see ``_run_probe``): each case's step through the front
+    ends' path; per case, the heavy modules it imported and how it ended. ``control``: a
+    fitted workspace to open through PyMC afterwards (the negative control)."""
+    from attribution_analysis.errors import AttributionError
+    from attribution_analysis.steps import execute, step
+    from attribution_analysis.workspace import Workspace
+
+    def loaded() -> set[str]:
+        return {name for name in HEAVY if name in sys.modules}
+
+    out: dict[str, Any] = {"front end": sorted(loaded()), "cases": []}
+    for case in cases:
+        before = loaded()
+        spec = step(case["step"])
+        root = Path(case["workspace"])
+        ws = Workspace.create(root) if spec.creates_workspace else Workspace.open(root)
+        try:
+            execute(spec, ws, spec.params.model_validate(case["params"]))
+            ended = "answered"
+        except AttributionError as exc:
+            ended = f"refused: {type(exc).__name__}"
+        out["cases"].append(
+            {"label": case["label"], "ended": ended, "imported": sorted(loaded() - before)}
+        )
+    if control is not None:
+        from attribution_analysis.mmm.loaded import open_fit
+
+        before = loaded()
+        open_fit(Workspace.open(control))
+        out["control"] = sorted(loaded() - before)
+    return out
+
+
+def _run_probe(cases: list[dict[str, Any]], control: Path | None = None) -> dict[str, Any]:
+    code = (
+        "import json, sys\n"
+        "from tests.test_light_steps import probe\n"
+        "print(json.dumps(probe(json.loads(sys.argv[1]), sys.argv[2] or None)))\n"
+    )
+    argv = [sys.executable, "-c", code, json.dumps(cases), str(control or "")]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _case(label: str, step: str, workspace: Path, **params: Any) -> dict[str, Any]:
+    return {"label": label, "step": step, "workspace": str(workspace), "params": params}
+
+
+def test_hdi_equals_arviz_stats():
+    """The NumPy HDI against ArviZ-stats' own (the implementation it replaced), on skewed,
+    bimodal, tiny and tied samples."""
+    import arviz_stats as azs
+
+    from attribution_analysis.summaries import hdi
+
+    rng = np.random.default_rng(7)
+    samples = [
+        rng.lognormal(0, 1, 4000),
+        np.concatenate([rng.normal(-3, 1, 700), rng.normal(4, 0.5, 300)]),
+        rng.normal(size=3),
+        np.array([5.0]),
+        np.round(rng.normal(size=500), 1),  # ties
+        rng.gamma(0.5, 2.0, (2, 250)),  # a (chain, draw) array is flattened
+    ]
+    for values in samples:
+        for prob in (0.5, 0.9, 0.95):
+            expected = azs.hdi(values.ravel(), prob=prob)
+            assert hdi(values, prob) == (float(expected[0]), float(expected[1]))
+    with pytest.raises(ValueError):
+        hdi(np.array([]), 0.9)
+
+
+def test_inline_steps_import_no_heavy_library(validated, simulated_root, tmp_path):
+    """Every inline step, or its refusal, on a small fitted workspace: none imports PyMC,
+    PyTensor, PyMC-Marketing, ArviZ-stats or matplotlib, and the PyMC route is caught."""
+    from tests.data.wide_tables import robyn
+
+    inline = {s.name for s in STEPS if s.cost == "inline"}
+    raw = tmp_path / "raw"  # simulated, not validated
+    shutil.copytree(simulated_root(kind="mmm", seed=3, weeks=60, channels=2), raw)
+    fresh = tmp_path / "new"
+    control = tmp_path / "control"
+    shutil.copytree(validated, control)
+    cases = [
+        _case("simulate", "simulate_workspace", fresh, kind="mmm", seed=1, weeks=60, channels=2),
+        _case("import dry run", "import_data", fresh, content=robyn()),
+        _case("optimize unvalidated", "optimize_budget", raw),
+        _case("optimize", "optimize_budget", validated, draws=100, override_reason=OVERRIDE),
+        _case(
+            "optimize bad bounds",
+            "optimize_budget",
+            validated,
+            bounds=[{"channel": "no_such_channel", "max_spend": 1.0}],
+            override_reason=OVERRIDE,
+        ),
+        _case("exposure", "build_effective_exposure", validated),
+        _case("intraday", "downscale_intraday", validated),
+        _case("paths", "attribute_paths", validated),
+        _case("faq", "draft_faq", validated),
+        _case("validate", "validate_data", validated),
+    ]
+    covered = {c["step"] for c in cases}
+    assert inline - set(HEAVY_BY_DESIGN) <= covered, "add a case for the new inline step"
+
+    result = _run_probe(cases, control)
+
+    assert result["front end"] == []
+    ended = {c["label"]: c["ended"] for c in result["cases"]}
+    assert ended["optimize"] == "answered" and ended["faq"] == "answered"
+    assert ended["optimize unvalidated"].startswith("refused")
+    assert ended["optimize bad bounds"] == "refused: ParameterError"
+    imported = {c["label"]: c["imported"] for c in result["cases"]}
+    assert imported == {label: [] for label in imported}, result
+    # Negative control: the same harness sees the PyMC-Marketing route's imports.
+    assert {"pymc", "pytensor", "pymc_marketing"} <= set(result["control"])
