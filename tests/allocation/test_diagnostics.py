@@ -80,6 +80,7 @@ def _stability(drawn) -> np.ndarray:
     ).spearman
 
 
+@pytest.mark.slow  # a statistical property of the bootstrap
 def test_rankings_are_stable_with_plenty_of_groups_and_shaky_with_few():
     plenty = _stability(draw_problem(22, n_groups=3000, n_entities=30, per_group=4))
     few = _stability(draw_problem(22, n_groups=40, n_entities=30, per_group=4))

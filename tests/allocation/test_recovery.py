@@ -101,6 +101,7 @@ def test_euros_are_split_by_both_families_with_the_quasi_poisson_ahead(simulated
     assert (table["poisson"] >= table["gamma"]).all()
 
 
+@pytest.mark.slow  # coverage / recovery against simulated truth: statistical
 def test_campaign_productivity_ranks_are_recovered_on_every_seed(validated_mta):
     rhos = []
     for seed in SEEDS:
@@ -178,6 +179,7 @@ COVERAGE_POOLED = (0.86, 0.97)
 COVERAGE_EACH = 0.80
 
 
+@pytest.mark.slow  # coverage / recovery against simulated truth: statistical
 @pytest.mark.parametrize(
     "family, simulation",
     [("poisson", {}), ("gamma", {"family": "gamma", "unit_value": 50.0})],
@@ -198,6 +200,7 @@ def test_em_coefficient_intervals_cover_the_truth(family, simulation):
     assert coverage.min() >= COVERAGE_EACH
 
 
+@pytest.mark.slow  # coverage / recovery against simulated truth: statistical
 def test_em_coefficient_intervals_cover_campaign_drivers(validated_mta):
     """Campaigns run for many weeks, so a campaign more productive than its objective and
     creative family says lifts every week's residual: intervals clustered by group alone

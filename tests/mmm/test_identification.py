@@ -90,19 +90,13 @@ def test_a_prior_driven_channel_is_labelled_in_the_decomposition_and_the_report(
     html = (validated / "reports" / "mmm_executive_summary.html").read_text()
     assert f'data-identification="prior_driven"><td>{flagged}</td>' in html
     assert 'id="identification-summary"' in html and "not decided by the data" in html
-
-
-def test_no_warning_in_the_report_when_every_channel_is_data_driven(validated):
-    path = validated / "analysis" / "mmm_diagnostics.json"
-    diagnostics = json.loads(path.read_text())
-    for row in diagnostics["identification"]:
-        row["verdict"] = "data_driven"
-    path.write_text(json.dumps(diagnostics))
-    ws = Workspace.open(validated)
-    decompose_contributions(ws, override_reason=None if diagnostics["passed"] else "test")
-    generate_report(ws, GenerateReportParams(figures=False))
-    html = (validated / "reports" / "mmm_executive_summary.html").read_text()
-    assert 'id="identification-summary"' not in html
+    # Negative control: only the flagged channel is named as undecided; the unchecked ones
+    # carry their own label and no warning.
+    summary = html.split('id="identification-summary"')[1].split("</li>")[0]
+    assert f"<strong>{flagged}</strong>" in summary
+    assert not any(f"<strong>{c}</strong>" in summary for c in channels[1:])
+    for channel in channels[1:]:
+        assert f'data-identification="unchecked"><td>{channel}</td>' in html
 
 
 def test_the_optimizer_warns_when_money_moves_into_a_channel_the_data_did_not_decide(validated):

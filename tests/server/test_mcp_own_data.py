@@ -62,6 +62,7 @@ async def test_own_table_to_report_with_organic_series_events_and_a_spend_only_c
             await call("fit_mmm", {"workspace": WS, "quick": "map", "wait_seconds": 600})
         )
         assert fitted["status"] == "succeeded", fitted
+        assert fitted["result"]["for_decisions"] is False  # a quick fit says so
         checked = await validate_quickly(call, WS)
         assert checked["status"] == "succeeded", checked
         override = {"override_reason": "quick fit in a plumbing test"}

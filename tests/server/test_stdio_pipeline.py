@@ -129,11 +129,7 @@ async def test_pipeline_through_tool_calls_only(root):
         validated = _payload(await call("validate_data", {"workspace": WS}))
         assert validated["validation_status"] in {"passed", "passed_with_warnings"}
 
-        quick = _payload(
-            await call("fit_mmm", {"workspace": WS, "quick": "map", "wait_seconds": 300})
-        )
-        assert quick["status"] == "succeeded" and quick["result"]["for_decisions"] is False
-
+        # (A quick MAP fit through the tool: tests/server/test_mcp_own_data.py.)
         started = _payload(await call("fit_mmm", {"workspace": WS, **FIT}))
         assert started["status"] == "running" and started["job_id"]
         # The server answers other calls while the fit runs, and the fit is still running then.
@@ -173,13 +169,7 @@ async def test_pipeline_through_tool_calls_only(root):
         for channel in decomposed["channels"]:
             total = by_channel["allocated"].sum()[channel["channel"]]
             assert total == pytest.approx(channel["total_contribution"]["mean"], rel=1e-6)
-        # The Bayesian allocation through the same tool (small draws: seconds, not minutes).
-        bayes = {"method": "bayes", "family": "gamma", "draws": 100, "tune": 100, "chains": 2}
-        allocated = _payload(
-            await call("allocate", {"workspace": WS, **bayes, "bootstrap": 0, "wait_seconds": 300})
-        )
-        assert allocated["status"] == "succeeded", allocated
-        assert allocated["result"]["method"] == "bayes"
+        # (The Bayesian allocation runs through the same step: tests/allocation/test_bayes.py.)
         plan = _payload(
             await call(
                 "optimize_budget",

@@ -123,6 +123,7 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
     try:
         _run_job(step_name, folder, params_json, conn)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # see _worker
         conn.close()
 
 
@@ -141,6 +142,9 @@ def _worker(conn) -> None:
     except (EOFError, JobCancelled):  # the server went away or stopped an idle worker
         return
     finally:
+        # A stop that arrives while the interpreter shuts down must end it quietly, not
+        # raise JobCancelled inside an exit handler (which prints a traceback to stderr).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         conn.close()
 
 
