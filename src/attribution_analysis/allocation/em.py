@@ -521,6 +521,22 @@ def _fit_pooled(
     )
     if start is not None and start.pooling_sd is not None and start.dispersion is not None:
         hyper = partial_pooling.Hyper(hyper.mean, start.pooling_sd**2, start.dispersion, 1.0, 0.0)
+
+    def update(rates_theta: np.ndarray, current: partial_pooling.Hyper):
+        """The hyperparameter update at these rates: (new hyper, variances, sparse root)."""
+        return partial_pooling.update_hyper(
+            family,
+            problem,
+            model.weight,
+            model.rate(rates_theta),
+            model.param,
+            model.n_params,
+            free,
+            pool,
+            current,
+            clusters,
+        )
+
     if hold and start is not None and start.pooling_sd is not None:
         # Resampled or redrawn totals (bootstrap replicates, MMM draws) refit the rates under
         # the main fit's pooling: re-estimating it on a replicate that holds few distinct
@@ -530,18 +546,7 @@ def _fit_pooled(
         model.prior_precision = 1.0 / hyper.tau2
         model.scale = 1.0 / hyper.dispersion
         held = (_squarem if accelerate else _plain)(model, theta, tol, max_iter)
-        _, variance, root = partial_pooling.update_hyper(
-            family,
-            problem,
-            model.weight,
-            model.rate(held.theta),
-            model.param,
-            model.n_params,
-            free,
-            pool,
-            hyper,
-            clusters,
-        )
+        _, variance, root = update(held.theta, hyper)
         return _PooledRun(held, hyper, variance, root, free, 1, True)
     evaluations = 0
     variance = np.zeros(0)
@@ -565,18 +570,7 @@ def _fit_pooled(
         run = (_squarem if accelerate else _plain)(model, theta, tol, max_iter)
         evaluations += run.evaluations
         theta = run.theta
-        updated, variance, root = partial_pooling.update_hyper(
-            family,
-            problem,
-            model.weight,
-            model.rate(theta),
-            model.param,
-            model.n_params,
-            free,
-            pool,
-            hyper,
-            clusters,
-        )
+        updated, variance, root = update(theta, hyper)
         moved = max(
             abs(np.sqrt(updated.tau2) - np.sqrt(hyper.tau2)),
             abs(np.log(updated.dispersion / hyper.dispersion)),

@@ -64,7 +64,6 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from attribution_analysis.allocation.problem import AllocationProblem
-from attribution_analysis.errors import ParameterError
 
 if TYPE_CHECKING:
     from attribution_analysis.allocation.em import EMFit
@@ -347,23 +346,13 @@ def split_with_rate_uncertainty(
     """
     # Imported here: topdown and diagnostics import em, which imports this module.
     from attribution_analysis.allocation.diagnostics import band
-    from attribution_analysis.allocation.topdown import DrawSplit
+    from attribution_analysis.allocation.topdown import DrawSplit, checked_draws
 
     rng = np.random.default_rng(seed)
     if draws is None:
         members = [(problem.totals, fit, n_draws)]
     else:
-        totals = np.asarray(draws, dtype=float)
-        if totals.ndim != 2 or totals.shape[1] != problem.n_groups:
-            raise ParameterError(
-                f"draws must be (draws x {problem.n_groups} groups); got {totals.shape}.",
-                fix="give one column per group, in the problem's group order.",
-            )
-        if not np.isfinite(totals).all() or (totals < 0).any():
-            raise ParameterError(
-                "contribution draws must be finite and non-negative.",
-                fix="allocate only non-negative draws (report negative ones separately).",
-            )
+        totals = checked_draws(problem, draws)
         chosen = np.unique(np.linspace(0, len(totals) - 1, max(min(n_refits, len(totals)), 1)))
         per = max(n_draws // len(chosen), 1)
         refit = refit or _default_refit

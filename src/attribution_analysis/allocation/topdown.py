@@ -29,6 +29,22 @@ class DrawSplit:
     max_block_error: float  # max over draws and blocks of |campaigns - channel| / channel
 
 
+def checked_draws(problem: AllocationProblem, draws: np.ndarray) -> np.ndarray:
+    """``draws`` as a (draws x groups) float array of finite, non-negative totals."""
+    draws = np.asarray(draws, dtype=float)
+    if draws.ndim != 2 or draws.shape[1] != problem.n_groups:
+        raise ParameterError(
+            f"draws must be (draws x {problem.n_groups} groups); got {draws.shape}.",
+            fix="give one column per group, in the problem's group order.",
+        )
+    if not np.isfinite(draws).all() or (draws < 0).any():
+        raise ParameterError(
+            "contribution draws must be finite and non-negative.",
+            fix="allocate only non-negative draws (report negative ones separately).",
+        )
+    return draws
+
+
 def split_draws(
     problem: AllocationProblem,
     share: np.ndarray,
@@ -49,17 +65,7 @@ def split_draws(
         Optional (G,) label whose totals must be matched (the channel of each cell); by
         default the problem's connected blocks.
     """
-    draws = np.asarray(draws, dtype=float)
-    if draws.ndim != 2 or draws.shape[1] != problem.n_groups:
-        raise ParameterError(
-            f"draws must be (draws x {problem.n_groups} groups); got {draws.shape}.",
-            fix="give one column per group, in the problem's group order.",
-        )
-    if not np.isfinite(draws).all() or (draws < 0).any():
-        raise ParameterError(
-            "contribution draws must be finite and non-negative.",
-            fix="allocate only non-negative draws (report negative ones separately).",
-        )
+    draws = checked_draws(problem, draws)
     split = sp.csr_matrix(
         (share, (problem.group, problem.entity)), shape=(problem.n_groups, problem.n_entities)
     )
