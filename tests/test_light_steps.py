@@ -130,6 +130,7 @@ def test_inline_steps_import_no_heavy_library(validated, simulated_root, tmp_pat
             bounds=[{"channel": "no_such_channel", "max_spend": 1.0}],
             override_reason=OVERRIDE,
         ),
+        _case("plans", "list_budget_plans", validated),
         _case("exposure", "build_effective_exposure", validated),
         _case("intraday", "downscale_intraday", validated),
         _case("paths", "attribute_paths", validated),

@@ -45,6 +45,10 @@ def spec(monkeypatch) -> StepSpec:
     module = types.ModuleType("runner_test_step")
     module.compute = _compute  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "runner_test_step", module)
+    return spec_that_writes()
+
+
+def spec_that_writes() -> StepSpec:
     return StepSpec(
         name="demo",
         title="Demo",
@@ -86,3 +90,34 @@ def test_an_answer_of_another_shape_is_a_programming_error(spec, tmp_path):
     ws = Workspace.create(tmp_path / "ws")
     with pytest.raises(TypeError, match="not _Answer"):
         run_step(spec, ws, _Params(mode="wrong_answer"))
+
+
+def test_a_query_answers_while_a_fit_holds_the_writer_lock_and_leaves_no_record(spec, tmp_path):
+    import subprocess
+
+    from attribution_analysis.contracts.budget import ListBudgetPlansParams
+    from attribution_analysis.errors import WorkspaceBusyError
+    from attribution_analysis.steps import step
+
+    ws = Workspace.create(tmp_path / "ws")
+    hold = (
+        "import sys, time\n"
+        "from attribution_analysis.workspace import Workspace\n"
+        "with Workspace.open(sys.argv[1]).writer('fit_mmm', 'run0000holding'):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(ws.root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        answer = run_step(step("list_budget_plans"), ws, ListBudgetPlansParams())
+        assert answer.plans == []
+        # Negative control: a step that writes is refused while the lock is held.
+        with pytest.raises(WorkspaceBusyError, match="run0000holding"):
+            run_step(spec, ws, _Params())
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not RunRegistry(ws).list_runs("list_budget_plans")

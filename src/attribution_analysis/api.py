@@ -12,7 +12,11 @@ from pathlib import Path
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import AllocateParams, AllocationReport
-from attribution_analysis.contracts.budget import BudgetOptimization, OptimizeBudgetParams
+from attribution_analysis.contracts.budget import (
+    BudgetOptimization,
+    OptimizeBudgetParams,
+    PlanListing,
+)
 from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureReport
 from attribution_analysis.contracts.intraday import DownscaleParams, DownscaleReport
 from attribution_analysis.contracts.mmm import (
@@ -45,6 +49,7 @@ __all__ = [
     "effective_exposure",
     "fit_mmm",
     "generate_report",
+    "list_budget_plans",
     "optimize_budget",
     "simulate_workspace",
     "validate_data",
@@ -138,9 +143,19 @@ def downscale_intraday(ws: Workspace, params: DownscaleParams) -> DownscaleRepor
 def optimize_budget(
     ws: Workspace, params: OptimizeBudgetParams, progress: Progress | None = None
 ) -> BudgetOptimization:
-    """The recommended mix on the posterior draws; the content of its output."""
+    """The recommended mix on the posterior draws; the content of the plan it stored
+    (``analysis/budget_plans/{params.plan_name}.json``)."""
+    from attribution_analysis.optimize.plans import read_plan
+
     run_step(step("optimize_budget"), ws, params, progress)
-    return _read(ws, layout.BUDGET, BudgetOptimization)
+    return read_plan(ws, params.plan_name)
+
+
+def list_budget_plans(ws: Workspace) -> list[PlanListing]:
+    """The budget plans stored in the workspace, newest first."""
+    from attribution_analysis.optimize.plans import list_plans
+
+    return list_plans(ws)
 
 
 def attribute_paths(

@@ -28,6 +28,7 @@ from attribution_analysis.contracts.report import DraftFaqParams, GenerateReport
 from attribution_analysis.contracts.simulation import SimulationParams
 from attribution_analysis.contracts.validation import ValidateDataParams
 from attribution_analysis.frontends.output import rich_progress
+from attribution_analysis.optimize.plans import plan_path
 from attribution_analysis.report.fmt import probability
 from attribution_analysis.workspace import Workspace
 
@@ -180,7 +181,7 @@ def _optimize(ws: Workspace, root: Path, console: Console) -> None:
             f"[{s_lift.hdi_90[0]:+,.0f}, {s_lift.hdi_90[1]:+,.0f}]",
             highlight=False,
         )
-    console.print(f"   budget plan: {root / 'analysis' / 'mmm_budget_optimization.json'}")
+    console.print(f"   budget plan: {root / plan_path(plan.plan_name)}")
 
 
 def _report(ws: Workspace, root: Path, console: Console) -> None:

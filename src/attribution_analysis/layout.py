@@ -23,6 +23,7 @@ from attribution_analysis.contracts.intraday import DownscaleReport
 from attribution_analysis.contracts.mmm import FitMMMResult
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
 from attribution_analysis.contracts.paths import PathAttributionReport
+from attribution_analysis.contracts.portfolio import PortfolioFits
 from attribution_analysis.contracts.validation import DataValidationReport
 
 USER = "user"  # producer of the files a user (or import) puts in raw/
@@ -123,6 +124,13 @@ FIT = WorkspaceFile(
     FitMMMResult,
 )
 MODEL_DIR = WorkspaceFile("analysis/model", "fit_mmm", "Posterior files (NetCDF).")
+# In a portfolio folder (the workspace fit_many runs on), not in its members.
+PORTFOLIO_FITS = WorkspaceFile(
+    "analysis/portfolio_fits.json",
+    "fit_many",
+    "Portfolio fit: each member workspace's status, fit key, seconds, gates, error.",
+    PortfolioFits,
+)
 DIAGNOSTICS = WorkspaceFile(
     "analysis/mmm_diagnostics.json",
     "validate_model",
@@ -190,10 +198,12 @@ INTRADAY_SUMMARY = WorkspaceFile(
 )
 
 # ----- optimize_budget ------------------------------------------------------------------------
-BUDGET = WorkspaceFile(
-    "analysis/mmm_budget_optimization.json",
+# One file per named plan (optimize_budget's plan_name; optimize.plans lists and reads them).
+BUDGET_PLAN = WorkspaceFile(
+    "analysis/budget_plans/{name}.json",
     "optimize_budget",
-    "Recommended budget mix, expected lift with intervals, scenarios, curves.",
+    "A named budget plan: recommended mix, lift with intervals, robustness, break-even, "
+    "scenarios, curves.",
     BudgetOptimization,
 )
 

@@ -32,6 +32,8 @@ def run_step(
 
     try:
         spec.check(ws, params)
+        if spec.query:
+            return _query(spec, ws, params, progress)
         with RunRegistry(ws).track(spec.name, params.model_dump(mode="json")) as run:
             context = StepContext(ReadOnlyWorkspace(ws), run.run_id, progress)  # type: ignore[arg-type]
             output = spec.compute_function()(context, params)
@@ -44,6 +46,20 @@ def run_step(
     except AttributionError as exc:
         exc.step = exc.step or spec.name
         raise
+    return answer_of(spec, output.answer)
+
+
+def _query(
+    spec: StepSpec, ws: Workspace, params: BaseModel, progress: Progress | None
+) -> StepAnswer:
+    """A query (a listing) only reads: it takes no writer lock, so it answers while a long
+    fit holds the lock, and it leaves no run record."""
+    context = StepContext(ReadOnlyWorkspace(ws), "query", progress)  # type: ignore[arg-type]
+    output = spec.compute_function()(context, params)
+    if output.files or output.removes:
+        raise TypeError(f"{spec.name} is a query but returned files to write")
+    if output.refusal is not None:
+        raise output.refusal
     return answer_of(spec, output.answer)
 
 

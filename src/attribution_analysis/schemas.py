@@ -38,7 +38,10 @@ def schema_models() -> dict[str, type[BaseModel]]:
     models = dict(ROW_MODELS)
     for entry in layout.CATALOGUE:
         if entry.contract is not None:
-            models[f"output.{entry.name.rsplit('.', 1)[0]}"] = entry.contract
+            stem = entry.name.rsplit(".", 1)[0]
+            if "{" in stem:  # a family of files, one per name: named after its folder
+                stem = entry.path.rsplit("/", 2)[-2]
+            models[f"output.{stem}"] = entry.contract
     for spec in STEPS:
         models[f"params.{spec.name}"] = spec.params
         models[f"answer.{spec.name}"] = spec.answer

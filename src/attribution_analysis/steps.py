@@ -18,7 +18,12 @@ from pydantic import BaseModel
 
 from attribution_analysis import layout
 from attribution_analysis.contracts.allocation import AllocateAnswer, AllocateParams
-from attribution_analysis.contracts.budget import BudgetAnswer, OptimizeBudgetParams
+from attribution_analysis.contracts.budget import (
+    BudgetAnswer,
+    BudgetPlansAnswer,
+    ListBudgetPlansParams,
+    OptimizeBudgetParams,
+)
 from attribution_analysis.contracts.common import StepAnswer
 from attribution_analysis.contracts.exposure import BuildExposureParams, ExposureAnswer
 from attribution_analysis.contracts.importing import ImportDataAnswer, ImportDataParams
@@ -31,6 +36,7 @@ from attribution_analysis.contracts.mmm import (
 )
 from attribution_analysis.contracts.outputs import DecomposeAnswer, ValidateModelAnswer
 from attribution_analysis.contracts.paths import AttributePathsParams, PathsAnswer
+from attribution_analysis.contracts.portfolio import FitManyAnswer, FitManyParams
 from attribution_analysis.contracts.report import (
     DraftFaqAnswer,
     DraftFaqParams,
@@ -77,6 +83,7 @@ class StepSpec:
     cost: Cost = "inline"  # "job": minutes of work, run as a job that can be polled/cancelled
     creates_workspace: bool = False
     destructive: bool = True  # replaces earlier outputs of the same name (atomically)
+    query: bool = False  # reads only: no writer lock, no run record, writes nothing
     idempotent: bool = True  # same inputs and seed, same outputs
     # Parameters naming workspace files: resolved inside the workspace before any work.
     path_fields: tuple[str, ...] = ()
@@ -188,6 +195,12 @@ def _fit_sampling(params: FitMMMParams) -> Sampling | None:
     return Sampling(params.sampler.draws, params.sampler.chains, retry)
 
 
+def _fit_many_inputs(ws: Workspace, params: FitManyParams) -> None:
+    from attribution_analysis.portfolio import require_members
+
+    require_members(ws, params)  # each member's own inputs are checked (and reported) per member
+
+
 def _allocate_sampling(params: AllocateParams) -> Sampling | None:
     # EM is maximum likelihood; only the hierarchical Bayesian model runs NUTS.
     return Sampling(params.draws, params.chains) if params.method == "bayes" else None
@@ -198,6 +211,8 @@ def _allocate_inputs(ws: Workspace, params: AllocateParams) -> None:
     own presence checks (same wording as the job would give); contents are read in the job."""
     from attribution_analysis.allocation import loaders
 
+    if params.pairs_parquet is not None:
+        return  # Parquet pairs: their partitions and brick_sales.csv are checked by the step
     loaders.require_inputs(ws, params, loaders.resolve_source(ws, params))
     if params.omega_source == "path_credit":
         from attribution_analysis.allocation.path_omega import read_path_credit
@@ -287,6 +302,24 @@ STEPS: list[StepSpec] = [
         samples=_fit_sampling,
     ),
     StepSpec(
+        name="fit_many",
+        title="Fit a portfolio of MMMs",
+        description="Fit many workspaces of one model structure (brand x market...) with "
+        "fit_mmm's parameters, in parallel on a Dask cluster: a LocalCluster of `workers` "
+        "processes, or the scheduler at dask_scheduler. Run it on the portfolio folder and "
+        "name the members inside it (workspaces, or a glob as pattern). Each worker compiles "
+        "the model once per structure and reuses it. Each member gets fit_mmm's own lock, "
+        "files and all-or-nothing commit; a member that fails is reported with its error and "
+        "the others still land. Background job; progress per member.",
+        params=FitManyParams,
+        answer=FitManyAnswer,
+        compute="attribution_analysis.portfolio:compute",
+        writes=(layout.PORTFOLIO_FITS,),
+        cost="job",
+        requires=_fit_many_inputs,
+        samples=_fit_sampling,  # per member: the server's draws and chains limits apply
+    ),
+    StepSpec(
         name="validate_model",
         title="Validate the fitted model",
         description="Acceptance gates of the current fit: R-hat, ESS, divergences, posterior "
@@ -348,7 +381,7 @@ STEPS: list[StepSpec] = [
         reads=(),
         writes=(layout.ALLOCATION, layout.ALLOCATION_SUMMARY),
         cost="job",
-        path_fields=("contributions", "transforms_file"),
+        path_fields=("contributions", "transforms_file", "pairs_parquet"),
         requires=_allocate_inputs,
         samples=_allocate_sampling,
     ),
@@ -376,9 +409,21 @@ STEPS: list[StepSpec] = [
         answer=BudgetAnswer,
         compute="attribution_analysis.optimize.step:compute",
         reads=(layout.FIT, layout.DIAGNOSTICS),
-        writes=(layout.BUDGET,),
+        writes=(layout.BUDGET_PLAN,),
         path_fields=("bounds_file",),
         requires=_optimize_inputs,
+    ),
+    StepSpec(
+        name="list_budget_plans",
+        title="List the budget plans",
+        description="The budget plans stored in the workspace (one per optimize_budget "
+        "plan_name), newest first, with budget and objective; the report and FAQ show "
+        "'recommended' unless asked for another. Instant; writes nothing.",
+        params=ListBudgetPlansParams,
+        answer=BudgetPlansAnswer,
+        compute="attribution_analysis.optimize.plans:compute",
+        destructive=False,
+        query=True,
     ),
     StepSpec(
         name="attribute_paths",
@@ -398,15 +443,18 @@ STEPS: list[StepSpec] = [
             layout.PATH_CAMPAIGN_CREDIT,
             layout.PATH_CAMPAIGN_OMEGA,
         ),
-        path_fields=("mmm_file",),
+        path_fields=("mmm_file", "journeys_partitions"),
     ),
     StepSpec(
         name="generate_report",
         title="Generate the executive report",
-        description="One self-contained offline HTML report (executive summary, "
-        "contributions with intervals, ROAS/mROAS curves, budget, campaigns, diagnostics, "
-        "methodology, provenance) from whatever outputs exist; sections without input say "
-        "which step writes it. A few seconds; figures are PNG and SVG copies for slides.",
+        description="One self-contained offline HTML report that opens with the decision (one "
+        "recommendation sentence from the budget plan `plan`, default 'recommended'), then "
+        "an executive summary, contributions with intervals, ROAS/mROAS curves, the plan "
+        "with its robustness and break-even, campaigns, diagnostics, methodology, "
+        "provenance, from whatever outputs exist; sections without input are left out (the "
+        "answer's sections say which step writes them). A few seconds; figures are PNG and "
+        "SVG copies for slides.",
         params=GenerateReportParams,
         answer=GenerateReportAnswer,
         compute="attribution_analysis.report.step:compute",

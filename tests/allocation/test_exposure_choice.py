@@ -85,11 +85,17 @@ def test_clicks_or_spend_as_exposure_are_the_raw_daily_values(world, metric):
     np.testing.assert_allclose(merged["weight"], merged[metric], rtol=1e-12)
 
 
-def test_an_unknown_exposure_is_refused_listing_the_choices():
-    with pytest.raises(ValidationError) as caught:
-        AllocateParams(exposure="video_views")
-    text = str(caught.value)
+def test_an_exposure_column_the_campaign_files_lack_is_refused_listing_the_choices(world):
+    # Any numeric column of the campaign spend files may be named (issue 16); one that is
+    # not there is refused at load time, naming the file and the column.
+    error = _refused(
+        world.root, AllocateParams(contributions=CONTRIBUTIONS, exposure="video_views")
+    )
+    assert error.column == "video_views" and error.file.startswith("raw/campaign_spend_")
+    text = str(error)
     assert "exposure" in text and all(m in text for m in ("impressions", "reach", "clicks"))
+    with pytest.raises(ValidationError):  # an empty name is still refused by the contract
+        AllocateParams(exposure="")
 
 
 def _refused(root, params: AllocateParams) -> DataValidationError:

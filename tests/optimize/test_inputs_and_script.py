@@ -91,7 +91,7 @@ def test_script_names_the_flag_the_user_typed(simulated, flags, named, fix):
     assert named.split()[0] in error["problem"] and named.split()[1].strip("'") in error["problem"]
     assert "horizon_periods" not in error["problem"] and "total_budget" not in error["problem"]
     assert fix in error["fix"]
-    assert not (root / "analysis" / "mmm_budget_optimization.json").exists()
+    assert not (root / "analysis" / "budget_plans").exists()
 
 
 def test_a_missing_bounds_file_is_refused_before_any_work(simulated):
@@ -107,4 +107,4 @@ def test_script_refuses_an_unvalidated_model_with_json_and_exit_2(simulated):
     result = _script("--workspace", str(root))
     assert result.returncode == 2
     assert "validated" in json.loads(result.stdout)["error"]["message"]
-    assert not (root / "analysis" / "mmm_budget_optimization.json").exists()
+    assert not (root / "analysis" / "budget_plans").exists()

@@ -317,7 +317,7 @@ def test_output_carries_uncertainty_scenarios_and_curves(validated):
         }
     )
     result = optimize_budget(ws, params)
-    written = json.loads((validated / "analysis" / "mmm_budget_optimization.json").read_text())
+    written = json.loads((validated / "analysis" / "budget_plans" / "recommended.json").read_text())
     assert written["metadata"]["input_hashes"] and written["metadata"]["run_id"]
     assert written["budget_per_period"] == pytest.approx(written["total_budget"] / 8)
     channels = [a.channel for a in result.allocations]

@@ -149,3 +149,104 @@ def match_decomposition(root: Path) -> None:
             block["total"] = block["allocated"] = means[block["block"]] * 1.004
 
     edit(root, "allocation_summary.json", change)
+
+
+# ----- budget plans --------------------------------------------------------------------------
+# Stand-ins for the fields optimize_budget computes for a plan (robustness, break-even, the
+# total outcome), set to known values so a test knows what the report must say. The numbers
+# of the plan itself (allocations, lift, probability) stay the optimizer's.
+VARIANTS = ("risk_averse", "recent_basis", "year_basis", "wider_limits", "narrower_limits")
+HOLD = 0.01  # the optimizer's tolerance for 'hold'
+MARGIN = 0.35  # gross margin of the break-even stand-in: break-even ROAS 1/0.35
+# P(ROAS below break-even) per channel, in allocation order: one verdict of each kind.
+BELOW = (0.95, 0.04, 0.5)
+
+
+def plan_path(root: Path, name: str = "recommended") -> Path:
+    return root / "analysis" / "budget_plans" / f"{name}.json"
+
+
+def read_plan(root: Path, name: str = "recommended") -> dict[str, Any]:
+    return json.loads(plan_path(root, name).read_text())
+
+
+def edit_plan(root: Path, change: Callable[[dict[str, Any]], None], name: str = "recommended"):
+    path = plan_path(root, name)
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def direction(allocation: dict[str, Any]) -> str:
+    change = allocation["change_pct"]
+    if change is None:
+        return "increase" if allocation["recommended_spend"] > 0 else "hold"
+    return "increase" if change > HOLD else "decrease" if change < -HOLD else "hold"
+
+
+def interval(mean: float, low: float, high: float) -> dict[str, Any]:
+    return {"mean": mean, "median": mean, "hdi_90": [low, high], "hdi_95": [low, high]}
+
+
+def decided(fragile: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """A plan with a robustness check (``fragile``'s direction flips under the risk-averse
+    objective; every other channel holds), a break-even view and the total outcome."""
+
+    def change(data: dict[str, Any]) -> None:
+        lift = data["outcome"]["lift"]
+        total = 20 * data["outcome"]["current"]["mean"]
+        data["outcome"]["total_outcome"] = interval(total, 0.9 * total, 1.1 * total)
+        data["outcome"]["lift_pct_of_total"] = interval(
+            lift["mean"] / total, lift["hdi_90"][0] / total, lift["hdi_90"][1] / total
+        )
+        data["outcome"]["total_outcome_basis"] = "base and media over the horizon"
+        channels, directions = [], {}
+        for a in data["allocations"]:
+            directions[a["channel"]] = direction(a)
+            flips = ["risk_averse"] if a["channel"] == fragile else []
+            channels.append(
+                {
+                    "channel": a["channel"],
+                    "direction": directions[a["channel"]],
+                    "holds_in": [v for v in VARIANTS if v not in flips],
+                    "flips_in": flips,
+                    "robust": not flips,
+                    "at_limit": a["bound_active"],
+                }
+            )
+        data["robustness"] = {
+            "variants": [
+                {
+                    "name": name,
+                    "description": f"the plan re-optimized with {name.replace('_', ' ')}",
+                    "allocation": {
+                        a["channel"]: a["recommended_spend"] for a in data["allocations"]
+                    },
+                    "directions": directions,
+                    "lift": lift,
+                    "probability_better": data["outcome"]["probability_better"],
+                    "infeasible": None,
+                }
+                for name in VARIANTS
+            ],
+            "channels": channels,
+            "summary": "Every move holds in every variant."
+            if fragile is None
+            else f"Every move holds except {fragile}'s, which flips when risk-averse.",
+        }
+        for k, a in enumerate(data["allocations"]):
+            below = BELOW[k] if k < len(BELOW) else BELOW[-1]
+            verdict = (
+                "loses_money" if below >= 0.9 else "pays_back" if below <= 0.1 else "uncertain"
+            )
+            a["break_even"] = {
+                "threshold_roas": 1 / MARGIN,
+                "basis": "revenue ROAS against 1/margin",
+                "roas_current": a["roas_current"],
+                "probability_below": below,
+                "marginal_probability_below": min(1.0, below + 0.03),
+                "verdict": verdict,
+            }
+        data["break_even_note"] = ""
+
+    return change

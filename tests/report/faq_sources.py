@@ -78,6 +78,7 @@ IDENTIFIER_FIELDS = {
     "code",
     "model_path",
     "step",
+    "plan_name",
 }
 PROSE_FIELDS = {
     "message",
@@ -94,6 +95,13 @@ PROSE_FIELDS = {
     "convention",
     "current_basis",
     "roas_unit",
+    # the budget plan's own wording: its break-even threshold, total-outcome basis,
+    # robustness summary, why break-even or a robustness variant is absent
+    "basis",
+    "total_outcome_basis",
+    "summary",
+    "break_even_note",
+    "infeasible",
 }
 # Dict fields whose keys are names and whose values are strings of their own kind.
 KEYED = {"library_versions", "input_hashes", "sampler"}

@@ -13,12 +13,15 @@ from attribution_analysis.api import draft_faq, generate_report
 from attribution_analysis.contracts.report import DraftFaqParams, GenerateReportParams
 from attribution_analysis.workspace import Workspace
 from tests.report.edits import (
+    decided,
     drift_display,
     edit,
+    edit_plan,
     faq_checked,
     faqs_checked,
     located,
     prior_rows,
+    read_plan,
     report_with_records,
 )
 from tests.report.faq_sources import (
@@ -32,16 +35,56 @@ from tests.report.faq_sources import (
 
 
 def test_every_number_in_the_report_is_the_value_of_its_recorded_field(demo):
+    """Including the decision sentence, the robustness and break-even tables, and the
+    executive summary's rounded figures ('319 thousand'), each traced to its unrounded field."""
+    fragile = read_plan(demo)["allocations"][0]["channel"]
+    edit_plan(demo, decided(fragile))
     html, records = report_with_records(demo, financial_services=True, fee_basis="net_of_fees")
     assert report_number_problems(html, records, demo) == []
     text = visible_text(html)
     assert count_numbers(text) > 300  # the report does quote numbers
     files = {fact["file"] for record in records for fact in record["facts"]}
-    for name in ("mmm_channel_contributions", "mmm_budget_optimization", "mmm_diagnostics"):
-        assert f"analysis/{name}.json" in files
-    budget = json.loads((demo / "analysis" / "mmm_budget_optimization.json").read_text())
+    plan_file = "analysis/budget_plans/recommended.json"
+    for name in ("analysis/mmm_channel_contributions.json", plan_file):
+        assert name in files
+    assert "analysis/mmm_diagnostics.json" in files
+    plan = read_plan(demo)
     lift = next(r for r in records if r["facts"][0]["path"][:3] == ["outcome", "lift", "mean"])
-    assert lift["facts"][0]["value"] == budget["outcome"]["lift"]["mean"]
+    assert lift["facts"][0]["value"] == plan["outcome"]["lift"]["mean"]
+    # every new field of the plan is quoted from its own place
+    quoted = {tuple(f["path"]) for r in records for f in r["facts"] if f["file"] == plan_file}
+    assert ("outcome", "lift_pct_of_total", "hdi_90", 1) in quoted
+    assert ("allocations", 0, "break_even", "probability_below") in quoted
+    assert ("robustness", "variants", 0, "probability_better") in quoted
+
+    # Executive rounding: the summary's figures in words are their fields' unrounded values
+    # times the word's scale, rounded; the same field in the tables prints in full.
+    contributions = json.loads((demo / "analysis" / "mmm_channel_contributions.json").read_text())
+    base = contributions["base"]["total"]["mean"]
+    rounded = [
+        (r, f)
+        for r in records
+        for f in r["facts"]
+        if f["path"] == ["base", "total", "mean"] and f["scale"] < 1
+    ]
+    assert rounded, "the base is not rounded in the summary"
+    record, fact = rounded[0]
+    assert fact["value"] == base and fact["scale"] in (1e-3, 1e-6)
+    word = " thousand" if fact["scale"] == 1e-3 else " million"
+    decimals = len(fact["shown"].partition(".")[2])
+    assert fact["shown"] == f"{base * fact['scale']:,.{decimals}f}"
+    assert record["text"].endswith(word + ")")
+    assert f"{base:,.0f}" in text  # the contributions table keeps the full figure
+    # negative control: an executive figure that is not its field's value is found out
+    k = records.index(record)
+    at = located(text, records)[k]
+    shown = fact["shown"]
+    wrong = record["text"].replace(shown, shown[:-1] + str((int(shown[-1]) + 3) % 10), 1)
+    lying = [dict(r) for r in records]
+    lying[k] = {**record, "text": wrong}
+    shifted = text[:at] + wrong + text[at + len(record["text"]) :]
+    problems = number_problems(shifted, lying, demo, REPORT_EXEMPT)
+    assert any("does not read" in p for p in problems), problems
 
 
 def test_a_made_up_number_in_the_report_is_found_out(demo):

@@ -22,7 +22,7 @@ FIT = "analysis/mmm_fit.json"
 FROM_THE_FIT = [
     "analysis/mmm_diagnostics.json",
     "analysis/mmm_channel_contributions.json",
-    "analysis/mmm_budget_optimization.json",
+    "analysis/budget_plans/recommended.json",
 ]
 
 
@@ -44,7 +44,7 @@ def test_a_refit_flags_every_output_computed_from_the_earlier_fit(demo):
     for name, producer in (
         ("analysis/mmm_diagnostics.json", "validate_model"),
         ("analysis/mmm_channel_contributions.json", "decompose_contributions"),
-        ("analysis/mmm_budget_optimization.json", "optimize_budget"),
+        ("analysis/budget_plans/recommended.json", "optimize_budget"),
     ):
         item = between(banner, f"<code>{name}</code>", "</li>")
         assert "computed from an earlier model fit (analysis/mmm_fit.json changed since)" in item
@@ -57,7 +57,7 @@ def test_a_refit_flags_every_output_computed_from_the_earlier_fit(demo):
     )
     for section, name in (
         ("contributions", "analysis/mmm_channel_contributions.json"),
-        ("budget", "analysis/mmm_budget_optimization.json"),
+        ("budget", "analysis/budget_plans/recommended.json"),
         ("diagnostics", "analysis/mmm_diagnostics.json"),
     ):
         body = between(html, f'data-section="{section}"', "</section>")

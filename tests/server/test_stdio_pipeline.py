@@ -38,12 +38,14 @@ HINTS = {
     "simulate_workspace": (False, True, True),  # writes raw/, truth/ (replaced on overwrite)
     "validate_data": (False, True, True),  # analysis/data_validation.json, prepared panels
     "fit_mmm": (False, True, True),  # analysis/mmm_fit.json, analysis/model/mmm_<key>.nc
+    "fit_many": (False, True, True),  # each member's fit, analysis/portfolio_fits.json
     "validate_model": (False, True, True),  # analysis/mmm_diagnostics.json
     "decompose_contributions": (False, True, True),  # analysis/mmm_channel_contributions.json
     "build_effective_exposure": (False, True, True),  # analysis/effective_exposure.*
     "allocate": (False, True, True),  # analysis/mta_allocation.csv, allocation_summary.json
     "downscale_intraday": (False, True, True),  # analysis/mta_allocation_hourly.csv
-    "optimize_budget": (False, True, True),  # analysis/mmm_budget_optimization.json
+    "optimize_budget": (False, True, True),  # analysis/budget_plans/<plan_name>.json
+    "list_budget_plans": (True, False, True),  # reads the stored plans, writes nothing
     "attribute_paths": (False, True, True),  # analysis/path_attribution.json
     "generate_report": (False, True, True),  # reports/mmm_executive_summary.html, figures
     "draft_faq": (False, True, True),  # reports/faq_<audience>.md and .html
@@ -52,7 +54,7 @@ HINTS = {
     "list_jobs": (True, False, True),  # reads the job table
     "list_runs": (True, False, True),  # reads the run registry
 }
-BACKGROUND = {"fit_mmm", "validate_model", "allocate"}
+BACKGROUND = {"fit_mmm", "fit_many", "validate_model", "allocate"}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +184,7 @@ async def test_pipeline_through_tool_calls_only(root):
         )
         assert plan["outcome"]["lift"]["hdi_90"][0] <= plan["outcome"]["lift"]["mean"]
         report = await client.read_resource(
-            f"workspace://{WS}/analysis/mmm_budget_optimization.json"
+            f"workspace://{WS}/analysis/budget_plans/recommended.json"
         )
         assert json.loads(report.contents[0].text)["total_budget"] == plan["total_budget"]
         rendered = _payload(await call("generate_report", {"workspace": WS}))

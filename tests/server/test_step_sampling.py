@@ -31,7 +31,7 @@ def test_each_step_says_what_a_call_samples(name, given, expected):
 
 def test_steps_that_never_sample_say_so():
     samplers = {s.name for s in STEPS if s.samples is not None}
-    assert samplers == {"fit_mmm", "allocate"}
+    assert samplers == {"fit_mmm", "fit_many", "allocate"}
 
 
 def test_limits_apply_to_what_is_sampled_only(tmp_path):

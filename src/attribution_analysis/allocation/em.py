@@ -50,7 +50,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -123,6 +123,8 @@ class EMFit:
     hyper_rounds: int = 0  # (EM, hyperparameter) alternations of a pooled fit
     hyper_converged: bool = True
     warnings: tuple[str, ...] = ()  # overfit / identification sentences for the findings
+    # Pooled fits with a platform signal: its estimated weight in the rates' prior mean.
+    signal_weight: partial_pooling.SignalWeight | None = field(default=None, repr=False)
 
     @property
     def coefficient_std_error(self) -> np.ndarray | None:
@@ -276,8 +278,7 @@ class _Model:
                         "poisson", self._per_param(credit), self.param_exposure, theta
                     )
                     return np.where(self.param_active, new, theta), objective
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    new = self._per_param(credit) / self.param_exposure
+                new = free_rate_update("poisson", self._per_param(credit), self.param_exposure)
                 return np.where(self.param_active, new, theta), objective
             return glm.fit_poisson(
                 self.design.matrix, credit, self.exposure, theta, self.penalty
@@ -289,14 +290,39 @@ class _Model:
             if self.prior_mean is not None:
                 new = self._pooled("gamma", self._per_param(a), self._per_param(b), theta)
                 return np.where(self.param_active, new, theta), objective
-            with np.errstate(divide="ignore", invalid="ignore"):
-                new = np.sqrt(self._per_param(a) / self._per_param(b))
+            new = free_rate_update("gamma", self._per_param(a), self._per_param(b))
             return np.where(self.param_active, new, theta), objective
         return glm.fit_gamma_surrogate(self.design.matrix, a, b, theta, self.penalty), objective
 
 
+def free_rate_update(family: Family, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The free M-step per parameter from its reduced sufficient statistics.
+
+    Poisson: ``first`` = summed E-step credit, ``second`` = exposure; rate = credit / exposure.
+    Gamma: ``first`` = a, ``second`` = B of the module docstring; rate = sqrt(a / B).
+    Shared by the in-memory pass and the partitioned one (``allocation/distributed.py``).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = first / second
+        return ratio if family == "poisson" else np.sqrt(ratio)
+
+
+class FixedPointModel(Protocol):
+    """What the EM drivers (plain and SQUAREM) need from a model: one pass, the rates of a
+    parameter vector, the feasibility projection and the exposure the rate change is
+    weighed by. :class:`_Model` is the in-memory one; the Dask engine brings its own."""
+
+    exposure: np.ndarray
+
+    def step(self, theta: np.ndarray) -> tuple[np.ndarray, float]: ...
+
+    def rate(self, theta: np.ndarray) -> np.ndarray: ...
+
+    def project(self, theta: np.ndarray, reference: np.ndarray) -> np.ndarray: ...
+
+
 def _converged(
-    model: _Model, old: np.ndarray, new: np.ndarray, f_old: float, f_new: float, tol: float
+    model: FixedPointModel, old: np.ndarray, new: np.ndarray, f_old: float, f_new: float, tol: float
 ) -> bool:
     """Relative change of the objective, and of the rates weighted by exposure, below tol.
 
@@ -324,7 +350,7 @@ class _Run:
     converged: bool
 
 
-def _plain(model: _Model, theta: np.ndarray, tol: float, max_iter: int) -> _Run:
+def _plain(model: FixedPointModel, theta: np.ndarray, tol: float, max_iter: int) -> _Run:
     trace: list[float] = []
     previous: np.ndarray | None = None
     for evaluation in range(1, max_iter + 1):
@@ -336,7 +362,7 @@ def _plain(model: _Model, theta: np.ndarray, tol: float, max_iter: int) -> _Run:
     return _Run(theta, trace, max_iter, max_iter, 0, False)
 
 
-def _squarem(model: _Model, theta: np.ndarray, tol: float, max_iter: int) -> _Run:
+def _squarem(model: FixedPointModel, theta: np.ndarray, tol: float, max_iter: int) -> _Run:
     """SQUAREM S3 with the monotonicity safeguard (see module docstring).
 
     The extrapolated point is stabilised by one EM pass, as in Varadhan & Roland; its
@@ -398,6 +424,13 @@ def _squarem(model: _Model, theta: np.ndarray, tol: float, max_iter: int) -> _Ru
         rejected += 1
     trace.append(value)
     return _Run(theta, trace, evaluations, cycles, rejected, False)
+
+
+def iterate(
+    model: FixedPointModel, theta: np.ndarray, tol: float, max_iter: int, accelerate: bool
+) -> _Run:
+    """EM passes from ``theta`` to convergence: SQUAREM with its safeguard, or plain EM."""
+    return (_squarem if accelerate else _plain)(model, theta, tol, max_iter)
 
 
 @dataclass
@@ -489,6 +522,7 @@ def _fit_pooled(
     clusters: np.ndarray | None,
     start: EMFit | None,
     hold: bool = False,
+    platform_signal: np.ndarray | None = None,
 ) -> _PooledRun:
     """Alternate the penalised EM (hyperparameters fixed) with the hyperparameter update
     (rates fixed) until neither moves; see pooling.py for both halves. With ``hold`` (and a
@@ -520,7 +554,12 @@ def _fit_pooled(
         effective_rates=0.0,
     )
     if start is not None and start.pooling_sd is not None and start.dispersion is not None:
-        hyper = partial_pooling.Hyper(hyper.mean, start.pooling_sd**2, start.dispersion, 1.0, 0.0)
+        held_mean = hyper.mean
+        if start.signal_weight is not None:
+            held_mean = held_mean + start.signal_weight.beta * start.signal_weight.covariate
+        hyper = partial_pooling.Hyper(
+            held_mean, start.pooling_sd**2, start.dispersion, 1.0, 0.0, start.signal_weight
+        )
 
     def update(rates_theta: np.ndarray, current: partial_pooling.Hyper):
         """The hyperparameter update at these rates: (new hyper, variances, sparse root)."""
@@ -535,6 +574,7 @@ def _fit_pooled(
             pool,
             current,
             clusters,
+            platform_signal,
         )
 
     if hold and start is not None and start.pooling_sd is not None:
@@ -633,6 +673,7 @@ def fit_em(
     pooling_groups: np.ndarray | None = None,
     group_clusters: np.ndarray | None = None,
     hold_pooling: bool = False,
+    platform_signal: np.ndarray | None = None,
 ) -> EMFit:
     """Fit entity rates by EM and split every group's total across its entities.
 
@@ -678,6 +719,10 @@ def fit_em(
     group_clusters
         (G,) labels of groups whose errors may be correlated (the week of each day, say);
         the dispersion is inflated by their design effect. None: groups independent.
+    platform_signal
+        (H,) each entity's platform signal (clicks, conversions, reach...) summed over the
+        window; pooled fits only. The rates' prior mean becomes mu_g + beta log(signal /
+        exposure) (centred in the group), beta estimated with the pooling (pooling.py).
 
     Returns
     -------
@@ -685,6 +730,13 @@ def fit_em(
         Rates, shares, credits, the objective trace and convergence facts.
     """
     n_h = problem.n_entities
+    if platform_signal is not None and (design is not None or pooling == "none"):
+        raise ParameterError(
+            "a platform signal enters the prior of pooled free rates; this fit has "
+            + ("covariates" if design is not None else "free rates (pooling='none')")
+            + ".",
+            fix="drop the signal, or fit pooled free rates (pooling='channel', no covariates).",
+        )
     weight = np.ones(problem.n_groups) if group_weights is None else np.asarray(group_weights)
     allocatable = problem.group_exposure > 0
     weight = np.where(allocatable, weight, 0.0).astype(float)
@@ -754,7 +806,16 @@ def fit_em(
     if design is None and pooling != "none":
         pool = _pool_codes(problem, param, n_params, pooling_groups)
         pooled = _fit_pooled(
-            model, theta, tol, max_iter, accelerate, pool, group_clusters, start, hold_pooling
+            model,
+            theta,
+            tol,
+            max_iter,
+            accelerate,
+            pool,
+            group_clusters,
+            start,
+            hold_pooling,
+            platform_signal,
         )
         run = pooled.run
     else:
@@ -819,6 +880,7 @@ def fit_em(
             "data_weight": weight_of_param[param],
             "hyper_rounds": pooled.rounds,
             "hyper_converged": pooled.converged,
+            "signal_weight": hyper.signal,
         }
         if message is not None:
             notes.append(

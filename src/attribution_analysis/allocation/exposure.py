@@ -240,7 +240,7 @@ def check_delivery(panel: pd.DataFrame, shown: str) -> None:
 
 
 def choose_exposure(
-    rows: pd.DataFrame, metric: ExposureMetric, shown: str
+    rows: pd.DataFrame, metric: ExposureMetric | str, shown: str
 ) -> tuple[pd.DataFrame, list[str]]:
     """The panel rows (of the channels allocated) with ``impressions`` holding the chosen
     delivery metric (the column the effective exposure is built from), and the channels
@@ -249,7 +249,9 @@ def choose_exposure(
     'impressions' keeps the spend stand-in of channels that report none
     (:func:`exposure_basis`); any other metric must be reported in every row of every
     channel allocated, and every campaign must have some of it: a campaign with none in the
-    whole panel would get no credit for a reason the user did not choose."""
+    whole panel would get no credit for a reason the user did not choose. A user-named column
+    (any numeric column of the campaign spend files, added to the panel by the loader) is
+    treated like the built-in ones."""
     if metric == "impressions":
         basis, spend_only = exposure_basis(rows)
     else:
@@ -283,7 +285,7 @@ def choose_exposure(
 
 
 def _check_every_campaign_delivers(
-    basis: pd.DataFrame, metric: ExposureMetric, spend_only: list[str], shown: str
+    basis: pd.DataFrame, metric: ExposureMetric | str, spend_only: list[str], shown: str
 ) -> None:
     """A campaign listed in the panel with zero exposure in every row is refused: it could
     only ever get zero credit, which is a data problem (an empty column exported as zeros),

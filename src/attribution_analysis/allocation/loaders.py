@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +52,14 @@ from attribution_analysis.contracts.inputs import (
     HcpRow,
 )
 from attribution_analysis.data.grain import WEEKDAYS, Grain, detect_grain
+from attribution_analysis.data.sources import SPEND_GLOB, SPEND_SPEC
 from attribution_analysis.data.tables import (
     LINE,
+    ColumnSpec,
     check_input_file,
     check_unique,
     load_table,
+    shown_list,
     shown_value,
     table_spec,
 )
@@ -120,6 +123,10 @@ class LoadedInputs:
     findings: list[Finding] = field(default_factory=list)
     truth_inputs: bool = False  # contributions or transforms read from truth/
     omega: OmegaRecord | None = None  # where the weights came from
+    # mta with a platform signal: (H,) each campaign's signal over the allocated periods (0
+    # for the campaigns of a channel that does not report it) and the column it came from.
+    platform_signal: np.ndarray | None = None
+    signal_column: str | None = None
 
 
 def _existing(ws: Workspace, relative: str) -> Path | None:
@@ -871,10 +878,11 @@ def _effective_exposure(
     params: AllocateParams,
     with_geo: bool,
     periods: Periods,
+    metric: str,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Effective exposure per (period, campaign) at the contributions' grain, and the
     channels weighed by spend (they report no impressions)."""
-    basis, spend_only = choose_exposure(panel, params.exposure, CAMPAIGN_PANEL)
+    basis, spend_only = choose_exposure(panel, metric, CAMPAIGN_PANEL)
     media = to_periods(basis, periods.grain, periods.anchor, ["impressions"])
     media = media[["date", "channel", "campaign", "impressions", *(["geo"] if with_geo else [])]]
     if transforms is not None:
@@ -888,6 +896,154 @@ def _effective_exposure(
     return table.assign(effective_exposure=table["impressions"]), spend_only
 
 
+# ----- mta: columns of the campaign spend files beyond the prepared panel's -------------------
+BUILT_IN_EXPOSURE = ("impressions", "reach", "clicks", "spend")
+PANEL_KEYS = ("date", "geo", "channel", "campaign", "creative")
+
+
+def column_name(name: str) -> str:
+    """A column as the tables name it (headers are read stripped and lower-cased)."""
+    return name.strip().lower()
+
+
+def with_spend_file_column(
+    ws: Workspace, panel: pd.DataFrame, column: str, channels: set[str], what: str
+) -> tuple[pd.DataFrame, list[Path]]:
+    """The prepared panel with ``column`` of the raw campaign spend files added, summed to
+    the panel's rows (its periods, creatives and geos), and the files read.
+
+    ``validate_data`` keeps only the media metrics and reach in the prepared panel; any other
+    numeric column a user names (``exposure`` or ``signal``) is read here from every
+    ``raw/campaign_spend_*.csv`` holding campaign rows of the ``channels`` allocated. A file
+    without the column, a cell that is not a non-negative number, are refused naming the
+    file, the column and the rows. Empty cells are unknown (NaN), never 0."""
+    if column in panel.columns:
+        return panel, []
+    spec = replace(
+        SPEND_SPEC,
+        columns=(
+            *SPEND_SPEC.columns,
+            ColumnSpec(column, "number", False, True, f"user column ({what})", blank=True),
+        ),
+    )
+    parts, files = [], []
+    for path in ws.raw_files(SPEND_GLOB):
+        shown = ws.relative(path)
+        frame, _ = load_table(path, shown, spec)
+        if "campaign" not in frame.columns:
+            continue  # channel-level file: not in the campaign panel either
+        frame = frame[frame["channel"].isin(channels)]
+        if frame.empty:
+            continue
+        if column not in frame.columns:
+            raise DataValidationError(
+                problem=f"{what} '{column}' was chosen but {shown} has no {column} column "
+                f"(it holds campaign rows of channel(s) "
+                f"{shown_list(sorted(set(frame['channel'])))}).",
+                fix=f"add the {column} column to {shown} (empty cells where a campaign does not "
+                f"report it), or choose another {arg(what)}: {_choices(what)}.",
+                file=shown,
+                column=column,
+                rows=(1,),
+                code="missing_column",
+            )
+        parts.append(frame)
+        files.append(path)
+    if not parts:
+        raise DataValidationError(
+            problem=f"{what} '{column}' was chosen but no campaign spend file holds campaign "
+            "rows of the channels allocated.",
+            fix=f"choose another {arg(what)}: {_choices(what)}.",
+            file=layout.SPEND.path,
+            column=column,
+            code="missing_column",
+        )
+    raw = pd.concat(parts, ignore_index=True)
+    dates = pd.to_datetime(raw["date"])
+    if _grain_of(panel, CAMPAIGN_PANEL) == "weekly":
+        anchor = int(pd.Timestamp(pd.to_datetime(panel["date"]).min()).day_of_week)
+        dates = dates - pd.to_timedelta((dates.dt.day_of_week - anchor) % 7, unit="D")
+    raw = raw.assign(date=dates)
+    keys = [k for k in PANEL_KEYS if k in panel.columns]
+    for key in keys:
+        if key not in raw.columns:
+            raw[key] = ""
+    grouped = raw.groupby(keys, sort=False)[column]
+    # A cell with any unknown row is unknown (a partial sum would understate it).
+    summed = grouped.sum().mask(grouped.apply(lambda v: v.isna().any())).rename(column)
+    merged = panel.assign(date=pd.to_datetime(panel["date"])).merge(
+        summed.reset_index(), on=keys, how="left"
+    )
+    return merged.assign(date=panel["date"].to_numpy()), files
+
+
+def _choices(what: str) -> str:
+    built_in = "impressions, reach, clicks, spend" if what == "exposure" else "clicks, reach"
+    return f"{built_in}, or another numeric column of the campaign spend files"
+
+
+def campaign_signal(
+    media: pd.DataFrame,
+    column: str,
+    group_of_row: pd.Series,
+    group_labels: np.ndarray,
+    entity_of: dict[tuple[str, str], str],
+    entities: np.ndarray,
+) -> np.ndarray:
+    """(H,) each campaign's ``column`` summed over the periods allocated (rows of ``media``
+    whose cell is one of ``group_labels``). A channel that reports the signal in none of its
+    rows carries none (0 for its campaigns, so the fit gives it no weight there); one that
+    reports it in some rows only is refused, naming the rows."""
+    rows = media[group_of_row.isin(set(group_labels)).to_numpy()]
+    unknown = rows[column].isna()
+    reported = (~unknown).groupby(rows["channel"]).any()
+    partial = unknown & rows["channel"].map(reported).to_numpy()
+    if partial.any():
+        channels = sorted(set(rows.loc[partial, "channel"]))
+        raise DataValidationError(
+            problem=f"signal '{column}' is reported for channel(s) {shown_list(channels)} but "
+            f"missing in {int(partial.sum())} of their campaign periods.",
+            fix=f"fill in {column} for those rows (0 where there was none), or choose another "
+            f"{arg('signal')}.",
+            file=CAMPAIGN_PANEL,
+            column=column,
+            rows=_lines(rows, partial.to_numpy()),
+            code="missing_value",
+        )
+    entity = [entity_of[k] for k in zip(rows["channel"], rows["campaign"], strict=True)]
+    totals = rows[column].fillna(0.0).groupby(np.asarray(entity)).sum()
+    return totals.reindex(entities).fillna(0.0).to_numpy(dtype=float)
+
+
+def _lines(frame: pd.DataFrame, mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(x) for x in frame.loc[mask, LINE]) if LINE in frame else ()
+
+
+def check_signal_params(params: AllocateParams, source: str) -> None:
+    """A platform signal is evidence on pooled free EM rates of campaigns: refuse it with
+    anything else, naming the parameter."""
+    if params.signal == "none":
+        return
+    conflict = (
+        "the HCP-brick allocation (signals are campaign columns)"
+        if source == "hcp-brick"
+        else "method 'bayes'"
+        if params.method == "bayes"
+        else "covariates (the signal enters the pooled free rates' prior)"
+        if params.covariates
+        else "pooling 'none' (free rates have no prior to inform)"
+        if params.pooling == "none"
+        else None
+    )
+    if conflict is not None:
+        raise ParameterError(
+            f"{arg('signal')} '{params.signal}' cannot be used with {conflict}.",
+            fix=f"drop {arg('signal')}, or allocate campaigns with method 'em', no covariates "
+            "and the default pooling.",
+            parameter="signal",
+        )
+
+
 def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     require_inputs(ws, params, "mta")
     shown, path, findings = _contributions_source(ws, params)
@@ -895,6 +1051,14 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         ws, shown, CONTRIBUTIONS_SPEC, ["date", "channel", "geo", "draw"], "contribution"
     )
     panel = _campaign_panel(ws)
+    split_channels = set(contrib["channel"])
+    exposure = column_name(params.exposure)
+    signal = None if params.signal == "none" else column_name(params.signal)
+    extra_files: list[Path] = []
+    for column, what in ((exposure, "exposure"), (signal, "signal")):
+        if column is not None and column not in BUILT_IN_EXPOSURE:
+            panel, read = with_spend_file_column(ws, panel, column, split_channels, what)
+            extra_files += read
     check_delivery(panel, CAMPAIGN_PANEL)
     periods = contribution_periods(contrib, panel, shown)
     transforms, transform_findings = resolve_transforms(ws, params, periods)
@@ -910,8 +1074,10 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         )
     check_coverage(contrib, panel, periods, shown)
     # Only the channels being split: another channel's campaign rows are not this call's input.
-    allocated = panel[panel["channel"].isin(set(contrib["channel"]))]
-    effective, spend_only = _effective_exposure(allocated, transforms, params, with_geo, periods)
+    allocated = panel[panel["channel"].isin(split_channels)]
+    effective, spend_only = _effective_exposure(
+        allocated, transforms, params, with_geo, periods, exposure
+    )
     if spend_only:
         findings.append(spend_basis_finding(spend_only))
     cells = _cells(ws, contrib, shown, with_geo)
@@ -934,9 +1100,31 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     )
     channel_of_entity = {entity: key[0] for key, entity in campaigns.entity_of.items()}
     covariate_table, covariate_file = _covariate_table(params, campaigns)
+    platform_signal = None
+    if signal is not None:
+        if signal not in allocated.columns:
+            raise DataValidationError(
+                problem=f"signal '{signal}' was chosen but the campaign panel has no {signal} "
+                "column (the campaign spend files report none).",
+                fix=f"export {signal} in raw/campaign_spend_*.csv and rerun "
+                f"{step_ref('validate_data')}, or choose another {arg('signal')}.",
+                file=CAMPAIGN_PANEL,
+                column=signal,
+                code="missing_column",
+            )
+        media = to_periods(allocated, periods.grain, periods.anchor, [signal])
+        platform_signal = campaign_signal(
+            media,
+            signal,
+            _cell_label(media, cells.keys),
+            cells.group_labels,
+            campaigns.entity_of,
+            problem.entity_labels,
+        )
     files = [
         path,
         ws.resolve(CAMPAIGN_PANEL),
+        *extra_files,
         *([] if transforms is None else transforms.files),
         *([cells.weekly_path] if cells.weekly_path else []),
         *weights.files,
@@ -966,6 +1154,8 @@ def load_mta(ws: Workspace, params: AllocateParams) -> LoadedInputs:
         truth_inputs=shown == TRUTH_CONTRIBUTIONS
         or (transforms is not None and transforms.from_truth),
         omega=weights.omega,
+        platform_signal=platform_signal,
+        signal_column=signal,
     )
 
 
@@ -984,4 +1174,5 @@ def resolve_source(ws: Workspace, params: AllocateParams) -> str:
 
 def load_inputs(ws: Workspace, params: AllocateParams) -> LoadedInputs:
     source = resolve_source(ws, params)
+    check_signal_params(params, source)
     return load_hcp_brick(ws, params) if source == "hcp-brick" else load_mta(ws, params)

@@ -22,6 +22,17 @@ few periods:
   degree of freedom per group mean) so that a handful of campaigns does not understate
   tau^2 by the cost of estimating mu.
 
+Platform signal (``signal``: clicks, platform-reported conversions, reach, any column). The
+prior mean becomes mu_g + beta s_h, with s_h = log(signal_h / exposure_h) over the window
+(the entity's own signal per unit of exposure), centred within its pooling group. beta is
+estimated with mu and tau^2 by the same evidence update: the generalised least squares of the
+log rates' working values on (group indicators, s) under the Laplace marginal, tau^2 I +
+(observed-data information)^-1; beta = 0 is the model without the signal, so the data decide
+how much the signal counts. Its standard error is the inverse marginal information (tau^2
+held), and ``explained`` = beta^2 var(s) / (beta^2 var(s) + tau^2) is the share of the
+rates' between-entity spread the signal accounts for; the co-movement of the totals decides
+the rest (tau^2 is what is left). See :class:`SignalWeight`.
+
 When the data cannot tell campaigns apart, tau^2 goes to 0 and the split falls back on
 exposure alone (full pooling); with rich data tau^2 is large against the rates' sampling
 variance and the free MLE is recovered. This is the empirical-Bayes (Fay–Herriot) recipe
@@ -44,9 +55,10 @@ Intervals. The Laplace covariance of the log rates (observed-data information / 
 the prior precision) gives rate draws; :func:`split_with_rate_uncertainty` refits the rates
 on a subset of the group-total draws (the MMM's posterior draws move the rates too) and
 splits each of those draws with the shares of rate draws from its refit, so the intervals
-carry both uncertainties and every draw still adds up to its group total. Measured 90%
-coverage of true campaign shares 0.89-0.94 on the in-family hard cases; a within-campaign
-concave response (a model bias, not a variance) brings it to 0.57-0.83
+carry both uncertainties and every draw still adds up to its group total. With a signal, each
+rate draw also draws the signal's weight beta from its standard error (the refits hold beta).
+Measured 90% coverage of true campaign shares 0.89-0.94 on the in-family hard cases; a
+within-campaign concave response (a model bias, not a variance) brings it to 0.57-0.83
 (``benchmarks/allocation_pooling.py``).
 
 Written by hand: no library fits a random effect on the rates of an aggregated
@@ -64,6 +76,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from attribution_analysis.allocation.problem import AllocationProblem
+from attribution_analysis.errors import ParameterError
 
 if TYPE_CHECKING:
     from attribution_analysis.allocation.em import EMFit
@@ -81,15 +94,27 @@ TAU2_START = 0.25  # log-scale sd 0.5 before the data speak (a factor ~1.6 betwe
 PERIODS_PER_RATE_WARNING = 10.0
 
 
+@dataclass(frozen=True, eq=False)
+class SignalWeight:
+    """How much a platform signal moves the rates' prior mean: log rate_h ~ Normal(mu_g +
+    beta s_h, tau^2), s_h the entity's log signal per unit of exposure centred in its group."""
+
+    beta: float  # elasticity of the rate to the signal per unit exposure (0: no weight)
+    std_error: float  # inverse marginal information of beta at the fitted tau^2 (NaN: none)
+    explained: float  # beta^2 var(s) / (beta^2 var(s) + tau^2): share of the rates' spread
+    covariate: np.ndarray  # (P,) s per parameter (0 for parameters not pooled)
+
+
 @dataclass(frozen=True)
 class Hyper:
     """Hyperparameters of the pooled fit."""
 
-    mean: np.ndarray  # (P,) prior mean of each rate's log (its group's mu)
+    mean: np.ndarray  # (P,) prior mean of each rate's log (mu_g, plus beta s_h with a signal)
     tau2: float
     dispersion: float  # phi
     design_effect: float  # factor already inside phi (1 without clusters)
     effective_rates: float  # trace of the hat matrix
+    signal: SignalWeight | None = None  # the signal's weight, when one is given
 
 
 def newton_log_rate(
@@ -170,11 +195,14 @@ def factorize_precision(root: sp.csr_matrix) -> Callable[[np.ndarray], np.ndarra
         return splu(regular, permc_spec="MMD_AT_PLUS_A").solve
 
 
-def posterior_variance(root: sp.csr_matrix) -> np.ndarray:
+def posterior_variance(
+    root: sp.csr_matrix, solve: Callable[[np.ndarray], np.ndarray] | None = None
+) -> np.ndarray:
     """Diagonal of (A'A)^-1, the Laplace variances of the free log rates, by sparse solves
-    against blocks of unit vectors: never a dense (F, F) matrix or factorisation."""
+    against blocks of unit vectors: never a dense (F, F) matrix or factorisation. ``solve``:
+    a factorisation of A'A already made (:func:`factorize_precision`)."""
     n = root.shape[1]
-    solve = factorize_precision(root)
+    solve = solve or factorize_precision(root)
     variance = np.empty(n)
     for start in range(0, n, VARIANCE_CHUNK):
         stop = min(start + VARIANCE_CHUNK, n)
@@ -220,15 +248,21 @@ def update_hyper(
     pool: np.ndarray,
     hyper: Hyper,
     clusters: np.ndarray | None,
+    signal: np.ndarray | None = None,
 ) -> tuple[Hyper, np.ndarray, sp.csr_matrix]:
     """One update of (phi, mu, tau^2) at the current rates; also the Laplace variances of the
-    free log rates (F,) and the sparse root A of their precision A'A (for joint draws)."""
+    free log rates (F,) and the sparse root A of their precision A'A (for joint draws).
+
+    ``signal``: (H,) each entity's platform signal summed over the window; the prior mean is
+    then mu_g + beta s_h and beta is updated with mu (:func:`signal_mean_update`)."""
     mean = problem.matrix @ rate
     residual, use = pearson(family, problem.totals, mean, weight)
     scale = 1.0 / hyper.dispersion
     score = score_matrix(problem.matrix, rate, param, n_params)[:, np.flatnonzero(free)]
-    root = precision_root(score, inverse_variance(family, mean, weight), scale, hyper.tau2)
-    variance = posterior_variance(root)
+    inverse = inverse_variance(family, mean, weight)
+    root = precision_root(score, inverse, scale, hyper.tau2)
+    solve = factorize_precision(root)
+    variance = posterior_variance(root, solve)
     # trace(scale info Cov) = trace(I - Cov / tau^2): the hat trace from the variances alone.
     hat = float(len(variance) - np.sum(variance) / hyper.tau2)
     # Degrees of freedom count weighted groups, so a bootstrap weight of 2 is two groups.
@@ -241,6 +275,27 @@ def update_hyper(
     groups = pool[free]
     n_groups = int(groups.max(initial=-1)) + 1
     counts = np.bincount(groups, minlength=n_groups)
+    if signal is not None:
+        covariate = signal_covariate(problem, signal, param, n_params, free, pool)
+        # The data's score in the log rates at the current rates (quasi-likelihood / phi).
+        data_score = scale * (score.T @ (inverse * (problem.totals - mean)))
+        data_rows = sp.diags(np.sqrt(scale * inverse)) @ score
+        prior_mean, tau2, signal_weight = signal_mean_update(
+            log_rate,
+            groups,
+            covariate,
+            hyper,
+            free,
+            data_rows,
+            data_score,
+            solve,
+            variance,
+        )
+        return (
+            Hyper(prior_mean, tau2, dispersion, deff, hat, signal_weight),
+            variance,
+            root,
+        )
     # mu_g: the posterior means' average in each group (the Laplace-EM update of a flat mu).
     mu = np.bincount(groups, log_rate, n_groups) / np.maximum(counts, 1)
     # tau^2: MacKay's evidence update tau^2 = sum (u - mu)^2 / (gamma - groups), gamma =
@@ -254,6 +309,121 @@ def update_hyper(
     prior_mean = hyper.mean.copy()
     prior_mean[np.flatnonzero(free)] = mu[groups]
     return Hyper(prior_mean, tau2, dispersion, deff, hat), variance, root
+
+
+def signal_covariate(
+    problem: AllocationProblem,
+    signal: np.ndarray,
+    param: np.ndarray,
+    n_params: int,
+    free: np.ndarray,
+    pool: np.ndarray,
+) -> np.ndarray:
+    """(P,) s = log(signal / exposure) per pooled parameter, centred within its pooling group
+    (0 for parameters not pooled).
+
+    ``signal`` is (H,), each entity's signal summed over the window; the exposure is the
+    entity's own in the problem. An entity with no signal at all would have s = -inf: it
+    gets half its group's smallest positive signal per exposure (zero clicks on many
+    impressions is evidence of a low rate, but not of a zero one). A group where no entity
+    has any signal carries none (s = 0 there).
+    """
+    signal = np.asarray(signal, dtype=float)
+    if signal.shape != (problem.n_entities,) or not np.all(np.isfinite(signal)):
+        raise ParameterError(
+            f"the signal needs one finite value per entity ({problem.n_entities}); got shape "
+            f"{signal.shape}.",
+            fix="sum the signal (clicks, conversions...) of each entity over the window.",
+        )
+    if (signal < 0).any():
+        raise ParameterError(
+            "the signal has negative values; a count or a volume cannot be negative.",
+            fix="check the signal column (clicks, conversions, reach).",
+        )
+    per_param_signal = np.bincount(param, signal, n_params)
+    per_param_exposure = np.bincount(param, problem.entity_exposure, n_params)
+    usable = free & (per_param_exposure > 0)
+    ratio = np.divide(
+        per_param_signal,
+        per_param_exposure,
+        out=np.zeros(n_params),
+        where=per_param_exposure > 0,
+    )
+    n_pools = int(pool.max(initial=-1)) + 1
+    positive = usable & (ratio > 0)
+    smallest = np.full(n_pools, np.inf)
+    np.minimum.at(smallest, pool[positive], ratio[positive])
+    has_signal = np.isfinite(smallest)
+    floor = np.where(has_signal, smallest / 2.0, 1.0)[pool]
+    log_ratio = np.where(usable, np.log(np.where(ratio > 0, ratio, floor)), 0.0)
+    log_ratio = np.where(has_signal[pool], log_ratio, 0.0)
+    counts = np.bincount(pool[usable], minlength=n_pools)
+    centre = np.bincount(pool[usable], log_ratio[usable], n_pools) / np.maximum(counts, 1)
+    return np.where(usable, log_ratio - centre[pool], 0.0)
+
+
+def signal_mean_update(
+    log_rate: np.ndarray,
+    groups: np.ndarray,
+    covariate: np.ndarray,
+    hyper: Hyper,
+    free: np.ndarray,
+    data_rows: sp.csr_matrix,
+    data_score: np.ndarray,
+    solve: Callable[[np.ndarray], np.ndarray],
+    variance: np.ndarray,
+) -> tuple[np.ndarray, float, SignalWeight]:
+    """The evidence update of (mu, beta) and tau^2 when the prior mean is mu_g + beta s.
+
+    Under the Laplace approximation the log rates' working values u~ (u~ = u + J^-1 g, J the
+    data's information D'D, g their score at the current rates u) have the marginal
+    Normal(X b, tau^2 I + J^-1), X = (group indicators, s). Its generalised least squares is
+
+        b = M^-1 r,  M = X' J P^-1 X / tau^2,  r = (P^-1 X / tau^2)' (J u + g),
+
+    with P = J + I / tau^2 the precision already factorised, and Var(b) = M^-1 (tau^2 held).
+    Written with P^-1 X / tau^2, which tends to X as tau^2 -> 0, neither M nor r subtracts
+    two large numbers (X'X / tau^2 - X'P^-1X / tau^2^2 would). Its fixed point is that of the
+    plain EM update (b = least squares of u on X), one solve per column of X instead of
+    the EM's crawl when tau^2 is small. tau^2 then takes MacKay's update around X b, one
+    degree of freedom less per group and one for beta (the REML-like correction).
+    """
+    present, column = np.unique(groups, return_inverse=True)
+    s = covariate[free]
+    design = np.zeros((len(s), len(present) + 1))
+    design[np.arange(len(s)), column] = 1.0
+    design[:, -1] = s
+    scaled = solve(design) / hyper.tau2  # P^-1 X / tau^2
+    data_design = data_rows @ design
+    information = data_design.T @ (data_rows @ scaled)
+    information = 0.5 * (information + information.T)
+    working = data_rows.T @ (data_rows @ log_rate) + data_score
+    right = scaled.T @ working
+    spread_s = float(s @ s)
+    if spread_s <= 0:
+        # No entity's signal differs from its group's: beta has no information.
+        information[-1, :] = information[:, -1] = 0.0
+        information[-1, -1] = 1.0
+        right[-1] = 0.0
+    try:
+        coefficients = np.linalg.solve(information, right)
+        covariance = np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        coefficients = np.linalg.lstsq(information, right, rcond=None)[0]
+        covariance = np.linalg.pinv(information)
+    beta = float(coefficients[-1])
+    std_error = float(np.sqrt(covariance[-1, -1])) if spread_s > 0 else np.nan
+    if not np.isfinite(std_error) or covariance[-1, -1] < 0:
+        std_error = np.nan
+    fitted = design @ coefficients
+    spread = float(np.sum((log_rate - fitted) ** 2))
+    determined = float(np.sum(1.0 - variance / hyper.tau2)) - len(present) - 1
+    tau2 = max(spread / determined, TAU2_FLOOR) if determined > 1e-9 else TAU2_FLOOR
+    signal_variance = beta**2 * spread_s / max(len(s) - len(present), 1)
+    explained = signal_variance / (signal_variance + tau2) if signal_variance > 0 else 0.0
+    prior_mean = hyper.mean.copy()
+    prior_mean[np.flatnonzero(free)] = fitted
+    return prior_mean, tau2, SignalWeight(beta, std_error, float(explained), covariate)
 
 
 def rate_of_params(rate: np.ndarray, param: np.ndarray, n_params: int) -> np.ndarray:
@@ -278,7 +448,16 @@ def _rate_draws(fit: EMFit, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.broadcast_to(base[param], (count, len(param)))
     log_draws = np.broadcast_to(np.log(np.maximum(base, 1e-300)), (count, n_params)).copy()
     noise = root.T @ rng.normal(size=(root.shape[0], count))
-    log_draws[:, free] = np.log(base[free]) + factorize_precision(root)(noise).T
+    solve = factorize_precision(root)
+    log_draws[:, free] = np.log(base[free]) + solve(noise).T
+    weight = fit.signal_weight
+    if weight is not None and np.isfinite(weight.std_error) and fit.pooling_sd:
+        # The signal's weight is estimated too: given beta + d, the log rates' mode moves by
+        # P^-1 s d / tau^2 (P the precision above), so drawing d ~ N(0, se^2) with each
+        # draw gives the joint Laplace of (rates, beta) with beta integrated out. (A shift
+        # of a group's mean mu moves all its rates alike and leaves the shares as they are.)
+        direction = solve(weight.covariate[free]) / fit.pooling_sd**2
+        log_draws[:, free] += np.outer(rng.normal(0.0, weight.std_error, count), direction)
     return np.where(base[None, :] > 0, np.exp(log_draws), 0.0)[:, param]
 
 

@@ -108,6 +108,11 @@ class _Diagnosis:
 
 def compute(ctx: StepContext, params: AllocateParams) -> StepOutput:
     """The allocate step: the allocation CSV, the summary and the answer (writes nothing)."""
+    if params.pairs_parquet is not None:
+        # Partitioned pairs: EM in memory or on Dask by size (allocation/scale_step.py).
+        from attribution_analysis.allocation import scale_step
+
+        return scale_step.compute(ctx, params)
     inputs = load_inputs(ctx.ws, params)
     hashes = ctx.ws.input_hashes(inputs.files)
     estimate = _estimate(inputs, params)
@@ -159,6 +164,9 @@ def _em(
         "group_clusters": inputs.group_clusters,
     }
     options.update(overrides)
+    if inputs.platform_signal is not None and options["pooling"] != "none" and design is None:
+        # The signal informs the pooled rates' prior (not the equal-rates model's fit).
+        options["platform_signal"] = inputs.platform_signal
     problem = options.pop("problem", inputs.problem)
     return fit_em(problem, **options)  # type: ignore[arg-type]
 
@@ -281,6 +289,7 @@ def _diagnose(inputs: LoadedInputs, params: AllocateParams, est: _Estimate) -> _
             inputs, params, est.design, est.tied, em, blocks, free_identified
         )
         findings += em_findings
+        findings += summary.signal_findings(em, inputs.signal_column)
     if bayes is not None:
         findings += summary.bayes_findings(bayes, inputs.draws is not None)
     unallocated, unallocated_findings = summary.unallocated_groups(problem)
@@ -381,7 +390,7 @@ def _summary(
         unallocated_groups=diagnosis.unallocated,
         mass_conservation_max_rel_error=est.fitted.mass_error,
         convergence=None if em is None else summary.convergence(em),
-        pooling=None if em is None else summary.pooling(em),
+        pooling=None if em is None else summary.pooling(em, inputs.signal_column),
         identifiability=_identifiability(problem, design, diagnosis),
         cold_start=_cold_start(problem, diagnosis.cold_reason),
         bootstrap=_bootstrap(diagnosis.stability),

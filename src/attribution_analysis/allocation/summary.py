@@ -29,6 +29,7 @@ from attribution_analysis.contracts.allocation import (
     PairProbability,
     PoolingReport,
     ProductivityEvidence,
+    SignalReport,
     UnallocatedGroup,
 )
 from attribution_analysis.contracts.common import Finding
@@ -246,8 +247,9 @@ def block_totals(
     ]
 
 
-def pooling(em: EMFit) -> PoolingReport | None:
-    """The partial pooling of free rates (None for covariate models: the ridge pools)."""
+def pooling(em: EMFit, signal_column: str | None = None) -> PoolingReport | None:
+    """The partial pooling of free rates (None for covariate models: the ridge pools), with
+    the platform signal's weight when one was used (``signal_column``)."""
     if em.m_step != "free":
         return None
     return PoolingReport(
@@ -257,7 +259,61 @@ def pooling(em: EMFit) -> PoolingReport | None:
         design_effect=optional(em.design_effect),
         effective_rates=optional(em.effective_rates),
         converged=em.hyper_converged,
+        signal=signal_report(em, signal_column),
     )
+
+
+def signal_report(em: EMFit, column: str | None) -> SignalReport | None:
+    """The signal's estimated weight (beta, its 90% Wald interval, the share explained)."""
+    weight = em.signal_weight
+    if weight is None or column is None:
+        return None
+    se = optional(weight.std_error)
+    return SignalReport(
+        column=column,
+        beta=weight.beta,
+        std_error=se,
+        lower_90=None if se is None else weight.beta - Z_90 * se,
+        upper_90=None if se is None else weight.beta + Z_90 * se,
+        explained=float(np.clip(weight.explained, 0.0, 1.0)),
+    )
+
+
+def signal_findings(em: EMFit | None, column: str | None) -> list[Finding]:
+    """How much the platform signal counted, in plain words."""
+    report = None if em is None else signal_report(em, column)
+    if report is None:
+        return []
+    if report.std_error is None or report.lower_90 is None or report.upper_90 is None:
+        weight = "the campaigns' signals per unit of exposure do not differ: it carries no weight"
+    else:
+        if report.lower_90 > 0:
+            reading = "the data confirm that it tracks the campaigns' incrementality"
+        elif report.upper_90 < 0:
+            reading = (
+                f"campaigns with more {column} per unit of exposure earn less of the "
+                f"contribution here: {column} do not track incrementality"
+            )
+        else:
+            reading = "the data do not establish that it tracks incrementality"
+        weight = (
+            f"its weight beta = {report.beta:.2f} (90% interval {report.lower_90:.2f} to "
+            f"{report.upper_90:.2f}; 0: no weight, 1: rates proportional to {column} per unit "
+            f"of exposure): {reading}"
+        )
+    return [
+        Finding(
+            code="platform_signal",
+            severity="info",
+            subject=column,
+            value=report.explained,
+            rule="share of the campaigns' log-rate spread explained: beta^2 var(s) / "
+            "(beta^2 var(s) + tau^2)",
+            message=f"platform {column} explain {100 * report.explained:.0f}% of the "
+            "differences between campaigns; the MMM's co-movement decides the rest. "
+            f"{weight[0].upper()}{weight[1:]}.",
+        )
+    ]
 
 
 def convergence(em: EMFit) -> ConvergenceReport:

@@ -28,6 +28,9 @@ Source = Literal["auto", "hcp-brick", "mta"]
 SaturationOn = Literal["channel_total", "campaign"]
 OmegaSource = Literal["exposure", "path_credit"]
 ExposureMetric = Literal["impressions", "reach", "clicks", "spend"]
+# Any other numeric column of the campaign spend files, named by the user.
+ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
+PlatformSignal = Literal["none", "clicks", "conversions", "reach"]
 Pooling = Literal["channel", "none"]
 
 
@@ -164,12 +167,25 @@ class AllocateParams(StrictModel):
         description="mta: workspace-relative CSV of contributions (date, channel, [geo], "
         "contribution[, draw]). Default: truth/contributions.csv of a simulated workspace.",
     )
-    exposure: ExposureMetric = Field(
+    exposure: ExposureMetric | ColumnName = Field(
         default="impressions",
         description="mta: the delivery metric each campaign is weighed by within its channel "
         "and period: 'impressions' (default; a channel that reports none is weighed by spend, "
         "stated as a finding), 'reach' (summed over the days and creatives of a period), "
-        "'clicks' or 'spend'. A channel that lacks the chosen metric is refused.",
+        "'clicks', 'spend', or the name of any other numeric column of the campaign spend "
+        "files (raw/campaign_spend_*.csv, e.g. 'video_views'). A channel that lacks the "
+        "chosen metric is refused.",
+    )
+    signal: PlatformSignal | ColumnName = Field(
+        default="none",
+        description="em with pooled free rates (mta): a campaign-level platform signal used as "
+        "evidence on the campaign rates: 'clicks', 'conversions' (platform-reported), 'reach', "
+        "or the name of any other numeric column of the campaign spend files. The rates' "
+        "prior mean moves with the log of the campaign's signal per unit of exposure, with a "
+        "weight (beta) estimated from the data together with the pooling: beta near 0 means "
+        "the MMM's period-to-period co-movement decides the split alone. Platform signals "
+        "are correlational (a campaign's clicks can overstate its incrementality): read the "
+        "estimated weight in the answer. 'none' (default): no signal.",
     )
     transforms: dict[str, ChannelTransform] | None = Field(
         default=None,
@@ -206,6 +222,28 @@ class AllocateParams(StrictModel):
         "productivity ranking; 0 skips it.",
     )
     seed: int = Field(default=0, ge=0, description="Seed of the bootstrap and the sampler.")
+    pairs_parquet: str | None = Field(
+        default=None,
+        description="hcp-brick tables too large for memory: workspace-relative Parquet file, "
+        "folder or glob of the HCP-brick pairs (brick_id, hcp_id, exposure), read instead of "
+        "raw/hcp_brick.csv, each brick's rows in one file; totals from raw/brick_sales.csv. "
+        "Fits free rates by EM (method 'em', pooling 'none', no covariates), on Dask at or "
+        "above dask_min_rows rows (counted from the Parquet footers), in memory below; the "
+        "summary names the engine and why, and carries each HCP's rate and credit (the "
+        "row-level split is not written).",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of the Dask scheduler to run on (tcp://HOST:8786, started with "
+        "`dask scheduler`); empty: a LocalCluster on this machine. Used when the Dask "
+        "engine runs (pairs_parquet at or above dask_min_rows).",
+    )
+    dask_min_rows: int = Field(
+        default=20_000_000,
+        ge=1,
+        description="Rows of pairs_parquet at or above which the EM runs on Dask (out of "
+        "core); below, in memory (faster at that size).",
+    )
     draws: int = Field(default=1000, ge=50, description="bayes: posterior draws per chain.")
     tune: int = Field(default=1000, ge=50, description="bayes: tuning steps per chain.")
     chains: int = Field(default=2, ge=1, le=16, description="bayes: chains.")
@@ -349,6 +387,31 @@ class ConvergenceReport(StrictModel):
     )
 
 
+class SignalReport(StrictModel):
+    """em with pooled free rates and a platform signal: how much the signal counted."""
+
+    column: str = Field(description="Column of the campaign spend files used as the signal.")
+    beta: float = Field(
+        description="Elasticity of the campaign rate to the campaign's signal per unit of "
+        "exposure in the rates' prior mean (log rate ~ channel mean + beta log(signal / "
+        "exposure)); 0: the signal carries no weight, 1: rates proportional to it."
+    )
+    std_error: float | None = Field(
+        default=None,
+        description="Standard error of beta (the marginal likelihood's curvature, pooling "
+        "strength held); null when the campaigns' signals do not differ.",
+    )
+    lower_90: float | None = Field(default=None, description="beta - 1.645 std_error.")
+    upper_90: float | None = Field(default=None, description="beta + 1.645 std_error.")
+    explained: float = Field(
+        ge=0,
+        le=1,
+        description="Share of the spread of the campaigns' log rates (within their channel) "
+        "that the signal accounts for: beta^2 var(s) / (beta^2 var(s) + tau^2); the rest is "
+        "decided by the co-movement of the contributions with each campaign's delivery.",
+    )
+
+
 class PoolingReport(StrictModel):
     """em with free rates: how far each rate was shrunk toward its block's mean."""
 
@@ -369,6 +432,10 @@ class PoolingReport(StrictModel):
         default=None, description="Effective number of rates (trace of the hat matrix)."
     )
     converged: bool = Field(description="The pooling strength settled.")
+    signal: SignalReport | None = Field(
+        default=None,
+        description="The platform signal's estimated weight in the rates (null: no signal).",
+    )
 
 
 class CreditSet(StrictModel):
@@ -500,7 +567,7 @@ class OmegaRecord(StrictModel):
         "'path_credit:<method>' (mta with omega_source='path_credit')."
     )
     rule: str = Field(description="How ω was built, in words.")
-    exposure_metric: ExposureMetric | None = Field(
+    exposure_metric: ExposureMetric | ColumnName | None = Field(
         default=None,
         description="mta effective exposure: the delivery metric campaigns were weighed by.",
     )
@@ -635,7 +702,7 @@ class AllocateAnswer(StepAnswer):
         default=None,
         description="em with free rates: partial pooling used and its estimated strength.",
     )
-    exposure_metric: ExposureMetric | None = Field(
+    exposure_metric: ExposureMetric | ColumnName | None = Field(
         default=None,
         description="mta effective exposure: the delivery metric campaigns were weighed by.",
     )

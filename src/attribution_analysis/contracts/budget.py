@@ -1,5 +1,5 @@
-"""Budget optimization: parameters of ``optimize_budget`` and
-``analysis/mmm_budget_optimization.json``.
+"""Budget optimization: parameters of ``optimize_budget`` and its named plans
+``analysis/budget_plans/{name}.json``.
 
 Every money amount is a total over the planning horizon (``horizon_periods`` periods of the
 model's grain), never a per-period figure; the output states both so the two cannot be
@@ -22,6 +22,20 @@ from attribution_analysis.contracts.common import (
 )
 
 # ----- parameters --------------------------------------------------------------------------
+
+PLAN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,59}$"
+# A plan's name is also its file name: lowercase letters, digits, '_' and '-', 1-60 characters.
+PlanName = Annotated[
+    str,
+    Field(
+        pattern=PLAN_NAME_PATTERN,
+        description="Plan name: lowercase letters, digits, '_' and '-', 1-60 characters.",
+    ),
+]
+# Direction of a recommended change; 'hold' = within +-MOVE_TOLERANCE of current spend. The
+# optimizer and the report both read this one value.
+MOVE_TOLERANCE = 0.01
+Direction = Literal["increase", "decrease", "hold"]
 
 
 class ChannelBound(StrictModel):
@@ -223,6 +237,34 @@ class OptimizeBudgetParams(StrictModel):
         description="Curves run from 0 to this multiple of max(current, recommended) spend.",
     )
     seed: int = Field(default=0, description="Seed of the optimizer's random restarts.")
+    plan_name: PlanName = Field(
+        default="recommended",
+        description="The name to store the plan under, in lowercase letters, digits, '_' and "
+        "'-' (1-60 characters), e.g. 'recommended' or 'tv_cut_20': it is saved as "
+        "analysis/budget_plans/{name}.json. Re-using a name replaces that plan (a "
+        "'plan_replaced' finding says so); give alternatives their own names to keep them "
+        "side by side.",
+    )
+    margin: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Gross margin on the outcome's value (0.35 = 35%): a channel pays back "
+        "when its ROAS is above 1/margin. Default: break-even at ROAS 1 (revenue covers "
+        "the spend).",
+    )
+    value_per_conversion: float | None = Field(
+        default=None,
+        gt=0,
+        description="Value of one conversion (currency): lets a conversions target have a "
+        "break-even view. Without it, break-even is stated only for revenue targets.",
+    )
+    robustness: bool = Field(
+        default=True,
+        description="Re-optimize under the risk-averse objective, the other basis for "
+        "current spend and wider/narrower limits, and say per channel whether the "
+        "direction of the move holds in all of them. false skips it (faster).",
+    )
     override_reason: str | None = Field(
         default=None,
         max_length=500,
@@ -230,7 +272,7 @@ class OptimizeBudgetParams(StrictModel):
     )
 
 
-# ----- analysis/mmm_budget_optimization.json --------------------------------------------------
+# ----- analysis/budget_plans/{name}.json ------------------------------------------------------
 
 
 class SaturationStatus(StrictModel):
@@ -247,6 +289,33 @@ class SaturationStatus(StrictModel):
     )
     curve_fraction_threshold: float
     reason: str = Field(description="Which rule fired, in plain language ('' if none).")
+
+
+class BreakEven(StrictModel):
+    """Whether a channel's spend pays back, in the finance sense: its ROAS against the
+    ROAS needed to cover the spend (1/margin; for conversions 1/(value x margin))."""
+
+    threshold_roas: float = Field(
+        description="Outcome per unit of spend needed to pay back, in the outcome's unit "
+        "(1/margin for revenue, 1/(value_per_conversion x margin) for conversions)."
+    )
+    basis: str = Field(description="How the threshold was set, in words.")
+    roas_current: Interval = Field(
+        description="Average ROAS at current spend, in the threshold's unit."
+    )
+    probability_below: float = Field(
+        ge=0, le=1, description="P(average ROAS at current spend < threshold) over the draws."
+    )
+    marginal_probability_below: float = Field(
+        ge=0,
+        le=1,
+        description="P(marginal ROAS at current spend < threshold): the next unit of spend "
+        "does not pay back.",
+    )
+    verdict: Literal["loses_money", "pays_back", "uncertain"] = Field(
+        description="'loses_money' when probability_below >= 0.9, 'pays_back' when <= 0.1, "
+        "'uncertain' otherwise."
+    )
 
 
 class ChannelAllocation(StrictModel):
@@ -279,6 +348,11 @@ class ChannelAllocation(StrictModel):
         description="validate_model's verdict on this channel: a move into a 'prior_driven' "
         "or 'not_separable' channel rests on assumptions (a finding says so).",
     )
+    break_even: BreakEven | None = Field(
+        default=None,
+        description="Break-even view at current spend; null when the outcome has no value "
+        "(conversions without value_per_conversion; see break_even_note) or current is 0.",
+    )
 
 
 class OutcomeSummary(StrictModel):
@@ -288,6 +362,17 @@ class OutcomeSummary(StrictModel):
     lift_pct: Interval = Field(description="lift / current, per draw.")
     probability_better: float = Field(
         ge=0, le=1, description="Share of draws where the recommendation beats current."
+    )
+    total_outcome: Interval | None = Field(
+        default=None,
+        description="The whole outcome over the horizon (base + media + controls) at the "
+        "current mix: the denominator a reader means by 'growth'.",
+    )
+    lift_pct_of_total: Interval | None = Field(
+        default=None, description="lift / total_outcome, per draw where available."
+    )
+    total_outcome_basis: str = Field(
+        default="", description="How total_outcome was obtained, in words."
     )
 
 
@@ -340,10 +425,58 @@ class ResponseCurve(StrictModel):
     recommended_spend: float
 
 
+class RobustnessVariant(StrictModel):
+    """The plan re-optimized under one changed assumption."""
+
+    name: str = Field(
+        description="'risk_averse', 'recent_basis', 'year_basis', 'wider_limits' or "
+        "'narrower_limits'."
+    )
+    description: str = Field(description="What was changed, in words.")
+    allocation: dict[str, float] | None = Field(
+        description="Spend per channel over the horizon; null when infeasible."
+    )
+    directions: dict[str, Direction] | None = Field(
+        description="Direction of each channel's change from its current spend (under this "
+        "variant's basis)."
+    )
+    lift: Interval | None = Field(
+        description="Outcome of this allocation minus the main plan's current mix, per draw."
+    )
+    probability_better: float | None = Field(
+        description="Share of draws where this allocation beats the main plan's current mix."
+    )
+    infeasible: str | None = Field(
+        default=None, description="Why this variant could not be planned ('' or null if it was)."
+    )
+
+
+class ChannelRobustness(StrictModel):
+    """Whether one channel's recommended move survives the variants."""
+
+    channel: str
+    direction: Direction = Field(description="Direction of the recommendation's change.")
+    holds_in: list[str] = Field(description="Variants where the direction is the same.")
+    flips_in: list[str] = Field(description="Variants where it differs.")
+    robust: bool = Field(description="The direction is the same in every feasible variant.")
+    at_limit: Literal["min", "max"] | None = Field(
+        description="The limit the recommendation sits on: the limit, not the data, set it."
+    )
+
+
+class Robustness(StrictModel):
+    """The recommendation under changed assumptions, and which moves hold."""
+
+    variants: list[RobustnessVariant]
+    channels: list[ChannelRobustness]
+    summary: str = Field(description="One plain sentence: which moves hold, which do not.")
+
+
 class BudgetOptimization(StrictModel):
-    """``analysis/mmm_budget_optimization.json``."""
+    """``analysis/budget_plans/{name}.json``: one named plan."""
 
     metadata: Metadata
+    plan_name: str = Field(description="The name this plan is stored under.")
     target: str = Field(description="What the outcome counts (the MMM's target column).")
     outcome_unit: str = Field(description="Unit of outcomes and ROAS.")
     horizon_periods: int = Field(ge=1)
@@ -362,6 +495,14 @@ class BudgetOptimization(StrictModel):
         description="Scenarios that could not be planned under the limits, with the reason.",
     )
     curves: list[ResponseCurve] = Field(default_factory=list)
+    break_even_note: str = Field(
+        default="",
+        description="Why break_even is absent (a conversions target without "
+        "value_per_conversion), else ''.",
+    )
+    robustness: Robustness | None = Field(
+        default=None, description="The plan under changed assumptions; null when skipped."
+    )
     findings: list[Finding] = Field(default_factory=list)
 
 
@@ -392,6 +533,17 @@ class AllocationAnswer(StrictModel):
     beyond_observed: bool = Field(
         description="Recommended spend per period above the highest seen in the data: the "
         "curve is extrapolated there ('extrapolated_spend' finding)."
+    )
+    robust: bool | None = Field(
+        default=None,
+        description="The direction of this channel's move holds in every robustness variant "
+        "(null when robustness was skipped); a 'fragile_move' finding names the variants "
+        "where it does not.",
+    )
+    break_even: Literal["loses_money", "pays_back", "uncertain"] | None = Field(
+        default=None,
+        description="Whether current spend pays back (null without a money value: see "
+        "break_even_note).",
     )
 
 
@@ -437,7 +589,42 @@ class BudgetAnswer(StepAnswer):
     infeasible_scenarios: list[InfeasibleScenario] = Field(
         description="Scenarios the limits rule out, with the reason and what to change."
     )
+    robustness_summary: str = Field(
+        default="",
+        description="One sentence: which moves hold under the risk-averse objective, the other "
+        "basis of current spend and wider/narrower limits, and which do not ('' when skipped).",
+    )
+    break_even_note: str = Field(
+        default="", description="Why there is no break-even view, else ''."
+    )
+    plan_name: str = Field(description="The name the plan was stored under.")
+    plans: list[str] = Field(
+        description="Every plan now in the workspace (newest first); the report shows "
+        "'recommended' unless asked for another."
+    )
     findings: list[Finding] = Field(
         description="What to say with the numbers: saturated_channel, extrapolated_spend, "
-        "budget_looks_per_period, budget_far_from_current, override, ..."
+        "limit_bound, fragile_move, budget_into_prior_driven, loses_money, "
+        "budget_looks_per_period, budget_far_from_current, plan_replaced, override, ..."
     )
+
+
+class ListBudgetPlansParams(StrictModel):
+    """Parameters of the ``list_budget_plans`` step (none: it lists every plan)."""
+
+
+class PlanListing(StrictModel):
+    """One stored budget plan."""
+
+    name: str = Field(description="Plan name.")
+    created: str = Field(description="UTC time the plan was written (ISO 8601).")
+    total_budget: float = Field(description="Total spend over the horizon.")
+    objective: str = Field(description="The objective it was optimized for.")
+    path: str = Field(description="Workspace-relative path of the plan file.")
+
+
+class BudgetPlansAnswer(StepAnswer):
+    """What list_budget_plans answers: the plans stored in the workspace."""
+
+    plans: list[PlanListing] = Field(description="Stored plans, newest first.")
+    default_plan: str = Field(description="The plan the report and FAQ show by default.")

@@ -99,6 +99,53 @@ class MMMConfig(StrictModel):
     )
 
 
+QUICK_LABEL = "not for decisions"
+
+
+class QuickChannelEstimate(StrictModel):
+    """One channel's figures from a quick fit's point estimate (see ``QuickEstimates``)."""
+
+    channel: str = Field(description="Channel name.")
+    spend: float = Field(description="Spend over the modelled window, in input units.")
+    contribution: float = Field(
+        description="Media contribution over the window, in the target's units: the MAP "
+        "point estimate, or the mean over ADVI's approximate draws."
+    )
+    share_of_media: float = Field(
+        description="Share of the summed media contribution (0-1), from the same estimate."
+    )
+    roas: float | None = Field(
+        description="contribution / spend, in roas_unit (null for a channel without spend)."
+    )
+    share_of_media_hdi_90: tuple[float, float] | None = Field(
+        default=None,
+        description="ADVI only: 90% HDI over the approximation's draws; approximate (ADVI "
+        "understates posterior spread). Null for MAP, which has no interval.",
+    )
+    roas_hdi_90: tuple[float, float] | None = Field(
+        default=None, description="ADVI only: approximate 90% HDI of ROAS (null for MAP)."
+    )
+
+
+class QuickEstimates(StrictModel):
+    """Channel shares and ROAS from a quick (MAP/ADVI) fit: a first look, not for decisions.
+    Computed from the fitted model's own channel contributions at the point estimate (MAP)
+    or over the approximation's draws (ADVI), in original units."""
+
+    label: Literal["not for decisions"] = Field(
+        default=QUICK_LABEL,
+        description="Always 'not for decisions': quote it with every figure below.",
+    )
+    estimate: Literal["map_point_estimate", "advi_approximation"] = Field(
+        description="What the figures are: one MAP point (no intervals exist) or the mean "
+        "of ADVI's draws (intervals approximate)."
+    )
+    basis: str = Field(description="How the figures were obtained and what they lack, in words.")
+    roas_unit: str = Field(description="Unit of roas, e.g. 'revenue per unit of spend'.")
+    draws: int = Field(ge=1, description="Draws the figures summarise (1 for MAP).")
+    channels: list[QuickChannelEstimate] = Field(description="One row per channel.")
+
+
 class FitMMMParams(StrictModel):
     config: MMMConfig = Field(
         default_factory=MMMConfig,
@@ -162,6 +209,11 @@ class FitMMMResult(StrictModel):
     for_decisions: bool = Field(description="False for quick (MAP/ADVI) fits.")
     remedies_tried: list[str] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
+    quick_estimates: QuickEstimates | None = Field(
+        default=None,
+        description="Quick fits only: channel shares and ROAS from the point estimate, "
+        "labelled not for decisions.",
+    )
 
 
 class FitMMMAnswer(StepAnswer):
@@ -202,6 +254,13 @@ class FitMMMAnswer(StepAnswer):
     )
     findings: list[Finding] = Field(
         description="What to tell the user: quick fit, ridge fallback, failed gates."
+    )
+    quick_estimates: QuickEstimates | None = Field(
+        default=None,
+        description="Quick (MAP/ADVI) fits only: channel shares of media contribution and "
+        "ROAS from the point estimate (MAP: no intervals; ADVI: approximate ones), labelled "
+        "'not for decisions'. Quote them as a first look only; refit with NUTS for decisions. "
+        "Null for NUTS and ridge fits (decompose_contributions gives their figures).",
     )
 
 

@@ -193,6 +193,26 @@ class AttributePathsParams(StrictModel):
     seed: int = Field(
         default=0, ge=0, description="Seed of the Shapley permutation sampler and bootstrap."
     )
+    journeys_partitions: str | None = Field(
+        default=None,
+        description="Journeys too large for memory: workspace-relative folder, glob or file "
+        "of touch-level partitions (Parquet or CSV) with journeys.csv's columns, read "
+        "instead of raw/journeys.csv. The touches are counted into the path table (on Dask "
+        "at or above dask_min_rows touches, in pandas below; the findings name the engine "
+        "and why); campaigns and touch ages are not kept, as with raw/paths.csv.",
+    )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Address of the Dask scheduler to run on (tcp://HOST:8786, started with "
+        "`dask scheduler`); empty: a LocalCluster on this machine. Used when the Dask "
+        "engine runs (journeys_partitions at or above dask_min_rows touches).",
+    )
+    dask_min_rows: int = Field(
+        default=20_000_000,
+        ge=1,
+        description="Touches of journeys_partitions at or above which they are counted on "
+        "Dask (out of core); below, in pandas.",
+    )
     reconcile: bool = Field(
         default=True,
         description="Compare with analysis/mmm_channel_contributions.json when it exists.",

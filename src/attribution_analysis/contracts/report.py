@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from attribution_analysis.contracts.budget import PlanName
 from attribution_analysis.contracts.common import StepAnswer, StrictModel
 
 Audience = Literal["cmo", "data_science", "finance", "marketing", "legal"]
@@ -27,6 +28,13 @@ class GenerateReportParams(StrictModel):
         default=None,
         max_length=200,
         description="Report title; default 'Marketing mix model: executive summary'.",
+    )
+    plan: PlanName = Field(
+        default="recommended",
+        description="The budget plan the report shows (analysis/budget_plans/{plan}.json); "
+        "the report names it and lists the other plans. A name with no plan is refused, "
+        "naming the plans that exist; 'recommended' on a workspace without any plan gives "
+        "a report without a recommendation.",
     )
     top_campaigns: int = Field(
         default=5,
@@ -77,6 +85,11 @@ class DraftFaqParams(StrictModel):
         description="financial_services: whether revenue figures are gross or net of fees; "
         "'not_stated' makes the answers say the basis must be confirmed before use.",
     )
+    plan: PlanName = Field(
+        default="recommended",
+        description="The budget plan the budget answers quote (analysis/budget_plans/{plan}.json); "
+        "each answer names it. A name with no plan is refused, naming the plans that exist.",
+    )
 
 
 class SectionReport(StrictModel):
@@ -85,8 +98,9 @@ class SectionReport(StrictModel):
     name: str = Field(description="Section id, e.g. 'contributions', 'budget'.")
     title: str = Field(description="Section heading as printed.")
     status: SectionStatus = Field(
-        description="'rendered'; 'no_input' (the step that writes its input has not run); "
-        "'unreadable' (the input exists but does not match its contract)."
+        description="'rendered'; 'no_input' (the step that writes its input has not run: "
+        "the section is left out of the report); 'unreadable' (the input exists but does "
+        "not match its contract: the section says so)."
     )
     inputs: list[str] = Field(description="Workspace-relative files the section read.")
     message: str = Field(default="", description="Why the section is empty, in plain words.")
@@ -104,6 +118,13 @@ class GenerateReportResult(StrictModel):
     figures: list[str] = Field(description="Workspace-relative paths of the PNG/SVG copies.")
     charts: list[str] = Field(description="Ids of the charts inlined in the report.")
     sections: list[SectionReport] = Field(description="Every section and its inputs.")
+    plan: str | None = Field(
+        description="The budget plan the report shows; null when the workspace has none "
+        "(the report then opens with the main finding instead of a recommendation)."
+    )
+    other_plans: list[str] = Field(
+        description="The other plans stored in the workspace, listed by name in the report."
+    )
     input_hashes: dict[str, str] = Field(
         description="sha256 of every output file the report read, keyed by path."
     )
@@ -128,7 +149,13 @@ class DraftFaqResult(StrictModel):
     files: list[FaqFile] = Field(description="One Markdown + HTML pair per audience written.")
     sources: list[str] = Field(description="Output files whose numbers were filled in.")
     missing: list[str] = Field(
-        description="Outputs not found; answers that need them say so instead of a number."
+        description="Outputs not found; the questions that need them are left out of the FAQ "
+        "(run the step that writes one to add its questions)."
+    )
+    plan: str | None = Field(
+        default=None,
+        description="The budget plan the budget answers quote; null when the workspace has "
+        "none (the budget questions are then left out).",
     )
     financial_services: bool = Field(description="Whether the financial-services notices are in.")
     fee_basis: FeeBasis = Field(

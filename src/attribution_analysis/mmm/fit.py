@@ -6,10 +6,20 @@ import time
 import warnings
 from typing import Any
 
+import numpy as np
+import xarray as xr
+
 from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.common import Finding
-from attribution_analysis.contracts.mmm import FitMMMAnswer, FitMMMParams, FitMMMResult
+from attribution_analysis.contracts.mmm import (
+    QUICK_LABEL,
+    FitMMMAnswer,
+    FitMMMParams,
+    FitMMMResult,
+    QuickChannelEstimate,
+    QuickEstimates,
+)
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
@@ -29,6 +39,7 @@ from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
 from attribution_analysis.provenance import build_metadata
+from attribution_analysis.summaries import hdi
 from attribution_analysis.workspace import Workspace, json_bytes
 
 STEP = "fit_mmm"
@@ -78,7 +89,14 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
     if params.use_cache and ws.resolve(relative).exists():
         tree = store.load_tree(ws, relative)
         result = _result(
-            params, data, tree, key, relative, cached=True, wall=time.perf_counter() - start
+            params,
+            data,
+            tree,
+            key,
+            relative,
+            cached=True,
+            wall=time.perf_counter() - start,
+            target_scale=_target_scale(mmm),
         )
         result.findings[:0] = lift_findings
         files: dict[str, bytes] = {}
@@ -99,6 +117,7 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
         sampling=sampling_seconds,
         reused=compile_reused,
         remedies=remedies,
+        target_scale=_target_scale(mmm),
     )
     result.findings[:0] = lift_findings
     files = {
@@ -211,6 +230,7 @@ def _result(
     sampling: float | None = None,
     reused: bool = False,
     remedies: list[str] | None = None,
+    target_scale: xr.DataArray | None = None,
 ) -> FitMMMResult:
     ridge = "bootstrap" in tree.children
     quick = params.quick is not None and not ridge
@@ -250,6 +270,7 @@ def _result(
             remedies_tried=remedies or [],
             findings=findings,
         )
+    estimates = None
     if quick:
         findings.append(
             Finding(
@@ -259,6 +280,9 @@ def _result(
                 "(no full posterior; intervals are missing or approximate).",
             )
         )
+        if target_scale is not None:
+            estimates = quick_estimates(tree, data, params.quick, target_scale)
+            findings.append(_quick_estimates_finding(estimates))
     elif not passes_gates(summary):
         findings.append(
             Finding(
@@ -287,6 +311,80 @@ def _result(
         for_decisions=not quick and passes_gates(summary),
         remedies_tried=remedies or [],
         findings=findings,
+        quick_estimates=estimates,
+    )
+
+
+def _target_scale(mmm: Any) -> xr.DataArray:
+    """The target's scale (a number, or one per geo) that maps the model's contributions back
+    to original units (PyMC-Marketing divides the target by it before fitting)."""
+    model = mmm.model
+    dims = model.named_vars_to_dims.get("target_scale", ())
+    return xr.DataArray(
+        model["target_scale"].get_value(),
+        dims=dims,
+        coords={d: list(model.coords[d]) for d in dims},
+    )
+
+
+def quick_estimates(
+    tree: Any, data: ModelData, quick: str, target_scale: xr.DataArray
+) -> QuickEstimates:
+    """Channel shares of media and ROAS from a quick fit, from PyMC-Marketing's own
+    ``channel_contribution`` deterministic (stored with the MAP point or ADVI's draws) in
+    original units; spend as decompose_contributions sums it. MAP gives one point, so no
+    interval; ADVI's draws give approximate ones (mean-field ADVI understates spread)."""
+    posterior = tree["posterior"]
+    contribution = (posterior["channel_contribution"] * target_scale).stack(
+        sample=("chain", "draw")
+    )
+    totals = contribution.sum([d for d in contribution.dims if d not in ("sample", "channel")])
+    channels = [str(c) for c in totals["channel"].values]
+    media = totals.transpose("sample", "channel").values  # (sample, channel)
+    spend = np.array([float(data.X[c].sum()) for c in channels])
+    shares = media / media.sum(axis=1, keepdims=True)
+    roas = media / np.where(spend > 0, spend, 1.0)  # read only where spend > 0
+    advi = quick == "advi"
+    rows = [
+        QuickChannelEstimate(
+            channel=channel,
+            spend=float(spend[c]),
+            contribution=float(media[:, c].mean()),
+            share_of_media=float(shares[:, c].mean()),
+            roas=float(roas[:, c].mean()) if spend[c] > 0 else None,
+            share_of_media_hdi_90=hdi(shares[:, c], 0.9) if advi else None,
+            roas_hdi_90=hdi(roas[:, c], 0.9) if advi and spend[c] > 0 else None,
+        )
+        for c, channel in enumerate(channels)
+    ]
+    basis = (
+        f"means over {media.shape[0]} draws of the ADVI approximation; its intervals are "
+        "approximate and usually too narrow"
+        if advi
+        else "the MAP point estimate: one set of parameters, so no interval can be given"
+    )
+    return QuickEstimates(
+        label=QUICK_LABEL,
+        estimate="advi_approximation" if advi else "map_point_estimate",
+        basis=f"{basis}; {QUICK_LABEL} (refit with NUTS and validate_model first).",
+        roas_unit=f"{data.target} per unit of spend",
+        draws=int(media.shape[0]),
+        channels=rows,
+    )
+
+
+def _quick_estimates_finding(estimates: QuickEstimates) -> Finding:
+    figures = "; ".join(
+        f"{c.channel} {c.share_of_media:.0%} of media, ROAS "
+        + ("n/a (no spend)" if c.roas is None else f"{c.roas:.3g}")
+        for c in estimates.channels
+    )
+    return Finding(
+        code="quick_estimates",
+        severity="warning",
+        message=f"first-look channel figures, {QUICK_LABEL} ({estimates.estimate.replace('_', ' ')}"
+        f"; ROAS in {estimates.roas_unit}): {figures}. Refit with NUTS before quoting any of "
+        "them as a result.",
     )
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 from scipy.optimize import differential_evolution, lsq_linear
 
 from attribution_analysis.data.controls import fourier_terms
-from attribution_analysis.errors import ParameterError
+from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.transforms import geometric_adstock, hill
 
@@ -71,10 +71,19 @@ def _solve(media: np.ndarray, other: np.ndarray, y: np.ndarray, penalty: float) 
 
 def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     if data.geo:
+        # A geo ridge would need adstock per geo series, per-geo intercepts and a (date, geo)
+        # bootstrap, and every reader of the ridge tree (decompose, validate_model, the
+        # optimizer's curves) is national; the Bayesian model is what fits geo panels.
+        n_geos = data.X["geo"].nunique()
         raise ParameterError(
-            "the ridge fallback handles national panels only; geo panels need the Bayesian "
-            "model's pooling.",
-            fix="fit with NUTS (the default), or aggregate to national.",
+            f"the ridge model fits national panels only, and this panel has {n_geos} geos. "
+            "On a geo panel the Bayesian model replaces it: one adstock, saturation, "
+            "intercept, control and noise parameter set per geo (references/"
+            "mmm_methodology.md, 'Geo panels'); when NUTS fails the gates there is no ridge "
+            "fallback.",
+            fix=f"fit with NUTS (leave {arg('method')} at its default; {arg('quick')}='map' "
+            "gives a first look), or re-import without the geo role to fit a national panel "
+            f"with {arg('method')}='ridge'.",
         )
     spend = data.X[data.channels].to_numpy(dtype=float)
     dates = data.X["date"]

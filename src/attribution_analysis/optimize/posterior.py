@@ -9,7 +9,7 @@ PyMC-Marketing's own graph on a real fit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,20 @@ def curves_from_fit(
         input_per_spend=np.where(channel_scale != 0, history.geo_share / safe, 0.0),
         target_scale=fitted.target_scale(),
     )
+
+
+def rebased(curves: ResponseCurves, fitted: StoredFit, history: SpendHistory) -> ResponseCurves:
+    """The same curves with another basis window's split of each channel's spend over geos.
+
+    Only that split depends on the basis (a national model's curves do not depend on it at
+    all), so the draws, adstock timelines and saturation parameters are reused as they are.
+    """
+    if not fitted.data.geo or fitted.method == "ridge_bootstrap":
+        return curves
+    channel_scale = fitted.channel_scale()
+    safe = np.where(channel_scale != 0, channel_scale, 1.0)
+    unit = np.where(channel_scale != 0, history.geo_share / safe, 0.0)
+    return replace(curves, input_per_spend=unit)
 
 
 def _class_name(spec: dict[str, Any]) -> str:

@@ -119,6 +119,7 @@ def optimize(
     total: float,
     current: np.ndarray,
     seed: int = 0,
+    random_starts: int = RANDOM_STARTS,
 ) -> Solution:
     started = time.perf_counter()
     scale = total  # SLSQP works on spend / total: every variable is O(1)
@@ -136,7 +137,7 @@ def optimize(
         # The grid search is exact only for the separable expected outcome; otherwise
         # spread the starts.
         rng = np.random.default_rng(seed)
-        for _ in range(RANDOM_STARTS):
+        for _ in range(random_starts):
             starts.append(("random", project(rng.dirichlet(np.ones(n)) * total, box, total)))
     start_values = [objective.value(s) for _, s in starts]
     reference = max(abs(v) for v in start_values) or 1.0

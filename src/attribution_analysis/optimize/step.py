@@ -1,8 +1,8 @@
 """The ``optimize_budget`` step: recommended mix, lift with its interval, scenarios, curves.
 
-Writes ``layout.BUDGET`` (``analysis/mmm_budget_optimization.json``). Every money amount is a
-total over the horizon; the output also states the per-period budget (PITFALLS.md: the
-library's optimizer takes a per-period budget, a factor-of-H trap).
+Writes the named plan ``layout.BUDGET_PLAN`` (``analysis/budget_plans/{plan_name}.json``).
+Every money amount is a total over the horizon; the output also states the per-period budget
+(PITFALLS.md: the library's optimizer takes a per-period budget, a factor-of-H trap).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.budget import (
     BudgetOptimization,
@@ -32,7 +31,9 @@ from attribution_analysis.mmm.gate import (
     require_valid_model,
 )
 from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
+from attribution_analysis.optimize import break_even
 from attribution_analysis.optimize.bounds import Box, resolve_box
+from attribution_analysis.optimize.plans import listed_names, plan_path, replaced_finding
 from attribution_analysis.optimize.posterior import (
     SpendHistory,
     curves_from_fit,
@@ -40,9 +41,17 @@ from attribution_analysis.optimize.posterior import (
     spend_history,
 )
 from attribution_analysis.optimize.response import ResponseCurves
+from attribution_analysis.optimize.robustness import (
+    MOVE_TOLERANCE,  # a channel whose spend grows by more than 1% "receives money"
+    MainPlan,
+    limit_findings,
+    robustness,
+    robustness_findings,
+)
 from attribution_analysis.optimize.scenarios import PlannedScenario, plan_scenarios
 from attribution_analysis.optimize.solver import Objective, Solution, optimize, project
 from attribution_analysis.optimize.summary import STEP, budget_answer
+from attribution_analysis.optimize.total import observed_total, with_total
 from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import interval
@@ -63,7 +72,6 @@ PER_PERIOD_WINDOW = (0.6, 1.5)
 PER_PERIOD_MAX_RATIO = 0.75
 # A recommendation this much above the most ever spent in one period is extrapolated.
 BEYOND_OBSERVED_TOLERANCE = 1.0001
-MOVE_TOLERANCE = 0.01  # a channel whose spend grows by more than 1% "receives money"
 GRAIN_UNITS = {"weekly": ("week", "weeks"), "daily": ("day", "days")}
 CONVENTION = (
     "spend spread evenly over the horizon's periods, starting from no carry-over; the outcome "
@@ -104,12 +112,70 @@ def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
     objective = Objective(curves, params.objective, params.risk_level)
     report(progress, 2, 4, "optimizing")
     solution = optimize(objective, plan.box, plan.total, plan.baseline, seed=params.seed)
-    report(progress, 3, 4, "uncertainty pass, scenarios and curves")
+    report(progress, 3, 4, "uncertainty pass, robustness variants, scenarios and curves")
     result = _result(params, fitted, plan, objective, solution, gate, ctx.run_id, verdicts)
-    files = {layout.BUDGET.path: json_bytes(result.model_dump(mode="json"))}
+    result = _decision_views(params, fitted, plan, objective, result)
+    path = plan_path(params.plan_name)
+    if ctx.ws.resolve(path).exists():
+        result.findings.append(replaced_finding(params.plan_name, path))
+    files = {path: json_bytes(result.model_dump(mode="json"))}
     report(progress, 4, 4, "done")
     hashes = {**fitted.input_hashes, **bounds_hashes}
-    return StepOutput(budget_answer(result, list(files)), files, input_hashes=hashes)
+    others = [name for name in listed_names(ctx.ws) if name != params.plan_name]
+    answer = budget_answer(result, list(files), [params.plan_name, *others])
+    return StepOutput(answer, files, input_hashes=hashes)
+
+
+def _decision_views(
+    params: OptimizeBudgetParams,
+    fitted: StoredFit,
+    plan: Plan,
+    objective: Objective,
+    result: BudgetOptimization,
+) -> BudgetOptimization:
+    """What a decision needs beyond the optimum: break-even per channel, the lift as a
+    share of the whole outcome, the limits that set spend, and the plan under changed
+    assumptions (modules break_even, total and robustness)."""
+    curves = objective.curves
+    now, now_gradient = curves.outcome_and_gradient(plan.baseline)
+    needed, note = break_even.threshold(
+        fitted.data.target, params.margin, params.value_per_conversion
+    )
+    allocations = break_even.with_break_even(result.allocations, now, now_gradient, needed)
+    recommended = np.array([a.recommended_spend for a in allocations])
+    current_total = now.sum(axis=1)
+    lift = curves.outcome(recommended).sum(axis=1) - current_total
+    outcome = with_total(result.outcome, lift, *observed_total(fitted, plan.horizon))
+    at_limit = [a.bound_active for a in allocations]
+    findings = [
+        *result.findings,
+        *limit_findings(plan.channels, at_limit, plan.box.sources),
+        *break_even.break_even_findings(allocations, note),
+    ]
+    robust = None
+    if params.robustness:
+        main = MainPlan(
+            channels=plan.channels,
+            horizon=plan.horizon,
+            basis_periods=plan.history.basis_periods,
+            actual=plan.actual,
+            total=plan.total,
+            baseline=plan.baseline,
+            recommended=recommended,
+            cap=None if params.allow_extrapolation else plan.history.max_per_period * plan.horizon,
+            at_limit=at_limit,
+        )
+        robust = robustness(params, fitted, main, curves)
+        findings.extend(robustness_findings(robust))
+    return result.model_copy(
+        update={
+            "allocations": allocations,
+            "outcome": outcome,
+            "break_even_note": note,
+            "robustness": robust,
+            "findings": findings,
+        }
+    )
 
 
 def _with_bounds_file(
@@ -241,6 +307,7 @@ def _result(
     current_total = current[0].sum(axis=1)
     return BudgetOptimization(
         metadata=_metadata(params, fitted, curves, gate, run_id),
+        plan_name=params.plan_name,
         target=fitted.data.target,
         outcome_unit=f"{fitted.data.target} (media-driven, horizon + carry-over)",
         horizon_periods=plan.horizon,

@@ -12,11 +12,19 @@ from attribution_analysis.contracts.budget import (
 STEP = "optimize_budget"
 
 
-def budget_answer(result: BudgetOptimization, outputs: list[str]) -> BudgetAnswer:
-    """The step's answer from the content of ``analysis/mmm_budget_optimization.json``."""
+def budget_answer(result: BudgetOptimization, outputs: list[str], plans: list[str]) -> BudgetAnswer:
+    """The step's answer from the content of the plan file; ``plans``: every plan in the
+    workspace once this one is stored, newest first."""
+    robust = (
+        {row.channel: row.robust for row in result.robustness.channels}
+        if result.robustness is not None
+        else {}
+    )
     return BudgetAnswer(
         step=STEP,
         outputs=outputs,
+        plan_name=result.plan_name,
+        plans=plans,
         target=result.target,
         outcome_unit=result.outcome_unit,
         total_budget=result.total_budget,
@@ -33,6 +41,8 @@ def budget_answer(result: BudgetOptimization, outputs: list[str]) -> BudgetAnswe
                 bound_active=a.bound_active,
                 saturated=a.saturation.saturated,
                 beyond_observed=a.beyond_observed,
+                robust=robust.get(a.channel),
+                break_even=None if a.break_even is None else a.break_even.verdict,
             )
             for a in result.allocations
         ],
@@ -48,5 +58,7 @@ def budget_answer(result: BudgetOptimization, outputs: list[str]) -> BudgetAnswe
             for s in result.scenarios
         ],
         infeasible_scenarios=result.infeasible_scenarios,
+        robustness_summary="" if result.robustness is None else result.robustness.summary,
+        break_even_note=result.break_even_note,
         findings=result.findings,
     )

@@ -40,6 +40,7 @@ from attribution_analysis.errors import DataValidationError, arg
 from attribution_analysis.paths import bootstrap, heuristics, markov, reconcile, shapley
 from attribution_analysis.paths import campaign_credit as dated_credit
 from attribution_analysis.paths.data import MAX_SET_CHANNELS, PathData, aggregate
+from attribution_analysis.paths.distributed import load_partitioned
 from attribution_analysis.paths.inputs import LoadedPaths, load_paths_input
 from attribution_analysis.paths.summary import STEP, paths_answer
 from attribution_analysis.provenance import build_metadata
@@ -90,7 +91,10 @@ class Credits:
 def compute(ctx: StepContext, params: AttributePathsParams) -> StepOutput:
     """The attribute_paths step: credits per method, reconciled with the MMM when it exists."""
     ws = ctx.ws
-    loaded = load_paths_input(ws, params.source)
+    if params.journeys_partitions is not None:
+        loaded = load_partitioned(ws, params)  # touches counted into paths (Dask or pandas)
+    else:
+        loaded = load_paths_input(ws, params.source)
     mmm_path = ws.resolve(params.mmm_file)
     use_mmm = params.reconcile and mmm_path.is_file()
     hashes = ws.input_hashes([*loaded.files, *([mmm_path] if use_mmm else [])])

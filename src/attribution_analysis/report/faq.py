@@ -1,21 +1,27 @@
 """The ``draft_faq`` step: hard questions per audience, answered with this analysis's numbers.
 
 The answers are Jinja templates shipped with the package (``templates/faq/*.md.j2``); the code
-only selects which outputs fill them. No text is generated: an answer whose output is missing
-says which step would produce it. Each audience gets ``reports/faq_<audience>.md``, an HTML
-rendering of the same Markdown (raw HTML disabled, so names stay text), and
-``reports/faq_<audience>.sources.json``: every traced value printed, in order, with the file
-and JSON path it was read from (``report.trace``).
+only selects which outputs fill them. No text is generated. A question whose output is missing,
+or that does not apply (campaign questions without an allocation, journey questions without
+path attribution), is left out: the answer's ``missing`` tells the agent which outputs are
+absent, and no answer tells the reader to run anything. The budget answers quote one named
+plan (``plan``, default ``recommended``) and say which. Each audience gets
+``reports/faq_<audience>.md``, an HTML rendering of the same Markdown (raw HTML disabled, so
+names stay text), and ``reports/faq_<audience>.sources.json``: every traced value printed, in
+order, with the file and JSON path it was read from (``report.trace``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from markdown_it import MarkdownIt
+from pydantic import ValidationError
 
 from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
+from attribution_analysis.contracts.mmm import QuickEstimates
 from attribution_analysis.contracts.report import (
     AUDIENCES,
     AudienceChoice,
@@ -26,8 +32,11 @@ from attribution_analysis.contracts.report import (
 from attribution_analysis.progress import report
 from attribution_analysis.registry import RunRegistry
 from attribution_analysis.report import trace, views
-from attribution_analysis.report.inputs import load_inputs
+from attribution_analysis.report.inputs import FIT, ReportInputs, load_inputs
 from attribution_analysis.report.step import build_context
+from attribution_analysis.workspace import Workspace
+
+BREAK_EVEN_RULES = "attribution_analysis.optimize.break_even"
 
 STEP = "draft_faq"
 TITLES = {
@@ -66,6 +75,23 @@ def traced_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def quick_figures(ws: Workspace, inputs: ReportInputs) -> Any:
+    """A quick fit's first-look figures (``result.quick_estimates`` of the fit manifest),
+    traced, when no decomposition exists to answer with: the CMO then reads them labelled not
+    for decisions. None otherwise (no fit, a NUTS or ridge fit, or a decomposition)."""
+    if not inputs.fit.ok or inputs.contributions.ok:
+        return None
+    try:
+        raw = json.loads(ws.resolve(FIT).read_text(encoding="utf-8"))
+        found = raw["result"].get("quick_estimates")
+        estimates = None if found is None else QuickEstimates.model_validate(found)
+    except (OSError, ValueError, KeyError, TypeError, ValidationError):
+        return None  # the manifest was read once already; an odd one has no figures to show
+    if estimates is None:
+        return None
+    return trace.wrap(estimates, trace.Src(FIT, ("result", "quick_estimates")))
+
+
 def markdown_to_html(markdown: str) -> str:
     """CommonMark with tables; raw HTML in the source is shown as text, never passed through."""
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
@@ -76,9 +102,13 @@ def compute(ctx: StepContext, params: DraftFaqParams) -> StepOutput:
     for the runner to commit (reads the outputs and the run registry, writes nothing)."""
     ws, progress = ctx.ws, ctx.progress
     report(progress, 0, 2, "reading outputs")
-    inputs = load_inputs(ws)
+    inputs = load_inputs(ws, params.plan)
     runs = RunRegistry(ws).list_runs(limit=AUDIT_RUNS) if params.financial_services else []
     context = build_context(ws, inputs, TOP_CAMPAIGNS, traced=True)
+    # The verdict rules of the break-even view, quoted with their source like any number.
+    context["loses_money_at"] = trace.const(BREAK_EVEN_RULES, "LOSES_MONEY_PROBABILITY")
+    context["pays_back_at"] = trace.const(BREAK_EVEN_RULES, "PAYS_BACK_PROBABILITY")
+    context["quick"] = quick_figures(ws, inputs)
     metadata = trace.page_metadata(STEP, ctx.run_id, inputs, params)
     recorder = trace.Recorder()
     env = views.environment(recorder)
@@ -117,6 +147,7 @@ def compute(ctx: StepContext, params: DraftFaqParams) -> StepOutput:
                 "financial_services": params.financial_services,
                 "fee_basis": params.fee_basis,
                 "fee_basis_source": "the fee_basis parameter of draft_faq",
+                "plan": params.plan,
             },
             records=recorder.records,
             metadata=metadata,
@@ -138,6 +169,7 @@ def compute(ctx: StepContext, params: DraftFaqParams) -> StepOutput:
         files=written,
         sources=inputs.present,
         missing=inputs.missing,
+        plan=inputs.plan if inputs.budget.ok else None,
         financial_services=params.financial_services,
         fee_basis=params.fee_basis,
         run_id=ctx.run_id,

@@ -231,3 +231,152 @@ def rel_error(value: Any) -> str:
 def overlaps(a: Interval, b: Interval) -> bool:
     """Whether two 90% HDIs overlap: then the data cannot rank the two apart."""
     return a.hdi_90[0] <= b.hdi_90[1] and b.hdi_90[0] <= a.hdi_90[1]
+
+
+# ----- executive rounding ------------------------------------------------------------------
+# The decision sentence and the executive summary round harder than the tables: two
+# significant figures, large amounts in words ('1.2 million'), percentages without decimals
+# from 10%. The tables keep the full figures. A rounded number is still a Piece of the value
+# it stands for: the word sets ``scale`` (1e-6 for 'million'), so the number check reads
+# '1.2 million' as 1.2 = value x 1e-6, rounded, and traces it to the unrounded field.
+# Amounts from this size on are written with a unit word; below it, as plain integers
+# ('4,523'), which no reader misreads.
+EXECUTIVE_WORDS_FROM = 1e4
+EXECUTIVE_UNITS = ((1e9, "billion"), (1e6, "million"), (1e3, "thousand"))
+EXECUTIVE_DIGITS = 2
+
+
+def _executive_unit(size: float) -> tuple[float, str]:
+    """(scale, word) for amounts of magnitude ``size``: (1e-6, ' million') from a million."""
+    if size >= EXECUTIVE_WORDS_FROM:
+        for threshold, word in EXECUTIVE_UNITS:
+            if size >= threshold:
+                return 1.0 / threshold, f" {word}"
+    return 1.0, ""
+
+
+def _executive_amounts(values: list[Any]) -> tuple[float, str, int]:
+    """One unit and one precision for amounts printed together (an interval): set by the
+    largest, two significant figures of it in that unit (none from 10 up)."""
+    size = max((abs(float(v)) for v in values if _finite(v)), default=0.0)
+    scale, word = _executive_unit(size)
+    scaled = size * scale
+    decimals = 0 if not word and size >= 100 else _decimals(scaled, EXECUTIVE_DIGITS)
+    return scale, word, decimals
+
+
+def _amount(value: Any, scale: float, word: str, decimals: int, sign: str = "") -> Parts:
+    if not _finite(value):
+        return ["n/a"]
+    piece = _number(value, float(value) * scale, decimals, "", scale, sign)
+    return [piece, word]
+
+
+def executive_amount_parts(value: Any, signed: bool = False) -> Parts:
+    """An amount for an executive: '1.2 million', '350 thousand', '4,523', '0.44'."""
+    if not _finite(value):
+        return ["n/a"]
+    scale, word, decimals = _executive_amounts([value])
+    return _amount(value, scale, word, decimals, "+" if signed else "")
+
+
+def executive_interval_parts(value: Interval | None, signed: bool = False) -> Parts:
+    """'1.2 million (90% HDI 0.8 to 1.6 million)': one unit and precision for all three."""
+    if value is None:
+        return ["n/a"]
+    low, high = value.hdi_90
+    scale, word, decimals = _executive_amounts([value.mean, low, high])
+    sign = "+" if signed else ""
+    return [
+        *_amount(value.mean, scale, word, decimals, sign),
+        " (90% HDI ",
+        *_amount(low, scale, "", decimals, sign),
+        " to ",
+        *_amount(high, scale, word, decimals, sign),
+        ")",
+    ]
+
+
+def _executive_pct_decimals(values: list[Any]) -> int:
+    """Percentages: none from 10%, one from 1%, two significant figures below."""
+    size = max((abs(100 * float(v)) for v in values if _finite(v)), default=0.0)
+    if size >= 10:
+        return 0
+    if size >= 1:
+        return 1
+    if size >= TINY_PCT:
+        return _decimals(size, EXECUTIVE_DIGITS)
+    return round(-math.log10(TINY_PCT))
+
+
+def executive_pct_parts(value: Any, signed: bool = False) -> Parts:
+    """A share for an executive: '35%', '2.1%', '0.42%'."""
+    if not _finite(value):
+        return ["n/a"]
+    return pct_parts(value, signed, _executive_pct_decimals([value]))
+
+
+def executive_pct_interval_parts(value: Interval | None, signed: bool = False) -> Parts:
+    """'+2.1% (90% HDI +0.4% to +3.9%)'; one precision for the three."""
+    if value is None:
+        return ["n/a"]
+    low, high = value.hdi_90
+    d = _executive_pct_decimals([value.mean, low, high])
+    return [
+        *pct_parts(value.mean, signed, d),
+        " (90% HDI ",
+        *pct_parts(low, signed, d),
+        " to ",
+        *pct_parts(high, signed, d),
+        ")",
+    ]
+
+
+def executive_ratio_parts(value: Any) -> Parts:
+    """A ratio such as ROAS to two significant figures: '2.4', '0.44', '12'."""
+    if not _finite(value):
+        return ["n/a"]
+    size = abs(float(value))
+    decimals = _decimals(size, EXECUTIVE_DIGITS) if size >= TINY else round(-math.log10(TINY))
+    return num_parts(value, decimals)
+
+
+def executive_ratio_interval_parts(value: Interval | None) -> Parts:
+    """'2.4 (90% HDI 1.8 to 3.1)'; one precision for the three, set by the largest."""
+    if value is None:
+        return ["n/a"]
+    low, high = value.hdi_90
+    size = max(abs(float(v)) for v in (value.mean, low, high))
+    d = _decimals(size, EXECUTIVE_DIGITS) if size >= TINY else round(-math.log10(TINY))
+    return [
+        *num_parts(value.mean, d),
+        " (90% HDI ",
+        *num_parts(low, d),
+        " to ",
+        *num_parts(high, d),
+        ")",
+    ]
+
+
+def executive_amount(value: Any, signed: bool = False) -> str:
+    return join(executive_amount_parts(value, signed))
+
+
+def executive_interval(value: Interval | None, signed: bool = False) -> str:
+    return join(executive_interval_parts(value, signed))
+
+
+def executive_pct(value: Any, signed: bool = False) -> str:
+    return join(executive_pct_parts(value, signed))
+
+
+def executive_pct_interval(value: Interval | None, signed: bool = False) -> str:
+    return join(executive_pct_interval_parts(value, signed))
+
+
+def executive_ratio(value: Any) -> str:
+    return join(executive_ratio_parts(value))
+
+
+def executive_ratio_interval(value: Interval | None) -> str:
+    return join(executive_ratio_interval_parts(value))

@@ -1,8 +1,10 @@
 """Read every output the report and the FAQ draw on, each through its own contract.
 
-Each file is optional here: a missing file is a section that says which step writes it; a
-file that no longer matches its contract (written by another version, edited by hand) is a
-section that says so, instead of a traceback or, worse, a half-filled chart.
+Each file is optional here: a missing file is a section left out of the report (the step's
+answer says which step writes it); a file that no longer matches its contract (written by
+another version, edited by hand) is a section that says so, instead of a traceback or, worse,
+a half-filled chart. Of the budget plans, one is read: the one asked for by name
+(``load_inputs(ws, plan=...)``, see ``select_plan``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
 from attribution_analysis.contracts.paths import PathAttributionReport
 from attribution_analysis.contracts.validation import DataValidationReport
-from attribution_analysis.errors import AttributionError
+from attribution_analysis.errors import AttributionError, ParameterError, arg
+from attribution_analysis.optimize.plans import DEFAULT_PLAN, plan_names, plan_path
 from attribution_analysis.workspace import Workspace
 
 VALIDATION = layout.DATA_VALIDATION.path
@@ -34,11 +37,13 @@ WEEKLY = layout.WEEKLY_CONTRIBUTIONS.path
 LIFT_TESTS = layout.LIFT_TESTS.path
 ALLOCATION = layout.ALLOCATION_SUMMARY.path
 ALLOCATION_CSV = layout.ALLOCATION.path
-BUDGET = layout.BUDGET.path
+# The budget plans: one file per name; the report and the FAQ read one (DEFAULT_PLAN unless
+# asked for another, see ``select_plan``).
+BUDGET_PLANS = layout.BUDGET_PLAN.path
 PATHS = layout.PATH_ATTRIBUTION.path
-# Every output the report and the FAQ read (each optional: a missing one is a section that
-# says which step writes it).
-READS = (VALIDATION, FIT, DIAGNOSTICS, CONTRIBUTIONS, LIFT_TESTS, ALLOCATION, BUDGET, PATHS)
+# Every output the report and the FAQ read (each optional: a missing one is a section left
+# out of the report, and an FAQ answer that says the step has not run).
+READS = (VALIDATION, FIT, DIAGNOSTICS, CONTRIBUTIONS, LIFT_TESTS, ALLOCATION, BUDGET_PLANS, PATHS)
 
 
 def producer(path: str) -> str:
@@ -53,9 +58,15 @@ def producer(path: str) -> str:
     return f"the `{entry.producer}` step"
 
 
-# Which step writes each input (from the layout catalogue): what an empty section tells the
-# user to run.
-PRODUCERS = {path: producer(path) for path in READS}
+class _Producers(dict[str, str]):
+    """Which step writes each input (from the layout catalogue), for any concrete path of a
+    family too ('analysis/budget_plans/cautious.json')."""
+
+    def __missing__(self, path: str) -> str:
+        return producer(path)
+
+
+PRODUCERS = _Producers({path: producer(path) for path in READS})
 
 # Files a step writes in the same commit as its output JSON: a later step that read one of
 # them was computed from that output, and is out of date whenever that output is.
@@ -104,9 +115,16 @@ class ReportInputs:
     contributions: Loaded[ChannelContributions]
     lift_tests: Loaded[list[IncrementalityResult]]
     allocation: Loaded[AllocationReport]
-    budget: Loaded[BudgetOptimization]
+    budget: Loaded[BudgetOptimization]  # the plan asked for (``plan``)
     paths: Loaded[PathAttributionReport]
     hashes: dict[str, str] = field(default_factory=dict)
+    plan: str = DEFAULT_PLAN  # the name of the plan shown
+    plans: list[str] = field(default_factory=list)  # every plan stored, alphabetical
+
+    @property
+    def other_plans(self) -> list[str]:
+        """The stored plans not shown, by name (the report lists them)."""
+        return [name for name in self.plans if name != self.plan]
 
     def all(self) -> list[Loaded[Any]]:
         return [
@@ -214,7 +232,37 @@ def _load_lift_tests(ws: Workspace) -> tuple[Loaded[list[IncrementalityResult]],
     return item, digest
 
 
-def load_inputs(ws: Workspace) -> ReportInputs:
+def select_plan(ws: Workspace, plan: str = DEFAULT_PLAN) -> tuple[str, list[str]]:
+    """(path of the plan called ``plan``, names of every stored plan).
+
+    The default plan may be absent while no plan exists at all (the report then states the
+    main finding instead of a recommendation); any other name must be a stored plan, and
+    so must the default once some plan exists: showing no plan while plans exist, or
+    another plan than the one asked for, would mislead. Raises a ParameterError naming the
+    plans that exist."""
+    path = plan_path(plan)
+    names = plan_names(ws)
+    if plan in names or (not names and plan == DEFAULT_PLAN):
+        return path, names
+    there = (
+        f"this workspace holds {', '.join(repr(n) for n in names)}"
+        if names
+        else "this workspace holds no budget plan yet"
+    )
+    fix = (
+        f"pass one of them as {arg('plan')}"
+        if names
+        else f"leave {arg('plan')} at '{DEFAULT_PLAN}' (the report then states the main "
+        "finding without a plan), or compute the plan first"
+    )
+    raise ParameterError(f"no budget plan called '{plan}': {there}.", fix=fix, parameter="plan")
+
+
+def load_inputs(ws: Workspace, plan: str = DEFAULT_PLAN) -> ReportInputs:
+    """Every output the report and the FAQ read, with the budget plan called ``plan``
+    (a ParameterError naming the stored plans when there is none by that name; see
+    ``select_plan``)."""
+    plan_file, plans = select_plan(ws, plan)
     hashes: dict[str, str] = {}
 
     def keep[T](pair: tuple[Loaded[T], str]) -> Loaded[T]:
@@ -230,8 +278,10 @@ def load_inputs(ws: Workspace) -> ReportInputs:
         contributions=keep(_load_model(ws, CONTRIBUTIONS, ChannelContributions)),
         lift_tests=keep(_load_lift_tests(ws)),
         allocation=keep(_load_model(ws, ALLOCATION, AllocationReport)),
-        budget=keep(_load_model(ws, BUDGET, BudgetOptimization)),
+        budget=keep(_load_model(ws, plan_file, BudgetOptimization)),
         paths=keep(_load_model(ws, PATHS, PathAttributionReport)),
+        plan=plan,
+        plans=plans,
     )
     inputs.hashes = hashes
     return inputs

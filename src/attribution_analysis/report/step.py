@@ -2,13 +2,18 @@
 
 One self-contained HTML file: styles inline, charts as inline SVG drawn here with matplotlib,
 no JavaScript and no network request (a Content-Security-Policy in the page forbids both, so
-even an injected script would not run). Every number is a field of an output JSON, printed
-with its interval; a section whose input does not exist says which step writes it.
+even an injected script would not run). It opens with the decision: one sentence built from
+the fields of the budget plan shown (or, without a plan, the main finding of the
+decomposition). Every number is a field of an output JSON; the summary rounds for an
+executive, the tables keep full figures with their intervals. A section whose input does
+not exist is left out (the step's answer says which step writes it); the page names no
+command to run.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -22,18 +27,12 @@ from attribution_analysis.contracts.report import (
     GenerateReportParams,
     SectionReport,
 )
+from attribution_analysis.optimize.plans import plan_path
 from attribution_analysis.progress import report
 from attribution_analysis.report import trace, views
 from attribution_analysis.report.inputs import (
-    ALLOCATION,
-    BUDGET,
-    CONTRIBUTIONS,
-    DIAGNOSTICS,
     FIT,
-    LIFT_TESTS,
-    PATHS,
     PRODUCERS,
-    VALIDATION,
     Loaded,
     ReportInputs,
     load_inputs,
@@ -51,29 +50,32 @@ SOURCES = layout.REPORT_SOURCES.path
 FIGURES = layout.FIGURES.path
 DEFAULT_TITLE = "Marketing mix model: executive summary"
 
-# (section id, heading, the inputs it needs: the first one decides whether it renders)
+# (section id, heading, the inputs it needs, as ReportInputs attributes: the first one
+# decides whether it is in the report)
 SECTIONS: list[tuple[str, str, list[str]]] = [
-    ("summary", "Executive summary", [CONTRIBUTIONS, DIAGNOSTICS, BUDGET, ALLOCATION]),
-    ("contributions", "Channel contributions", [CONTRIBUTIONS]),
-    ("roas", "ROAS and marginal ROAS", [CONTRIBUTIONS, BUDGET]),
-    ("budget", "Budget reallocation", [BUDGET]),
-    ("campaigns", "Campaign allocation within channels", [ALLOCATION]),
-    ("paths", "User-level path attribution", [PATHS]),
-    ("diagnostics", "Model diagnostics", [DIAGNOSTICS, FIT, LIFT_TESTS]),
-    ("data", "Data", [VALIDATION]),
-    ("methodology", "Methodology and limits", [FIT]),
+    ("summary", "Executive summary", ["contributions", "diagnostics", "budget", "allocation"]),
+    ("contributions", "Channel contributions", ["contributions"]),
+    ("roas", "ROAS and marginal ROAS", ["contributions", "budget"]),
+    ("budget", "Budget plan", ["budget"]),
+    ("campaigns", "Campaign allocation within channels", ["allocation"]),
+    ("paths", "User-level path attribution", ["paths"]),
+    ("diagnostics", "Model diagnostics", ["diagnostics", "fit", "lift_tests"]),
+    ("data", "Data", ["validation"]),
+    ("methodology", "Methodology and limits", ["fit"]),
     ("metadata", "Metadata and provenance", []),
 ]
+# Always in the report: they say in their own text what is missing.
+ALWAYS = ("summary", "methodology", "metadata")
 
 
-def _section(
-    name: str, title: str, needs: list[str], loaded: dict[str, Loaded[Any]]
-) -> SectionReport:
-    used = [p for p in needs if loaded[p].ok]
-    if not needs or name in ("summary", "methodology"):
-        # always rendered: they say in their text what is missing
+def _section(name: str, title: str, needs: list[Loaded[Any]]) -> SectionReport:
+    """A section with input is rendered; one whose input exists but breaks its contract
+    says so in the report; one without input is left out of the report (the answer's
+    message says which step writes it, for the agent, not for the reader)."""
+    used = [item.path for item in needs if item.ok]
+    if not needs or name in ALWAYS:
         return SectionReport(name=name, title=title, status="rendered", inputs=used)
-    primary = loaded[needs[0]]
+    primary = needs[0]
     if primary.ok:
         return SectionReport(name=name, title=title, status="rendered", inputs=used)
     if primary.status == "unreadable":
@@ -85,7 +87,7 @@ def _section(
             name=name, title=title, status="unreadable", inputs=[], message=message
         )
     message = (
-        f"No input: {primary.path} does not exist yet. It is written by {PRODUCERS[primary.path]}."
+        f"Left out: {primary.path} does not exist yet. It is written by {PRODUCERS[primary.path]}."
     )
     return SectionReport(name=name, title=title, status="no_input", inputs=[], message=message)
 
@@ -167,6 +169,7 @@ def build_context(
         for path, digest in inputs.hashes.items()
     }
     channels = [c.channel for c in contributions.channels] if contributions else []
+    plan_file = inputs.budget.path
     return {
         "inputs": inputs,
         "contributions": contributions,
@@ -211,7 +214,28 @@ def build_context(
         "no_interval_predates": views.NO_INTERVAL_PREDATES,
         "no_interval_unexplained": views.NO_INTERVAL_UNEXPLAINED,
         "steps": inputs.metadata_by_step(view),
+        # the plan shown, by name; the others stored beside it (names traced to their file)
+        "plan_name": _plan_name(ws, inputs.plan, traced),
+        "plan_file": plan_file,
+        "other_plans": [_plan_name(ws, name, traced) for name in inputs.other_plans],
+        "decision": views.decision(budget),
+        "variant_labels": views.VARIANT_LABELS,  # the FAQ names robustness variants with them
     }
+
+
+def _plan_name(ws: Workspace, name: str, traced: bool) -> Any:
+    """A plan's name, traced to the ``plan_name`` field of its file (a name may hold digits,
+    which the number check then finds in that field); as plain text when the file does not
+    state it (unreadable, or written before plans had names), so no source is claimed that
+    the file does not hold."""
+    if not traced:
+        return name
+    path = plan_path(name)
+    try:
+        stated = json.loads(ws.resolve(path).read_text(encoding="utf-8")).get("plan_name")
+    except (OSError, ValueError, AttributeError):
+        stated = None
+    return trace.wrap(name, trace.Src(path, ("plan_name",))) if stated == name else name
 
 
 def render_report(
@@ -220,9 +244,8 @@ def render_report(
     """The HTML text, its charts, its sections, its inputs and the metadata it shows (pure:
     writes nothing). ``recorder`` collects every traced value printed, with its source
     field, as for the FAQ."""
-    inputs = load_inputs(ws)
-    loaded = {item.path: item for item in inputs.all()}
-    sections = [_section(n, t, needs, loaded) for n, t, needs in SECTIONS]
+    inputs = load_inputs(ws, params.plan)
+    sections = [_section(n, t, [getattr(inputs, a) for a in needs]) for n, t, needs in SECTIONS]
     drawn = _charts(inputs, params)
     metadata = trace.page_metadata(STEP, run_id, inputs, params)
     template = views.environment(recorder).get_template("report.html.j2")
@@ -230,7 +253,9 @@ def render_report(
         title=params.title or DEFAULT_TITLE,
         params=params,
         sections={s.name: s for s in sections},
-        section_list=sections,
+        # the sections in the page: a section without input is left out
+        section_list=[s for s in sections if s.status != "no_input"],
+        shown=[s.name for s in sections if s.status != "no_input"],
         charts=drawn,
         metadata=metadata,
         matplotlib_version=version("matplotlib"),
@@ -276,6 +301,8 @@ def compute(ctx: StepContext, params: GenerateReportParams) -> StepOutput:
         figures=figures,
         charts=list(drawn),
         sections=sections,
+        plan=inputs.plan if inputs.budget.ok else None,
+        other_plans=inputs.other_plans,
         input_hashes=inputs.hashes,
         render_seconds=round(time.perf_counter() - started, 3),
         run_id=ctx.run_id,

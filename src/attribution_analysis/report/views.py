@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from jinja2.bccache import Bucket, BytecodeCache
 
 from attribution_analysis.contracts.allocation import AllocationReport, EntityResult
+from attribution_analysis.contracts.budget import MOVE_TOLERANCE
 from attribution_analysis.contracts.common import Finding, Interval
 from attribution_analysis.contracts.outputs import ChannelContribution, Criterion
 from attribution_analysis.contracts.paths import ChannelCredit, PathAttributionReport
@@ -273,6 +274,125 @@ def productivity_drivers(allocation: Any) -> tuple[list[Any], dict[str, str]]:
     return drivers, references
 
 
+# ----- the decision ----------------------------------------------------------------------
+# Channels named on each side of the recommendation sentence (the table has them all).
+NAMED_MOVES_PER_SIDE = 2
+# A plan without a robustness check states no direction of its own: a change within
+# MOVE_TOLERANCE of current spend reads as 'hold', as the optimizer reads it.
+# What each robustness variant changed, as the sentence says it (unknown names: the
+# variant's own description).
+VARIANT_LABELS = {
+    "risk_averse": "a risk-averse objective",
+    "recent_basis": "current spend taken from the last horizon",
+    "year_basis": "current spend taken from the last year",
+    "wider_limits": "wider limits",
+    "narrower_limits": "narrower limits",
+}
+UNDECIDED = ("prior_driven", "not_separable")
+
+
+@dataclass
+class Move:
+    """One channel the plan moves, as the decision names it."""
+
+    allocation: Any  # ChannelAllocation of the plan (traced in the report)
+    direction: str  # 'increase' or 'decrease'
+    robust: bool | None  # None: the plan has no robustness check
+    flips_in: list[Any]  # variant names in which the direction differs
+    at_limit: str | None  # 'min' or 'max': the limit, not the data, set the spend
+    undecided: bool  # prior-driven or not separable: its curve rests on assumptions
+
+    @property
+    def channel(self) -> Any:
+        return self.allocation.channel
+
+
+@dataclass
+class Decision:
+    """What the recommendation sentence says, selected from a plan's fields: the moves to
+    name (largest changes, robust ones first), what they are robust to, and the cautions."""
+
+    plan: Any
+    increases: list[Move]  # named in the sentence
+    decreases: list[Move]  # named in the sentence
+    more_moves: bool  # the plan moves channels the sentence does not name
+    moves: list[Move]  # every channel the plan moves
+    checked: list[Any]  # the robustness variants that could be planned
+    fragile: list[Move]  # moves whose direction flips in some variant
+    into_undecided: list[Move]  # money into a prior-driven or not separable channel
+    at_limits: list[Move]
+    losing: list[Any]  # allocations whose spend loses money at current spend
+
+    @property
+    def robust(self) -> list[Move]:
+        return [m for m in self.moves if m.robust]
+
+    @property
+    def named(self) -> list[Move]:
+        return [*self.decreases, *self.increases]
+
+
+def _direction(allocation: Any) -> str:
+    change = allocation.change_pct
+    if change is None:  # no current spend: any spend is an increase
+        return "increase" if allocation.recommended_spend > 0 else "hold"
+    if change > MOVE_TOLERANCE:
+        return "increase"
+    if change < -MOVE_TOLERANCE:
+        return "decrease"
+    return "hold"
+
+
+def variant_label(variant: Any) -> Any:
+    """How the sentence names a robustness variant."""
+    return VARIANT_LABELS.get(str(variant.name), variant.description)
+
+
+def decision(plan: Any) -> Decision | None:
+    """The decision a plan states (None without a plan). Directions are the plan's own
+    (its robustness check's) where it has one."""
+    if plan is None:
+        return None
+    checks = {str(c.channel): c for c in plan.robustness.channels} if plan.robustness else {}
+    moves = []
+    for a in plan.allocations:
+        check = checks.get(str(a.channel))
+        direction = str(check.direction) if check is not None else _direction(a)
+        if direction == "hold":
+            continue
+        moves.append(
+            Move(
+                allocation=a,
+                direction=direction,
+                robust=bool(check.robust) if check is not None else None,
+                flips_in=list(check.flips_in) if check is not None else [],
+                at_limit=(check.at_limit if check is not None else a.bound_active) or None,
+                undecided=a.identification in UNDECIDED,
+            )
+        )
+    # Robust moves first, then the largest changes: what a reader should act on leads.
+    order = sorted(moves, key=lambda m: (m.robust is False, -abs(float(m.allocation.change))))
+    increases = [m for m in order if m.direction == "increase"][:NAMED_MOVES_PER_SIDE]
+    decreases = [m for m in order if m.direction == "decrease"][:NAMED_MOVES_PER_SIDE]
+    checked = [v for v in plan.robustness.variants if not v.infeasible] if plan.robustness else []
+    return Decision(
+        plan=plan,
+        increases=increases,
+        decreases=decreases,
+        more_moves=len(increases) + len(decreases) < len(moves),
+        moves=order,
+        checked=checked,
+        fragile=[m for m in order if m.robust is False],
+        into_undecided=[m for m in order if m.direction == "increase" and m.undecided],
+        at_limits=[m for m in order if m.at_limit],
+        losing=[
+            a
+            for a in plan.allocations
+            if a.break_even is not None and a.break_even.verdict == "loses_money"
+        ],
+    )
+
+
 def trace_order(inputs: ReportInputs) -> list[str]:
     """Parameters flagged by power-scaling sensitivity first: those are the ones a reader
     should see the chains of."""
@@ -407,6 +527,13 @@ def environment(recorder: trace.Recorder | None = None) -> Environment:
         vrange=lambda low, high, as_pct=False: out(fmt.range_parts(low, high, as_pct)),
         prob=lambda v, draws=None: out(fmt.probability_parts(v, draws)),
         rel_error=lambda v: out(fmt.rel_error_parts(v)),
+        # executive rounding (the decision and the summary; the tables keep full figures)
+        ex_amount=lambda v, signed=False: out(fmt.executive_amount_parts(v, signed)),
+        ex_iv=lambda v, signed=False: out(fmt.executive_interval_parts(v, signed)),
+        ex_pct=lambda v, signed=False: out(fmt.executive_pct_parts(v, signed)),
+        ex_pct_iv=lambda v, signed=False: out(fmt.executive_pct_interval_parts(v, signed)),
+        ex_ratio=lambda v: out(fmt.executive_ratio_parts(v)),
+        ex_ratio_iv=lambda v: out(fmt.executive_ratio_interval_parts(v)),
         md=trace.keep(md_escape),
         replace=trace.keep(env.filters["replace"]),
         upper=trace.keep(env.filters["upper"]),
@@ -422,5 +549,6 @@ def environment(recorder: trace.Recorder | None = None) -> Environment:
         overlaps=fmt.overlaps,
         is_interval=is_interval,
         criterion_views=criterion_views,
+        variant_label=variant_label,
     )
     return env

@@ -313,7 +313,7 @@ class AttributionServer:
             spec.summary,
             _annotations(
                 spec.title,
-                read_only=False,
+                read_only=spec.query,
                 destructive=spec.destructive,
                 idempotent=spec.idempotent,
             ),
@@ -541,7 +541,7 @@ causal estimates and the split within a channel is model-based.
 CMO_PROMPT = """\
 Brief a CMO on workspace '{workspace}' in five short paragraphs, from its outputs only
 (read workspace://{workspace}/analysis/mmm_channel_contributions.json and
-workspace://{workspace}/analysis/mmm_budget_optimization.json; attribution://references/
+workspace://{workspace}/analysis/budget_plans/recommended.json; attribution://references/
 stakeholder_faq for wording). Lead with what marketing added and which channels earn the most
 per unit of spend, each figure with its 90% interval; then the recommended reallocation, its
 expected lift with interval and the probability it beats today's plan; then what the model
