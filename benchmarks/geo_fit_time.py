@@ -40,7 +40,6 @@ from attribution_analysis.workspace import Workspace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from geo_world import GeoWorld, geo_panel
 
-LIBRARY_L_MAX = 8
 # --quick: the library's own default length for ours too (no sampling until the gates pass,
 # no retry), so that both fits draw the same number of samples.
 QUICK_SAMPLER = SamplerSettings(draws=1000, tune=1000, stop_at_gates=False)
@@ -81,7 +80,7 @@ def time_ours(ws: Workspace, seed: int, quick: bool) -> dict:
 
 
 def time_library(ws: Workspace, seed: int, quick: bool) -> dict:
-    from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
+    from mmm_accuracy import library_default
 
     config = MMMConfig()
     data = load_model_data(
@@ -90,16 +89,7 @@ def time_library(ws: Workspace, seed: int, quick: bool) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mmm = MMM(
-            date_column="date",
-            channel_columns=list(data.channels),
-            target_column=data.target,
-            adstock=GeometricAdstock(l_max=LIBRARY_L_MAX),
-            saturation=LogisticSaturation(),
-            control_columns=list(data.controls) or None,
-            yearly_seasonality=config.yearly_seasonality,
-            dims=("geo",),
-        )
+        mmm = library_default(data.channels, data.target, data.controls, dims=("geo",))
         tree = mmm.fit(
             data.X[["date", "geo", *data.channels, *data.controls]],
             data.y,

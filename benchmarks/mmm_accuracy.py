@@ -126,10 +126,27 @@ def fit_ours(ws: Workspace, world: World, seed: int, quick: bool, variant: str) 
     }
 
 
-def fit_library(ws: Workspace, world: World, seed: int, quick: bool) -> dict:
-    """PyMC-Marketing's plain default on the table our fit models (same X and y)."""
+def library_default(
+    channels: list[str], target: str, controls: list[str], dims: tuple[str, ...] = ()
+):
+    """PyMC-Marketing's plain default MMM (geometric adstock, logistic saturation, its own
+    priors) on the columns our fit models; ``dims=("geo",)`` for a geo panel."""
     from pymc_marketing.mmm import MMM, GeometricAdstock, LogisticSaturation
 
+    return MMM(
+        date_column="date",
+        channel_columns=list(channels),
+        target_column=target,
+        adstock=GeometricAdstock(l_max=LIBRARY_L_MAX),
+        saturation=LogisticSaturation(),
+        control_columns=list(controls) or None,
+        yearly_seasonality=MMMConfig().yearly_seasonality,
+        **({"dims": dims} if dims else {}),
+    )
+
+
+def fit_library(ws: Workspace, world: World, seed: int, quick: bool) -> dict:
+    """PyMC-Marketing's plain default on the table our fit models (same X and y)."""
     config = MMMConfig()
     data = load_model_data(
         ws, None, config.use_trend, config.use_holidays, config.use_external_factors
@@ -140,15 +157,7 @@ def fit_library(ws: Workspace, world: World, seed: int, quick: bool) -> dict:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mmm = MMM(
-            date_column="date",
-            channel_columns=list(data.channels),
-            target_column=data.target,
-            adstock=GeometricAdstock(l_max=LIBRARY_L_MAX),
-            saturation=LogisticSaturation(),
-            control_columns=controls or None,
-            yearly_seasonality=config.yearly_seasonality,
-        )
+        mmm = library_default(data.channels, data.target, controls)
         sample = {"draws": QUICK_SAMPLER.draws, "tune": QUICK_SAMPLER.tune} if quick else {}
         tree = mmm.fit(
             data.X[["date", *data.channels, *controls]],

@@ -283,6 +283,7 @@ NAMED_MOVES_PER_SIDE = 2
 # variant's own description).
 VARIANT_LABELS = {
     "risk_averse": "a risk-averse objective",
+    "risk_neutral": "the expected-outcome objective",
     "recent_basis": "current spend taken from the last horizon",
     "year_basis": "current spend taken from the last year",
     "wider_limits": "wider limits",
