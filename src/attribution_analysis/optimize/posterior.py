@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm.stored import StoredFit
 from attribution_analysis.optimize.response import (
     ResponseCurves,
@@ -105,9 +106,12 @@ def curves_from_fit(
     saturation = fitted.transform("saturation")
     kind = SATURATIONS.get(_class_name(saturation))
     if kind is None:
-        raise NotImplementedError(
-            f"response curves for {_class_name(saturation)} are not written; the project "
-            "builds Hill and logistic saturation only."
+        # Only a model file this project did not write can get here: it builds Hill and
+        # logistic saturation only.
+        raise WorkspaceError(
+            f"the stored fit uses {_class_name(saturation)} saturation, which this project "
+            "does not build (Hill and logistic only), so its response curves cannot be read.",
+            fix="refit with fit_mmm in this workspace.",
         )
     adstock = fitted.transform("adstock")
     sat_names, ad_names = _variable_mapping(saturation), _variable_mapping(adstock)

@@ -13,6 +13,7 @@ import numpy as np
 
 from attribution_analysis.compute import StepContext, StepOutput
 from attribution_analysis.contracts.budget import (
+    MOVE_TOLERANCE,
     BudgetOptimization,
     ChannelAllocation,
     InfeasibleScenario,
@@ -42,7 +43,6 @@ from attribution_analysis.optimize.posterior import (
 )
 from attribution_analysis.optimize.response import ResponseCurves
 from attribution_analysis.optimize.robustness import (
-    MOVE_TOLERANCE,  # a channel whose spend grows by more than 1% "receives money"
     MainPlan,
     limit_findings,
     robustness,
