@@ -451,6 +451,8 @@ def _analysis_bytes(root: Path) -> dict[str, bytes]:
             },
             r"scenario 2 names channel\(s\) 'Radio'",
         ),
+        ({"by_geo": True}, "this model is national"),
+        ({"geo_bounds": [{"geo": "north", "max_spend": 10.0}]}, "this model is national"),
     ],
 )
 def test_bad_requests_are_refused_before_any_work(validated, params, message):

@@ -85,6 +85,47 @@ class ChannelBound(StrictModel):
         return self
 
 
+class GeoBound(StrictModel):
+    """Spend limits in one geo over the horizon (``by_geo`` plans): on one channel there
+    (``channel`` given) or on the geo's total over all channels (``channel`` omitted).
+    Absolute, relative to the geo's current spend, or both (the tighter limit wins)."""
+
+    geo: str = Field(min_length=1, max_length=200, description="Geo label, as in the data.")
+    channel: Identifier | None = Field(
+        default=None,
+        description="Channel name, as in the MMM; omit it to limit the geo's total spend.",
+    )
+    min_spend: float | None = Field(
+        default=None, ge=0, description="Lowest spend over the horizon (currency)."
+    )
+    max_spend: float | None = Field(
+        default=None, ge=0, description="Highest spend over the horizon (currency)."
+    )
+    min_change: float | None = Field(
+        default=None, ge=-1, description="Lowest spend as a change from current, e.g. -0.2."
+    )
+    max_change: float | None = Field(
+        default=None, ge=-1, description="Highest spend as a change from current, e.g. 0.5."
+    )
+
+    @property
+    def label(self) -> str:
+        return f"geo {self.geo!r}" + (f", channel {self.channel!r}" if self.channel else "")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GeoBound:
+        for low, high, name in (
+            (self.min_spend, self.max_spend, "spend"),
+            (self.min_change, self.max_change, "change"),
+        ):
+            if low is not None and high is not None and low > high:
+                raise ValueError(
+                    f"{self.label}: min_{name} {low:g} is above max_{name} {high:g}; swap "
+                    "them or widen the range."
+                )
+        return self
+
+
 class ShiftScenario(StrictModel):
     """Move a fraction of one channel's current spend to another channel."""
 
@@ -265,11 +306,30 @@ class OptimizeBudgetParams(StrictModel):
         "current spend and wider/narrower limits, and say per channel whether the "
         "direction of the move holds in all of them. false skips it (faster).",
     )
+    by_geo: bool = Field(
+        default=False,
+        description="Geo panels only: also plan spend per geo x channel (the `geo_plan` "
+        "section), choosing how each channel's money splits over geos instead of keeping "
+        "its current split; it spends the same total, within `geo_bounds`, the channel "
+        "limits and, per geo x channel cell, `max_change` and the observed-spend cap. "
+        "Implied by `geo_bounds`.",
+    )
+    geo_bounds: list[GeoBound] = Field(
+        default_factory=list,
+        description="Limits per geo (its total) or per geo x channel cell (see GeoBound); "
+        "giving any turns `by_geo` on.",
+    )
     override_reason: str | None = Field(
         default=None,
         max_length=500,
         description="Use a model that failed validation anyway; recorded in the output.",
     )
+
+    @model_validator(mode="after")
+    def _geo_bounds_plan_by_geo(self) -> OptimizeBudgetParams:
+        if self.geo_bounds and not self.by_geo:
+            self.by_geo = True
+        return self
 
 
 # ----- analysis/budget_plans/{name}.json ------------------------------------------------------
@@ -472,6 +532,66 @@ class Robustness(StrictModel):
     summary: str = Field(description="One plain sentence: which moves hold, which do not.")
 
 
+class GeoCellAllocation(StrictModel):
+    """One geo x channel cell of a ``by_geo`` plan (spend over the horizon)."""
+
+    geo: str
+    channel: str
+    current_spend: float = Field(
+        description="The channel's current spend at the planned budget x its current share "
+        "in this geo."
+    )
+    recommended_spend: float
+    change_pct: float | None = Field(description="Relative change; null when current is 0.")
+    min_spend: float = Field(description="Effective lower limit of the cell (currency).")
+    max_spend: float = Field(description="Effective upper limit of the cell (currency).")
+    bound_active: Literal["min", "max"] | None = Field(
+        description="The cell limit the recommendation sits on, if any."
+    )
+    outcome_current: Interval
+    outcome_recommended: Interval
+    mroas_recommended: Interval = Field(description="Next-unit outcome at recommended spend.")
+    beyond_observed: bool = Field(
+        description="Recommended spend per period above the most this cell ever spent in one."
+    )
+
+
+class GeoTotal(StrictModel):
+    """One geo's total over its channels in a ``by_geo`` plan."""
+
+    geo: str
+    current_spend: float
+    recommended_spend: float
+    change_pct: float | None
+    min_spend: float = Field(description="Effective lower limit of the geo's total.")
+    max_spend: float = Field(description="Effective upper limit of the geo's total.")
+    bound_active: Literal["min", "max"] | None = Field(
+        description="The geo limit the recommendation sits on, if any."
+    )
+    outcome_current: Interval
+    outcome_recommended: Interval
+
+
+class GeoPlan(StrictModel):
+    """Spend per geo x channel: the same budget, its split over geos chosen too."""
+
+    geos: list[str]
+    cells: list[GeoCellAllocation]
+    geo_totals: list[GeoTotal]
+    channel_totals: dict[str, float] = Field(
+        description="Recommended spend per channel, summed over geos (within the channel "
+        "limits of the national plan)."
+    )
+    outcome: OutcomeSummary = Field(description="Against the current geo x channel mix.")
+    lift_vs_national_plan: Interval = Field(
+        description="This plan's outcome minus the national plan's (which keeps each "
+        "channel's current split over geos), per draw."
+    )
+    probability_better_than_national: float = Field(ge=0, le=1)
+    optimizer: OptimizerReport
+    limits: str = Field(description="Which limits applied, in words.")
+
+
 class BudgetOptimization(StrictModel):
     """``analysis/budget_plans/{name}.json``: one named plan."""
 
@@ -502,6 +622,9 @@ class BudgetOptimization(StrictModel):
     )
     robustness: Robustness | None = Field(
         default=None, description="The plan under changed assumptions; null when skipped."
+    )
+    geo_plan: GeoPlan | None = Field(
+        default=None, description="The plan per geo x channel (by_geo); null otherwise."
     )
     findings: list[Finding] = Field(default_factory=list)
 
@@ -561,6 +684,32 @@ class ScenarioAnswer(StrictModel):
     )
 
 
+class GeoTotalAnswer(StrictModel):
+    """One geo's total in the plan per geo x channel, compact (cells are in the file)."""
+
+    geo: str
+    current_spend: float = Field(description="Current spend over the horizon (currency).")
+    recommended_spend: float = Field(description="Recommended spend over the horizon.")
+    change_pct: float | None = Field(description="Relative change; null when current is 0.")
+    bound_active: Literal["min", "max"] | None = Field(
+        description="The geo limit the recommendation sits on, if any."
+    )
+
+
+class GeoPlanAnswer(StrictModel):
+    """The plan per geo x channel (by_geo), compact: per-geo totals and what it adds."""
+
+    geo_totals: list[GeoTotalAnswer]
+    channel_totals: dict[str, float] = Field(description="Recommended spend per channel.")
+    lift: Interval = Field(description="Outcome minus the current geo x channel mix's.")
+    probability_better: float = Field(ge=0, le=1)
+    lift_vs_national_plan: Interval = Field(
+        description="Outcome minus the national plan's (which keeps each channel's current "
+        "split over geos): what choosing the split adds; quote it with its interval."
+    )
+    probability_better_than_national: float = Field(ge=0, le=1)
+
+
 class BudgetAnswer(StepAnswer):
     """What optimize_budget answers: the decision with its uncertainty, not the curves."""
 
@@ -596,6 +745,9 @@ class BudgetAnswer(StepAnswer):
     )
     break_even_note: str = Field(
         default="", description="Why there is no break-even view, else ''."
+    )
+    geo_plan: GeoPlanAnswer | None = Field(
+        default=None, description="The plan per geo x channel (by_geo); null otherwise."
     )
     plan_name: str = Field(description="The name the plan was stored under.")
     plans: list[str] = Field(

@@ -79,6 +79,15 @@ def _geo_share(fitted: StoredFit, frame: pd.DataFrame, dates: pd.Index) -> np.nd
     return np.where(totals[None, :] > 0, share, fallback)
 
 
+def cell_max_per_period(fitted: StoredFit) -> np.ndarray:
+    """(G, C): the most each geo x channel cell spent in one period (the per-cell cap)."""
+    data = fitted.data
+    frame = data.X[["date", "geo", *data.channels]].assign(geo=data.X["geo"].astype(str))
+    per_period = frame.groupby(["geo", "date"], sort=True)[data.channels].sum()
+    most = per_period.groupby(level="geo").max().reindex(fitted.geos).fillna(0.0)
+    return most.to_numpy(dtype=float)
+
+
 def _to_sgc(values: xr.DataArray, geos: list[str], channels: list[str]) -> np.ndarray:
     """Broadcast a per-draw variable to (sample, geo, channel), geos and channels by label."""
     values = values.sel(channel=channels) if "channel" in values.dims else values

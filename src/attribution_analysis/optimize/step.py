@@ -19,7 +19,6 @@ from attribution_analysis.contracts.budget import (
     InfeasibleScenario,
     OptimizeBudgetParams,
     OptimizerReport,
-    OutcomeSummary,
     ResponseCurve,
     SaturationStatus,
     ScenarioResult,
@@ -34,6 +33,8 @@ from attribution_analysis.mmm.gate import (
 from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
 from attribution_analysis.optimize import break_even
 from attribution_analysis.optimize.bounds import Box, resolve_box
+from attribution_analysis.optimize.geo_plan import geo_plan, require_geo_panel
+from attribution_analysis.optimize.outcomes import active_bound, outcome_summary
 from attribution_analysis.optimize.plans import listed_names, plan_path, replaced_finding
 from attribution_analysis.optimize.posterior import (
     SpendHistory,
@@ -106,6 +107,7 @@ def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
     verdicts = channel_verdicts(ctx.ws)
     report(progress, 0, 4, "loading the fitted model")
     fitted = open_stored_fit(ctx.ws)
+    require_geo_panel(params, fitted)
     plan = _plan(params, fitted)
     report(progress, 1, 4, "response curves on the posterior draws")
     curves = curves_from_fit(fitted, params.horizon_periods, params.draws, plan.history)
@@ -115,6 +117,9 @@ def compute(ctx: StepContext, params: OptimizeBudgetParams) -> StepOutput:
     report(progress, 3, 4, "uncertainty pass, robustness variants, scenarios and curves")
     result = _result(params, fitted, plan, objective, solution, gate, ctx.run_id, verdicts)
     result = _decision_views(params, fitted, plan, objective, result)
+    if params.by_geo:
+        report(progress, 3, 4, "planning per geo x channel")
+        result = _with_geo_plan(params, fitted, plan, objective, result)
     path = plan_path(params.plan_name)
     if ctx.ws.resolve(path).exists():
         result.findings.append(replaced_finding(params.plan_name, path))
@@ -176,6 +181,22 @@ def _decision_views(
             "findings": findings,
         }
     )
+
+
+def _with_geo_plan(
+    params: OptimizeBudgetParams,
+    fitted: StoredFit,
+    plan: Plan,
+    objective: Objective,
+    result: BudgetOptimization,
+) -> BudgetOptimization:
+    """The plan per geo x channel (``by_geo``) beside the national one, on the same draws."""
+    national = np.array([a.recommended_spend for a in result.allocations])
+    section, findings = geo_plan(
+        params, fitted, plan.history, objective, plan.box, plan.total, plan.baseline, national
+    )
+    merged = [*result.findings, *findings]
+    return result.model_copy(update={"geo_plan": section, "findings": merged})
 
 
 def _with_bounds_file(
@@ -324,7 +345,7 @@ def _result(
             a.model_copy(update={"identification": (verdicts or {}).get(a.channel)})
             for a in _allocations(plan, solution.spend, statuses, current, recommended)
         ],
-        outcome=_outcome(current_total, recommended[0].sum(axis=1)),
+        outcome=outcome_summary(current_total, recommended[0].sum(axis=1)),
         optimizer=_optimizer_report(params, solution),
         scenarios=[
             _scenario(s, objective, plan.baseline, current_total, params.seed)
@@ -386,7 +407,7 @@ def _allocations(
             change_pct=float(spend[c] / baseline[c] - 1) if baseline[c] > 0 else None,
             min_spend=float(box.low[c]),
             max_spend=float(box.high[c]),
-            bound_active=_active_bound(spend[c], box.low[c], box.high[c], plan.total),
+            bound_active=active_bound(spend[c], box.low[c], box.high[c], plan.total),
             outcome_current=interval(now[:, c]),
             outcome_recommended=interval(rec[:, c]),
             roas_current=interval(now[:, c] / baseline[c]) if baseline[c] > 0 else None,
@@ -397,18 +418,6 @@ def _allocations(
         )
         for c, channel in enumerate(plan.channels)
     ]
-
-
-def _outcome(current_total: np.ndarray, recommended_total: np.ndarray) -> OutcomeSummary:
-    """Current vs recommended on the same draws: the lift and P(lift > 0)."""
-    lift = recommended_total - current_total
-    return OutcomeSummary(
-        current=interval(current_total),
-        recommended=interval(recommended_total),
-        lift=interval(lift),
-        lift_pct=interval(lift / current_total),
-        probability_better=float((lift > 0).mean()),
-    )
 
 
 def _optimizer_report(params: OptimizeBudgetParams, solution: Solution) -> OptimizerReport:
@@ -538,15 +547,6 @@ def _saturation(
         curve_fraction_threshold=CURVE_FRACTION_THRESHOLD,
         reason="; ".join(reasons),
     )
-
-
-def _active_bound(value: float, low: float, high: float, total: float) -> str | None:
-    tolerance = 1e-6 * max(total, 1.0)
-    if value <= low + tolerance and low > 0:
-        return "min"
-    if value >= high - tolerance and high < total:
-        return "max"
-    return None
 
 
 def identification_findings(

@@ -6,6 +6,8 @@ from attribution_analysis.contracts.budget import (
     AllocationAnswer,
     BudgetAnswer,
     BudgetOptimization,
+    GeoPlanAnswer,
+    GeoTotalAnswer,
     ScenarioAnswer,
 )
 
@@ -60,5 +62,29 @@ def budget_answer(result: BudgetOptimization, outputs: list[str], plans: list[st
         infeasible_scenarios=result.infeasible_scenarios,
         robustness_summary="" if result.robustness is None else result.robustness.summary,
         break_even_note=result.break_even_note,
+        geo_plan=_geo_answer(result),
         findings=result.findings,
+    )
+
+
+def _geo_answer(result: BudgetOptimization) -> GeoPlanAnswer | None:
+    plan = result.geo_plan
+    if plan is None:
+        return None
+    return GeoPlanAnswer(
+        geo_totals=[
+            GeoTotalAnswer(
+                geo=row.geo,
+                current_spend=round(row.current_spend, 2),
+                recommended_spend=round(row.recommended_spend, 2),
+                change_pct=None if row.change_pct is None else round(row.change_pct, 4),
+                bound_active=row.bound_active,
+            )
+            for row in plan.geo_totals
+        ],
+        channel_totals={c: round(v, 2) for c, v in plan.channel_totals.items()},
+        lift=plan.outcome.lift,
+        probability_better=plan.outcome.probability_better,
+        lift_vs_national_plan=plan.lift_vs_national_plan,
+        probability_better_than_national=plan.probability_better_than_national,
     )
