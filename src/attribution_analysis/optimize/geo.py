@@ -50,11 +50,6 @@ class GeoLimits:
     cell_sources: list[str]  # per cell (geo-major), for messages
     geo_sources: list[str]  # per geo
 
-    @property
-    def box(self) -> Box:
-        """The cell limits as the flat box the national solver's helpers take."""
-        return Box(self.cell_low.ravel(), self.cell_high.ravel(), self.cell_sources)
-
     def violation(self, spend: np.ndarray, total: float) -> float:
         """Largest breach of any limit or of the budget, in currency (0 when feasible)."""
         cells = spend.reshape(self.cell_low.shape)

@@ -17,7 +17,6 @@ from attribution_analysis.contracts.budget import (
     GeoPlan,
     GeoTotal,
     OptimizeBudgetParams,
-    OptimizerReport,
 )
 from attribution_analysis.contracts.common import Finding
 from attribution_analysis.errors import ParameterError, arg
@@ -29,7 +28,11 @@ from attribution_analysis.optimize.geo import (
     optimize_geo,
     resolve_geo_limits,
 )
-from attribution_analysis.optimize.outcomes import active_bound, outcome_summary
+from attribution_analysis.optimize.outcomes import (
+    active_bound,
+    optimizer_report,
+    outcome_summary,
+)
 from attribution_analysis.optimize.posterior import SpendHistory, cell_max_per_period
 from attribution_analysis.optimize.solver import Objective
 from attribution_analysis.summaries import interval
@@ -73,7 +76,8 @@ def geo_plan(
     share = history.geo_share  # (G, C)
     current = baseline[None, :] * share
     horizon = objective.curves.horizon
-    cap = None if params.allow_extrapolation else cell_max_per_period(fitted) * horizon
+    most = cell_max_per_period(fitted) * horizon  # the observed-spend cap per cell
+    cap = None if params.allow_extrapolation else most
     limits = resolve_geo_limits(
         params.geo_bounds, params.max_change, geos, channels, current, total, channel_box, cap
     )
@@ -92,7 +96,6 @@ def geo_plan(
     national_total = cells.outcome(national_cells).sum(axis=1)
     shape = (len(geos), len(channels))
     spend = solution.spend.reshape(shape)
-    most = cell_max_per_period(fitted) * horizon
     beyond = spend > most * (1 + 1e-4)
     plan = GeoPlan(
         geos=geos,
@@ -122,17 +125,7 @@ def geo_plan(
         outcome=outcome_summary(now.sum(axis=1), rec.sum(axis=1)),
         lift_vs_national_plan=interval(rec.sum(axis=1) - national_total),
         probability_better_than_national=float((rec.sum(axis=1) > national_total).mean()),
-        optimizer=OptimizerReport(
-            method=solution.method,
-            objective=params.objective,
-            objective_value=solution.value,
-            objective_at_current=solution.value_at_current,
-            starts=solution.starts,
-            converged=solution.converged,
-            message=solution.message,
-            max_constraint_violation=solution.max_violation,
-            seconds=round(solution.seconds, 4),
-        ),
+        optimizer=optimizer_report(params, solution),
         limits=_limits_text(params, limits),
     )
     return plan, _findings(plan, limits, most, horizon)

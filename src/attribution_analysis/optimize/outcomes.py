@@ -1,11 +1,16 @@
 """Figures shared by the national and the geo x channel plan: which limit a spend sits on,
-and the current-vs-recommended outcome summary on the same draws."""
+the current-vs-recommended outcome summary on the same draws, and the optimizer's record."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from attribution_analysis.contracts.budget import OutcomeSummary
+from attribution_analysis.contracts.budget import (
+    OptimizeBudgetParams,
+    OptimizerReport,
+    OutcomeSummary,
+)
+from attribution_analysis.optimize.solver import Solution
 from attribution_analysis.summaries import interval
 
 
@@ -27,4 +32,19 @@ def outcome_summary(current_total: np.ndarray, recommended_total: np.ndarray) ->
         lift=interval(lift),
         lift_pct=interval(lift / current_total),
         probability_better=float((lift > 0).mean()),
+    )
+
+
+def optimizer_report(params: OptimizeBudgetParams, solution: Solution) -> OptimizerReport:
+    risk = f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""
+    return OptimizerReport(
+        method=solution.method,
+        objective=params.objective + risk,
+        objective_value=solution.value,
+        objective_at_current=solution.value_at_current,  # the same baseline mix
+        starts=solution.starts,
+        converged=solution.converged,
+        message=solution.message,
+        max_constraint_violation=solution.max_violation,
+        seconds=round(solution.seconds, 4),
     )

@@ -18,7 +18,6 @@ from attribution_analysis.contracts.budget import (
     ChannelAllocation,
     InfeasibleScenario,
     OptimizeBudgetParams,
-    OptimizerReport,
     ResponseCurve,
     SaturationStatus,
     ScenarioResult,
@@ -34,7 +33,11 @@ from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
 from attribution_analysis.optimize import break_even
 from attribution_analysis.optimize.bounds import Box, resolve_box
 from attribution_analysis.optimize.geo_plan import geo_plan, require_geo_panel
-from attribution_analysis.optimize.outcomes import active_bound, outcome_summary
+from attribution_analysis.optimize.outcomes import (
+    active_bound,
+    optimizer_report,
+    outcome_summary,
+)
 from attribution_analysis.optimize.plans import listed_names, plan_path, replaced_finding
 from attribution_analysis.optimize.posterior import (
     SpendHistory,
@@ -346,7 +349,7 @@ def _result(
             for a in _allocations(plan, solution.spend, statuses, current, recommended)
         ],
         outcome=outcome_summary(current_total, recommended[0].sum(axis=1)),
-        optimizer=_optimizer_report(params, solution),
+        optimizer=optimizer_report(params, solution),
         scenarios=[
             _scenario(s, objective, plan.baseline, current_total, params.seed)
             for s in plan.scenarios
@@ -418,21 +421,6 @@ def _allocations(
         )
         for c, channel in enumerate(plan.channels)
     ]
-
-
-def _optimizer_report(params: OptimizeBudgetParams, solution: Solution) -> OptimizerReport:
-    risk = f" (worst {params.risk_level:.0%} of draws)" if params.objective == "cvar" else ""
-    return OptimizerReport(
-        method=solution.method,
-        objective=params.objective + risk,
-        objective_value=solution.value,
-        objective_at_current=solution.value_at_current,  # the same baseline mix
-        starts=solution.starts,
-        converged=solution.converged,
-        message=solution.message,
-        max_constraint_violation=solution.max_violation,
-        seconds=round(solution.seconds, 4),
-    )
 
 
 def _infeasible(scenarios: list[PlannedScenario]) -> list[InfeasibleScenario]:
