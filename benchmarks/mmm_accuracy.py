@@ -1,7 +1,7 @@
 """MMM accuracy on worlds this project did not write, beside PyMC-Marketing's plain default.
 
     python benchmarks/mmm_accuracy.py [--worlds hill_season,trend_break] [--seeds 1,2]
-        [--quick] [--models ours,library] [--variant NAME] [--out results.jsonl]
+        [--quick] [--models ours,library] [--variant NAME[,NAME...]] [--out results.jsonl]
 
 For every world of ``benchmarks/worlds.py`` and seed, the same wide weekly table is fitted
 twice:
@@ -68,6 +68,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "library_alpha": {"priors": LIBRARY_ALPHA},
     "hill_library_priors": {"priors": {**LIBRARY_HILL, **LIBRARY_ALPHA}},
     "no_trend": {"use_trend": False},
+    # Both families fitted, PSIS-LOO keeps one (mmm/family.py). Run after "default" and
+    # "logistic" in the same run it reuses their two fits from the store (same data, seed
+    # and settings), so the three rows score one set of posteriors.
+    "auto": {"saturation": "auto"},
+    # Meridian's default ROI prior, LogNormal(0.2, 0.9), on each channel (mmm/roi_prior.py).
+    "roi_prior": {"roi_prior": {"mu": 0.2, "sigma": 0.9}},
+    "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
 }
 
 
@@ -92,11 +99,13 @@ def import_world(world: World, root: Path) -> Workspace:
 
 def fit_ours(ws: Workspace, world: World, seed: int, quick: bool, variant: str) -> dict:
     config = MMMConfig(**VARIANTS[variant])
-    params = FitMMMParams(config=config, seed=seed, use_cache=False)
+    # No ridge fallback for any variant: "auto" never falls back (LOO compares posteriors),
+    # and the variants must be the same fits for "auto" to reuse theirs.
+    params = FitMMMParams(
+        config=config, seed=seed, use_cache=variant == "auto", fallback_to_ridge=False
+    )
     if quick:
-        params = params.model_copy(
-            update={"sampler": QUICK_SAMPLER, "retry": False, "fallback_to_ridge": False}
-        )
+        params = params.model_copy(update={"sampler": QUICK_SAMPLER, "retry": False})
     start = time.perf_counter()
     result = fit_mmm(ws, params)
     seconds = time.perf_counter() - start
@@ -123,6 +132,9 @@ def fit_ours(ws: Workspace, world: World, seed: int, quick: bool, variant: str) 
         "validation_passed": diagnostics.passed,
         "remedies": result.remedies_tried,
         "estimates": estimates,
+        "saturation_choice": (
+            result.saturation_choice.model_dump(mode="json") if result.saturation_choice else None
+        ),
     }
 
 
@@ -214,12 +226,19 @@ def score(world: World, estimates: dict[str, dict]) -> dict[str, float]:
     }
 
 
-def run_one(name: str, seed: int, models: list[str], quick: bool, variant: str) -> list[dict]:
+def run_one(
+    name: str, seed: int, models: list[str], quick: bool, variants: list[str]
+) -> list[dict]:
     world = make_world(name, seed)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ws = import_world(world, Path(tmp) / "ws")
-        for model in models:
+        runs = [
+            (model, variant)
+            for model in models
+            for variant in (variants if model == "ours" else ["library"])
+        ]
+        for model, variant in runs:
             try:
                 if model == "ours":
                     row = fit_ours(ws, world, seed, quick, variant)
@@ -303,6 +322,45 @@ def flat_prior_mass(world: World, channel: str, draws: int = 4000) -> dict[str, 
     }
 
 
+def _choice_note(row: dict) -> str:
+    choice = row.get("saturation_choice")
+    if not choice:
+        return ""
+    return (
+        f"  kept {choice['chosen']} ({choice['decided_by']}, elpd diff "
+        f"{choice['elpd_difference']:+.1f} +- {choice['difference_se']:.1f}, family gap "
+        f"{choice['media_total_gap']:.0%})"
+    )
+
+
+def print_family_choice(rows: list[dict]) -> None:
+    """Did LOO keep the family that was closer to the truth? Scored on the rows of one run
+    where the Hill default, the logistic variant and auto fitted the same world and seed."""
+    by_case: dict[tuple[str, int], dict[str, dict]] = {}
+    for r in rows:
+        by_case.setdefault((r["world"], r["seed"]), {})[r["model"]] = r
+    cases = [c for c in by_case.values() if {"ours", "ours:logistic", "ours:auto"} <= set(c)]
+    if not cases:
+        return
+    decided = [c for c in cases if c["ours:auto"]["saturation_choice"]["decided_by"] == "loo"]
+
+    def better(case: dict[str, dict], metric: str) -> str:
+        hill, logistic = abs(case["ours"][metric]), abs(case["ours:logistic"][metric])
+        return "hill" if hill <= logistic else "logistic"
+
+    def right(group: list[dict[str, dict]], metric: str) -> int:
+        kept = [c["ours:auto"]["saturation_choice"]["chosen"] for c in group]
+        return sum(k == better(c, metric) for k, c in zip(kept, group, strict=True))
+
+    print(
+        f"\nfamily choice (auto): LOO decided on {len(decided)} of {len(cases)} world-seeds; "
+        f"where it decided, it kept the family with the smaller share MAE on "
+        f"{right(decided, 'share_mae_pts')} and the smaller |media bias| on "
+        f"{right(decided, 'media_bias_pct')}; over all world-seeds (undecided keeps Hill): "
+        f"{right(cases, 'share_mae_pts')} and {right(cases, 'media_bias_pct')} of {len(cases)}"
+    )
+
+
 def print_table(rows: list[dict]) -> None:
     header = (
         f"{'world':16s} {'seed':>4s} {'model':28s} {'share MAE':>9s} {'media bias':>10s} "
@@ -314,6 +372,7 @@ def print_table(rows: list[dict]) -> None:
             f"{r['world']:16s} {r['seed']:4d} {r['model']:28s} {r['share_mae_pts']:8.1f}p "
             f"{r['media_bias_pct']:+9.0f}% {r['coverage']:7.0%} {r['roas_error_pct']:7.0f}% "
             f"{r['seconds']:6.0f} {r['min_ess'] or 0:7.0f} {'pass' if r['gates'] else 'FAIL':>5s}"
+            + _choice_note(r)
         )
     print("\noverall (mean over world x seed; coverage pooled over channels):")
     for model in sorted({r["model"] for r in rows}):
@@ -331,6 +390,7 @@ def print_table(rows: list[dict]) -> None:
             f"  sec {np.mean([r['seconds'] for r in mine]):.0f}"
             f"  gates {sum(r['gates'] for r in mine)}/{len(mine)}"
         )
+    print_family_choice(rows)
 
 
 def main() -> None:
@@ -338,7 +398,11 @@ def main() -> None:
     parser.add_argument("--worlds", default=",".join(WORLDS), help="comma-separated names")
     parser.add_argument("--seeds", default="1,2", help="comma-separated seeds")
     parser.add_argument("--models", default="ours,library", help="ours and/or library")
-    parser.add_argument("--variant", default="default", choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--variant",
+        default="default",
+        help=f"comma-separated, fitted in this order: {', '.join(sorted(VARIANTS))}",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 draws, no retry")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--report-only", action="store_true", help="print --out's table")
@@ -355,6 +419,10 @@ def main() -> None:
         rows = [json.loads(line) for line in args.out.read_text().splitlines() if line]
         print_table(rows)
         return
+    variants = args.variant.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
     warnings.simplefilter("ignore")
     # Import every step's code now: the steps import it lazily, and a long run should use one
     # version of the tree from start to end.
@@ -364,7 +432,7 @@ def main() -> None:
     rows = []
     for name in args.worlds.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            for row in run_one(name, seed, args.models.split(","), args.quick, args.variant):
+            for row in run_one(name, seed, args.models.split(","), args.quick, variants):
                 rows.append(row)
                 if args.out:
                     with args.out.open("a") as handle:

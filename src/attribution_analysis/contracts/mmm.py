@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from attribution_analysis.contracts.common import Finding, StepAnswer, StrictModel
 from attribution_analysis.contracts.outputs import MMMMethod
@@ -70,6 +70,21 @@ class SamplerSettings(StrictModel):
         )
 
 
+# Prior names each saturation family has alone (PyMC-Marketing's model_config names).
+FAMILY_ONLY_PRIORS: dict[str, tuple[str, ...]] = {
+    "hill": ("saturation_kappa", "saturation_slope"),
+    "logistic": ("saturation_lam",),
+}
+
+
+class RoiPrior(StrictModel):
+    """LogNormal prior on each channel's return on spend over the fitted window (revenue
+    outcomes only). The defaults are Meridian's: median 1.22, 90% between 0.28 and 5.4."""
+
+    mu: float = Field(default=0.2, ge=-5, le=5, description="Mean of log ROI.")
+    sigma: float = Field(default=0.9, gt=0, le=5, description="Standard deviation of log ROI.")
+
+
 class MMMConfig(StrictModel):
     """Model specification. Everything that changes the model's structure is here."""
 
@@ -83,8 +98,17 @@ class MMMConfig(StrictModel):
     financial_services: bool = Field(
         default=False, description="Long sales cycles: l_max defaults to 26 weeks."
     )
-    saturation: Literal["hill", "logistic"] = Field(
-        default="hill", description="Diminishing-returns curve."
+    saturation: Literal["hill", "logistic", "auto"] = Field(
+        default="hill",
+        description="Diminishing-returns curve. 'auto' fits both Hill and logistic and keeps "
+        "the one leave-one-out cross-validation (PSIS-LOO) prefers by a clear margin, else "
+        "Hill; the answer's saturation_choice says which and why (costs a second fit).",
+    )
+    roi_prior: RoiPrior | None = Field(
+        default=None,
+        description="A prior on each channel's revenue per unit of spend over the window "
+        "(Meridian's LogNormal(0.2, 0.9) with {}), added to the curve priors; keeps an "
+        "always-on channel's total from drifting with the intercept. Revenue outcomes only.",
     )
     yearly_seasonality: int = Field(
         default=2, ge=0, le=10, description="Fourier pairs of the yearly cycle."
@@ -184,6 +208,78 @@ class FitMMMParams(StrictModel):
         " when the convergence gates fail.",
     )
 
+    @model_validator(mode="after")
+    def _auto_needs_posteriors(self) -> FitMMMParams:
+        """saturation='auto' compares full posteriors fitted with the same priors: refused
+        here, before any job starts, where it cannot."""
+        if self.config.saturation != "auto":
+            return self
+        if self.quick or self.method == "ridge":
+            what = f"quick={self.quick!r}" if self.quick else "method='ridge'"
+            raise ValueError(
+                "saturation 'auto' compares the two curve families by leave-one-out "
+                f"cross-validation of full posteriors, which {what} does not give; drop "
+                f"{what.split('=')[0]}, or choose saturation 'hill' or 'logistic'"
+            )
+        for family, names in FAMILY_ONLY_PRIORS.items():
+            given = sorted(set(names) & set(self.config.priors))
+            if given:
+                raise ValueError(
+                    f"priors name {given}, which only the {family} curve has, but saturation "
+                    f"'auto' fits both families with the same priors; choose saturation "
+                    f"'{family}' to keep them, or give only priors both families share "
+                    "(adstock_alpha, saturation_beta, intercept, ...)"
+                )
+        return self
+
+
+class FamilyCandidate(StrictModel):
+    """One saturation family fitted for ``saturation='auto'``."""
+
+    saturation: Literal["hill", "logistic"] = Field(description="The family.")
+    elpd_loo: float = Field(description="PSIS-LOO expected log predictive density.")
+    elpd_se: float = Field(ge=0, description="Standard error of elpd_loo.")
+    p_loo: float = Field(description="Effective number of parameters.")
+    max_pareto_k: float = Field(description="Largest Pareto k (above 0.7: LOO unreliable).")
+    stacking_weight: float = Field(
+        ge=0, le=1, description="Stacking weight of this family's predictive distribution."
+    )
+    passes_gates: bool = Field(description="Its sampler passed the convergence gates.")
+    media_total_mean: float = Field(
+        description="Posterior mean of all channels' contribution over the window, in the "
+        "target's units."
+    )
+    media_total_hdi_90: tuple[float, float] = Field(description="90% HDI of that total.")
+    fit_key: str = Field(description="Cache key of this family's fit.")
+    model_path: str = Field(description="Workspace path of this family's posterior.")
+
+
+class SaturationChoice(StrictModel):
+    """How ``saturation='auto'`` chose the curve family: both fitted, compared by PSIS-LOO."""
+
+    chosen: Literal["hill", "logistic"] = Field(description="The family the fit uses.")
+    decided_by: Literal["loo", "gates", "undecided_default"] = Field(
+        description="'loo': the data preferred it by the rule's margin; 'gates': only it "
+        "passed the convergence gates; 'undecided_default': LOO could not tell the families "
+        "apart and the default (Hill) was kept."
+    )
+    elpd_difference: float = Field(
+        description="elpd_loo of the chosen family minus the other's (negative when the "
+        "default was kept against a small difference)."
+    )
+    difference_se: float = Field(ge=0, description="Standard error of that difference.")
+    rule: str = Field(description="The decision rule, in words.")
+    media_total_gap: float = Field(
+        description="Relative gap between the two families' media totals: |a - b| / the "
+        "chosen family's total. Large with an undecided choice = the curve family is a real "
+        "source of uncertainty that the chosen fit's intervals do not include."
+    )
+    family_uncertain: bool = Field(
+        description="Undecided and media_total_gap above 15%: the curve family moves the "
+        "media total by more than the kept fit's own intervals show; say so with the total."
+    )
+    candidates: list[FamilyCandidate] = Field(description="Both families, Hill first.")
+
 
 class FitMMMResult(StrictModel):
     method: str = Field(
@@ -213,6 +309,11 @@ class FitMMMResult(StrictModel):
         default=None,
         description="Quick fits only: channel shares and ROAS from the point estimate, "
         "labelled not for decisions.",
+    )
+    saturation_choice: SaturationChoice | None = Field(
+        default=None,
+        description="saturation='auto' only: both families' LOO and media totals, and which "
+        "was kept.",
     )
 
 
@@ -261,6 +362,13 @@ class FitMMMAnswer(StepAnswer):
         "ROAS from the point estimate (MAP: no intervals; ADVI: approximate ones), labelled "
         "'not for decisions'. Quote them as a first look only; refit with NUTS for decisions. "
         "Null for NUTS and ridge fits (decompose_contributions gives their figures).",
+    )
+    saturation_choice: SaturationChoice | None = Field(
+        default=None,
+        description="Only with saturation='auto': both families' PSIS-LOO, stacking weights and "
+        "media totals, and which family the fit kept and why. Quote the chosen family; when "
+        "decided_by is 'undecided_default' and media_total_gap is large, say that the curve "
+        "family moves the media total by that much.",
     )
 
 

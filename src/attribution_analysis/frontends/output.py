@@ -26,7 +26,7 @@ EXIT_INPUT_ERROR = 2
 def _field(loc: tuple[Any, ...], front_end: FrontEnd) -> str:
     """A parameter as its caller spells it: ``--total-budget`` on the command line,
     ``total_budget`` for a tool; nested fields keep their dotted path."""
-    name = ".".join(str(p) for p in loc) or "value"
+    name = ".".join(str(p) for p in loc) or "this combination of parameters"
     if front_end in ("cli", "script") and loc and isinstance(loc[0], str):
         head, _, rest = name.partition(".")
         return render(arg(head), front_end) + (f" ({rest})" if rest else "")

@@ -112,6 +112,10 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                     *curves("organic_", _component_priors(priors)),
                 )
             mmm.build_model(data.X[_model_columns(data)], data.y)
+            if config.roi_prior is not None:
+                from attribution_analysis.mmm.roi_prior import add_roi_prior
+
+                add_roi_prior(mmm, data.target, config.roi_prior)
         except (ValueError, TypeError, KeyError) as exc:
             if not config.priors:
                 raise  # the project's own configuration failed: a bug, not an input error

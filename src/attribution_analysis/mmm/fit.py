@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,9 +78,52 @@ def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]
     }
 
 
+@dataclass
+class SingleFit:
+    """One model fitted (or read back from the store) with the parameters it was fitted with."""
+
+    params: FitMMMParams
+    data: ModelData
+    mmm: Any
+    hashes: dict[str, str]
+    tree: Any
+    result: FitMMMResult
+    fresh: bool  # sampled in this call (its posterior must be written)
+
+    @property
+    def relative(self) -> str:
+        return self.result.model_path
+
+
 def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
     """The fit_mmm step: the posterior (or a cached one) and the manifest naming it."""
-    ws, progress = ctx.ws, ctx.progress
+    if params.config.saturation == "auto":
+        from attribution_analysis.mmm.family import compute_auto
+
+        return compute_auto(ctx, params)
+    fit = fit_one(ctx, params, ctx.progress)
+    files = fit_files(ctx, fit)
+    return StepOutput(answer_of(fit.result, files), files, fit.hashes)
+
+
+def fit_files(ctx: StepContext, fit: SingleFit) -> dict[str, bytes]:
+    """The posterior when it is new, and the manifest unless it already names this fit."""
+    files: dict[str, bytes] = {}
+    if fit.fresh:
+        files[fit.relative] = store.tree_bytes(ctx.ws, fit.tree)
+    # A manifest that already describes this very model is not rewritten (a new run id
+    # and timestamp would mark every output computed from it out of date).
+    if fit.fresh or not _manifest_names(ctx.ws, fit.result.fit_key, fit.params, fit.hashes):
+        files[layout.FIT.path] = manifest_bytes(
+            ctx.ws, fit.params, fit.data, fit.result, fit.hashes, ctx.run_id
+        )
+    return files
+
+
+def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -> SingleFit:
+    """Fit the model ``params`` describe (one saturation family), or read it back from the
+    store when the same data, configuration and settings were fitted before."""
+    ws = ctx.ws
     start = time.perf_counter()
     data, mmm, hashes = prepare(ws, params)
     # Lift tests kept but worth a word (negative estimates, implausible returns).
@@ -96,38 +140,30 @@ def compute(ctx: StepContext, params: FitMMMParams) -> StepOutput:
             relative,
             cached=True,
             wall=time.perf_counter() - start,
-            target_scale=_target_scale(mmm),
+            target_scale=target_scale_of(mmm),
         )
-        result.findings[:0] = lift_findings
-        files: dict[str, bytes] = {}
-        # A manifest that already describes this very model is not rewritten (a new run id
-        # and timestamp would mark every output computed from it out of date).
-        if not _manifest_names(ws, key, params, hashes):
-            files[layout.FIT.path] = _manifest(ws, params, data, result, hashes, ctx.run_id)
-        return StepOutput(_answer(result, files), files, hashes)
-    tree, remedies, sampling_seconds, compile_reused = _sample(data, mmm, params, progress)
-    result = _result(
-        params,
-        data,
-        tree,
-        key,
-        relative,
-        cached=False,
-        wall=time.perf_counter() - start,
-        sampling=sampling_seconds,
-        reused=compile_reused,
-        remedies=remedies,
-        target_scale=_target_scale(mmm),
-    )
+        fresh = False
+    else:
+        tree, remedies, sampling_seconds, compile_reused = _sample(data, mmm, params, progress)
+        result = _result(
+            params,
+            data,
+            tree,
+            key,
+            relative,
+            cached=False,
+            wall=time.perf_counter() - start,
+            sampling=sampling_seconds,
+            reused=compile_reused,
+            remedies=remedies,
+            target_scale=target_scale_of(mmm),
+        )
+        fresh = True
     result.findings[:0] = lift_findings
-    files = {
-        relative: store.tree_bytes(ws, tree),
-        layout.FIT.path: _manifest(ws, params, data, result, hashes, ctx.run_id),
-    }
-    return StepOutput(_answer(result, files), files, hashes)
+    return SingleFit(params, data, mmm, hashes, tree, result, fresh)
 
 
-def _answer(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
+def answer_of(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
     return FitMMMAnswer(step=STEP, outputs=list(files), **result.model_dump())
 
 
@@ -315,7 +351,7 @@ def _result(
     )
 
 
-def _target_scale(mmm: Any) -> xr.DataArray:
+def target_scale_of(mmm: Any) -> xr.DataArray:
     """The target's scale (a number, or one per geo) that maps the model's contributions back
     to original units (PyMC-Marketing divides the target by it before fitting)."""
     model = mmm.model
@@ -388,7 +424,7 @@ def _quick_estimates_finding(estimates: QuickEstimates) -> Finding:
     )
 
 
-def _manifest(
+def manifest_bytes(
     ws: Workspace,
     params: FitMMMParams,
     data: ModelData,

@@ -19,9 +19,17 @@ from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
 VAGUE_PRIORS: dict[str, dict[str, Any]] = {
     "adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}},
-    "saturation_kappa": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
-    "saturation_slope": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
     "saturation_beta": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+}
+# Each saturation family's own shape parameters (a prior the other family does not have is
+# refused by build_mmm as an unknown name).
+VAGUE_SHAPE_PRIORS: dict[str, dict[str, dict[str, Any]]] = {
+    "hill": {
+        "saturation_kappa": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+        "saturation_slope": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+    },
+    # PyMC-Marketing's default is Gamma(3, 1) (mean 3, sd 1.7); vague: HalfNormal(6), sd 3.6.
+    "logistic": {"saturation_lam": {"dist": "HalfNormal", "kwargs": {"sigma": 6.0}}},
 }
 SHIFT_LIMIT = 0.2  # relative change of mean ROAS that we call prior-driven
 OVERLAP_LIMIT = 0.5
@@ -52,17 +60,21 @@ def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
 
 def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
     config: MMMConfig = fitted.params.config
-    vague_config = config.model_copy(update={"priors": {**config.priors, **VAGUE_PRIORS}})
-    vague = build_mmm(fitted.data, vague_config)
+    vague = {**VAGUE_PRIORS, **VAGUE_SHAPE_PRIORS[config.saturation]}
+    # Vague means without the ROI prior too: it is one of the priors whose pull is measured.
+    vague_config = config.model_copy(
+        update={"priors": {**config.priors, **vague}, "roi_prior": None}
+    )
+    vague_mmm = build_mmm(fitted.data, vague_config)
     outcome = sample_posterior(
-        vague,
+        vague_mmm,
         fitted.params.sampler,
         seed,
         structure_key(fitted.data, vague_config, {"vague": True}),
     )
-    attach_posterior(vague, outcome.idata)
+    attach_posterior(vague_mmm, outcome.idata)
     informative = roas_draws(fitted, fitted.mmm)
-    loose = roas_draws(fitted, vague)
+    loose = roas_draws(fitted, vague_mmm)
     rows = []
     for channel, draws in informative.items():
         other = loose[channel]

@@ -21,7 +21,7 @@ from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.inputs import IncrementalityResult
-from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.mmm import FitMMMParams, SaturationChoice
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
 from attribution_analysis.contracts.paths import PathAttributionReport
 from attribution_analysis.contracts.validation import DataValidationReport
@@ -105,6 +105,7 @@ class FitManifest:
     controls: list[str]
     wall_seconds: float | None
     model_path: str | None
+    saturation_choice: SaturationChoice | None = None
 
 
 @dataclass
@@ -213,6 +214,11 @@ def _load_fit(ws: Workspace) -> tuple[Loaded[FitManifest], str]:
                 controls=[str(c) for c in raw.get("controls", [])],
                 wall_seconds=result.get("wall_seconds"),
                 model_path=result.get("model_path"),
+                saturation_choice=(
+                    SaturationChoice.model_validate(result["saturation_choice"])
+                    if result.get("saturation_choice")
+                    else None
+                ),
             )
     except (ValidationError, ValueError, KeyError, TypeError, OSError) as exc:
         item.status, item.problem, item.value = "unreadable", _problem(exc), None

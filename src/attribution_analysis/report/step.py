@@ -123,6 +123,7 @@ FIT_FIELDS = {  # FitManifest attributes -> their JSON path in analysis/mmm_fit.
     "for_decisions": ("result", "for_decisions"),
     "wall_seconds": ("result", "wall_seconds"),
     "model_path": ("result", "model_path"),
+    "saturation_choice": ("result", "saturation_choice"),
 }
 
 

@@ -1,0 +1,62 @@
+"""The ROI prior (MMMConfig.roi_prior): its potential is the LogNormal log-density of each
+channel's revenue per unit of spend, computed here independently with SciPy from the
+model's contributions; a conversions outcome is refused before anything is written."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from attribution_analysis.api import fit_mmm
+from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, RoiPrior
+from attribution_analysis.errors import ParameterError
+from attribution_analysis.mmm.fit import prepare
+from attribution_analysis.mmm.roi_prior import POTENTIAL, add_roi_prior
+from attribution_analysis.workspace import Workspace
+
+
+def test_the_potential_is_the_lognormal_density_of_each_channels_roi(fitted):
+    ws = Workspace.open(fitted)
+    data, mmm, _ = prepare(ws, FitMMMParams())
+    prior = RoiPrior(mu=0.3, sigma=0.7)
+    add_roi_prior(mmm, "revenue", prior)
+    model = mmm.model
+    rng = np.random.default_rng(4)
+    point = {
+        name: value + rng.normal(0, 0.3, size=np.shape(value))
+        for name, value in model.initial_point(random_seed=1).items()
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (contribution_at_values,) = model.replace_rvs_by_values(
+            [model["channel_contribution"].values]
+        )
+        potential, contribution = model.compile_fn(
+            [model[POTENTIAL], contribution_at_values],
+            inputs=model.value_vars,
+            on_unused_input="ignore",
+        )(point)
+    scale = float(model["target_scale"].get_value())
+    roi = contribution.sum(axis=0) * scale / data.X[data.channels].sum().to_numpy()
+    expected = stats.lognorm(s=prior.sigma, scale=np.exp(prior.mu)).logpdf(roi).sum()
+    assert np.isfinite(expected)
+    assert float(potential) == pytest.approx(expected, rel=1e-9)
+    # NUTS needs its gradient (PyTensor has none for sums of PyMC's dims-aware tensors).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gradient = model.compile_dlogp()(point)
+    assert np.all(np.isfinite(gradient))
+    # Negative control: another prior gives another value.
+    other = stats.lognorm(s=0.9, scale=np.exp(0.2)).logpdf(roi).sum()
+    assert abs(other - expected) > 1e-3
+
+
+def test_a_conversions_outcome_is_refused(fitted):
+    before = (fitted / "analysis" / "mmm_fit.json").read_bytes()
+    params = FitMMMParams(config=MMMConfig(roi_prior=RoiPrior()))
+    with pytest.raises(ParameterError, match="needs a revenue outcome"):
+        fit_mmm(Workspace.open(fitted), params)
+    assert (fitted / "analysis" / "mmm_fit.json").read_bytes() == before
