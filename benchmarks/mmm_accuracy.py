@@ -72,8 +72,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # "logistic" in the same run it reuses their two fits from the store (same data, seed
     # and settings), so the three rows score one set of posteriors.
     "auto": {"saturation": "auto"},
-    # Meridian's default ROI prior, LogNormal(0.2, 0.9), on each channel (mmm/roi_prior.py).
+    # Meridian's default ROI prior, LogNormal(0.2, 0.9), on each channel (mmm/roi_prior.py):
+    # what "default" carries on these revenue worlds since it was measured; "no_roi_prior"
+    # is the previous default.
     "roi_prior": {"roi_prior": {"mu": 0.2, "sigma": 0.9}},
+    "no_roi_prior": {"roi_prior": None},
     "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
 }
 

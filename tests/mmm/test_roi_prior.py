@@ -60,3 +60,21 @@ def test_a_conversions_outcome_is_refused(fitted):
     with pytest.raises(ParameterError, match="needs a revenue outcome"):
         fit_mmm(Workspace.open(fitted), params)
     assert (fitted / "analysis" / "mmm_fit.json").read_bytes() == before
+
+
+def test_auto_is_meridians_prior_on_revenue_and_none_on_conversions(fitted):
+    from attribution_analysis.mmm.build import effective_spec, resolved_roi_prior
+
+    config = MMMConfig()
+    assert config.roi_prior == "auto"
+    assert resolved_roi_prior(config, "revenue") == RoiPrior(mu=0.2, sigma=0.9)
+    assert resolved_roi_prior(config, "conversions") is None
+    assert resolved_roi_prior(MMMConfig(roi_prior=None), "revenue") is None
+    # A model without an ROI prior keeps the key it had before the option existed.
+    assert "roi_prior" not in effective_spec(config, "conversions")
+    assert effective_spec(config, "revenue")["roi_prior"] == {"mu": 0.2, "sigma": 0.9}
+    # The shared fit (conversions) carries no potential and says so.
+    _, mmm, _ = prepare(Workspace.open(fitted), FitMMMParams())
+    assert POTENTIAL not in mmm.model.named_vars
+    manifest = (fitted / "analysis" / "mmm_fit.json").read_text()
+    assert '"roi_prior_applied": null' in manifest

@@ -81,13 +81,13 @@ def test_no_gap_warning_when_the_choice_is_not_uncertain_and_no_item_without_aut
 
 def test_an_roi_prior_is_named_with_its_traced_parameters(demo):
     def change(data: dict[str, Any]) -> None:
-        data["params"]["config"]["roi_prior"] = {"mu": 0.2, "sigma": 0.9}
+        data["result"]["roi_prior_applied"] = {"mu": 0.2, "sigma": 0.9}
 
     edit(demo, "mmm_fit.json", change)
     html, records = report_with_records(demo)
     assert report_number_problems(html, records, demo) == []
     item = between(html, '<li id="roi-prior">', "</li>")
     assert "log-scale mean 0.2" in item and "standard deviation 0.9" in item
-    edit(demo, "mmm_fit.json", lambda data: data["params"]["config"].pop("roi_prior"))
+    edit(demo, "mmm_fit.json", lambda data: data["result"].pop("roi_prior_applied"))
     html, _ = report_with_records(demo)
     assert 'id="roi-prior"' not in html

@@ -104,11 +104,13 @@ class MMMConfig(StrictModel):
         "the one leave-one-out cross-validation (PSIS-LOO) prefers by a clear margin, else "
         "Hill; the answer's saturation_choice says which and why (costs a second fit).",
     )
-    roi_prior: RoiPrior | None = Field(
-        default=None,
-        description="A prior on each channel's revenue per unit of spend over the window "
-        "(Meridian's LogNormal(0.2, 0.9) with {}), added to the curve priors; keeps an "
-        "always-on channel's total from drifting with the intercept. Revenue outcomes only.",
+    roi_prior: RoiPrior | Literal["auto"] | None = Field(
+        default="auto",
+        description="A prior on each channel's revenue per unit of spend over the window, "
+        "added to the curve priors; keeps an always-on channel's total from drifting with the "
+        "intercept. 'auto' (default): Meridian's LogNormal(0.2, 0.9) when the outcome is "
+        "revenue, none for conversions; {mu, sigma}: that prior (revenue outcomes only); "
+        "null: none.",
     )
     yearly_seasonality: int = Field(
         default=2, ge=0, le=10, description="Fourier pairs of the yearly cycle."
@@ -315,6 +317,11 @@ class FitMMMResult(StrictModel):
         description="saturation='auto' only: both families' LOO and media totals, and which "
         "was kept.",
     )
+    roi_prior_applied: RoiPrior | None = Field(
+        default=None,
+        description="The ROI prior the model carries (roi_prior resolved for this outcome), "
+        "or null.",
+    )
 
 
 class FitMMMAnswer(StepAnswer):
@@ -369,6 +376,12 @@ class FitMMMAnswer(StepAnswer):
         "media totals, and which family the fit kept and why. Quote the chosen family; when "
         "decided_by is 'undecided_default' and media_total_gap is large, say that the curve "
         "family moves the media total by that much.",
+    )
+    roi_prior_applied: RoiPrior | None = Field(
+        default=None,
+        description="The prior on each channel's revenue per unit of spend that the model "
+        "carries (roi_prior resolved for this outcome: 'auto' gives Meridian's LogNormal(0.2, "
+        "0.9) on revenue, none on conversions), or null. Say it was used when you quote ROAS.",
     )
 
 

@@ -7,7 +7,7 @@ import json
 import warnings
 from typing import Any
 
-from attribution_analysis.contracts.mmm import MMMConfig
+from attribution_analysis.contracts.mmm import MMMConfig, RoiPrior
 from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import check_prior, default_priors
@@ -112,10 +112,11 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                     *curves("organic_", _component_priors(priors)),
                 )
             mmm.build_model(data.X[_model_columns(data)], data.y)
-            if config.roi_prior is not None:
+            roi_prior = resolved_roi_prior(config, data.target)
+            if roi_prior is not None:
                 from attribution_analysis.mmm.roi_prior import add_roi_prior
 
-                add_roi_prior(mmm, data.target, config.roi_prior)
+                add_roi_prior(mmm, data.target, roi_prior)
         except (ValueError, TypeError, KeyError) as exc:
             if not config.priors:
                 raise  # the project's own configuration failed: a bug, not an input error
@@ -157,13 +158,26 @@ def _default_prior_names(adstock: Any, saturation: Any) -> list[str]:
     return base + list(adstock.model_config) + list(saturation.model_config)
 
 
-def effective_spec(config: MMMConfig) -> dict[str, Any]:
-    """The configuration with defaults resolved: what actually defines the model."""
-    return {
-        **config.model_dump(mode="json"),
+def resolved_roi_prior(config: MMMConfig, target: str) -> RoiPrior | None:
+    """The ROI prior the model gets: 'auto' is Meridian's default on a revenue outcome and
+    none on conversions (a return in conversions per unit of spend has no default scale)."""
+    if config.roi_prior == "auto":
+        return RoiPrior() if target == "revenue" else None
+    return config.roi_prior
+
+
+def effective_spec(config: MMMConfig, target: str) -> dict[str, Any]:
+    """The configuration with defaults resolved: what actually defines the model. An absent
+    ROI prior is left out, so a model without one keeps the key it had before the option."""
+    spec = {
+        **config.model_dump(mode="json", exclude={"roi_prior"}),
         "l_max": effective_l_max(config),
         "priors": {**default_priors(config.saturation, config.adstock), **config.priors},
     }
+    roi_prior = resolved_roi_prior(config, target)
+    if roi_prior is not None:
+        spec["roi_prior"] = roi_prior.model_dump(mode="json")
+    return spec
 
 
 def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> str:
@@ -176,7 +190,7 @@ def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> 
         "geo": data.geo,
         "geos": sorted(data.X["geo"].unique().tolist()) if data.geo else [],
         "n": len(data.y),
-        "config": effective_spec(config),
+        "config": effective_spec(config, data.target),
         **extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -186,7 +200,7 @@ def fit_key(data: ModelData, config: MMMConfig, settings: dict[str, Any]) -> str
     """Hash of data values + configuration + sampler settings: the fit cache key."""
     digest = hashlib.sha256()
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    digest.update(json.dumps(effective_spec(config), sort_keys=True).encode())
+    digest.update(json.dumps(effective_spec(config, data.target), sort_keys=True).encode())
     digest.update(data.X.to_csv(index=False).encode())
     digest.update(data.y.to_csv(index=False).encode())
     return digest.hexdigest()[:16]

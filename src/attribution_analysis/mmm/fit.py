@@ -23,7 +23,7 @@ from attribution_analysis.contracts.mmm import (
 )
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
-from attribution_analysis.mmm.build import build_mmm, fit_key, structure_key
+from attribution_analysis.mmm.build import build_mmm, fit_key, resolved_roi_prior, structure_key
 from attribution_analysis.mmm.calibration import (
     lift_test_findings,
     lift_test_frame,
@@ -348,6 +348,7 @@ def _result(
         remedies_tried=remedies or [],
         findings=findings,
         quick_estimates=estimates,
+        roi_prior_applied=resolved_roi_prior(params.config, data.target),
     )
 
 

@@ -49,7 +49,8 @@ def open_fit(ws: Workspace) -> FittedModel:
     data, mmm, hashes = prepare(ws, params)
     if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(
-            "the prepared data or lift tests changed since the model was fitted.",
+            "the prepared data, the lift tests or the model's defaults changed since the model "
+            "was fitted.",
             fix=f"fit again: run {step_ref('fit_mmm')}.",
             file=layout.FIT.path,
         )

@@ -16,6 +16,10 @@ curve's shape in a plausible range without pinning it:
 On simulated panels these lift the minimum bulk ESS from 70-250 to 440-1,300 per 4,000 draws
 and the share of true channel contributions inside their 90% intervals from 75% to 85%
 (README, MMM accuracy).
+
+The prior on each channel's return on spend (revenue outcomes) is not a curve prior: its
+default is ``RoiPrior`` in ``contracts/mmm.py`` and it enters as a potential
+(``mmm/roi_prior.py``).
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def open_stored_fit(ws: Workspace) -> StoredFit:
         hashes[layout.LIFT_TESTS.path] = read_lift_tests(ws)[1]
     if fit_key(data, config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(
-            "the prepared data or lift tests changed since the model was fitted.",
+            "the prepared data, the lift tests or the model's defaults changed since the model "
+            "was fitted.",
             fix=f"fit again: run {step_ref('fit_mmm')}.",
             file=layout.FIT.path,
         )

@@ -21,7 +21,7 @@ from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.inputs import IncrementalityResult
-from attribution_analysis.contracts.mmm import FitMMMParams, SaturationChoice
+from attribution_analysis.contracts.mmm import FitMMMParams, RoiPrior, SaturationChoice
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
 from attribution_analysis.contracts.paths import PathAttributionReport
 from attribution_analysis.contracts.validation import DataValidationReport
@@ -106,6 +106,7 @@ class FitManifest:
     wall_seconds: float | None
     model_path: str | None
     saturation_choice: SaturationChoice | None = None
+    roi_prior_applied: RoiPrior | None = None
 
 
 @dataclass
@@ -214,6 +215,11 @@ def _load_fit(ws: Workspace) -> tuple[Loaded[FitManifest], str]:
                 controls=[str(c) for c in raw.get("controls", [])],
                 wall_seconds=result.get("wall_seconds"),
                 model_path=result.get("model_path"),
+                roi_prior_applied=(
+                    RoiPrior.model_validate(result["roi_prior_applied"])
+                    if result.get("roi_prior_applied")
+                    else None
+                ),
                 saturation_choice=(
                     SaturationChoice.model_validate(result["saturation_choice"])
                     if result.get("saturation_choice")

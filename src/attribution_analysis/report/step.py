@@ -124,6 +124,7 @@ FIT_FIELDS = {  # FitManifest attributes -> their JSON path in analysis/mmm_fit.
     "wall_seconds": ("result", "wall_seconds"),
     "model_path": ("result", "model_path"),
     "saturation_choice": ("result", "saturation_choice"),
+    "roi_prior_applied": ("result", "roi_prior_applied"),
 }
 
 
