@@ -180,3 +180,20 @@ def test_the_vague_prior_refit_builds_for_either_family(fitted, family):
     other = VAGUE_SHAPE_PRIORS["logistic" if family == "hill" else "hill"]
     with pytest.raises(ParameterError, match="unknown prior name"):
         build_mmm(data, params.config.model_copy(update={"priors": {**vague, **other}}))
+
+
+def test_a_plain_fit_reuses_the_same_sampling_stored_without_the_ridge_fallback(fitted):
+    """auto's fits (and the shared fit) are stored with fallback_to_ridge=false; a default
+    request (fallback on) is answered by the same posterior when it passes the gates (the
+    fallback would not have acted), and is sampled again otherwise."""
+    from attribution_analysis.mmm.convergence import passes_gates
+
+    manifest = json.loads((fitted / "analysis" / "mmm_fit.json").read_text())
+    stored = manifest["result"]
+    plain = fit_mmm(Workspace.open(fitted), FitMMMParams())
+    if passes_gates(stored["convergence"]):
+        assert plain.cached and plain.model_path == stored["model_path"]
+        assert plain.fit_key != stored["fit_key"]  # its own key, the shared posterior
+        assert open_fit(Workspace.open(fitted)).params.fallback_to_ridge
+    else:  # the default request would have fallen back to the ridge model
+        assert not plain.cached and plain.model_path != stored["model_path"]

@@ -78,3 +78,13 @@ def test_auto_is_meridians_prior_on_revenue_and_none_on_conversions(fitted):
     assert POTENTIAL not in mmm.model.named_vars
     manifest = (fitted / "analysis" / "mmm_fit.json").read_text()
     assert '"roi_prior_applied": null' in manifest
+
+
+def test_a_manifest_from_before_the_option_reads_as_a_model_without_it():
+    from attribution_analysis.contracts.mmm import recorded_fit_params
+
+    old = FitMMMParams().model_dump(mode="json")
+    del old["config"]["roi_prior"]
+    assert recorded_fit_params(old).config.roi_prior is None
+    new = FitMMMParams().model_dump(mode="json")
+    assert recorded_fit_params(new).config.roi_prior == "auto"

@@ -410,3 +410,13 @@ class DecomposeParams(StrictModel):
         max_length=500,
         description="Use a model that failed validation anyway; recorded in every output.",
     )
+
+
+def recorded_fit_params(params: dict[str, Any]) -> FitMMMParams:
+    """The parameters a fit manifest records. A manifest written before ``roi_prior``
+    existed describes a model without one: read so (the field's default, 'auto', would
+    describe another model on a revenue outcome)."""
+    config = params.get("config")
+    if isinstance(config, dict) and "roi_prior" not in config:
+        params = {**params, "config": {**config, "roi_prior": None}}
+    return FitMMMParams.model_validate(params)

@@ -130,8 +130,9 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     lift_findings = lift_test_findings(read_lift_tests(ws)[0], data) if params.calibrate else []
     key = fit_key(data, params.config, fit_settings(params, hashes))
     relative = store.model_path(key)
-    if params.use_cache and ws.resolve(relative).exists():
-        tree = store.load_tree(ws, relative)
+    stored = _stored_answer(ws, data, params, hashes, relative) if params.use_cache else None
+    if stored is not None:
+        relative, tree = stored
         result = _result(
             params,
             data,
@@ -161,6 +162,31 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
         fresh = True
     result.findings[:0] = lift_findings
     return SingleFit(params, data, mmm, hashes, tree, result, fresh)
+
+
+def _stored_answer(
+    ws: Workspace, data: ModelData, params: FitMMMParams, hashes: dict[str, str], relative: str
+) -> tuple[str, Any] | None:
+    """The stored posterior that answers ``params``: its own, or the same NUTS fit stored under
+    the other ``fallback_to_ridge`` setting. The fallback acts only after sampling, on a fit
+    that failed the gates, so a NUTS posterior stored either way is this request's answer
+    unless this request would have replaced it with the ridge model. (``saturation='auto'``
+    fits without the fallback; this lets a plain fit and an auto fit share their sampling.)"""
+    if ws.resolve(relative).exists():
+        return relative, store.load_tree(ws, relative)
+    if params.method != "nuts" or params.quick:
+        return None
+    other = params.model_copy(update={"fallback_to_ridge": not params.fallback_to_ridge})
+    alternative = store.model_path(fit_key(data, params.config, fit_settings(other, hashes)))
+    if not ws.resolve(alternative).exists():
+        return None
+    tree = store.load_tree(ws, alternative)
+    if "bootstrap" in tree.children:  # the ridge fallback, not a posterior
+        return None
+    falls_back = params.fallback_to_ridge and not data.geo
+    if falls_back and not passes_gates(convergence_summary(tree)):
+        return None
+    return alternative, tree
 
 
 def answer_of(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:

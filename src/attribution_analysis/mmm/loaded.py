@@ -8,7 +8,7 @@ from typing import Any
 import xarray as xr
 
 from attribution_analysis import layout
-from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.mmm import FitMMMParams, recorded_fit_params
 from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import fit_key
@@ -45,7 +45,7 @@ def open_fit(ws: Workspace) -> FittedModel:
     from attribution_analysis.mmm.fit import fit_settings, prepare
 
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
-    params = FitMMMParams.model_validate(manifest["params"])
+    params = recorded_fit_params(manifest["params"])
     data, mmm, hashes = prepare(ws, params)
     if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(

@@ -18,8 +18,15 @@ from attribution_analysis.mmm.loaded import FittedModel
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
 VAGUE_PRIORS: dict[str, dict[str, Any]] = {
-    "adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}},
     "saturation_beta": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+}
+# Each adstock's own parameters (PyMC-Marketing's Weibull PDF adstock has lam and k).
+VAGUE_ADSTOCK_PRIORS: dict[str, dict[str, dict[str, Any]]] = {
+    "geometric": {"adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}}},
+    "weibull": {
+        "adstock_lam": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+        "adstock_k": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+    },
 }
 # Each saturation family's own shape parameters (a prior the other family does not have is
 # refused by build_mmm as an unknown name).
@@ -60,7 +67,11 @@ def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
 
 def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
     config: MMMConfig = fitted.params.config
-    vague = {**VAGUE_PRIORS, **VAGUE_SHAPE_PRIORS[config.saturation]}
+    vague = {
+        **VAGUE_PRIORS,
+        **VAGUE_ADSTOCK_PRIORS[config.adstock],
+        **VAGUE_SHAPE_PRIORS[config.saturation],
+    }
     # Vague means without the ROI prior too: it is one of the priors whose pull is measured.
     vague_config = config.model_copy(
         update={"priors": {**config.priors, **vague}, "roi_prior": None}

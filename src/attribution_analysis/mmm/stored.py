@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from attribution_analysis import layout
-from attribution_analysis.contracts.mmm import FitMMMParams
+from attribution_analysis.contracts.mmm import FitMMMParams, recorded_fit_params
 from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import fit_key
@@ -143,7 +143,7 @@ def open_stored_fit(ws: Workspace) -> StoredFit:
     from attribution_analysis.mmm.fit import fit_settings
 
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
-    params = FitMMMParams.model_validate(manifest["params"])
+    params = recorded_fit_params(manifest["params"])
     config = params.config
     # The data half of fit.prepare (the model it also builds is what this module avoids).
     data = load_model_data(

@@ -21,7 +21,12 @@ from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.common import Metadata
 from attribution_analysis.contracts.inputs import IncrementalityResult
-from attribution_analysis.contracts.mmm import FitMMMParams, RoiPrior, SaturationChoice
+from attribution_analysis.contracts.mmm import (
+    FitMMMParams,
+    RoiPrior,
+    SaturationChoice,
+    recorded_fit_params,
+)
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
 from attribution_analysis.contracts.paths import PathAttributionReport
 from attribution_analysis.contracts.validation import DataValidationReport
@@ -208,7 +213,7 @@ def _load_fit(ws: Workspace) -> tuple[Loaded[FitManifest], str]:
             result = raw.get("result", {})
             item.value = FitManifest(
                 metadata=Metadata.model_validate(raw["metadata"]),
-                params=FitMMMParams.model_validate(raw["params"]),
+                params=recorded_fit_params(raw["params"]),
                 method=str(result["method"]),
                 for_decisions=bool(result.get("for_decisions", False)),
                 target=raw.get("target"),
