@@ -347,14 +347,19 @@ def _imputed_mask(fitted: FittedModel) -> np.ndarray:
 
 def with_log_likelihood(fitted: FittedModel) -> xr.DataTree:
     """The posterior tree plus its pointwise log-likelihood (for LOO and power-scaling)."""
+    return log_likelihood_tree(fitted.tree, fitted.mmm)
+
+
+def log_likelihood_tree(tree: xr.DataTree, mmm: Any) -> xr.DataTree:
+    """A copy of ``tree`` with the pointwise log-likelihood of ``mmm``'s outcome."""
     import pymc as pm
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pm.stats.compute_log_likelihood(
-            fitted.tree.copy(),
-            model=fitted.mmm.model,
-            var_names=[fitted.mmm.output_var],
+            tree.copy(),
+            model=mmm.model,
+            var_names=[mmm.output_var],
             extend_inferencedata=True,
             progressbar=False,
         )

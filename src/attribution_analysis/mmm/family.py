@@ -111,17 +111,12 @@ def _part(progress: Progress | None, index: int, family: str) -> Progress | None
 
 def _loo(fit: SingleFit) -> Any:
     import arviz_stats as azs
-    import pymc as pm
 
+    from attribution_analysis.mmm.diagnostics import log_likelihood_tree
+
+    tree = log_likelihood_tree(fit.tree, fit.mmm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tree = pm.stats.compute_log_likelihood(
-            fit.tree.copy(),
-            model=fit.mmm.model,
-            var_names=[fit.mmm.output_var],
-            extend_inferencedata=True,
-            progressbar=False,
-        )
         return azs.loo(tree, pointwise=True)
 
 

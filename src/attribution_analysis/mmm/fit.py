@@ -131,35 +131,24 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     key = fit_key(data, params.config, fit_settings(params, hashes))
     relative = store.model_path(key)
     stored = _stored_answer(ws, data, params, hashes, relative) if params.use_cache else None
+    fresh = stored is None
+    sampled: dict[str, Any] = {}
     if stored is not None:
         relative, tree = stored
-        result = _result(
-            params,
-            data,
-            tree,
-            key,
-            relative,
-            cached=True,
-            wall=time.perf_counter() - start,
-            target_scale=target_scale_of(mmm),
-        )
-        fresh = False
     else:
-        tree, remedies, sampling_seconds, compile_reused = _sample(data, mmm, params, progress)
-        result = _result(
-            params,
-            data,
-            tree,
-            key,
-            relative,
-            cached=False,
-            wall=time.perf_counter() - start,
-            sampling=sampling_seconds,
-            reused=compile_reused,
-            remedies=remedies,
-            target_scale=target_scale_of(mmm),
-        )
-        fresh = True
+        tree, remedies, seconds, reused = _sample(data, mmm, params, progress)
+        sampled = {"sampling": seconds, "reused": reused, "remedies": remedies}
+    result = _result(
+        params,
+        data,
+        tree,
+        key,
+        relative,
+        cached=not fresh,
+        wall=time.perf_counter() - start,
+        target_scale=target_scale_of(mmm),
+        **sampled,
+    )
     result.findings[:0] = lift_findings
     return SingleFit(params, data, mmm, hashes, tree, result, fresh)
 
