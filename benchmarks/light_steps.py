@@ -8,6 +8,12 @@ script (``scripts/<step>.py``, what an agent or a shell runs) in a new Python pr
 fresh copy of the workspace; the copy is made before the clock starts, so the figure is
 interpreter start, imports and the step itself. The median of ``--repeats`` runs is shown.
 
+``--server``: through the MCP server instead (the SDK's stdio client, what an agent meets),
+one fresh server per repeat: after ``--settle`` seconds (the server imports the inline steps'
+libraries in the background when it starts: ``server/preload.py``), each case is called
+twice, each call on its own fresh copy of the workspace; "first" is a step's first call in
+that server, "second" its next.
+
 ``--src`` (repeatable) names source trees to compare in the same run, e.g. the code before
 and after a change; runs of the trees alternate, so load on a shared machine falls on each
 alike. Without it, the installed package is timed. Before timing, the workspace gets the
@@ -17,6 +23,7 @@ outputs the later steps read (contributions, allocation) from the first tree.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -135,15 +142,107 @@ def time_case(case: Case, bases: dict[str, Path], src: Path | None, scratch: Pat
     return seconds
 
 
+def tool_arguments(case: Case, folder: str) -> dict[str, object]:
+    """The case's CLI flags as the tool's arguments (JSON values parsed, flags snake_case)."""
+    arguments: dict[str, object] = {"workspace": folder}
+    for flag, value in zip(case.args[::2], case.args[1::2], strict=True):
+        try:
+            parsed: object = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        arguments[flag.removeprefix("--").replace("-", "_")] = parsed
+    return arguments
+
+
+async def _server_round(
+    cases: list[Case], bases: dict[str, Path], scratch: Path, settle: float, no_preload: bool
+) -> dict[tuple[str, int], float]:
+    """One fresh server: every case called twice, each call on its own workspace copy."""
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    root = Path(tempfile.mkdtemp(dir=scratch))
+    for i, case in enumerate(cases):
+        for call in (1, 2):
+            folder = root / f"case{i}_{call}"
+            if case.workspace == "new":
+                folder.mkdir()
+            else:
+                shutil.copytree(bases[case.workspace], folder)
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "attribution_analysis.server",
+            "--workspace-root",
+            str(root),
+            *(["--no-preload"] if no_preload else []),
+        ],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    seconds: dict[tuple[str, int], float] = {}
+    with open(os.devnull, "w") as quiet:
+        async with stdio_client(server, errlog=quiet) as (read, write):
+            session = ClientSession(read, write)
+            async with session:
+                await session.initialize()
+                await anyio.sleep(settle)
+                for call in (1, 2):
+                    for i, case in enumerate(cases):
+                        arguments = tool_arguments(case, f"case{i}_{call}")
+                        start = time.perf_counter()
+                        result = await session.call_tool(case.step, arguments)
+                        seconds[(case.label, call)] = time.perf_counter() - start
+                        if result.is_error == case.expect_ok:
+                            raise RuntimeError(f"{case.label}: is_error={result.is_error}")
+    shutil.rmtree(root)
+    return seconds
+
+
+def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
+    import anyio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        bases = prepare(args.workspace.resolve(), scratch, None)
+        times: dict[tuple[str, int], list[float]] = {}
+        for repeat in range(args.repeats):
+            done = anyio.run(_server_round, cases, bases, scratch, args.settle, args.no_preload)
+            for key, value in done.items():
+                times.setdefault(key, []).append(value)
+            print(f"server {repeat + 1} done", file=sys.stderr)
+    print(
+        f"through the MCP server (stdio{', --no-preload' if args.no_preload else ''}), "
+        f"calls {args.settle:.0f} s after start; "
+        f"median of {args.repeats} servers, seconds (min-max)"
+    )
+    print("case | first call | second call")
+    for case in cases:
+        row = [case.label]
+        for call in (1, 2):
+            values = times[(case.label, call)]
+            row.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        print(" | ".join(row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--src", type=Path, action="append", default=[])
     parser.add_argument("--only", action="append", default=[], help="cases whose label has it")
+    parser.add_argument("--server", action="store_true", help="through the MCP server")
+    parser.add_argument("--settle", type=float, default=15.0, help="seconds after start")
+    parser.add_argument(
+        "--no-preload", action="store_true", help="start the server with --no-preload"
+    )
     args = parser.parse_args()
     trees: list[Path | None] = list(args.src) or [None]
     cases = [c for c in CASES if not args.only or any(o in c.label for o in args.only)]
+    if args.server:
+        main_server(args, cases)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         bases = prepare(args.workspace.resolve(), scratch, trees[0])

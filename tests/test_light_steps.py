@@ -151,3 +151,90 @@ def test_inline_steps_import_no_heavy_library(validated, simulated_root, tmp_pat
     assert imported == {label: [] for label in imported}, result
     # Negative control: the same harness sees the PyMC-Marketing route's imports.
     assert {"pymc", "pytensor", "pymc_marketing"} <= set(result["control"])
+
+
+def warm_probe(cases: list[dict[str, Any]], warm: bool) -> dict[str, Any]:
+    """Run in a fresh interpreter: the server's preload (when ``warm``), then each case as
+    the front ends run it; per case, the top-level packages it imported (``encodings``
+    aside: codec lookups load on first use of a codec, microseconds)."""
+    from attribution_analysis.errors import AttributionError
+    from attribution_analysis.server import preload
+    from attribution_analysis.steps import execute, step
+    from attribution_analysis.workspace import Workspace
+
+    def packages() -> set[str]:
+        return {name.partition(".")[0] for name in sys.modules} - {"encodings"}
+
+    out: dict[str, Any] = {"preloaded": sorted(preload.warm()) if warm else [], "cases": []}
+    for case in cases:
+        before = packages()
+        spec = step(case["step"])
+        try:
+            execute(
+                spec,
+                Workspace.open(Path(case["workspace"])),
+                spec.params.model_validate(case["params"]),
+            )
+            ended = "answered"
+        except AttributionError as exc:
+            ended = f"refused: {type(exc).__name__}"
+        out["cases"].append(
+            {"label": case["label"], "ended": ended, "imported": sorted(packages() - before)}
+        )
+    return out
+
+
+def _run_warm_probe(cases: list[dict[str, Any]], warm: bool) -> dict[str, Any]:
+    code = (
+        "import json, sys\n"
+        "from tests.test_light_steps import warm_probe\n"
+        "print(json.dumps(warm_probe(json.loads(sys.argv[1]), sys.argv[2] == 'warm')))\n"
+    )
+    argv = [sys.executable, "-c", code, json.dumps(cases), "warm" if warm else "cold"]
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_server_preload_leaves_inline_steps_nothing_to_import(validated):
+    """After the server's preload (``server/preload.py``), no inline step imports a package
+    on its first call, the heavy ones included (PyMC for the decomposition, matplotlib for
+    the report); negative control: without it, the optimizer's first call imports SciPy and
+    xarray in the same harness."""
+    from attribution_analysis.server import preload
+
+    cases = [
+        _case("validate", "validate_data", validated),
+        _case("optimize", "optimize_budget", validated, draws=100, override_reason=OVERRIDE),
+        _case("plans", "list_budget_plans", validated),
+        _case("decompose", "decompose_contributions", validated, override_reason=OVERRIDE),
+        _case("report", "generate_report", validated),
+        _case("faq", "draft_faq", validated),
+    ]
+    warmed = _run_warm_probe(cases, warm=True)
+    assert warmed["preloaded"] == sorted(preload.targets()), "a declared preload failed"
+    ended = {c["label"]: c["ended"] for c in warmed["cases"]}
+    assert set(ended.values()) == {"answered"}, ended
+    imported = {c["label"]: c["imported"] for c in warmed["cases"]}
+    assert imported == {label: [] for label in imported}, imported
+
+    cold = _run_warm_probe(cases[1:2], warm=False)
+    assert {"scipy", "xarray"} <= set(cold["cases"][0]["imported"]), cold
+
+
+def test_preload_skips_what_fails(caplog):
+    """A preload that cannot be imported is logged and skipped (the step reports the error
+    itself when it runs); job steps' modules are not preloaded (jobs run in their own
+    processes)."""
+    import dataclasses
+
+    from attribution_analysis.server import preload
+    from attribution_analysis.steps import step
+
+    broken = dataclasses.replace(step("list_budget_plans"), preload=("no_such_module_xyz",))
+    with caplog.at_level("WARNING"):
+        done = preload.warm([broken])
+    assert "no_such_module_xyz" not in done
+    assert "attribution_analysis.optimize.plans" in done
+    assert "no_such_module_xyz" in caplog.text
+    assert "attribution_analysis.mmm.fit" not in preload.targets([step("fit_mmm")])

@@ -91,6 +91,10 @@ class StepSpec:
     requires: InputCheck | None = None
     # What the call will sample, for steps that can run MCMC (see ``sampling``).
     samples: SamplingRule | None = None
+    # What the step's work imports or warms when it runs ("module", or "module:function" to
+    # call with no arguments), lazily so that other steps and refusals stay light. A
+    # long-lived server does it once, ahead of the first call (``server/preload.py``).
+    preload: tuple[str, ...] = ()
 
     @property
     def background(self) -> bool:
@@ -283,6 +287,7 @@ STEPS: list[StepSpec] = [
         compute="attribution_analysis.data.validate:compute",
         reads=(layout.SPEND, layout.CONVERSIONS, layout.EXTERNAL_FACTORS, layout.LIFT_TESTS),
         writes=(layout.DATA_VALIDATION, layout.PANEL, layout.CAMPAIGN_PANEL),
+        preload=("pandas", "filelock", "holidays:list_supported_countries"),
     ),
     StepSpec(
         name="fit_mmm",
@@ -351,6 +356,13 @@ STEPS: list[StepSpec] = [
             layout.TRANSFORMS,
         ),
         requires=_fitted_model_inputs,
+        preload=(
+            "attribution_analysis.mmm.loaded",
+            "pymc_marketing.mmm",
+            "pymc.sampling.deterministic",
+            "attribution_analysis.mmm.loaded:warm_compiler",
+            "attribution_analysis.mmm.store:warm_netcdf",
+        ),
     ),
     StepSpec(
         name="build_effective_exposure",
@@ -364,6 +376,7 @@ STEPS: list[StepSpec] = [
         writes=(layout.EXPOSURE_TABLE, layout.EXPOSURE_SUMMARY),
         path_fields=("transforms_file",),
         requires=_exposure_inputs,
+        preload=("pandas",),
     ),
     StepSpec(
         name="allocate",
@@ -412,6 +425,14 @@ STEPS: list[StepSpec] = [
         writes=(layout.BUDGET_PLAN,),
         path_fields=("bounds_file",),
         requires=_optimize_inputs,
+        preload=(
+            "pandas",
+            "scipy.optimize",
+            "h5netcdf",
+            "attribution_analysis.mmm.store:warm_netcdf",
+            "attribution_analysis.mmm.stored",
+            "attribution_analysis.mmm.fit",
+        ),
     ),
     StepSpec(
         name="list_budget_plans",
@@ -460,6 +481,10 @@ STEPS: list[StepSpec] = [
         compute="attribution_analysis.report.step:compute",
         # Reads every output that exists (none is required; see report.inputs.READS).
         writes=(layout.REPORT, layout.REPORT_SOURCES, layout.FIGURES),
+        preload=(
+            "attribution_analysis.report.charts:warm",
+            "attribution_analysis.report.views:warm_templates",
+        ),
     ),
     StepSpec(
         name="draft_faq",
@@ -472,6 +497,7 @@ STEPS: list[StepSpec] = [
         compute="attribution_analysis.report.faq:compute",
         # Reads every output that exists and the run registry (none is required).
         writes=(layout.FAQ_MARKDOWN, layout.FAQ_HTML, layout.FAQ_SOURCES),
+        preload=("attribution_analysis.report.views:warm_templates",),
     ),
 ]
 

@@ -62,3 +62,15 @@ def open_fit(ws: Workspace) -> FittedModel:
     # outputs then read as out of date instead of silently mixing two fits in one report.
     hashes = {**hashes, layout.FIT.path: manifest_digest}
     return FittedModel(mmm, data, tree, params, manifest, hashes)
+
+
+def warm_compiler() -> None:
+    """Compile and run a two-element graph in PyTensor's default mode, so that a process's
+    first real compile does not also pay the backend's set-up (numba's typing registries,
+    about 0.5 s): the server does it ahead of the first decomposition (``StepSpec.preload``)."""
+    import numpy as np
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = pt.vector("x")
+    pytensor.function([x], pt.exp(x).sum())(np.ones(2))

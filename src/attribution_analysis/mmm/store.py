@@ -80,6 +80,20 @@ def require_fit(ws: Workspace) -> Path:
     return require_model(ws, read_manifest(ws)["result"]["model_path"])
 
 
+def warm_netcdf() -> None:
+    """Import what a process's first NetCDF read and write import: xarray's engines
+    (h5netcdf, h5py), the chunk managers it looks up and, on writing, dask's scheduler lookup
+    (which imports ``distributed``), where dask is installed. The server does it ahead of the
+    first call (``StepSpec.preload``)."""
+    import xarray as xr
+    from xarray.backends.locks import get_dask_scheduler
+    from xarray.namedarray.parallelcompat import list_chunkmanagers
+
+    xr.backends.list_engines()
+    list_chunkmanagers()
+    get_dask_scheduler()
+
+
 def load_tree(ws: Workspace, relative: str) -> xr.DataTree:
     import xarray as xr
 

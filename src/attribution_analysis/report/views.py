@@ -502,6 +502,14 @@ class _MemoryBytecodeCache(BytecodeCache):
 _BYTECODE = _MemoryBytecodeCache()
 
 
+def warm_templates() -> None:
+    """Compile every shipped template into the process's bytecode cache (about 0.8 s for the
+    report's): the server does it ahead of the first call (``StepSpec.preload``)."""
+    env = environment()
+    for name in env.list_templates():
+        env.get_template(name)
+
+
 def environment(recorder: trace.Recorder | None = None) -> Environment:
     """Templates shipped in the package; autoescape for every HTML template (names are
     untrusted text), none for Markdown (escaped with the ``md`` filter instead).
