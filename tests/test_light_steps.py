@@ -184,23 +184,27 @@ def warm_probe(cases: list[dict[str, Any]], warm: bool) -> dict[str, Any]:
     return out
 
 
-def _run_warm_probe(cases: list[dict[str, Any]], warm: bool) -> dict[str, Any]:
+def _run_warm_probe(cases: list[dict[str, Any]], warm: bool, out: Path) -> dict[str, Any]:
+    """The probe's answer, written to ``out``: its stdout must stay empty, since on stdio
+    the server's stdout is the protocol and the preload thread runs beside it."""
     code = (
         "import json, sys\n"
         "from tests.test_light_steps import warm_probe\n"
-        "print(json.dumps(warm_probe(json.loads(sys.argv[1]), sys.argv[2] == 'warm')))\n"
+        "answer = warm_probe(json.loads(sys.argv[1]), sys.argv[2] == 'warm')\n"
+        "open(sys.argv[3], 'w').write(json.dumps(answer))\n"
     )
-    argv = [sys.executable, "-c", code, json.dumps(cases), "warm" if warm else "cold"]
+    argv = [sys.executable, "-c", code, json.dumps(cases), "warm" if warm else "cold", str(out)]
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.stdout == "", f"printed on stdout: {done.stdout[:500]!r}"
+    return json.loads(out.read_text())
 
 
-def test_server_preload_leaves_inline_steps_nothing_to_import(validated):
+def test_server_preload_leaves_inline_steps_nothing_to_import(validated, tmp_path):
     """After the server's preload (``server/preload.py``), no inline step imports a package
     on its first call, the heavy ones included (PyMC for the decomposition, matplotlib for
-    the report); negative control: without it, the optimizer's first call imports SciPy and
-    xarray in the same harness."""
+    the report), and nothing was printed on stdout; negative control: without it, the
+    optimizer's first call imports SciPy and xarray in the same harness."""
     from attribution_analysis.server import preload
 
     cases = [
@@ -211,14 +215,14 @@ def test_server_preload_leaves_inline_steps_nothing_to_import(validated):
         _case("report", "generate_report", validated),
         _case("faq", "draft_faq", validated),
     ]
-    warmed = _run_warm_probe(cases, warm=True)
+    warmed = _run_warm_probe(cases, warm=True, out=tmp_path / "warm.json")
     assert warmed["preloaded"] == sorted(preload.targets()), "a declared preload failed"
     ended = {c["label"]: c["ended"] for c in warmed["cases"]}
     assert set(ended.values()) == {"answered"}, ended
     imported = {c["label"]: c["imported"] for c in warmed["cases"]}
     assert imported == {label: [] for label in imported}, imported
 
-    cold = _run_warm_probe(cases[1:2], warm=False)
+    cold = _run_warm_probe(cases[1:2], warm=False, out=tmp_path / "cold.json")
     assert {"scipy", "xarray"} <= set(cold["cases"][0]["imported"]), cold
 
 
