@@ -9,10 +9,12 @@ fresh copy of the workspace; the copy is made before the clock starts, so the fi
 interpreter start, imports and the step itself. The median of ``--repeats`` runs is shown.
 
 ``--server``: through the MCP server instead (the SDK's stdio client, what an agent meets),
-one fresh server per repeat: after ``--settle`` seconds (the server imports the inline steps'
-libraries in the background when it starts: ``server/preload.py``), each case is called
-twice, each call on its own fresh copy of the workspace; "first" is a step's first call in
-that server, "second" its next.
+one fresh server per repeat. The server imports the inline steps' libraries in the
+background when it starts (``server/preload.py``); the calls start once its log says the
+preload ended, or right after the handshake with ``--at-once`` (a call then waits for the
+preload), and ``--no-preload`` starts the server without it. Each case is called twice,
+each call on its own fresh copy of the workspace; "first" is a step's first call in that
+server, "second" its next.
 
 ``--src`` (repeatable) names source trees to compare in the same run, e.g. the code before
 and after a change; runs of the trees alternate, so load on a shared machine falls on each
@@ -155,10 +157,9 @@ def tool_arguments(case: Case, folder: str) -> dict[str, object]:
 
 
 async def _server_round(
-    cases: list[Case], bases: dict[str, Path], scratch: Path, settle: float, no_preload: bool
+    cases: list[Case], bases: dict[str, Path], scratch: Path, at_once: bool, no_preload: bool
 ) -> dict[tuple[str, int], float]:
     """One fresh server: every case called twice, each call on its own workspace copy."""
-    import anyio
     from mcp import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -182,12 +183,14 @@ async def _server_round(
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     seconds: dict[tuple[str, int], float] = {}
-    with open(os.devnull, "w") as quiet:
-        async with stdio_client(server, errlog=quiet) as (read, write):
+    log = root / "server.log"
+    with log.open("w") as errlog:
+        async with stdio_client(server, errlog=errlog) as (read, write):
             session = ClientSession(read, write)
             async with session:
                 await session.initialize()
-                await anyio.sleep(settle)
+                if not (at_once or no_preload):
+                    await _preloaded(log)
                 for call in (1, 2):
                     for i, case in enumerate(cases):
                         arguments = tool_arguments(case, f"case{i}_{call}")
@@ -200,6 +203,17 @@ async def _server_round(
     return seconds
 
 
+async def _preloaded(log: Path, limit: float = 300.0) -> None:
+    """Wait until the server's log says its preload ended (it logs the line either way)."""
+    import anyio
+
+    deadline = time.monotonic() + limit
+    while "preloaded" not in log.read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no preload line in the server's log after {limit:.0f} s")
+        await anyio.sleep(0.2)
+
+
 def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
     import anyio
 
@@ -208,13 +222,13 @@ def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
         bases = prepare(args.workspace.resolve(), scratch, None)
         times: dict[tuple[str, int], list[float]] = {}
         for repeat in range(args.repeats):
-            done = anyio.run(_server_round, cases, bases, scratch, args.settle, args.no_preload)
+            done = anyio.run(_server_round, cases, bases, scratch, args.at_once, args.no_preload)
             for key, value in done.items():
                 times.setdefault(key, []).append(value)
             print(f"server {repeat + 1} done", file=sys.stderr)
     print(
         f"through the MCP server (stdio{', --no-preload' if args.no_preload else ''}), "
-        f"calls {args.settle:.0f} s after start; "
+        f"calls {'at once' if args.at_once else 'after the preload'}; "
         f"median of {args.repeats} servers, seconds (min-max)"
     )
     print("case | first call | second call")
@@ -233,7 +247,7 @@ def main() -> None:
     parser.add_argument("--src", type=Path, action="append", default=[])
     parser.add_argument("--only", action="append", default=[], help="cases whose label has it")
     parser.add_argument("--server", action="store_true", help="through the MCP server")
-    parser.add_argument("--settle", type=float, default=15.0, help="seconds after start")
+    parser.add_argument("--at-once", action="store_true", help="call right after start")
     parser.add_argument(
         "--no-preload", action="store_true", help="start the server with --no-preload"
     )
@@ -241,6 +255,8 @@ def main() -> None:
     trees: list[Path | None] = list(args.src) or [None]
     cases = [c for c in CASES if not args.only or any(o in c.label for o in args.only)]
     if args.server:
+        if args.src:
+            parser.error("--src compares source trees in fresh processes; not with --server")
         main_server(args, cases)
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -221,6 +221,10 @@ def test_server_preload_leaves_inline_steps_nothing_to_import(validated, tmp_pat
     assert set(ended.values()) == {"answered"}, ended
     imported = {c["label"]: c["imported"] for c in warmed["cases"]}
     assert imported == {label: [] for label in imported}, imported
+    # The warmed templates still record where every printed number comes from.
+    for page in ("mmm_executive_summary", "faq_all"):
+        sources = json.loads((validated / "reports" / f"{page}.sources.json").read_text())
+        assert len(sources["records"]) > 20, f"{page}: {len(sources['records'])} records"
 
     cold = _run_warm_probe(cases[1:2], warm=False, out=tmp_path / "cold.json")
     assert {"scipy", "xarray"} <= set(cold["cases"][0]["imported"]), cold

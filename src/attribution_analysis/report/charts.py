@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ class Chart:
 
 
 _RENDERED: dict[str, Chart] = {}
+_DRAWING = threading.Lock()
 _RENDERED_MAX = 64
 
 
@@ -79,7 +81,11 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
         parts = [a.model_dump_json() if isinstance(a, BaseModel) else repr(a) for a in args]
         key = hashlib.sha256("\x00".join([draw.__name__, *parts]).encode()).hexdigest()
         if key not in _RENDERED:
-            chart = draw(*args)
+            # The style is matplotlib's global state, read while drawing and while saving:
+            # one chart at a time in the process, inside it (the server draws reports for
+            # several workspaces in worker threads).
+            with _DRAWING, mpl.rc_context(STYLE):
+                chart = draw(*args)
             if chart is None:
                 return None
             if len(_RENDERED) >= _RENDERED_MAX:
@@ -196,31 +202,30 @@ def waterfall(result: ChannelContributions) -> Chart:
         *[COMPONENT_COLOR for _ in components],
         *[colors[c.channel] for c in channels],
     ]
-    with mpl.rc_context(STYLE):
-        fig, ax = _new(figsize=(7.5, 3.8))
-        bottom = 0.0
-        for i, (mean, iv, color) in enumerate(zip(means, intervals, fill, strict=True)):
-            ax.bar(i, mean, bottom=bottom, color=color, width=0.6, alpha=0.85)
-            offset = bottom  # the step's interval, drawn where the step ends
-            _whiskers(
-                ax,
-                i,
-                [offset + iv.hdi_90[0], offset + iv.hdi_90[1]],
-                [offset + iv.hdi_95[0], offset + iv.hdi_95[1]],
-                "#222222",
-            )
-            if i + 1 < len(means):
-                ax.plot([i + 0.3, i + 0.7], [bottom + mean] * 2, color="#666666", linewidth=0.8)
-            bottom += mean
-        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-        ax.set_ylabel(f"{result.target} over the window")
-        ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-        ax.set_title(
-            "Contribution waterfall: base, "
-            + ("organic series and events, " if components else "")
-            + "then each channel"
+    fig, ax = _new(figsize=(7.5, 3.8))
+    bottom = 0.0
+    for i, (mean, iv, color) in enumerate(zip(means, intervals, fill, strict=True)):
+        ax.bar(i, mean, bottom=bottom, color=color, width=0.6, alpha=0.85)
+        offset = bottom  # the step's interval, drawn where the step ends
+        _whiskers(
+            ax,
+            i,
+            [offset + iv.hdi_90[0], offset + iv.hdi_90[1]],
+            [offset + iv.hdi_95[0], offset + iv.hdi_95[1]],
+            "#222222",
         )
-        fig.tight_layout()
+        if i + 1 < len(means):
+            ax.plot([i + 0.3, i + 0.7], [bottom + mean] * 2, color="#666666", linewidth=0.8)
+        bottom += mean
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_ylabel(f"{result.target} over the window")
+    ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.set_title(
+        "Contribution waterfall: base, "
+        + ("organic series and events, " if components else "")
+        + "then each channel"
+    )
+    fig.tight_layout()
     return _finish(
         fig,
         "contribution_waterfall",
@@ -236,22 +241,21 @@ def roas_intervals(result: ChannelContributions) -> Chart:
     """ROAS and marginal ROAS per channel, side by side, with intervals."""
     channels = result.channels
     colors = _colors([c.channel for c in channels])
-    with mpl.rc_context(STYLE):
-        fig, axes = _new(1, 2, figsize=(8, 0.5 + 0.45 * len(channels) + 1), sharey=True)
-        for ax, field, label in (
-            (axes[0], "roas", "ROAS (average return)"),
-            (axes[1], "mroas", "Marginal ROAS (next unit of spend)"),
-        ):
-            for i, c in enumerate(channels):
-                iv = getattr(c, field)
-                _whiskers(ax, i, iv.hdi_90, iv.hdi_95, colors[c.channel], horizontal=True)
-                ax.plot(iv.mean, i, "o", color="white", markeredgecolor="#222222", markersize=5)
-            ax.set_title(label)
-            ax.set_xlabel(result.roas_unit or f"{result.target} per unit of spend")
-            ax.axvline(0, color="#999999", linewidth=0.6)
-        axes[0].set_yticks(range(len(channels)), [_short(c.channel) for c in channels])
-        axes[0].invert_yaxis()
-        fig.tight_layout()
+    fig, axes = _new(1, 2, figsize=(8, 0.5 + 0.45 * len(channels) + 1), sharey=True)
+    for ax, field, label in (
+        (axes[0], "roas", "ROAS (average return)"),
+        (axes[1], "mroas", "Marginal ROAS (next unit of spend)"),
+    ):
+        for i, c in enumerate(channels):
+            iv = getattr(c, field)
+            _whiskers(ax, i, iv.hdi_90, iv.hdi_95, colors[c.channel], horizontal=True)
+            ax.plot(iv.mean, i, "o", color="white", markeredgecolor="#222222", markersize=5)
+        ax.set_title(label)
+        ax.set_xlabel(result.roas_unit or f"{result.target} per unit of spend")
+        ax.axvline(0, color="#999999", linewidth=0.6)
+    axes[0].set_yticks(range(len(channels)), [_short(c.channel) for c in channels])
+    axes[0].invert_yaxis()
+    fig.tight_layout()
     return _finish(
         fig,
         "roas_mroas",
@@ -271,37 +275,34 @@ def response_curves(budget: BudgetOptimization) -> Chart:
     n = len(curves)
     columns = min(n, 4)
     rows = math.ceil(n / columns)
-    with mpl.rc_context(STYLE):
-        fig, axes = _new(
-            2 * rows, columns, figsize=(2.6 * columns + 0.6, 4.4 * rows), squeeze=False
+    fig, axes = _new(2 * rows, columns, figsize=(2.6 * columns + 0.6, 4.4 * rows), squeeze=False)
+    for k in range(rows * columns):
+        top, bottom = (
+            axes[2 * (k // columns), k % columns],
+            axes[2 * (k // columns) + 1, k % columns],
         )
-        for k in range(rows * columns):
-            top, bottom = (
-                axes[2 * (k // columns), k % columns],
-                axes[2 * (k // columns) + 1, k % columns],
-            )
-            if k >= n:
-                top.set_visible(False)
-                bottom.set_visible(False)
-                continue
-            curve = curves[k]
-            color = colors[curve.channel]
-            spend = np.asarray(curve.spend)
-            top.fill_between(spend, curve.outcome_low, curve.outcome_high, color=color, alpha=0.25)
-            top.plot(spend, curve.outcome_mean, color=color, linewidth=1.6)
-            bottom.fill_between(spend, curve.mroas_low, curve.mroas_high, color=color, alpha=0.25)
-            bottom.plot(spend, curve.mroas_mean, color=color, linewidth=1.6)
-            for ax in (top, bottom):
-                ax.axvline(curve.current_spend, color="#222222", linestyle="--", linewidth=0.9)
-                ax.axvline(curve.recommended_spend, color="#b8434a", linestyle=":", linewidth=1.2)
-                ax.xaxis.set_major_formatter(ticker.EngFormatter())
-            status = saturation.get(curve.channel)
-            flag = " (saturated)" if status is not None and status.saturated else ""
-            top.set_title(_short(curve.channel) + flag, color="#b8434a" if flag else "black")
-            top.set_ylabel("outcome" if k % columns == 0 else "")
-            bottom.set_ylabel("marginal ROAS" if k % columns == 0 else "")
-            bottom.set_xlabel("spend over the horizon (input units)")
-        fig.tight_layout()
+        if k >= n:
+            top.set_visible(False)
+            bottom.set_visible(False)
+            continue
+        curve = curves[k]
+        color = colors[curve.channel]
+        spend = np.asarray(curve.spend)
+        top.fill_between(spend, curve.outcome_low, curve.outcome_high, color=color, alpha=0.25)
+        top.plot(spend, curve.outcome_mean, color=color, linewidth=1.6)
+        bottom.fill_between(spend, curve.mroas_low, curve.mroas_high, color=color, alpha=0.25)
+        bottom.plot(spend, curve.mroas_mean, color=color, linewidth=1.6)
+        for ax in (top, bottom):
+            ax.axvline(curve.current_spend, color="#222222", linestyle="--", linewidth=0.9)
+            ax.axvline(curve.recommended_spend, color="#b8434a", linestyle=":", linewidth=1.2)
+            ax.xaxis.set_major_formatter(ticker.EngFormatter())
+        status = saturation.get(curve.channel)
+        flag = " (saturated)" if status is not None and status.saturated else ""
+        top.set_title(_short(curve.channel) + flag, color="#b8434a" if flag else "black")
+        top.set_ylabel("outcome" if k % columns == 0 else "")
+        bottom.set_ylabel("marginal ROAS" if k % columns == 0 else "")
+        bottom.set_xlabel("spend over the horizon (input units)")
+    fig.tight_layout()
     return _finish(
         fig,
         "response_curves",
@@ -316,27 +317,26 @@ def response_curves(budget: BudgetOptimization) -> Chart:
 def budget_shift(budget: BudgetOptimization) -> Chart:
     """Current against recommended spend per channel."""
     rows = budget.allocations
-    with mpl.rc_context(STYLE):
-        fig, ax = _new(figsize=(7.5, 0.6 + 0.5 * len(rows) + 0.8))
-        y = np.arange(len(rows))
-        ax.barh(
-            y - 0.2, [a.current_spend for a in rows], height=0.38, color=BASE_COLOR, label="current"
-        )
-        ax.barh(
-            y + 0.2,
-            [a.recommended_spend for a in rows],
-            height=0.38,
-            color="#1f5f8b",
-            label="recommended",
-        )
-        ax.set_yticks(y, [_short(a.channel) for a in rows])
-        ax.invert_yaxis()
-        ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-        # No output records a currency: the unit is whatever the spend files were in.
-        ax.set_xlabel(f"spend over {budget.horizon_periods} {budget.grain} periods (input units)")
-        ax.legend(frameon=False, loc="lower right")
-        ax.set_title("Budget: current and recommended spend")
-        fig.tight_layout()
+    fig, ax = _new(figsize=(7.5, 0.6 + 0.5 * len(rows) + 0.8))
+    y = np.arange(len(rows))
+    ax.barh(
+        y - 0.2, [a.current_spend for a in rows], height=0.38, color=BASE_COLOR, label="current"
+    )
+    ax.barh(
+        y + 0.2,
+        [a.recommended_spend for a in rows],
+        height=0.38,
+        color="#1f5f8b",
+        label="recommended",
+    )
+    ax.set_yticks(y, [_short(a.channel) for a in rows])
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    # No output records a currency: the unit is whatever the spend files were in.
+    ax.set_xlabel(f"spend over {budget.horizon_periods} {budget.grain} periods (input units)")
+    ax.legend(frameon=False, loc="lower right")
+    ax.set_title("Budget: current and recommended spend")
+    fig.tight_layout()
     return _finish(
         fig,
         "budget_reallocation",
@@ -355,43 +355,39 @@ def campaigns(report: AllocationReport, top: int) -> Chart:
     columns = min(n, 3)
     rows = math.ceil(n / columns)
     height = max(len(e) for _, e in groups)
-    with mpl.rc_context(STYLE):
-        fig, axes = _new(
-            rows,
-            columns,
-            figsize=(3.4 * columns + 1.2, (0.35 * height + 1.1) * rows),
-            squeeze=False,
+    fig, axes = _new(
+        rows,
+        columns,
+        figsize=(3.4 * columns + 1.2, (0.35 * height + 1.1) * rows),
+        squeeze=False,
+    )
+    for k in range(rows * columns):
+        ax = axes[k // columns, k % columns]
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        block, entities = groups[k]
+        y = np.arange(len(entities))
+        ax.barh(
+            y, [e.total_allocated for e in entities], color=colors[block], alpha=0.8, height=0.6
         )
-        for k in range(rows * columns):
-            ax = axes[k // columns, k % columns]
-            if k >= n:
-                ax.set_visible(False)
-                continue
-            block, entities = groups[k]
-            y = np.arange(len(entities))
-            ax.barh(
-                y, [e.total_allocated for e in entities], color=colors[block], alpha=0.8, height=0.6
-            )
-            for i, e in enumerate(entities):
-                if (
-                    e.total_allocated_lower_90 is not None
-                    and e.total_allocated_upper_90 is not None
-                ):
-                    ax.hlines(
-                        i,
-                        e.total_allocated_lower_90,
-                        e.total_allocated_upper_90,
-                        color="#222222",
-                        linewidth=1.2,
-                    )
-            labels = [
-                _short(e.entity) + (" *" if e.credit_set or e.cold_start else "") for e in entities
-            ]
-            ax.set_yticks(y, labels)
-            ax.invert_yaxis()
-            ax.set_title(_short(block))
-            ax.xaxis.set_major_formatter(ticker.EngFormatter())
-        fig.tight_layout()
+        for i, e in enumerate(entities):
+            if e.total_allocated_lower_90 is not None and e.total_allocated_upper_90 is not None:
+                ax.hlines(
+                    i,
+                    e.total_allocated_lower_90,
+                    e.total_allocated_upper_90,
+                    color="#222222",
+                    linewidth=1.2,
+                )
+        labels = [
+            _short(e.entity) + (" *" if e.credit_set or e.cold_start else "") for e in entities
+        ]
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_title(_short(block))
+        ax.xaxis.set_major_formatter(ticker.EngFormatter())
+    fig.tight_layout()
     return _finish(
         fig,
         "campaign_allocation",
@@ -425,18 +421,17 @@ def trace_plots(diagnostics: MMMDiagnostics, order: Sequence[str], limit: int) -
         return None  # a MAP/ADVI fit has no chains to draw
     columns = 3
     rows = math.ceil(len(labels) / columns)
-    with mpl.rc_context(STYLE):
-        fig, axes = _new(rows, columns, figsize=(9, 1.5 * rows + 0.4), squeeze=False)
-        for k in range(rows * columns):
-            ax = axes[k // columns, k % columns]
-            if k >= len(labels):
-                ax.set_visible(False)
-                continue
-            for c, chain in enumerate(series[labels[k]]):
-                ax.plot(chain, linewidth=0.6, alpha=0.8, color=PALETTE[c % len(PALETTE)])
-            ax.set_title(_short(labels[k]), fontsize=8, fontweight="normal")
-            ax.tick_params(labelsize=7)
-        fig.tight_layout()
+    fig, axes = _new(rows, columns, figsize=(9, 1.5 * rows + 0.4), squeeze=False)
+    for k in range(rows * columns):
+        ax = axes[k // columns, k % columns]
+        if k >= len(labels):
+            ax.set_visible(False)
+            continue
+        for c, chain in enumerate(series[labels[k]]):
+            ax.plot(chain, linewidth=0.6, alpha=0.8, color=PALETTE[c % len(PALETTE)])
+        ax.set_title(_short(labels[k]), fontsize=8, fontweight="normal")
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
     return _finish(
         fig,
         "trace_plots",
@@ -460,32 +455,31 @@ def ppc_coverage(diagnostics: MMMDiagnostics, target: str) -> Chart | None:
     high = np.asarray(series["upper_90"], dtype=float)
     x = np.arange(len(observed))
     outside = (observed < low) | (observed > high)
-    with mpl.rc_context(STYLE):
-        fig, ax = _new(figsize=(9, 3.2))
-        ax.fill_between(x, low, high, color="#1f5f8b", alpha=0.25, label="90% predictive interval")
-        ax.plot(x, series["mean"], color="#1f5f8b", linewidth=1.2, label="predictive mean")
-        ax.plot(
-            x[~outside],
-            observed[~outside],
-            "o",
-            color="#222222",
-            markersize=2.5,
-            label="observed, inside",
-        )
-        ax.plot(
-            x[outside],
-            observed[outside],
-            "o",
-            color="#b8434a",
-            markersize=4,
-            label="observed, outside",
-        )
-        ax.set_xlabel("period")
-        ax.set_ylabel(target)
-        ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
-        ax.legend(frameon=False, ncol=4, loc="upper left", fontsize=8)
-        ax.set_title("Posterior predictive coverage")
-        fig.tight_layout()
+    fig, ax = _new(figsize=(9, 3.2))
+    ax.fill_between(x, low, high, color="#1f5f8b", alpha=0.25, label="90% predictive interval")
+    ax.plot(x, series["mean"], color="#1f5f8b", linewidth=1.2, label="predictive mean")
+    ax.plot(
+        x[~outside],
+        observed[~outside],
+        "o",
+        color="#222222",
+        markersize=2.5,
+        label="observed, inside",
+    )
+    ax.plot(
+        x[outside],
+        observed[outside],
+        "o",
+        color="#b8434a",
+        markersize=4,
+        label="observed, outside",
+    )
+    ax.set_xlabel("period")
+    ax.set_ylabel(target)
+    ax.yaxis.set_major_formatter(ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.legend(frameon=False, ncol=4, loc="upper left", fontsize=8)
+    ax.set_title("Posterior predictive coverage")
+    fig.tight_layout()
     return _finish(
         fig,
         "ppc_coverage",

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from attribution_analysis import __version__
 from attribution_analysis.errors import AttributionError, ParameterError
 from attribution_analysis.frontends.output import error_payload
+from attribution_analysis.server import preload
 from attribution_analysis.server.config import ServerConfig, shorten
 from attribution_analysis.server.jobs import TERMINAL, JobManager
 from attribution_analysis.server.models import (
@@ -345,11 +346,13 @@ class AttributionServer:
 
     @staticmethod
     def _check_inputs(spec: StepSpec, folder: Path, params: BaseModel) -> None:
+        preload.wait()  # the checks import too (server/preload.py)
         with contextlib.redirect_stdout(sys.stderr):
             spec.check(Workspace.open(folder), params)
 
     @staticmethod
     def _run_inline(spec: StepSpec, folder: Path, params: BaseModel) -> dict[str, Any]:
+        preload.wait()  # never beside the start-up warm-up (server/preload.py)
         # stdout is the stdio transport: library chatter must not reach it.
         with contextlib.redirect_stdout(sys.stderr):
             if spec.creates_workspace:
