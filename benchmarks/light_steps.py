@@ -228,7 +228,7 @@ def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
             print(f"server {repeat + 1} done", file=sys.stderr)
     print(
         f"through the MCP server (stdio{', --no-preload' if args.no_preload else ''}), "
-        f"calls {'at once' if args.at_once else 'after the preload'}; "
+        f"calls {'at once' if args.at_once or args.no_preload else 'after the preload'}; "
         f"median of {args.repeats} servers, seconds (min-max)"
     )
     print("case | first call | second call")

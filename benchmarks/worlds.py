@@ -613,6 +613,67 @@ def low_media_share(seed: int, n: int = WEEKS) -> World:
     )
 
 
+def high_returns(seed: int, n: int = WEEKS) -> World:
+    """Returns far above a default ROI prior's centre (LogNormal(0.2, 0.9): median 1.22):
+    a direct-to-consumer business whose search returns 5 per unit of spend, affiliate 4,
+    social 3 and TV 2.2, media about a third of sales. The other worlds' true ROAS all lie
+    between 0.15 and 2.2, around that median; this one tests how far the prior pulls strong
+    channels down. Mixed curves (Hill, Michaelis-Menten, exponential), short to long
+    carry-over, flighted TV, a season window and a price control."""
+    rng = np.random.default_rng([seed, 9])
+    dates = _dates(n)
+    window = season_window(dates)
+    price = _price(rng, n, 25.0)
+    base = (
+        30000
+        + 4000 * np.linspace(0, 1, n)
+        + _fourier(dates, [(2000, 800), (600, -400)])
+        + 6000 * window
+        - 700 * (price - 25)
+    )
+    channels = [
+        Channel(
+            "search",
+            always_on(rng, 1500, 0.3, n),
+            geometric_weights(0.15, 12),
+            lambda x: hill(x, 1800, 1.0),
+            5.0,
+        ),
+        Channel(
+            "affiliate",
+            always_on(rng, 800, 0.2, n),
+            geometric_weights(0.1, 12),
+            lambda x: exponential(x, 900),
+            4.0,
+        ),
+        Channel(
+            "social",
+            always_on(rng, 1200, 0.4, n),
+            geometric_weights(0.3, 12),
+            lambda x: michaelis_menten(x, 1500),
+            3.0,
+        ),
+        Channel(
+            "tv",
+            flighted(rng, 4000, 0.5, n),
+            geometric_weights(0.55, 12),
+            lambda x: hill(x, 5000, 1.6),
+            2.2,
+        ),
+    ]
+    return _assemble(
+        "high_returns",
+        high_returns.__doc__ or "",
+        rng,
+        dates,
+        base,
+        channels,
+        {"price": price, "season_window": window},
+        {},
+        1200,
+    )
+
+
 WORLDS: dict[str, Callable[[int], World]] = {
     f.__name__: f
     for f in (
@@ -624,6 +685,7 @@ WORLDS: dict[str, Callable[[int], World]] = {
         correlated_weak,
         research_preset,
         low_media_share,
+        high_returns,
     )
 }
 

@@ -233,6 +233,28 @@ def test_without_campaigns_journeys_or_a_plan_those_sections_are_left_out(pipeli
     assert "no reallocation recommendation" in text
 
 
+def test_charts_are_saved_in_the_report_style(pipeline):
+    """The style reaches the saved files, not only the drawing: labels stay SVG text, PNGs
+    are 150 dpi, and the same inputs give the same SVG bytes (stable ids). Saving after the
+    style's context had closed gave paths, 100 dpi and random ids."""
+    from PIL import Image
+
+    from attribution_analysis.report import charts
+
+    generate_report(Workspace.open(pipeline), GenerateReportParams())
+    figures = pipeline / "reports" / "figures"
+    first = {p.name: p.read_bytes() for p in figures.glob("*.svg")}
+    assert len(first) >= 5, sorted(first)
+    for name, svg in first.items():
+        assert b"<text" in svg, f"{name}: labels drawn as paths"
+    for png in figures.glob("*.png"):
+        with Image.open(png) as image:
+            assert round(image.info["dpi"][0]) == charts.STYLE["savefig.dpi"], png.name
+    charts._RENDERED.clear()  # draw again, not from the process's cache
+    generate_report(Workspace.open(pipeline), GenerateReportParams())
+    assert {p.name: p.read_bytes() for p in figures.glob("*.svg")} == first
+
+
 def test_a_campaign_name_with_a_script_tag_is_escaped_everywhere(pipeline):
     result = generate_report(Workspace.open(pipeline), GenerateReportParams(top_campaigns=50))
     html = (pipeline / result.report).read_text()
