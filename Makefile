@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_workspace
 
-.PHONY: demo test test-slow lint schemas venv clean bench-paths
+.PHONY: demo demo-geo test test-slow lint schemas venv clean bench-paths
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	"$(VENV)/bin/attribution" demo --workspace "$(DEMO_DIR)"
+
+# The geo demo: a 6-geo regional panel fitted per geo, budget per geo x channel.
+demo-geo: $(STAMP)
+	"$(VENV)/bin/attribution" demo --geo --workspace "$(DEMO_DIR)_geo"
 
 # One test file per worker (--dist loadfile): a file's module fixtures (a fitted model, a
 # rendered report) are built once. The suite is CPU-bound (nearly 800 s of CPU, mostly

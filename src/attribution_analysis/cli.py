@@ -85,12 +85,20 @@ def serve(ctx: typer.Context) -> None:
 @app.command()
 def demo(
     workspace: Annotated[Path, typer.Option("--workspace", "-w")] = Path("demo_workspace"),
+    geo: Annotated[
+        bool,
+        typer.Option(
+            "--geo",
+            help="The geo demo: a 6-geo regional panel, per-geo contributions beside the "
+            "simulated truth and a budget per geo x channel.",
+        ),
+    ] = False,
 ) -> None:
     """Build the bundled demo workspace from the simulator and run the pipeline on it."""
-    from attribution_analysis.demo import run_demo
+    from attribution_analysis.demo import run_demo, run_geo_demo
 
     try:
-        run_demo(workspace, out)
+        (run_geo_demo if geo else run_demo)(workspace, out)
     except (AttributionError, ValidationError) as exc:
         raise _fail(exc) from None
 

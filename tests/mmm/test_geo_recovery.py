@@ -176,7 +176,7 @@ def test_a_truth_half_again_as_large_fails_the_same_checks(recoveries):
 # ----- the decomposition's geo bookkeeping (default suite, no fit) -------------------------
 
 
-def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path):
+def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, monkeypatch):
     """Draws scattered around a small geo world's true contributions go through the step's
     summaries: the weekly table and the draw files keep every geo, their per-geo totals add
     up to the national totals of the contributions file, and those are the draws' sums."""
@@ -232,6 +232,48 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path):
     np.testing.assert_allclose(per_geo.loc[world.geos, world.channels], expected_geo, rtol=1e-9)
     assert (weekly["lower_90"] <= weekly["contribution"]).all()
     assert (weekly["contribution"] <= weekly["upper_90"]).all()
+
+    # The per-(geo, channel) cells: the world's per-geo truth times the draws' mean factor,
+    # ROAS on the geo's own spend (from the world, not from the step's panel), shares within
+    # each geo that add up to one, and cells whose sums over geos are the national figures.
+    cells = pd.DataFrame(
+        [
+            (
+                c.geo,
+                c.channel,
+                c.total_contribution.mean,
+                c.roas.mean if c.roas else np.nan,
+                c.share_of_geo_media.mean,
+                c.spend,
+            )
+            for c in result.geos
+        ],
+        columns=["geo", "channel", "mean", "roas", "share", "spend"],
+    )
+    assert len(cells) == len(world.geos) * len(world.channels)
+    table = cells.set_index(["geo", "channel"])
+    np.testing.assert_allclose(
+        table["mean"].unstack().loc[world.geos, world.channels], expected_geo, rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        table["spend"].unstack().loc[world.geos, world.channels], world.geo_spend, rtol=1e-9
+    )
+    per_geo_roas = per_geo.loc[world.geos, world.channels] / world.geo_spend
+    np.testing.assert_allclose(
+        table["roas"].unstack().loc[world.geos, world.channels], per_geo_roas, rtol=1e-9
+    )
+    np.testing.assert_allclose(table["share"].groupby("geo").sum(), 1.0, rtol=1e-9)
+    assert cells.groupby("channel")["mean"].sum().to_dict() == pytest.approx(national, rel=1e-9)
+    for cell in result.geos:
+        low, high = cell.total_contribution.hdi_90
+        assert low < cell.total_contribution.mean < high
+
+    # The answer carries the cells up to a size; past it, a finding says where they are.
+    assert decompose._geo_cells_elsewhere(result) == []
+    monkeypatch.setattr(decompose, "GEO_CELLS_IN_ANSWER", len(result.geos) - 1)
+    (elsewhere,) = decompose._geo_cells_elsewhere(result)
+    assert elsewhere.code == "geo_cells_in_file" and elsewhere.value == len(result.geos)
+    assert "4 geos" in elsewhere.message
 
     assert draws_tree["channel_contribution"].dims == ("sample", "date", "geo", "channel")
     long = decompose._draws_table(draws_tree, 20)

@@ -88,3 +88,19 @@ def test_impossible_geo_limits_leave_the_workspace_as_it_was(geo_fit):
         )
     after = sorted(p.name for p in (geo_fit / "analysis" / "budget_plans").glob("*"))
     assert after == before
+
+
+def test_validate_model_backtests_a_geo_fit(geo_fit, tmp_path):
+    """The default validate_model holds out the last weeks of every geo and refits: on a geo
+    panel its predictions come back in sales units (PyMC-Marketing scales a geo target by
+    one maximum, a 0-d value, which the backtest once took for one scale per geo and
+    crashed on). Predictions left on the model's 0-1 scale would miss by about 100%."""
+    import shutil
+
+    root = tmp_path / "ws"
+    shutil.copytree(geo_fit, root)
+    diagnostics = validate_model(Workspace.open(root), backtest_periods=13, sensitivity_refit=False)
+    backtest = diagnostics.backtest
+    assert backtest is not None and backtest["holdout_periods"] == 13
+    assert backtest["mape"] < 0.15, backtest
+    assert backtest["coverage_90"] >= 0.6, backtest

@@ -58,6 +58,21 @@ class ChannelContribution(StrictModel):
     )
 
 
+class GeoChannelContribution(StrictModel):
+    """One (geo, channel) cell of a geo panel's decomposition: sums over periods of the same
+    draws whose sums over geos are the national figures."""
+
+    geo: str = Field(description="Geo, as named in the inputs.")
+    channel: str = Field(description="Channel name.")
+    total_contribution: Interval = Field(description="Contribution over the window (target units).")
+    share_of_geo_media: Interval = Field(description="Share of the geo's media contribution (0-1).")
+    roas: Interval | None = Field(
+        description="Contribution per unit of the geo's spend on the channel; null when the "
+        "geo spent nothing on it."
+    )
+    spend: float = Field(description="The geo's spend on the channel over the window.")
+
+
 class BaseContribution(StrictModel):
     total: Interval = Field(description="Intercept + trend + seasonality + controls.")
 
@@ -94,6 +109,10 @@ class ChannelContributions(StrictModel):
         default_factory=list,
         description="Organic series and events, each apart from media and from the base.",
     )
+    geos: list[GeoChannelContribution] = Field(
+        default_factory=list,
+        description="Geo panels only: every (geo, channel) cell over the window, geo-major.",
+    )
     sum_check: SumCheck
     weekly_table: str | None = Field(
         default=None,
@@ -121,6 +140,13 @@ class DecomposeAnswer(StepAnswer):
         default_factory=list,
         description="Organic series and events with their own effects (not media, not base), "
         "each with its 90% and 95% intervals; no ROAS (no spend).",
+    )
+    geos: list[GeoChannelContribution] = Field(
+        default_factory=list,
+        description="Geo panels only: per (geo, channel) contribution, share of the geo's "
+        "media and ROAS on the geo's spend, with intervals. Nothing is pooled across geos, so "
+        "a small geo's figures rest on its own data and the priors: quote them with their "
+        "intervals.",
     )
     sum_check: SumCheck = Field(
         description="Whether base + channels + components add up to the fitted outcome "

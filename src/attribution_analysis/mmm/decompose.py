@@ -27,6 +27,7 @@ from attribution_analysis.contracts.outputs import (
     ChannelContributions,
     ComponentContribution,
     DecomposeAnswer,
+    GeoChannelContribution,
     SumCheck,
 )
 from attribution_analysis.mmm import store
@@ -49,6 +50,9 @@ DECOMPOSITION_DRAWS = 4000
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
 STORED_DRAWS = 500
+# Past this many geo x channel cells (e.g. 20 geos x 5 channels) the answer leaves them to
+# the contributions file: each cell is three intervals, and an agent's context is finite.
+GEO_CELLS_IN_ANSWER = 100
 BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
 
 
@@ -81,10 +85,28 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
         channels=result.channels,
         base=result.base,
         components=result.components,
+        geos=result.geos if len(result.geos) <= GEO_CELLS_IN_ANSWER else [],
         sum_check=result.sum_check,
-        findings=result.findings,
+        findings=result.findings + _geo_cells_elsewhere(result),
     )
     return StepOutput(answer, files, fitted.input_hashes)
+
+
+def _geo_cells_elsewhere(result: ChannelContributions) -> list[Finding]:
+    """Where a large panel's per-geo cells are, when the answer leaves them out."""
+    if len(result.geos) <= GEO_CELLS_IN_ANSWER:
+        return []
+    n_geos = len({c.geo for c in result.geos})
+    return [
+        Finding(
+            code="geo_cells_in_file",
+            severity="info",
+            value=len(result.geos),
+            message=f"the {len(result.geos)} geo x channel cells ({n_geos} geos) are in "
+            f"{layout.CONTRIBUTIONS.path} under 'geos', left out of this answer for its "
+            "size; read the geos asked about from there.",
+        )
+    ]
 
 
 def contribution_draws(
@@ -301,6 +323,7 @@ def _summarise(
             )
             for k, (name, kind) in enumerate(draws.component_names)
         ],
+        geos=_geo_cells(draws.channel, data.X) if "geo" in draws.channel.dims else [],
         sum_check=SumCheck(
             relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
         ),
@@ -312,6 +335,32 @@ def _summarise(
     weekly = _weekly_table(draws.channel, data)
     draws_tree = _draws_tree(draws.channel)
     return result, weekly, draws_tree
+
+
+def _geo_cells(channel: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelContribution]:
+    """Every (geo, channel) total over the window, from the draws the national totals sum."""
+    totals = channel.sum("date").transpose("sample", "geo", "channel")
+    geo_media = totals.sum("channel")
+    spend = X.groupby(X["geo"].astype(str))[[str(c) for c in totals["channel"].values]].sum()
+    cells = []
+    for geo in totals["geo"].values:
+        media = geo_media.sel(geo=geo).values
+        for channel_name in totals["channel"].values:
+            values = totals.sel(geo=geo, channel=channel_name).values
+            geo_spend = float(spend.loc[str(geo), str(channel_name)])
+            cells.append(
+                GeoChannelContribution(
+                    geo=str(geo),
+                    channel=str(channel_name),
+                    total_contribution=interval(values),
+                    share_of_geo_media=interval(
+                        np.divide(values, media, out=np.zeros_like(values), where=media != 0)
+                    ),
+                    roas=interval(values / geo_spend) if geo_spend > 0 else None,
+                    spend=geo_spend,
+                )
+            )
+    return cells
 
 
 def _weekly_table(channel: xr.DataArray, data: Any) -> pd.DataFrame:

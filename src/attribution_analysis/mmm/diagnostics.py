@@ -514,14 +514,11 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
             progressbar=False,
             random_seed=seed,
         )
-    # Predictions come on the model's scaled target; the training fit's scale maps them back.
-    scale = float(np.max(mmm.model["target_scale"].get_value()))
     draws = predicted[mmm.output_var]
     if "sample" not in draws.dims:
         draws = draws.stack(sample=[d for d in ("chain", "draw") if d in draws.dims])
-    draws = draws * (
-        xr.DataArray(mmm.model["target_scale"].get_value(), dims=("geo",)) if data.geo else scale
-    )
+    # Predictions come on the model's scaled target; the training fit's scale maps them back.
+    draws = to_target_units(draws, mmm.model["target_scale"].get_value())
     # Match the panel's row order (geo-major) used by data.y.
     draws = draws.transpose(*(["geo", "date"] if data.geo else ["date"]), "sample")
     actual = data.y[~train].to_numpy()
@@ -534,6 +531,16 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
         "coverage_90": float(np.mean((actual >= low) & (actual <= high))),
         "train_min_ess_bulk": convergence_summary(mmm.idata)["min_ess_bulk"],
     }
+
+
+def to_target_units(draws: xr.DataArray, target_scale: Any) -> xr.DataArray:
+    """Scaled predictions back in the target's units. PyMC-Marketing 1.x scales a geo
+    panel's target by one maximum over dates and geos (a 0-d value); a per-geo scale (1-d,
+    one per geo in the model's geo order) is applied per geo should a version keep one."""
+    scale = np.asarray(target_scale, dtype=float)
+    if scale.ndim == 0:
+        return draws * float(scale)
+    return draws * xr.DataArray(scale, dims=("geo",), coords={"geo": draws["geo"].values})
 
 
 def _trace(tree: xr.DataTree) -> dict[str, Any]:
