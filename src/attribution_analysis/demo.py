@@ -155,7 +155,7 @@ def _optimize_by_geo(ws: Workspace, root: Path, console: Console) -> None:
     if geo_plan is None:  # by_geo on a geo fit always plans per geo; stated if it did not
         console.print("7. optimize_budget: no geo plan was made")
         return
-    lift = geo_plan.lift
+    lift = geo_plan.outcome.lift
     versus = geo_plan.lift_vs_national_plan
     console.print(
         f"7. optimize_budget by geo x channel ({plan.total_budget:,.0f} over "
@@ -223,7 +223,12 @@ def _decompose(ws: Workspace, root: Path, console: Console) -> None:
         console.print(
             f"   {channel.channel:12s} contribution {mean:9,.0f}"
             f" [{low:,.0f}, {high:,.0f}]  ROAS {channel.roas.mean:.4f} "
-            f"[{r_low:.4f}, {r_high:.4f}]",
+            f"[{r_low:.4f}, {r_high:.4f}]"
+            + (
+                f"  ({channel.identification.replace('_', '-')}: quote as an assumption)"
+                if channel.identification in ("prior_driven", "not_separable")
+                else ""
+            ),
             highlight=False,
         )
     console.print(f"   (ROAS in {result.roas_unit})")

@@ -9,7 +9,7 @@ from typing import Any
 
 from attribution_analysis.contracts.common import Interval
 from attribution_analysis.report import fmt
-from tests.report.edits import between, edit, report_with_records
+from tests.report.edits import between, edit, faq_checked, report_with_records
 from tests.report.faq_sources import report_number_problems
 
 GEO_SHARES = {"north": 0.35, "south": 0.65}
@@ -65,3 +65,29 @@ def test_each_geo_row_shows_its_cells_traced_to_the_contributions(demo):
     # Columns follow the national table's channels, each with contribution and ROAS.
     header = between(table, "<thead>", "</thead>")
     assert [h.split(":")[0] for h in header.split('<th class="n">')[1::2]] == channels
+
+
+def test_the_cmo_faq_names_each_channels_best_and_worst_geo(demo):
+    national = faq_checked(demo, "cmo")
+    assert "Which regions pay back best?" not in national  # negative control
+
+    edit(demo, "mmm_channel_contributions.json", _split_over_geos)
+    written = json.loads((demo / "analysis" / "mmm_channel_contributions.json").read_text())
+    # Give north a higher ROAS than south on every channel, so the order is known.
+    for cell in written["geos"]:
+        if cell["roas"] and cell["geo"] == "north":
+            cell["roas"] = {
+                k: ([v[0] * 2, v[1] * 2] if isinstance(v, list) else v * 2)
+                for k, v in cell["roas"].items()
+            }
+    (demo / "analysis" / "mmm_channel_contributions.json").write_text(json.dumps(written))
+    cmo = faq_checked(demo, "cmo")  # checks every number against its source
+    section = between(cmo, "### Which regions pay back best?", "*Source:")
+    last = written["channels"][-1]["channel"]
+    for channel in written["channels"]:
+        name = channel["channel"]
+        line = next(x for x in section.splitlines() if x.startswith(f"- **{name}**"))
+        if channel["channel"] == last:  # south spends nothing there: north is both
+            assert "highest in north" in line and "lowest in north" in line
+        else:
+            assert "highest in north" in line and "lowest in south" in line
