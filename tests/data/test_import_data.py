@@ -4,9 +4,11 @@ run (then validate_data), refusals that leave the workspace as it was, and the i
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -65,6 +67,15 @@ def test_dry_run_infers_the_roles_and_asks_the_rest(ws, layout_name):
     }
     assert all(f["rows"] > 0 and f["head"] for f in answer["files"])
     assert not _raw_files(ws)  # a dry run writes nothing
+    # The dry run already states the window and the geos, read here from the text itself.
+    table = pd.read_csv(io.StringIO(wide_tables.TABLES[layout_name]()), dtype=str)
+    date_column = next(c for c, (role, _) in expected.items() if role == "date")
+    dates = pd.to_datetime(table[date_column])
+    assert answer["source"]["start"] == str(dates.min().date())
+    assert answer["source"]["end"] == str(dates.max().date())
+    geo_column = next((c for c, (role, _) in expected.items() if role == "geo"), None)
+    geos = sorted(table[geo_column].unique()) if geo_column else []
+    assert answer["source"]["geos"] == geos
 
 
 def test_robyn_pairs_exposure_with_spend_and_expands_event_labels(ws):

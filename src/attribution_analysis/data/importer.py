@@ -93,6 +93,8 @@ def compute(ctx: StepContext, params: ImportDataParams) -> StepOutput:
             )
         )
     built = _try_build(roles, source, params.dry_run, findings)
+    if built is not None:
+        summary = _with_range(summary, built)
     previews = [_preview(path, table) for path, table in (built.tables if built else {}).items()]
     if params.dry_run:
         return StepOutput(
@@ -254,6 +256,26 @@ def _summary(source: Source, params: ImportDataParams) -> SourceSummary:
         sha256=hashlib.sha256(source.data).hexdigest(),
         rows=len(source.frame),
         columns=[c for c in source.frame.columns if c != LINE],
+    )
+
+
+def _with_range(summary: SourceSummary, built: Built) -> SourceSummary:
+    """The summary with the dates and geos the built tables hold, so that a dry run already
+    shows the user the window and the geos that will be modelled."""
+    dates: list[pd.Series] = []
+    geos: set[str] = set()
+    for table in built.tables.values():
+        if "date" in table:
+            dates.append(pd.to_datetime(table["date"], errors="coerce"))
+        if "geo" in table:
+            geos.update(str(g) for g in table["geo"].dropna().unique() if str(g))
+    known = pd.concat(dates).dropna() if dates else pd.Series(dtype="datetime64[ns]")
+    return summary.model_copy(
+        update={
+            "start": known.min().date() if len(known) else None,
+            "end": known.max().date() if len(known) else None,
+            "geos": sorted(geos),
+        }
     )
 
 
