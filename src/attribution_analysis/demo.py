@@ -67,12 +67,7 @@ def run_demo(root: Path, console: Console) -> None:
     _validate_data(root, console)
     ws = Workspace.open(root)
     _fit(ws, console)
-    if not _validate_model(ws, console):
-        console.print(
-            "   The model failed its acceptance criteria; the pipeline stops here (the "
-            "report shows why)."
-        )
-        _report(ws, root, console)
+    if not _model_passed(ws, root, console):
         return
     _decompose(ws, root, console)
     _allocate(ws, root, console)
@@ -89,20 +84,8 @@ def run_geo_demo(root: Path, console: Console) -> None:
     )
     _validate_data(root, console)
     ws = Workspace.open(root)
-    with rich_progress("fit_mmm (NUTS, every parameter per geo)") as progress, _quiet():
-        fit = fit_mmm(ws, FitMMMParams(), progress)
-    conv = fit.convergence
-    console.print(
-        f"3. fit_mmm: {fit.method}, {fit.wall_seconds:.0f} s"
-        f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
-        f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
-    )
-    if not _validate_model(ws, console):
-        console.print(
-            "   The model failed its acceptance criteria; the pipeline stops here (the "
-            "report shows why)."
-        )
-        _report(ws, root, console)
+    _fit(ws, console, "fit_mmm (NUTS, every parameter per geo)", FitMMMParams())
+    if not _model_passed(ws, root, console):
         return
     _decompose(ws, root, console)
     _geo_against_truth(ws, console)
@@ -186,15 +169,32 @@ def _validate_data(root: Path, console: Console) -> None:
     console.print(f"   prepared panel:    {root / 'analysis' / 'prepared_panel.csv'}")
 
 
-def _fit(ws: Workspace, console: Console) -> None:
-    with rich_progress("fit_mmm (NUTS, calibrated with the lift tests)") as progress, _quiet():
-        fit = fit_mmm(ws, FitMMMParams(calibrate=True), progress)
+def _fit(
+    ws: Workspace,
+    console: Console,
+    label: str = "fit_mmm (NUTS, calibrated with the lift tests)",
+    params: FitMMMParams | None = None,
+) -> None:
+    with rich_progress(label) as progress, _quiet():
+        fit = fit_mmm(ws, params or FitMMMParams(calibrate=True), progress)
     conv = fit.convergence
     console.print(
         f"3. fit_mmm: {fit.method}, {fit.wall_seconds:.0f} s"
         f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
         f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
     )
+
+
+def _model_passed(ws: Workspace, root: Path, console: Console) -> bool:
+    """validate_model's verdict; on a failure the report (which shows why) ends the demo."""
+    if _validate_model(ws, console):
+        return True
+    console.print(
+        "   The model failed its acceptance criteria; the pipeline stops here (the "
+        "report shows why)."
+    )
+    _report(ws, root, console)
+    return False
 
 
 def _validate_model(ws: Workspace, console: Console) -> bool:
