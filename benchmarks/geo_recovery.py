@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "mmm"))
@@ -64,6 +66,17 @@ def main() -> None:
             "weeks": args.weeks,
             "per_geo_coverage": float(geo["inside"].mean()),
             "per_geo_coverage_by_channel": geo.groupby("channel")["inside"].mean().to_dict(),
+            # Halves by population: a scaling that treats small geos apart shows up here.
+            "per_geo_coverage_by_size": geo.assign(
+                half=np.where(
+                    geo["geo"].map(world.population) <= world.population.median(),
+                    "smaller",
+                    "larger",
+                )
+            )
+            .groupby("half")["inside"]
+            .mean()
+            .to_dict(),
             "misses_below": int(((~geo["inside"]) & (geo["high"] < geo["truth"])).sum()),
             "misses_above": int(((~geo["inside"]) & (geo["low"] > geo["truth"])).sum()),
             "national_coverage": float(national["inside"].mean()),

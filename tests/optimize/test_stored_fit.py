@@ -49,7 +49,7 @@ def test_groups_read_as_xarray_reads_them(validated):
 
 def test_geo_scales_and_order_equal_the_built_model(simulated):
     """A geo panel with a channel dark in one geo: the scales PyMC-Marketing's geo model
-    uses (its default reduces over geos too), broadcast to (geo, channel) in its geo order.
+    uses (per geo: ``build.GEO_SCALING``), as (geo, channel) in its geo order.
     Built, not fitted: the scales and labels are fixed at build time."""
     from pymc_marketing.serialization import serialization
 

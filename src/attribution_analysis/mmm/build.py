@@ -98,6 +98,7 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                 control_columns=list(data.controls) or None,
                 yearly_seasonality=config.yearly_seasonality or None,
                 dims=("geo",) if data.geo else None,
+                scaling=geo_scaling() if data.geo else None,
                 model_config=model_config or None,
             )
             if data.organic or data.events:
@@ -129,6 +130,31 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                 "PyMC-Marketing's MMM), or leave 'dims' out to get the default.",
             ) from None
     return mmm
+
+
+# A geo panel's outcome and each channel's spend are scaled by their maximum within each geo
+# (PyMC-Marketing's default reduces over geos too: one maximum of the whole panel). Why: the
+# curve priors are stated on scaled values (Hill kappa as a share of the largest spend, beta
+# as a share of the largest outcome), and with one panel-wide maximum a geo of a twentieth
+# of the largest one sees its spend at a few percent of the scale, where the kappa prior's
+# mass sits far above it and the curve is in its convex foot: the prior then reads "almost no
+# effect" in small geos and "normal" in large ones. Per geo, the same prior means the same
+# thing in every geo (Meridian scales media and outcome per geo, by population, for the same
+# reason). A channel a geo never spent on has a maximum of 0; PyMC-Marketing turns its 0/0
+# into the zeros the data hold, and the optimizer gives such a cell no response.
+GEO_SCALING = {"target": {"method": "max", "dims": []}, "channel": {"method": "max", "dims": []}}
+
+
+def geo_scaling() -> Any:
+    """PyMC-Marketing's ``Scaling`` for a geo panel: ``GEO_SCALING``."""
+    from pymc_marketing.mmm.scaling import DataDerivedScaling, Scaling
+
+    return Scaling(
+        **{
+            variable: DataDerivedScaling(method=spec["method"], dims=tuple(spec["dims"]))
+            for variable, spec in GEO_SCALING.items()
+        }
+    )
 
 
 def _model_columns(data: ModelData) -> list[str]:
@@ -191,6 +217,7 @@ def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> 
         "geos": sorted(data.X["geo"].unique().tolist()) if data.geo else [],
         "n": len(data.y),
         "config": effective_spec(config, data.target),
+        **({"scaling": GEO_SCALING} if data.geo else {}),
         **extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -201,6 +228,8 @@ def fit_key(data: ModelData, config: MMMConfig, settings: dict[str, Any]) -> str
     digest = hashlib.sha256()
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(json.dumps(effective_spec(config, data.target), sort_keys=True).encode())
+    if data.geo:  # a geo fit made under the panel-wide scaling is not this model's
+        digest.update(json.dumps(GEO_SCALING, sort_keys=True).encode())
     digest.update(data.X.to_csv(index=False).encode())
     digest.update(data.y.to_csv(index=False).encode())
     return digest.hexdigest()[:16]

@@ -534,9 +534,10 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
 
 
 def to_target_units(draws: xr.DataArray, target_scale: Any) -> xr.DataArray:
-    """Scaled predictions back in the target's units. PyMC-Marketing 1.x scales a geo
-    panel's target by one maximum over dates and geos (a 0-d value); a per-geo scale (1-d,
-    one per geo in the model's geo order) is applied per geo should a version keep one."""
+    """Scaled predictions back in the target's units: a national model's scale is one number
+    (0-d); a geo panel's is one per geo (1-d, in the model's geo order; ``build.GEO_SCALING``),
+    applied to each geo's draws. (PyMC-Marketing's own default, one maximum over dates and
+    geos, is 0-d too.)"""
     scale = np.asarray(target_scale, dtype=float)
     if scale.ndim == 0:
         return draws * float(scale)
