@@ -79,7 +79,9 @@ def time_ours(ws: Workspace, seed: int, quick: bool) -> dict:
     }
 
 
-def time_library(ws: Workspace, seed: int, quick: bool) -> dict:
+def fit_library(ws: Workspace, seed: int):
+    """PyMC-Marketing's plain default geo MMM fitted on the table our fit models (same X and
+    y): the model, its posterior tree and the seconds the fit took."""
     from mmm_accuracy import library_default
 
     config = MMMConfig()
@@ -96,10 +98,15 @@ def time_library(ws: Workspace, seed: int, quick: bool) -> dict:
             random_seed=seed,
             progressbar=False,
         )
+    return mmm, tree, time.perf_counter() - start
+
+
+def time_library(ws: Workspace, seed: int, quick: bool) -> dict:
+    _, tree, seconds = fit_library(ws, seed)
     summary = convergence_summary(tree)
     return {
         "model": "library",
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
         "draws_per_chain": int(tree["posterior"].sizes["draw"]),
         "chains": int(tree["posterior"].sizes["chain"]),
         "gates": passes_gates(summary),

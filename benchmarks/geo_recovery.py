@@ -1,13 +1,21 @@
 """Per-geo and national recovery of the project's geo MMM on ``benchmarks/geo_world.py``.
 
     python benchmarks/geo_recovery.py [--seeds 1 2 3] [--geos 20] [--weeks 104]
-        [--draws 1000] [--out results.jsonl]
+        [--draws 1000] [--models ours,library] [--out results.jsonl]
 
-The same path and settings as the slow test ``tests/mmm/test_geo_recovery.py`` (import with
-the geo role -> validate -> fit -> validate_model -> decompose; 1,000 draws after 1,000
-warm-up per chain, no retry, no ridge fallback), one seed at a time, so that seeds can be run
-apart on a busy machine. Each seed appends one JSON line: coverage per geo and nationally,
-per channel, the national intervals beside the truth, convergence and seconds.
+ours: the same path and settings as the slow test ``tests/mmm/test_geo_recovery.py``
+(import with the geo role -> validate -> fit -> validate_model -> decompose; 1,000 draws
+after 1,000 warm-up per chain, no retry, no ridge fallback), one seed at a time, so that
+seeds can be run apart on a busy machine.
+
+library: the plain peer in the same run, on the same prepared table: PyMC-Marketing's
+default ``MMM(dims=("geo",))`` (``mmm_accuracy.library_default``: geometric adstock,
+logistic saturation, its own priors and scaling) with ``fit()``'s defaults, its per-geo
+totals read from its own ``channel_contribution`` times its own target scale, scored the
+same way (90% HDI of the draws' window totals).
+
+Each (seed, model) appends one JSON line: coverage per geo and nationally, per channel,
+the national intervals beside the truth, convergence and seconds.
 """
 
 from __future__ import annotations
@@ -21,15 +29,62 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests" / "mmm"))
 
-from geo_world import geo_panel  # noqa: E402
-from test_geo_recovery import recover  # noqa: E402
+from geo_fit_time import fit_library, import_world  # noqa: E402
+from geo_world import GeoWorld, geo_panel  # noqa: E402
+from test_geo_recovery import Recovery, recover  # noqa: E402
 
-from attribution_analysis.contracts.mmm import FitMMMParams, SamplerSettings  # noqa: E402
+from attribution_analysis.contracts.mmm import (  # noqa: E402
+    FitMMMParams,
+    SamplerSettings,
+)
+from attribution_analysis.mmm.convergence import convergence_summary  # noqa: E402
+from attribution_analysis.summaries import interval  # noqa: E402
+
+
+def recover_library(world: GeoWorld, root: Path, seed: int) -> Recovery:
+    """PyMC-Marketing's plain default geo fit on the table our fit models, lined up with the
+    truth like ours (``test_geo_recovery.recover``)."""
+    mmm, tree, seconds = fit_library(import_world(world, root), seed)
+    model = mmm.model
+    dims = model.named_vars_to_dims.get("target_scale", ())
+    # The library's own scale back to the outcome's units: one number, or one per geo.
+    scale = xr.DataArray(
+        model["target_scale"].get_value(),
+        dims=dims,
+        coords={d: list(model.coords[d]) for d in dims},
+    )
+    contribution = tree["posterior"].to_dataset()["channel_contribution"] * scale
+    totals = contribution.sum("date").stack(sample=("chain", "draw"))
+    rows = []
+    for geo in totals["geo"].values:
+        for channel in totals["channel"].values:
+            summary = interval(totals.sel(geo=geo, channel=channel).values)
+            rows.append((str(geo), str(channel), summary.mean, *summary.hdi_90))
+    geo = pd.DataFrame(rows, columns=["geo", "channel", "mean", "low", "high"])
+    truth = world.geo_contribution.stack().rename("truth").reset_index()
+    truth.columns = ["geo", "channel", "truth"]
+    geo = geo.merge(truth, on=["geo", "channel"], validate="one_to_one")
+    national_rows = []
+    for channel in totals["channel"].values:
+        summary = interval(totals.sel(channel=channel).sum("geo").values)
+        national_rows.append(
+            (str(channel), world.national_contribution[str(channel)], summary.mean, *summary.hdi_90)
+        )
+    national = pd.DataFrame(national_rows, columns=["channel", "truth", "mean", "low", "high"])
+    summary = convergence_summary(tree)
+    fit = {
+        **summary,
+        "draws_per_chain": int(tree["posterior"].sizes["draw"]),
+        "wall_seconds": seconds,
+    }
+    return Recovery(geo, national, fit)
 
 
 def main() -> None:
@@ -38,6 +93,7 @@ def main() -> None:
     parser.add_argument("--geos", type=int, default=20)
     parser.add_argument("--weeks", type=int, default=104)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--models", default="ours", help="ours and/or library, comma-separated")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     params = FitMMMParams(
@@ -46,12 +102,15 @@ def main() -> None:
         fallback_to_ridge=False,
         sampler=SamplerSettings(draws=args.draws, tune=args.draws, stop_at_gates=False),
     )
-    for seed in args.seeds:
+    for seed, model in [(s, m) for s in args.seeds for m in args.models.split(",")]:
         world = geo_panel(seed, args.geos, args.weeks)
         load_start = os.getloadavg()[0]
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            rec = recover(world, Path(tmp) / "ws", seed, params)
+            if model == "ours":
+                rec = recover(world, Path(tmp) / "ws", seed, params)
+            else:
+                rec = recover_library(world, Path(tmp) / "ws", seed)
         seconds = time.perf_counter() - start
         geo = rec.geo.assign(
             inside=(rec.geo["low"] <= rec.geo["truth"]) & (rec.geo["truth"] <= rec.geo["high"])
@@ -61,6 +120,7 @@ def main() -> None:
             & (rec.national["truth"] <= rec.national["high"])
         )
         line = {
+            "model": model,
             "seed": seed,
             "geos": args.geos,
             "weeks": args.weeks,
