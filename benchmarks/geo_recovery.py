@@ -30,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -38,13 +37,14 @@ sys.path.insert(0, str(ROOT / "tests" / "mmm"))
 
 from geo_fit_time import fit_library, import_world  # noqa: E402
 from geo_world import GeoWorld, geo_panel  # noqa: E402
-from test_geo_recovery import Recovery, recover  # noqa: E402
+from test_geo_recovery import Recovery, cell_intervals, recover, with_truth  # noqa: E402
 
 from attribution_analysis.contracts.mmm import (  # noqa: E402
     FitMMMParams,
     SamplerSettings,
 )
 from attribution_analysis.mmm.convergence import convergence_summary  # noqa: E402
+from attribution_analysis.mmm.loaded import target_scale_of  # noqa: E402
 from attribution_analysis.summaries import interval  # noqa: E402
 
 
@@ -52,25 +52,12 @@ def recover_library(world: GeoWorld, root: Path, seed: int) -> Recovery:
     """PyMC-Marketing's plain default geo fit on the table our fit models, lined up with the
     truth like ours (``test_geo_recovery.recover``)."""
     mmm, tree, seconds = fit_library(import_world(world, root), seed)
-    model = mmm.model
-    dims = model.named_vars_to_dims.get("target_scale", ())
     # The library's own scale back to the outcome's units: one number, or one per geo.
-    scale = xr.DataArray(
-        model["target_scale"].get_value(),
-        dims=dims,
-        coords={d: list(model.coords[d]) for d in dims},
+    contribution = tree["posterior"].to_dataset()["channel_contribution"] * target_scale_of(
+        mmm.model
     )
-    contribution = tree["posterior"].to_dataset()["channel_contribution"] * scale
     totals = contribution.sum("date").stack(sample=("chain", "draw"))
-    rows = []
-    for geo in totals["geo"].values:
-        for channel in totals["channel"].values:
-            summary = interval(totals.sel(geo=geo, channel=channel).values)
-            rows.append((str(geo), str(channel), summary.mean, *summary.hdi_90))
-    geo = pd.DataFrame(rows, columns=["geo", "channel", "mean", "low", "high"])
-    truth = world.geo_contribution.stack().rename("truth").reset_index()
-    truth.columns = ["geo", "channel", "truth"]
-    geo = geo.merge(truth, on=["geo", "channel"], validate="one_to_one")
+    geo = with_truth(cell_intervals(totals), world)
     national_rows = []
     for channel in totals["channel"].values:
         summary = interval(totals.sel(channel=channel).sum("geo").values)

@@ -70,7 +70,11 @@ class Recovery:
 def geo_intervals(ws: Workspace) -> pd.DataFrame:
     """Per (geo, channel) totals over the window: mean and 90% HDI of the stored draws."""
     with xr.open_dataset(ws.resolve(layout.CONTRIBUTION_DRAWS.path), engine="h5netcdf") as ds:
-        totals = ds["channel_contribution"].sum("date").load()
+        return cell_intervals(ds["channel_contribution"].sum("date").load())
+
+
+def cell_intervals(totals: xr.DataArray) -> pd.DataFrame:
+    """Mean and 90% HDI of each (geo, channel) cell of per-draw window totals."""
     rows = []
     for geo in totals["geo"].values:
         for channel in totals["channel"].values:
@@ -93,9 +97,7 @@ def recover(world: GeoWorld, root: Path, seed: int, params: FitMMMParams) -> Rec
     contributions = decompose_contributions(
         ws, override_reason=None if diagnostics.passed else "geo recovery test"
     )
-    truth = world.geo_contribution.stack().rename("truth").reset_index()
-    truth.columns = ["geo", "channel", "truth"]
-    geo = geo_intervals(ws).merge(truth, on=["geo", "channel"], validate="one_to_one")
+    geo = with_truth(geo_intervals(ws), world)
     national = pd.DataFrame(
         [
             (
@@ -109,6 +111,13 @@ def recover(world: GeoWorld, root: Path, seed: int, params: FitMMMParams) -> Rec
         columns=["channel", "truth", "mean", "low", "high"],
     )
     return Recovery(geo, national, fit)
+
+
+def with_truth(cells: pd.DataFrame, world: GeoWorld) -> pd.DataFrame:
+    """Per-cell intervals beside the world's true (geo, channel) totals."""
+    truth = world.geo_contribution.stack().rename("truth").reset_index()
+    truth.columns = ["geo", "channel", "truth"]
+    return cells.merge(truth, on=["geo", "channel"], validate="one_to_one")
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,17 @@ class FittedModel:
     @property
     def target_scale(self) -> xr.DataArray:
         """Scale of the target (a number, or one per geo) to map back to original units."""
-        model = self.mmm.model
-        dims = model.named_vars_to_dims.get("target_scale", ())
-        return xr.DataArray(
-            model["target_scale"].get_value(),
-            dims=dims,
-            coords={d: list(model.coords[d]) for d in dims},
-        )
+        return target_scale_of(self.mmm.model)
+
+
+def target_scale_of(model: Any) -> xr.DataArray:
+    """A PyMC-Marketing model's target scale (a number, or one per geo) with its dims."""
+    dims = model.named_vars_to_dims.get("target_scale", ())
+    return xr.DataArray(
+        model["target_scale"].get_value(),
+        dims=dims,
+        coords={d: list(model.coords[d]) for d in dims},
+    )
 
 
 def open_fit(ws: Workspace) -> FittedModel:
