@@ -10,7 +10,12 @@ from typing import Any
 from attribution_analysis.contracts.mmm import MMMConfig, RoiPrior
 from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.panel import ModelData
-from attribution_analysis.mmm.priors import check_prior, default_priors
+from attribution_analysis.mmm.priors import (
+    GEO_POOLING,
+    check_prior,
+    default_priors,
+    pooled_across_geos,
+)
 from attribution_analysis.numerics import use_reproducible_numerics
 
 FINANCIAL_SERVICES_L_MAX = 26  # 6 months of weekly carry-over for long sales cycles
@@ -49,7 +54,8 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
 
     adstock, saturation = curves()
     model_config = {}
-    # Priors without dims get PyMC-Marketing's defaults: (channel,) or (geo, channel).
+    # Priors without dims get PyMC-Marketing's default (channel,); a geo panel's are pooled
+    # across geos below (priors.pooled_across_geos).
     priors = {**default_priors(config.saturation, config.adstock), **config.priors}
     for name, spec in priors.items():
         try:
@@ -71,6 +77,10 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     # sample a log-density of -inf).
     for name in config.priors:
         check_prior(name, model_config[name], data.geo)
+    if data.geo:
+        media = {**adstock.model_config, **saturation.model_config}
+        media.update({name: model_config[name] for name in media if name in model_config})
+        model_config.update(pooled_across_geos(media, set(config.priors)))
     n_obs = len(data.y)
     n_params = (
         2
@@ -217,7 +227,7 @@ def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> 
         "geos": sorted(data.X["geo"].unique().tolist()) if data.geo else [],
         "n": len(data.y),
         "config": effective_spec(config, data.target),
-        **({"scaling": GEO_SCALING} if data.geo else {}),
+        **({"scaling": GEO_SCALING, "pooling": GEO_POOLING} if data.geo else {}),
         **extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -228,8 +238,9 @@ def fit_key(data: ModelData, config: MMMConfig, settings: dict[str, Any]) -> str
     digest = hashlib.sha256()
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(json.dumps(effective_spec(config, data.target), sort_keys=True).encode())
-    if data.geo:  # a geo fit made under the panel-wide scaling is not this model's
+    if data.geo:  # a geo fit made under other scaling or pooling is not this model's
         digest.update(json.dumps(GEO_SCALING, sort_keys=True).encode())
+        digest.update(json.dumps(GEO_POOLING, sort_keys=True).encode())
     digest.update(data.X.to_csv(index=False).encode())
     digest.update(data.y.to_csv(index=False).encode())
     return digest.hexdigest()[:16]

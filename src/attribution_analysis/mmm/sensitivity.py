@@ -15,10 +15,22 @@ from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.mmm.build import build_mmm, structure_key
 from attribution_analysis.mmm.decompose import contribution_draws
 from attribution_analysis.mmm.loaded import FittedModel
+from attribution_analysis.mmm.priors import GEO_EFFECT, GEO_EFFECT_PRIOR
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
 VAGUE_PRIORS: dict[str, dict[str, Any]] = {
     "saturation_beta": {"dist": "HalfNormal", "kwargs": {"sigma": 3.0}},
+}
+# A geo panel keeps its pooled structure (priors.GEO_POOLING), with the hyperpriors twice as
+# wide, as the national HalfNormal(3) is twice the default's 1.5: the refit measures the pull
+# of the priors' widths, not of pooling (an unpooled refit of a 20-geo panel is a different
+# model, and one that does not converge in the draws a check can afford).
+VAGUE_GEO_EFFECT_PRIOR: dict[str, Any] = {
+    **GEO_EFFECT_PRIOR,
+    "kwargs": {
+        "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": 2.0}, "dims": ["channel"]},
+        "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 2.0}, "dims": ["channel"]},
+    },
 }
 # Each adstock's own parameters (PyMC-Marketing's Weibull PDF adstock has lam and k).
 VAGUE_ADSTOCK_PRIORS: dict[str, dict[str, dict[str, Any]]] = {
@@ -65,23 +77,27 @@ def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
     }
 
 
-def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
-    config: MMMConfig = fitted.params.config
+def vague_config(config: MMMConfig, geo: bool) -> MMMConfig:
+    """``config`` with the vague priors (the user's other priors kept) and no ROI prior."""
     vague = {
         **VAGUE_PRIORS,
+        **({GEO_EFFECT: VAGUE_GEO_EFFECT_PRIOR} if geo else {}),
         **VAGUE_ADSTOCK_PRIORS[config.adstock],
         **VAGUE_SHAPE_PRIORS[config.saturation],
     }
     # Vague means without the ROI prior too: it is one of the priors whose pull is measured.
-    vague_config = config.model_copy(
-        update={"priors": {**config.priors, **vague}, "roi_prior": None}
-    )
-    vague_mmm = build_mmm(fitted.data, vague_config)
+    return config.model_copy(update={"priors": {**config.priors, **vague}, "roi_prior": None})
+
+
+def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
+    config: MMMConfig = fitted.params.config
+    vague = vague_config(config, fitted.data.geo)
+    vague_mmm = build_mmm(fitted.data, vague)
     outcome = sample_posterior(
         vague_mmm,
         fitted.params.sampler,
         seed,
-        structure_key(fitted.data, vague_config, {"vague": True}),
+        structure_key(fitted.data, vague, {"vague": True}),
     )
     attach_posterior(vague_mmm, outcome.idata)
     informative = roas_draws(fitted, fitted.mmm)
