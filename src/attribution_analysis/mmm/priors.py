@@ -48,7 +48,9 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # PyMC-Marketing gives every media parameter of a geo model its own value per (geo, channel),
 # unpooled: 20 geos x 3 channels x 4 curve parameters is 240 parameters, each learnt from one
 # geo's series, and on a 20-geo panel the sampler did not converge in 2 x 1,000 draws (R-hat
-# 1.09, 196 divergences; references/mmm_methodology.md, "Geo panels"). Meridian's structure
+# 1.09, 196 divergences on geo_world seed 2; pooled: R-hat 1.03-1.13, 0-1 divergences on
+# seeds 1-3, better but not yet converged at those draws; references/mmm_methodology.md,
+# "Geo panels"). Meridian's structure
 # instead: the curve's shape (carry-over, half-saturation, slope) is one per channel, shared by
 # all geos (spend is scaled per geo, so a shared half-saturation sits at the same share of each
 # geo's own spend), and the effect size varies by geo around a channel mean, log-normally
