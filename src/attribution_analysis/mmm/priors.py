@@ -61,17 +61,25 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # stalled (R-hat 1.16, bulk ESS 11) where the centred one reached R-hat 1.09, ESS 32.
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
+
+
 # log beta[geo, channel] ~ Normal(mu[channel], sigma[channel]). mu's prior, median
 # 0.6 and 95% in [0.085, 4.3], spans the central mass of PyMC-Marketing's single-geo default
 # HalfNormal(1.5) (90% in [0.09, 2.9]) on the same scaled units; sigma's is Meridian's.
-GEO_EFFECT_PRIOR: dict[str, Any] = {
-    "dist": "LogNormal",
-    "kwargs": {
-        "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": 1.0}, "dims": ["channel"]},
-        "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 1.0}, "dims": ["channel"]},
-    },
-    "dims": ["geo", "channel"],
-}
+def geo_effect_prior(width: float = 1.0) -> dict[str, Any]:
+    """The geo effect size's hierarchical prior, its hyperpriors' scales times ``width``
+    (1: the default; the vague-prior refit uses 2)."""
+    return {
+        "dist": "LogNormal",
+        "kwargs": {
+            "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": width}, "dims": ["channel"]},
+            "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": width}, "dims": ["channel"]},
+        },
+        "dims": ["geo", "channel"],
+    }
+
+
+GEO_EFFECT_PRIOR = geo_effect_prior()
 # What fixes the pooled structure: part of a geo fit's cache key, so a fit made without it
 # is not reused for this model.
 GEO_POOLING = {"shared_dims": list(GEO_SHARED_DIMS), GEO_EFFECT: GEO_EFFECT_PRIOR}

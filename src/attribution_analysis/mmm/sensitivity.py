@@ -15,7 +15,7 @@ from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.mmm.build import build_mmm, structure_key
 from attribution_analysis.mmm.decompose import contribution_draws
 from attribution_analysis.mmm.loaded import FittedModel
-from attribution_analysis.mmm.priors import GEO_EFFECT, GEO_EFFECT_PRIOR
+from attribution_analysis.mmm.priors import GEO_EFFECT, geo_effect_prior
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
 VAGUE_PRIORS: dict[str, dict[str, Any]] = {
@@ -25,13 +25,7 @@ VAGUE_PRIORS: dict[str, dict[str, Any]] = {
 # wide, as the national HalfNormal(3) is twice the default's 1.5: the refit measures the pull
 # of the priors' widths, not of pooling (an unpooled refit of a 20-geo panel is a different
 # model, and one that does not converge in the draws a check can afford).
-VAGUE_GEO_EFFECT_PRIOR: dict[str, Any] = {
-    **GEO_EFFECT_PRIOR,
-    "kwargs": {
-        "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": 2.0}, "dims": ["channel"]},
-        "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": 2.0}, "dims": ["channel"]},
-    },
-}
+VAGUE_GEO_EFFECT_PRIOR = geo_effect_prior(width=2.0)
 # Each adstock's own parameters (PyMC-Marketing's Weibull PDF adstock has lam and k).
 VAGUE_ADSTOCK_PRIORS: dict[str, dict[str, dict[str, Any]]] = {
     "geometric": {"adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}}},
