@@ -35,9 +35,10 @@ from attribution_analysis.workspace import Workspace
 # The demo is the MTA world: channel spend with campaigns under each channel and two lift
 # tests, so every later step (fit, calibrate, allocate) has what it needs.
 DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_tests=2)
-# The geo demo (``attribution demo --geo``, ``make demo-geo``): a regional panel, fitted per
-# geo (nothing pooled), its per-geo contributions set beside the simulated truth, and a
-# budget planned per geo x channel.
+# The geo demo (``attribution demo --geo``, ``make demo-geo``): a regional panel, fitted with
+# the curve shape shared per channel and the effect size pooled across geos (mmm/priors.py),
+# its per-geo contributions set beside the simulated truth, and a budget planned per
+# geo x channel.
 GEO_DEMO = SimulationParams(kind="mmm", seed=20261205, weeks=104, channels=3, geos=6)
 
 
@@ -84,7 +85,7 @@ def run_geo_demo(root: Path, console: Console) -> None:
     )
     _validate_data(root, console)
     ws = Workspace.open(root)
-    _fit(ws, console, "fit_mmm (NUTS, every parameter per geo)", FitMMMParams())
+    _fit(ws, console, "fit_mmm (NUTS, effect sizes pooled across geos)", FitMMMParams())
     if not _model_passed(ws, root, console):
         return
     _decompose(ws, root, console)
@@ -183,6 +184,8 @@ def _fit(
         f"{' (cached)' if fit.cached else ''}, max R-hat {conv['max_rhat']:.3f}, "
         f"min bulk ESS {conv['min_ess_bulk']:.0f}, {conv['divergences']} divergences"
     )
+    for remedy in fit.remedies_tried:
+        console.print(f"   after a first sampling: {remedy}")
 
 
 def _model_passed(ws: Workspace, root: Path, console: Console) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +31,14 @@ from attribution_analysis.mmm.calibration import (
     read_lift_tests,
 )
 from attribution_analysis.mmm.convergence import (
+    DIVERGENCE_SHARE_LIMIT,
     GATES_RULE,
     convergence_summary,
     fails_on_divergences_only,
     passes_gates,
 )
 from attribution_analysis.mmm.panel import ModelData, load_model_data
+from attribution_analysis.mmm.priors import CENTRED, GEO_EFFECT, GEO_FORM_ATTR, NON_CENTRED
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
@@ -47,14 +50,18 @@ STEP = "fit_mmm"
 STOPPED_AT_GATES = "stopped_at_gates"
 
 
-def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[str, str]]:
-    """Load the data and build the (calibrated) model: what fit and later steps share."""
+def prepare(
+    ws: Workspace, params: FitMMMParams, geo_centred: bool = True
+) -> tuple[ModelData, Any, dict[str, str]]:
+    """Load the data and build the (calibrated) model: what fit and later steps share. Later
+    steps rebuild the centred form whatever form the posterior was sampled in: its draws
+    include ``saturation_beta`` either way, which is all the model downstream reads."""
     config = params.config
     data = load_model_data(
         ws, config.target, config.use_trend, config.use_holidays, config.use_external_factors
     )
     hashes = dict(data.input_hashes)
-    mmm = build_mmm(data, config)
+    mmm = build_mmm(data, config, geo_centred)
     if params.calibrate:
         tests, digest = read_lift_tests(ws)
         hashes[layout.LIFT_TESTS.path] = digest
@@ -136,7 +143,9 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     if stored is not None:
         relative, tree = stored
     else:
-        tree, remedies, seconds, reused = _sample(data, mmm, params, progress)
+        tree, remedies, seconds, reused = _sample(
+            data, mmm, params, progress, lambda: prepare(ws, params, geo_centred=False)[1]
+        )
         sampled = {"sampling": seconds, "reused": reused, "remedies": remedies}
     result = _result(
         params,
@@ -183,10 +192,15 @@ def answer_of(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
 
 
 def _sample(
-    data: ModelData, mmm: Any, params: FitMMMParams, progress: Progress | None
+    data: ModelData,
+    mmm: Any,
+    params: FitMMMParams,
+    progress: Progress | None,
+    non_centred: Callable[[], Any],
 ) -> tuple[Any, list[str], float | None, bool]:
     """The posterior as asked (ridge, quick or NUTS with its retry and ridge fallback):
-    the tree, the remedies tried, seconds of sampling and whether a compile was reused."""
+    the tree, the remedies tried, seconds of sampling and whether a compile was reused.
+    ``non_centred`` builds the same model with a geo panel's pooled effect non-centred."""
     if params.method == "ridge":
         return _ridge(data, params, progress), [], None, False
     if params.quick:
@@ -199,32 +213,46 @@ def _sample(
         report(progress, 1, 1, "quick fit done")
         return tree, [], None, False
     remedies: list[str] = []
-    structure = structure_key(
-        data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
-    )
+    extra = {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
+    structure = structure_key(data, params.config, extra)
     sampler = params.sampler
     outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
     tree = attach_posterior(mmm, outcome.idata)
     seconds, compile_reused = outcome.seconds, outcome.compile_reused
+    form = CENTRED
     summary = convergence_summary(tree)
     if params.retry and not passes_gates(summary):
-        if fails_on_divergences_only(summary):
-            sampler = sampler.for_retry(divergences_only=True)
+        divergences_only = fails_on_divergences_only(summary)
+        sampler = sampler.for_retry(divergences_only=divergences_only)
+        how = (
+            f"target_accept {sampler.target_accept} (same draws)"
+            if divergences_only
+            else f"{sampler.draws} draws, {sampler.tune} warm-up draws and target_accept "
+            f"{sampler.target_accept}"
+        )
+        why = (
+            f"{summary['divergences']} divergences with R-hat and bulk ESS passing"
+            if divergences_only
+            else "failing the gates"
+        )
+        if _funnel_suspected(data, params, summary):
+            form = NON_CENTRED
+            mmm = non_centred()
+            structure = structure_key(data, params.config, {**extra, "form": form})
             remedies.append(
-                f"refit with target_accept {sampler.target_accept} (same draws) after "
-                f"{summary['divergences']} divergences with R-hat and bulk ESS passing"
+                f"refit with the geo effect's hierarchy non-centred (the same model, "
+                f"reparameterised: geos with alike effects make a funnel the centred form "
+                f"cannot sample) and {how}, after {why} ({summary['divergences']} divergences)"
             )
         else:
-            sampler = sampler.for_retry()
-            remedies.append(
-                f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
-                f"target_accept {sampler.target_accept} after failing the gates"
-            )
+            remedies.append(f"refit with {how} after {why}")
         outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
         tree = attach_posterior(mmm, outcome.idata)
         seconds = (seconds or 0) + outcome.seconds
     # Kept with the draws (NetCDF attributes hold no booleans), so a cached fit says it too.
     tree["posterior"].attrs[STOPPED_AT_GATES] = int(outcome.stopped_at_gates)
+    if data.geo:
+        tree["posterior"].attrs[GEO_FORM_ATTR] = form
     if not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge and not data.geo:
         summary = convergence_summary(tree)
         remedies.append(
@@ -233,6 +261,16 @@ def _sample(
         )
         tree = _ridge(data, params, progress)
     return tree, remedies, seconds, compile_reused
+
+
+def _funnel_suspected(data: ModelData, params: FitMMMParams, summary: dict[str, Any]) -> bool:
+    """A geo fit whose pooled effect (ours, not a prior the user gave) diverged past the gate:
+    the centred hierarchy's funnel, which the non-centred form removes (priors.py)."""
+    return (
+        data.geo
+        and GEO_EFFECT not in params.config.priors
+        and summary["divergences"] > DIVERGENCE_SHARE_LIMIT * summary["draws"]
+    )
 
 
 def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> Any:
