@@ -10,8 +10,6 @@ user gives with dims ("geo", "channel") is not pooled.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pymc as pm
 
@@ -103,56 +101,3 @@ def test_vague_refit_of_a_geo_model_keeps_the_pooling_with_wider_hyperpriors(sim
     # Wider: the hyperprior on each channel's mean log effect has twice the default's sd.
     mu = np.asarray(pm.draw(model["saturation_beta_mu"], draws=4000, random_seed=2))
     np.testing.assert_allclose(mu.std(), 2.0, rtol=0.1)
-
-
-def test_non_centred_form_is_the_same_prior_on_the_effect(simulated):
-    """The refit after a funnel's divergences samples the same model: the effect size drawn
-    in the non-centred form has the centred form's distribution (two-sample KS per
-    (geo, channel) on pooled draws). Negative control: the vague refit's wider hyperpriors
-    (the same form) are told apart by the same test."""
-    from scipy.stats import ks_2samp
-
-    data, config = _data(simulated, geos=3)
-    centred = build_mmm(data, config).model
-    non_centred = build_mmm(data, config, geo_centred=False).model
-    dims = _dims(non_centred)
-    assert "saturation_beta" not in dims  # a deterministic of the offset, not sampled itself
-    assert dims["saturation_beta_raw_offset"] == ("geo", "channel")
-    assert dims["saturation_beta_raw_sigma"] == ("channel",)
-    for name in SHAPE:
-        assert dims[name] == ("channel",), name
-
-    def log_effect(model, seed: int) -> np.ndarray:
-        return np.log(np.asarray(pm.draw(model["saturation_beta"], draws=3000, random_seed=seed)))
-
-    same = ks_2samp(log_effect(centred, 3).ravel(), log_effect(non_centred, 4).ravel())
-    assert same.pvalue > 0.01, same
-    wider = build_mmm(data, vague_config(config, geo=True)).model
-    differs = ks_2samp(log_effect(centred, 3).ravel(), log_effect(wider, 5).ravel())
-    assert differs.pvalue < 1e-6, differs
-
-
-def test_vague_refit_keeps_the_fits_form(simulated):
-    data, config = _data(simulated, geos=3)
-    dims = _dims(build_mmm(data, vague_config(config, geo=True, geo_centred=False)).model)
-    assert "saturation_beta_raw_offset" in dims
-    assert "saturation_beta_raw_offset" not in _dims(
-        build_mmm(data, vague_config(config, geo=True)).model
-    )
-
-
-def test_only_a_pooled_geo_fit_that_diverged_is_refitted_non_centred(simulated):
-    from attribution_analysis.mmm.fit import _funnel_suspected
-
-    geo, _ = _data(simulated, geos=3)
-    national = dataclasses.replace(geo, geo=False)  # only the flag is read
-    params = FitMMMParams()
-    diverged = {"divergences": 13, "draws": 12_000}  # the gate allows 12 in 12,000
-    assert _funnel_suspected(geo, params, diverged)
-    assert not _funnel_suspected(geo, params, {"divergences": 12, "draws": 12_000})
-    assert not _funnel_suspected(national, params, diverged)
-    given = {"dist": "HalfNormal", "kwargs": {"sigma": 1.5}, "dims": ["geo", "channel"]}
-    own = params.model_copy(
-        update={"config": params.config.model_copy(update={"priors": {"saturation_beta": given}})}
-    )
-    assert not _funnel_suspected(geo, own, diverged)

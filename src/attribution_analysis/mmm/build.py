@@ -27,9 +27,8 @@ def effective_l_max(config: MMMConfig) -> int:
     return config.l_max
 
 
-def build_mmm(data: ModelData, config: MMMConfig, geo_centred: bool = True) -> Any:
-    """A built (not fitted) ``pymc_marketing.mmm.MMM`` over ``data``; a geo panel's pooled
-    effect size in the centred or non-centred form (priors.geo_effect_prior)."""
+def build_mmm(data: ModelData, config: MMMConfig) -> Any:
+    """A built (not fitted) ``pymc_marketing.mmm.MMM`` over ``data``."""
     use_reproducible_numerics()
     from pymc_extras.prior import Prior
     from pymc_marketing.mmm import (
@@ -81,7 +80,7 @@ def build_mmm(data: ModelData, config: MMMConfig, geo_centred: bool = True) -> A
     if data.geo:
         media = {**adstock.model_config, **saturation.model_config}
         media.update({name: model_config[name] for name in media if name in model_config})
-        model_config.update(pooled_across_geos(media, set(config.priors), geo_centred))
+        model_config.update(pooled_across_geos(media, set(config.priors)))
     n_obs = len(data.y)
     n_params = (
         2

@@ -480,7 +480,6 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     """Refit on all but the last ``periods`` periods, predict them, score the forecast."""
     from attribution_analysis.mmm.build import build_mmm, structure_key
     from attribution_analysis.mmm.panel import ModelData
-    from attribution_analysis.mmm.priors import CENTRED, geo_form_of
     from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
     data = fitted.data
@@ -501,10 +500,8 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
         imputed_target=data.imputed_target[train.to_numpy()],
     )
     params: FitMMMParams = fitted.params
-    # The form the fit itself needed (a funnel on the whole panel is one on most of it too).
-    form = geo_form_of(fitted.tree)
-    mmm = build_mmm(train_data, params.config, geo_centred=form == CENTRED)
-    structure = structure_key(train_data, params.config, {"backtest": True, "form": form})
+    mmm = build_mmm(train_data, params.config)
+    structure = structure_key(train_data, params.config, {"backtest": True})
     outcome = sample_posterior(mmm, params.sampler, seed, structure)
     attach_posterior(mmm, outcome.idata)
     holdout = data.X[~train].reset_index(drop=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,20 +30,12 @@ from attribution_analysis.mmm.calibration import (
     read_lift_tests,
 )
 from attribution_analysis.mmm.convergence import (
-    DIVERGENCE_SHARE_LIMIT,
     GATES_RULE,
     convergence_summary,
     fails_on_divergences_only,
     passes_gates,
 )
 from attribution_analysis.mmm.panel import ModelData, load_model_data
-from attribution_analysis.mmm.priors import (
-    CENTRED,
-    GEO_EFFECT,
-    GEO_FORM_ATTR,
-    NON_CENTRED,
-    geo_form_of,
-)
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 from attribution_analysis.numerics import numerics_metadata
 from attribution_analysis.progress import Progress, report
@@ -56,18 +47,14 @@ STEP = "fit_mmm"
 STOPPED_AT_GATES = "stopped_at_gates"
 
 
-def prepare(
-    ws: Workspace, params: FitMMMParams, geo_centred: bool = True
-) -> tuple[ModelData, Any, dict[str, str]]:
-    """Load the data and build the (calibrated) model: what fit and later steps share. A geo
-    panel's pooled effect in the centred or non-centred form: the one the posterior was
-    sampled in (priors.geo_form_of), since the log-likelihood needs every free variable."""
+def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[str, str]]:
+    """Load the data and build the (calibrated) model: what fit and later steps share."""
     config = params.config
     data = load_model_data(
         ws, config.target, config.use_trend, config.use_holidays, config.use_external_factors
     )
     hashes = dict(data.input_hashes)
-    mmm = build_mmm(data, config, geo_centred)
+    mmm = build_mmm(data, config)
     if params.calibrate:
         tests, digest = read_lift_tests(ws)
         hashes[layout.LIFT_TESTS.path] = digest
@@ -148,12 +135,8 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     sampled: dict[str, Any] = {}
     if stored is not None:
         relative, tree = stored
-        if geo_form_of(tree) == NON_CENTRED:
-            mmm = prepare(ws, params, geo_centred=False)[1]
     else:
-        tree, remedies, seconds, reused, mmm = _sample(
-            data, mmm, params, progress, lambda: prepare(ws, params, geo_centred=False)[1]
-        )
+        tree, remedies, seconds, reused = _sample(data, mmm, params, progress)
         sampled = {"sampling": seconds, "reused": reused, "remedies": remedies}
     result = _result(
         params,
@@ -200,18 +183,12 @@ def answer_of(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
 
 
 def _sample(
-    data: ModelData,
-    mmm: Any,
-    params: FitMMMParams,
-    progress: Progress | None,
-    non_centred: Callable[[], Any],
-) -> tuple[Any, list[str], float | None, bool, Any]:
+    data: ModelData, mmm: Any, params: FitMMMParams, progress: Progress | None
+) -> tuple[Any, list[str], float | None, bool]:
     """The posterior as asked (ridge, quick or NUTS with its retry and ridge fallback):
-    the tree, the remedies tried, seconds of sampling, whether a compile was reused and the
-    model the draws belong to. ``non_centred`` builds the same model with a geo panel's
-    pooled effect non-centred."""
+    the tree, the remedies tried, seconds of sampling and whether a compile was reused."""
     if params.method == "ridge":
-        return _ridge(data, params, progress), [], None, False, mmm
+        return _ridge(data, params, progress), [], None, False
     if params.quick:
         report(progress, 0, 1, f"quick fit ({params.quick})")
         with warnings.catch_warnings():
@@ -220,55 +197,34 @@ def _sample(
                 data.X, data.y, method=params.quick, random_seed=params.seed, progressbar=False
             )
         report(progress, 1, 1, "quick fit done")
-        return tree, [], None, False, mmm
+        return tree, [], None, False
     remedies: list[str] = []
-    extra = {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
-    structure = structure_key(data, params.config, extra)
+    structure = structure_key(
+        data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
+    )
     sampler = params.sampler
     outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
     tree = attach_posterior(mmm, outcome.idata)
     seconds, compile_reused = outcome.seconds, outcome.compile_reused
-    form = CENTRED
     summary = convergence_summary(tree)
     if params.retry and not passes_gates(summary):
-        divergences_only = fails_on_divergences_only(summary)
-        funnel = _funnel_suspected(data, params, summary)
-        # Divergences alone in a funnel: the new form is the remedy, at the same settings
-        # (a higher target_accept too cost the demo world's refit a third of its ESS: 338
-        # against 534 at 0.97, under the gate).
-        if funnel and divergences_only:
-            how = "the same sampler settings"
-        else:
-            sampler = sampler.for_retry(divergences_only=divergences_only)
-            how = (
-                f"target_accept {sampler.target_accept} (same draws)"
-                if divergences_only
-                else f"{sampler.draws} draws, {sampler.tune} warm-up draws and target_accept "
-                f"{sampler.target_accept}"
-            )
-        why = (
-            f"{summary['divergences']} divergences with R-hat and bulk ESS passing"
-            if divergences_only
-            else f"failing the gates ({summary['divergences']} divergences)"
-        )
-        if funnel:
-            form = NON_CENTRED
-            mmm = non_centred()
-            structure = structure_key(data, params.config, {**extra, "form": form})
+        if fails_on_divergences_only(summary):
+            sampler = sampler.for_retry(divergences_only=True)
             remedies.append(
-                f"refit with the geo effect's hierarchy non-centred (the same model, "
-                f"reparameterised: geos with alike effects make a funnel the centred form "
-                f"cannot sample) with {how}, after {why}"
+                f"refit with target_accept {sampler.target_accept} (same draws) after "
+                f"{summary['divergences']} divergences with R-hat and bulk ESS passing"
             )
         else:
-            remedies.append(f"refit with {how} after {why}")
+            sampler = sampler.for_retry()
+            remedies.append(
+                f"refit with {sampler.draws} draws, {sampler.tune} warm-up draws and "
+                f"target_accept {sampler.target_accept} after failing the gates"
+            )
         outcome = sample_posterior(mmm, sampler, params.seed + 1, structure, progress)
         tree = attach_posterior(mmm, outcome.idata)
         seconds = (seconds or 0) + outcome.seconds
     # Kept with the draws (NetCDF attributes hold no booleans), so a cached fit says it too.
     tree["posterior"].attrs[STOPPED_AT_GATES] = int(outcome.stopped_at_gates)
-    if data.geo:
-        tree["posterior"].attrs[GEO_FORM_ATTR] = form
     if not passes_gates(convergence_summary(tree)) and params.fallback_to_ridge and not data.geo:
         summary = convergence_summary(tree)
         remedies.append(
@@ -276,17 +232,7 @@ def _sample(
             f"bulk ESS {summary['min_ess_bulk']:.0f}); fell back to the ridge model"
         )
         tree = _ridge(data, params, progress)
-    return tree, remedies, seconds, compile_reused, mmm
-
-
-def _funnel_suspected(data: ModelData, params: FitMMMParams, summary: dict[str, Any]) -> bool:
-    """A geo fit whose pooled effect (ours, not a prior the user gave) diverged past the gate:
-    the centred hierarchy's funnel, which the non-centred form removes (priors.py)."""
-    return (
-        data.geo
-        and GEO_EFFECT not in params.config.priors
-        and summary["divergences"] > DIVERGENCE_SHARE_LIMIT * summary["draws"]
-    )
+    return tree, remedies, seconds, compile_reused
 
 
 def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> Any:

@@ -13,7 +13,6 @@ from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import fit_key
 from attribution_analysis.mmm.panel import ModelData
-from attribution_analysis.mmm.priors import CENTRED, geo_form_of
 from attribution_analysis.workspace import Workspace
 
 
@@ -51,10 +50,7 @@ def open_fit(ws: Workspace) -> FittedModel:
 
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
     params = recorded_fit_params(manifest["params"])
-    tree = store.load_tree(ws, manifest["result"]["model_path"])
-    # Rebuilt in the form its draws were sampled in (a geo fit may have been refitted
-    # non-centred): the log-likelihood and the predictive read every free variable.
-    data, mmm, hashes = prepare(ws, params, geo_centred=geo_form_of(tree) == CENTRED)
+    data, mmm, hashes = prepare(ws, params)
     if fit_key(data, params.config, fit_settings(params, hashes)) != manifest["result"]["fit_key"]:
         raise WorkspaceError(
             "the prepared data, the lift tests or the model's defaults changed since the model "
@@ -62,6 +58,7 @@ def open_fit(ws: Workspace) -> FittedModel:
             fix=f"fit again: run {step_ref('fit_mmm')}.",
             file=layout.FIT.path,
         )
+    tree = store.load_tree(ws, manifest["result"]["model_path"])
     mmm.idata = tree
     mmm.is_fitted_ = True
     # Every output computed from this fit records the manifest's digest beside the data's:

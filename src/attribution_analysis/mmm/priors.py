@@ -55,18 +55,15 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # all geos (spend is scaled per geo, so a shared half-saturation sits at the same share of each
 # geo's own spend), and the effect size varies by geo around a channel mean, log-normally
 # (Meridian: beta_gm ~ LogNormal(beta_m, eta_m), eta_m ~ HalfNormal(1)). Small geos borrow
-# strength from large ones instead of following their noise.
-#
-# Two forms of the same hierarchy. The centred one samples log beta itself; the non-centred one
-# samples a standard-normal offset z with log beta = mu + sigma * z. Which mixes better
-# depends on the data: when geos differ and each geo's two years of weekly data pin its own
-# effect down, the centred form (geo_world seed 1, 20 geos, 2 x 1,000 draws: centred R-hat
-# 1.09, ESS 32; non-centred: the geo spread stalled, R-hat 1.16, ESS 11); when geos' effects
-# are alike, sigma is near zero and the centred form has a funnel the sampler cannot enter
-# (the 6-geo demo world, whose geos share one scaled effect, 2 x 6,000 draws: centred, 27
-# divergences at target_accept 0.97 and still 23 at 0.99; non-centred, 11 at 0.97, within the
-# gate's 12). So a fit starts centred and, when its divergences fail the gate, refits in the
-# non-centred form (fit._sample); the posterior records which.
+# strength from large ones instead of following their noise. Centred, not non-centred: each
+# geo has two years of weekly data, which pin its effect down, the case where the centred
+# form mixes better; on geo_world seed 1 (2 x 1,000 draws) the non-centred form's geo spread
+# stalled (R-hat 1.16, bulk ESS 11) where the centred one reached R-hat 1.09, ESS 32.
+# Nor is the non-centred form a cure for the divergences of the 6-geo demo world (our
+# simulator, 2 x 6,000 draws): centred 27 at target_accept 0.97 and 23 at 0.99; non-centred
+# 11 and 53 at 0.97 (two seeds) and 12 at 0.99, against a gate of 12. The centred fit's
+# divergent draws did not sit at a small geo spread (no funnel); the non-centred ones sat at
+# a low Hill slope with a larger effect, the scale/shape ridge of one channel.
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
 
@@ -74,62 +71,39 @@ GEO_SHARED_DIMS = ("channel",)
 # log beta[geo, channel] ~ Normal(mu[channel], sigma[channel]). mu's prior, median
 # 0.6 and 95% in [0.085, 4.3], spans the central mass of PyMC-Marketing's single-geo default
 # HalfNormal(1.5) (90% in [0.09, 2.9]) on the same scaled units; sigma's is Meridian's.
-def geo_effect_prior(width: float = 1.0, centred: bool = True) -> dict[str, Any]:
+def geo_effect_prior(width: float = 1.0) -> dict[str, Any]:
     """The geo effect size's hierarchical prior, its hyperpriors' scales times ``width``
-    (1: the default; the vague-prior refit uses 2), in the centred or non-centred form."""
-    hyperpriors = {
-        "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": width}, "dims": ["channel"]},
-        "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": width}, "dims": ["channel"]},
-    }
-    if centred:
-        return {"dist": "LogNormal", "kwargs": hyperpriors, "dims": ["geo", "channel"]}
-    # exp of a non-centred Normal: the same log-normal (pymc-extras has no non-centred
-    # LogNormal). The draws keep the name saturation_beta (a deterministic), so every later
-    # step reads them alike; the extra variables are saturation_beta_raw{,_offset,_mu,_sigma}.
+    (1: the default; the vague-prior refit uses 2)."""
     return {
-        "dist": "Normal",
-        "kwargs": hyperpriors,
+        "dist": "LogNormal",
+        "kwargs": {
+            "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": width}, "dims": ["channel"]},
+            "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": width}, "dims": ["channel"]},
+        },
         "dims": ["geo", "channel"],
-        "centered": False,
-        "transform": "exp",
     }
 
 
 GEO_EFFECT_PRIOR = geo_effect_prior()
-CENTRED, NON_CENTRED = "centred", "non-centred"
-# Where the posterior records the form it was sampled in (a NetCDF attribute of the posterior).
-GEO_FORM_ATTR = "geo_effect_form"
-# What fixes the pooled structure and how it is fitted: part of a geo fit's cache key, so a
-# fit made without it (or without the switch of form) is not reused for this model.
-GEO_POOLING = {
-    "shared_dims": list(GEO_SHARED_DIMS),
-    GEO_EFFECT: GEO_EFFECT_PRIOR,
-    "on_divergences": NON_CENTRED,
-}
+# What fixes the pooled structure: part of a geo fit's cache key, so a fit made without it
+# is not reused for this model.
+GEO_POOLING = {"shared_dims": list(GEO_SHARED_DIMS), GEO_EFFECT: GEO_EFFECT_PRIOR}
 
 
-def geo_form_of(tree: Any) -> str:
-    """The form a geo fit's posterior was sampled in (centred when not recorded)."""
-    return str(tree["posterior"].attrs.get(GEO_FORM_ATTR, CENTRED))
-
-
-def pooled_across_geos(
-    media_priors: dict[str, Any], given: set[str], centred: bool = True
-) -> dict[str, Any]:
+def pooled_across_geos(media_priors: dict[str, Any], given: set[str]) -> dict[str, Any]:
     """A geo model's media priors (``Prior`` objects by model_config name: every adstock and
     saturation parameter, defaults included) with the pooling of ``GEO_POOLING``.
 
-    The effect size gets the hierarchical prior (in the centred or non-centred form) unless
-    the user gave one (``given``); every other curve parameter whose prior has no dims is
-    shared across geos. A prior given with dims keeps them: ``("geo", "channel")`` asks for
-    one value per geo, unpooled.
+    The effect size gets the hierarchical prior unless the user gave one (``given``); every
+    other curve parameter whose prior has no dims is shared across geos. A prior given with
+    dims keeps them: ``("geo", "channel")`` asks for one value per geo, unpooled.
     """
     from pymc_extras.prior import Prior
 
     out = {}
     for name, prior in media_priors.items():
         if name == GEO_EFFECT and name not in given:
-            out[name] = Prior.from_dict(geo_effect_prior(centred=centred))
+            out[name] = Prior.from_dict(GEO_EFFECT_PRIOR)
         elif name != GEO_EFFECT and not prior.dims:
             shared = prior.deepcopy()
             shared.dims = GEO_SHARED_DIMS

@@ -15,7 +15,7 @@ from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.mmm.build import build_mmm, structure_key
 from attribution_analysis.mmm.decompose import contribution_draws
 from attribution_analysis.mmm.loaded import FittedModel
-from attribution_analysis.mmm.priors import CENTRED, GEO_EFFECT, geo_effect_prior, geo_form_of
+from attribution_analysis.mmm.priors import GEO_EFFECT, geo_effect_prior
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
 VAGUE_PRIORS: dict[str, dict[str, Any]] = {
@@ -24,9 +24,8 @@ VAGUE_PRIORS: dict[str, dict[str, Any]] = {
 # A geo panel keeps its pooled structure (priors.GEO_POOLING), with the hyperpriors twice as
 # wide, as the national HalfNormal(3) is twice the default's 1.5: the refit measures the pull
 # of the priors' widths, not of pooling (an unpooled refit of a 20-geo panel is a different
-# model, and one that does not converge in the draws a check can afford). In the form the fit
-# itself was sampled in (priors.py: centred unless its divergences called for non-centred).
-VAGUE_GEO_WIDTH = 2.0
+# model, and one that does not converge in the draws a check can afford).
+VAGUE_GEO_EFFECT_PRIOR = geo_effect_prior(width=2.0)
 # Each adstock's own parameters (PyMC-Marketing's Weibull PDF adstock has lam and k).
 VAGUE_ADSTOCK_PRIORS: dict[str, dict[str, dict[str, Any]]] = {
     "geometric": {"adstock_alpha": {"dist": "Beta", "kwargs": {"alpha": 1.0, "beta": 1.0}}},
@@ -72,13 +71,11 @@ def roas_draws(fitted: FittedModel, mmm: Any) -> dict[str, np.ndarray]:
     }
 
 
-def vague_config(config: MMMConfig, geo: bool, geo_centred: bool = True) -> MMMConfig:
-    """``config`` with the vague priors (the user's other priors kept) and no ROI prior; a geo
-    panel's pooled effect in the centred or non-centred form."""
-    geo_prior = geo_effect_prior(width=VAGUE_GEO_WIDTH, centred=geo_centred)
+def vague_config(config: MMMConfig, geo: bool) -> MMMConfig:
+    """``config`` with the vague priors (the user's other priors kept) and no ROI prior."""
     vague = {
         **VAGUE_PRIORS,
-        **({GEO_EFFECT: geo_prior} if geo else {}),
+        **({GEO_EFFECT: VAGUE_GEO_EFFECT_PRIOR} if geo else {}),
         **VAGUE_ADSTOCK_PRIORS[config.adstock],
         **VAGUE_SHAPE_PRIORS[config.saturation],
     }
@@ -88,7 +85,7 @@ def vague_config(config: MMMConfig, geo: bool, geo_centred: bool = True) -> MMMC
 
 def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
     config: MMMConfig = fitted.params.config
-    vague = vague_config(config, fitted.data.geo, geo_form_of(fitted.tree) == CENTRED)
+    vague = vague_config(config, fitted.data.geo)
     vague_mmm = build_mmm(fitted.data, vague)
     outcome = sample_posterior(
         vague_mmm,
