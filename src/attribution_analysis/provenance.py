@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -31,6 +32,13 @@ TRACKED_LIBRARIES = (
 
 
 def library_versions() -> dict[str, str]:
+    return dict(_installed_versions())
+
+
+# Read once per process (about 0.05 s of metadata lookups per call otherwise): the versions
+# that matter are those of the code this process runs, which a later install cannot change.
+@functools.cache
+def _installed_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in TRACKED_LIBRARIES:
         try:

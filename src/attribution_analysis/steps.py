@@ -343,7 +343,7 @@ STEPS: list[StepSpec] = [
         name="decompose_contributions",
         title="Decompose contributions",
         description="Channel contributions, share, ROAS and marginal ROAS with 90%/95% "
-        "intervals from the posterior, the ROAS unit and findings. 5-30 seconds.",
+        "intervals from the posterior, the ROAS unit and findings. About a second.",
         params=DecomposeParams,
         answer=DecomposeAnswer,
         compute="attribution_analysis.mmm.decompose:compute",
@@ -356,12 +356,13 @@ STEPS: list[StepSpec] = [
             layout.TRANSFORMS,
         ),
         requires=_fitted_model_inputs,
+        # fit_mmm stores the contributions it evaluated (decompose.py): this step reads
+        # them without PyMC; only a posterior written before that rebuilds the model.
         preload=(
-            "attribution_analysis.mmm.loaded",
-            "pymc_marketing.mmm",
-            "pymc.sampling.deterministic",
-            "attribution_analysis.mmm.loaded:warm_compiler",
+            "pandas",
+            "h5netcdf",
             "attribution_analysis.mmm.store:warm_netcdf",
+            "attribution_analysis.mmm.decompose",
         ),
     ),
     StepSpec(

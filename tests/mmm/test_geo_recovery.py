@@ -227,7 +227,9 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
         method="bayesian_nuts",
     )
     gate = {"failed_criteria": [], "override_reason": None}
-    result, weekly, draws_tree = decompose._summarise(fitted, draws, gate, "run")
+    result, weekly, draws_tree = decompose._summarise(
+        fitted, decompose.reduce_draws(draws), gate, "run"
+    )
 
     national = {c.channel: c.total_contribution.mean for c in result.channels}
     expected = {c: float(totals[:, k].mean()) for k, c in enumerate(channel["channel"].values)}

@@ -82,3 +82,48 @@ def test_a_failing_model_is_refused_unless_overridden_and_the_override_is_record
     assert result.metadata.extra["override_reason"] == "exploring a MAP fit in a test"
     assert any(f.code == "override" for f in result.findings)
     assert np.isfinite(result.channels[0].roas.mean)
+
+
+def test_the_contributions_fit_mmm_stored_are_those_of_the_rebuilt_model(validated, monkeypatch):
+    """fit_mmm evaluates the contributions once and stores them with the posterior, so that
+    the decomposition reads them without PyMC: every output equals the one evaluated from
+    the rebuilt model (the route a posterior without the stored group takes), and each run
+    took the route it should (the stored one never opens the model)."""
+    from attribution_analysis import layout
+    from attribution_analysis.mmm import decompose, store
+
+    ws = Workspace.open(validated)
+    outputs = [
+        layout.WEEKLY_CONTRIBUTIONS.path,
+        layout.CONTRIBUTION_DRAWS_CSV.path,
+        layout.TRANSFORMS.path,
+    ]
+    opened = []
+
+    def no_model(ws_):
+        raise AssertionError("the stored route rebuilt the model")
+
+    monkeypatch.setattr(decompose, "open_fit", no_model)
+    stored = decompose_contributions(ws, override_reason="comparing two routes")
+    stored_files = {p: (validated / p).read_bytes() for p in outputs}
+
+    model_path = store.read_manifest(ws)["result"]["model_path"]
+    tree = store.load_tree(ws, model_path)
+    assert decompose.GROUP in tree.children
+    (validated / model_path).write_bytes(store.tree_bytes(ws, tree.drop_nodes(decompose.GROUP)))
+    from attribution_analysis.mmm.loaded import open_fit
+
+    def counted(ws_):
+        opened.append(1)
+        return open_fit(ws_)
+
+    monkeypatch.setattr(decompose, "open_fit", counted)
+    evaluated = decompose_contributions(ws, override_reason="comparing two routes")
+    assert opened == [1]
+
+    def numbers(result):
+        return result.model_dump(include={"channels", "base", "components", "sum_check"})
+
+    assert numbers(stored) == numbers(evaluated)
+    for path in outputs:
+        assert stored_files[path] == (validated / path).read_bytes(), path

@@ -4,6 +4,12 @@ Contributions come from PyMC-Marketing's own deterministics evaluated on the sto
 posterior (no re-implementation); marginal ROAS from the same graph with every channel's
 spend raised by 1% at once, which is exact per channel because a channel's contribution
 depends only on its own spend.
+
+The evaluation needs the model rebuilt and compiled (PyMC, PyTensor: about 2 s of a fresh
+process), so ``fit_mmm`` does it once, in its own job, and stores what this step reads in
+the posterior file's ``decomposition`` group (``reduce_draws``): per-draw window totals,
+the weekly bands and the thinned weekly draws. This step then reads that group without
+PyMC. A posterior written before the group existed is evaluated here as before.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from attribution_analysis.mmm.component_names import (
 )
 from attribution_analysis.mmm.gate import override_findings, require_valid_model
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
 from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import band_90, interval, thin_draws
@@ -50,6 +57,7 @@ DECOMPOSITION_DRAWS = 4000
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
 STORED_DRAWS = 500
+GROUP = "decomposition"  # the posterior file's group that fit_mmm fills with reduce_draws
 # Past this many geo x channel cells (e.g. 20 geos x 5 channels) the answer leaves them to
 # the contributions file: each cell is three intervals, and an agent's context is finite.
 GEO_CELLS_IN_ANSWER = 100
@@ -60,19 +68,25 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
     """The decompose_contributions step: contributions, shares and ROAS with intervals."""
     ws, progress = ctx.ws, ctx.progress
     gate = require_valid_model(ws, params.override_reason)
-    fitted = open_fit(ws)
-    report(progress, 0, 3, "evaluating contributions on the posterior")
-    draws = _ridge_draws(fitted) if fitted.method == "ridge_bootstrap" else _bayes_draws(fitted)
+    stored = open_stored_fit(ws)
+    if stored.has_group(GROUP):
+        report(progress, 0, 3, "reading the contributions the fit evaluated")
+        summary = stored.group(GROUP)
+        names = _transform_names(stored)
+        posterior = stored.group(_posterior_group(stored.method), names) if names else None
+    else:  # a posterior written before fit_mmm stored its decomposition
+        report(progress, 0, 3, "evaluating contributions on the posterior")
+        summary, posterior = _evaluate(open_fit(ws))
     report(progress, 2, 3, "summaries")
     verdicts = _identification(ws)
-    result, weekly, draws_tree = _summarise(fitted, draws, gate, ctx.run_id, verdicts)
+    result, weekly, draws_tree = _summarise(stored, summary, gate, ctx.run_id, verdicts)
     files = {
         layout.CONTRIBUTIONS.path: json_bytes(result.model_dump(mode="json")),
         layout.WEEKLY_CONTRIBUTIONS.path: csv_bytes(weekly),
         layout.CONTRIBUTION_DRAWS.path: _tree_bytes(ws, draws_tree),
         layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws_tree, CSV_DRAWS)),
     }
-    transforms = channel_transforms(fitted)
+    transforms = channel_transforms(stored.params.config, stored.data.channels, posterior)
     if transforms is not None:
         files[layout.TRANSFORMS.path] = json_bytes(transforms)
     report(progress, 3, 3, "done")
@@ -89,7 +103,28 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
         sum_check=result.sum_check,
         findings=result.findings + _geo_cells_elsewhere(result),
     )
-    return StepOutput(answer, files, fitted.input_hashes)
+    return StepOutput(answer, files, stored.input_hashes)
+
+
+def _evaluate(fitted: FittedModel) -> tuple[xr.Dataset, xr.Dataset]:
+    """The decomposition group and the posterior, computed from a rebuilt model."""
+    return reduce_draws(draws_of(fitted)), fitted.tree[_posterior_group(fitted.method)].to_dataset()
+
+
+def _posterior_group(method: str) -> str:
+    """Where the fit's transform parameters are: the ridge keeps its point values apart."""
+    return "hyperparameters" if method == "ridge_bootstrap" else "posterior"
+
+
+def _transform_names(stored: StoredFit) -> list[str] | None:
+    """The variables ``channel_transforms`` reads (None: the fit's adstock has none to hand
+    over, and nothing is read)."""
+    config = stored.params.config
+    if config.adstock != "geometric":
+        return None
+    if config.saturation == "hill":
+        return ["adstock_alpha", "saturation_slope", "saturation_kappa"]
+    return ["adstock_alpha", "saturation_lam"]
 
 
 def _geo_cells_elsewhere(result: ChannelContributions) -> list[Finding]:
@@ -194,6 +229,51 @@ class Draws:
     component_names: tuple[tuple[str, str], ...] = ()
 
 
+def decomposition_of(mmm: Any, data: Any, tree: xr.DataTree, params: Any) -> xr.Dataset:
+    """``reduce_draws`` of a fit just sampled (or bootstrapped): what ``fit_mmm`` stores in
+    the posterior file's ``GROUP``, so that this step need not rebuild the model."""
+    method = "ridge_bootstrap" if "bootstrap" in tree.children else "posterior"
+    fitted = FittedModel(mmm, data, tree, params, {"result": {"method": method}}, {})
+    return reduce_draws(draws_of(fitted))
+
+
+def draws_of(fitted: FittedModel) -> Draws:
+    """Every draw's contributions: the posterior's, or the ridge model's bootstrap."""
+    if fitted.method == "ridge_bootstrap":
+        return _ridge_draws(fitted)
+    return _bayes_draws(fitted)
+
+
+def reduce_draws(draws: Draws) -> xr.Dataset:
+    """What the step's summaries read, small enough to keep in the posterior file: each
+    draw's window totals (channel per geo, marginal, base, fitted, other components), the
+    weekly mean and 90% band from every draw, and ``STORED_DRAWS`` weekly draws."""
+    channel = draws.channel.drop_vars(
+        [c for c in ("sample", "chain", "draw") if c in draws.channel.coords]
+    )
+    channel = channel.assign_coords(sample=np.arange(channel.sizes["sample"]))
+    mean = channel.mean("sample")
+    low, high = band_90(channel, "sample")
+    step = max(1, channel.sizes["sample"] // STORED_DRAWS)
+    kept = channel.isel(sample=slice(None, None, step))
+    variables: dict[str, Any] = {
+        "channel_total": channel.sum("date"),
+        "marginal": (("sample", "channel"), draws.marginal),
+        "base": ("sample", draws.base),
+        "fitted": ("sample", draws.fitted),
+        "weekly_mean": mean,
+        "weekly_lower_90": mean.copy(data=low),
+        "weekly_upper_90": mean.copy(data=high),
+        "channel_draws": kept.rename(sample="stored_draw").drop_vars("stored_draw"),
+    }
+    if draws.components is not None:
+        names, kinds = zip(*draws.component_names, strict=True)
+        variables["components"] = (("sample", "component"), draws.components)
+        variables["component_name"] = ("component", list(names))
+        variables["component_kind"] = ("component", list(kinds))
+    return xr.Dataset(variables)
+
+
 def _bayes_draws(fitted: FittedModel) -> Draws:
     # Extra contribution per channel from MARGINAL_STEP more spend in every period.
     parts = contribution_draws(fitted, channel_scale=1 + MARGINAL_STEP)
@@ -245,21 +325,29 @@ def _identification(ws: Workspace) -> dict[str, dict[str, Any]]:
 
 
 def _summarise(
-    fitted: FittedModel,
-    draws: Draws,
+    fitted: StoredFit | FittedModel,
+    summary: xr.Dataset,
     gate: dict[str, Any],
     run_id: str,
     verdicts: dict[str, dict[str, Any]] | None = None,
 ):
+    """The contributions file, the weekly table and the draws file from ``reduce_draws``'
+    dataset; ``fitted`` gives the data, parameters and provenance."""
     data = fitted.data
-    channels = [str(c) for c in draws.channel["channel"].values]
-    media = _totals(draws.channel)  # (sample, channel)
+    channels = [str(c) for c in summary["channel"].values]
+    media = _totals(summary["channel_total"])  # (sample, channel)
     media_total = media.sum(axis=1)
     spend = np.array([data.X[c].sum() for c in channels])
-    extra = draws.marginal
-    base = draws.base
-    fitted_total = draws.fitted
-    component_total = draws.components.sum(axis=1) if draws.components is not None else 0.0
+    extra = summary["marginal"].values
+    base = summary["base"].values
+    fitted_total = summary["fitted"].values
+    components = summary["components"].values if "components" in summary else None
+    component_names = (
+        list(zip(summary["component_name"].values, summary["component_kind"].values, strict=True))
+        if components is not None
+        else []
+    )
+    component_total = components.sum(axis=1) if components is not None else 0.0
     explained = base + media_total + component_total
     error = float(abs(explained.mean() - fitted_total.mean()) / abs(fitted_total.mean()))
     findings = []
@@ -316,14 +404,15 @@ def _summarise(
         base=BaseContribution(total=interval(base)),
         components=[
             ComponentContribution(
-                name=name,
-                kind=kind,  # type: ignore[arg-type]
-                total_contribution=interval(draws.components[:, k]),
-                share_of_outcome=interval(draws.components[:, k] / fitted_total),
+                name=str(name),
+                kind=str(kind),  # type: ignore[arg-type]
+                total_contribution=interval(components[:, k]),
+                share_of_outcome=interval(components[:, k] / fitted_total),
             )
-            for k, (name, kind) in enumerate(draws.component_names)
+            for k, (name, kind) in enumerate(component_names)
+            if components is not None
         ],
-        geos=_geo_cells(draws.channel, data.X) if "geo" in draws.channel.dims else [],
+        geos=_geo_cells(summary["channel_total"], data.X) if "geo" in summary.dims else [],
         sum_check=SumCheck(
             relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
         ),
@@ -332,14 +421,17 @@ def _summarise(
         findings=findings,
         roas_unit=f"{data.target} per unit of spend",
     )
-    weekly = _weekly_table(draws.channel, data)
-    draws_tree = _draws_tree(draws.channel)
+    weekly = _weekly_table(summary)
+    draws_tree = xr.Dataset(
+        {"channel_contribution": summary["channel_draws"].rename(stored_draw="sample")}
+    )
+    draws_tree = draws_tree.assign_coords(sample=np.arange(draws_tree.sizes["sample"]))
     return result, weekly, draws_tree
 
 
-def _geo_cells(channel: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelContribution]:
+def _geo_cells(channel_total: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelContribution]:
     """Every (geo, channel) total over the window, from the draws the national totals sum."""
-    totals = channel.sum("date").transpose("sample", "geo", "channel")
+    totals = channel_total.transpose("sample", "geo", "channel")
     geo_media = totals.sum("channel")
     spend = X.groupby(X["geo"].astype(str))[[str(c) for c in totals["channel"].values]].sum()
     cells = []
@@ -363,24 +455,18 @@ def _geo_cells(channel: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelContrib
     return cells
 
 
-def _weekly_table(channel: xr.DataArray, data: Any) -> pd.DataFrame:
-    mean = channel.mean("sample")
-    low, high = band_90(channel, "sample")
+def _weekly_table(summary: xr.Dataset) -> pd.DataFrame:
     frame = xr.Dataset(
-        {"contribution": mean, "lower_90": mean.copy(data=low), "upper_90": mean.copy(data=high)}
+        {
+            "contribution": summary["weekly_mean"],
+            "lower_90": summary["weekly_lower_90"],
+            "upper_90": summary["weekly_upper_90"],
+        }
     ).to_dataframe()
     frame = frame.reset_index()
     frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
     keys = ["date", *(["geo"] if "geo" in frame else []), "channel"]
     return frame[[*keys, "contribution", "lower_90", "upper_90"]].sort_values(keys)
-
-
-def _draws_tree(channel: xr.DataArray) -> xr.Dataset:
-    step = max(1, channel.sizes["sample"] // STORED_DRAWS)
-    thin = channel.isel(sample=slice(None, None, step))
-    thin = thin.drop_vars(["sample", "chain", "draw"], errors="ignore")
-    thin = thin.assign_coords(sample=np.arange(thin.sizes["sample"]))
-    return xr.Dataset({"channel_contribution": thin})
 
 
 def _draws_table(dataset: xr.Dataset, n: int) -> pd.DataFrame:
@@ -395,24 +481,22 @@ def _draws_table(dataset: xr.Dataset, n: int) -> pd.DataFrame:
     return frame.rename(columns={"channel_contribution": "contribution"})[[*keys, "contribution"]]
 
 
-def channel_transforms(fitted: FittedModel) -> dict[str, Any] | None:
-    """Posterior-mean adstock and saturation per channel, in the allocation contract's form.
+def channel_transforms(
+    config: Any, channels: list[str], source: xr.Dataset | None
+) -> dict[str, Any] | None:
+    """Posterior-mean adstock and saturation per channel, in the allocation contract's form,
+    from the posterior (or the ridge model's hyperparameters) in ``source``.
 
     Only geometric adstock has a single retention rate to hand over; Weibull fits return
     None and the allocation step then asks for transforms explicitly.
     """
     from attribution_analysis.mmm.build import effective_l_max
 
-    config = fitted.params.config
-    if config.adstock != "geometric":
+    if config.adstock != "geometric" or source is None:
         return None
-    if fitted.method == "ridge_bootstrap":
-        source = fitted.tree["hyperparameters"].to_dataset()
-    else:
-        source = fitted.tree["posterior"].to_dataset()
     mean_over = [d for d in ("chain", "draw", "geo") if d in source.dims]
     out = {}
-    for channel in fitted.data.channels:
+    for channel in channels:
 
         def value(name: str, ch: str = channel) -> float:
             return float(

@@ -158,9 +158,12 @@ def _validate_bayes(
 
 def _channel_totals(fitted: FittedModel) -> np.ndarray:
     """(sample, channel) draws of each channel's total over the window."""
-    from attribution_analysis.mmm.decompose import contribution_draws
+    from attribution_analysis.mmm.decompose import GROUP, contribution_draws
 
-    channel = contribution_draws(fitted)["channel"]
+    if GROUP in fitted.tree.children:  # evaluated by fit_mmm
+        channel = fitted.tree[GROUP]["channel_total"]
+    else:
+        channel = contribution_draws(fitted)["channel"]
     totals = channel.sum([d for d in channel.dims if d not in ("sample", "channel")])
     return totals.transpose("sample", "channel").values
 

@@ -137,6 +137,7 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
         relative, tree = stored
     else:
         tree, remedies, seconds, reused = _sample(data, mmm, params, progress)
+        tree = _with_decomposition(tree, data, mmm, params, progress)
         sampled = {"sampling": seconds, "reused": reused, "remedies": remedies}
     result = _result(
         params,
@@ -151,6 +152,19 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     )
     result.findings[:0] = lift_findings
     return SingleFit(params, data, mmm, hashes, tree, result, fresh)
+
+
+def _with_decomposition(
+    tree: Any, data: ModelData, mmm: Any, params: FitMMMParams, progress: Progress | None
+) -> Any:
+    """The fit with its contributions evaluated once, here, in the fit's own job: the
+    decomposition step then reads them without rebuilding and compiling the model (about
+    2 s of PyMC in a fresh process; see ``decompose.py``)."""
+    from attribution_analysis.mmm.decompose import GROUP, decomposition_of
+
+    report(progress, 1, 1, "evaluating the contributions on the posterior")
+    tree[GROUP] = xr.DataTree(decomposition_of(mmm, data, tree, params))
+    return tree
 
 
 def _stored_answer(

@@ -61,6 +61,12 @@ class StoredFit:
             return ["national"]
         return sorted(self.data.X["geo"].astype(str).unique().tolist())
 
+    def has_group(self, name: str) -> bool:
+        import h5netcdf
+
+        with h5netcdf.File(self.path, "r") as handle:
+            return name in handle.groups
+
     def group(self, name: str, variables: list[str] | None = None) -> xr.Dataset:
         """One group of the posterior file (``posterior``, ``bootstrap``...), loaded: its
         ``variables`` (all by default) with their dimension coordinates.
