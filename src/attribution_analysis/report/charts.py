@@ -80,18 +80,23 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
     def cached(*args: Any) -> Chart | None:
         parts = [a.model_dump_json() if isinstance(a, BaseModel) else repr(a) for a in args]
         key = hashlib.sha256("\x00".join([draw.__name__, *parts]).encode()).hexdigest()
-        if key not in _RENDERED:
-            # The style is matplotlib's global state, read while drawing and while saving:
-            # one chart at a time in the process, inside it (the server draws reports for
-            # several workspaces in worker threads).
-            with _DRAWING, mpl.rc_context(STYLE):
+        if key in _RENDERED:
+            return _RENDERED[key]
+        # The style is matplotlib's global state, read while drawing and while saving: one
+        # chart at a time in the process, inside it (the server draws reports for several
+        # workspaces in worker threads, and ahead of them: server/prefetch.py). Looked up
+        # again inside: the thread that held the lock may have drawn this very chart.
+        with _DRAWING:
+            if key in _RENDERED:
+                return _RENDERED[key]
+            with mpl.rc_context(STYLE):
                 chart = draw(*args)
             if chart is None:
                 return None
             if len(_RENDERED) >= _RENDERED_MAX:
                 _RENDERED.pop(next(iter(_RENDERED)))
             _RENDERED[key] = chart
-        return _RENDERED[key]
+            return chart
 
     return cached
 

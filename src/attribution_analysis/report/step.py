@@ -92,30 +92,52 @@ def _section(name: str, title: str, needs: list[Loaded[Any]]) -> SectionReport:
     return SectionReport(name=name, title=title, status="no_input", inputs=[], message=message)
 
 
-def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, charts.Chart]:
+def _chart_plan(
+    inputs: ReportInputs, params: GenerateReportParams
+) -> list[Callable[[], charts.Chart | None]]:
+    """The report's charts, each as a call that draws it (memoised per input), in order."""
     from attribution_analysis.report import charts
 
-    drawn: list[charts.Chart | None] = []
+    plan: list[Callable[[], charts.Chart | None]] = []
     if inputs.contributions.ok:
-        drawn += [
-            charts.waterfall(inputs.contributions.value),  # type: ignore[arg-type]
-            charts.roas_intervals(inputs.contributions.value),  # type: ignore[arg-type]
+        contributions = inputs.contributions.value
+        plan += [
+            lambda: charts.waterfall(contributions),  # type: ignore[arg-type]
+            lambda: charts.roas_intervals(contributions),  # type: ignore[arg-type]
         ]
     budget = inputs.budget.value if inputs.budget.ok else None
     if budget is not None:
-        drawn.append(charts.budget_shift(budget))
+        plan.append(lambda: charts.budget_shift(budget))
         if budget.curves:
-            drawn.append(charts.response_curves(budget))
+            plan.append(lambda: charts.response_curves(budget))
     if inputs.allocation.ok and inputs.allocation.value.entities:  # type: ignore[union-attr]
-        drawn.append(charts.campaigns(inputs.allocation.value, params.top_campaigns))  # type: ignore[arg-type]
+        allocation = inputs.allocation.value
+        plan.append(lambda: charts.campaigns(allocation, params.top_campaigns))  # type: ignore[arg-type]
     if inputs.diagnostics.ok:
         d = inputs.diagnostics.value
         target = inputs.contributions.value.target if inputs.contributions.ok else "outcome"  # type: ignore[union-attr]
-        drawn += [
-            charts.trace_plots(d, views.trace_order(inputs), params.trace_parameters),  # type: ignore[arg-type]
-            charts.ppc_coverage(d, target),  # type: ignore[arg-type]
+        order = views.trace_order(inputs)
+        plan += [
+            lambda: charts.trace_plots(d, order, params.trace_parameters),  # type: ignore[arg-type]
+            lambda: charts.ppc_coverage(d, target),  # type: ignore[arg-type]
         ]
+    return plan
+
+
+def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, charts.Chart]:
+    drawn = [draw() for draw in _chart_plan(inputs, params)]
     return {c.id: c for c in drawn if c is not None}
+
+
+def draw_charts(ws: Workspace, keep_going: Callable[[], bool] = lambda: True) -> int:
+    """Draw the charts a default report of ``ws`` shows (memoised for the report itself:
+    ``server/prefetch.py``), one by one while ``keep_going()``; how many were drawn."""
+    drawn = 0
+    for draw in _chart_plan(load_inputs(ws), GenerateReportParams()):
+        if not keep_going():
+            break
+        drawn += draw() is not None
+    return drawn
 
 
 FIT_FIELDS = {  # FitManifest attributes -> their JSON path in analysis/mmm_fit.json

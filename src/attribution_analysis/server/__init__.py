@@ -9,7 +9,7 @@ import sys
 
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 
-from attribution_analysis.server import preload
+from attribution_analysis.server import prefetch, preload
 from attribution_analysis.server.app import AttributionServer, build_server
 from attribution_analysis.server.config import (
     DEFAULT_MAX_ARGUMENT_BYTES,
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     server = build_server(config, auth_token=token if http else None)
     if not args.no_preload:
         preload.start()
+        prefetch.start()
     _serve(server, args, http)
     return 0
 

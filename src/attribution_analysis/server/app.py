@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from attribution_analysis import __version__
 from attribution_analysis.errors import AttributionError, ParameterError
 from attribution_analysis.frontends.output import error_payload
-from attribution_analysis.server import preload
+from attribution_analysis.server import prefetch, preload
 from attribution_analysis.server.config import ServerConfig, shorten
 from attribution_analysis.server.jobs import TERMINAL, JobManager
 from attribution_analysis.server.models import (
@@ -290,7 +290,7 @@ class AttributionServer:
         """``auth_token``: the bearer token every streamable-HTTP request must carry (None:
         no authentication, for loopback only; the stdio transport never uses it)."""
         self.config = config
-        self.jobs = JobManager(config.root, config.max_jobs)
+        self.jobs = JobManager(config.root, config.max_jobs, on_success=prefetch.request)
         self.mcp = MCPServer(
             name="attribution-analysis",
             title="Attribution analysis (MMM + EM allocation)",
@@ -354,13 +354,15 @@ class AttributionServer:
     def _run_inline(spec: StepSpec, folder: Path, params: BaseModel) -> dict[str, Any]:
         preload.wait()  # never beside the start-up warm-up (server/preload.py)
         # stdout is the stdio transport: library chatter must not reach it.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), prefetch.foreground():
             if spec.creates_workspace:
                 workspace = Workspace.create(folder)
             else:
                 workspace = Workspace.open(folder)
                 spec.check(workspace, params)
-            return execute(spec, workspace, params, front_end="mcp")
+            answer = execute(spec, workspace, params, front_end="mcp")
+        prefetch.request(spec.name, folder)  # the report's charts, drawn while the agent reads
+        return answer
 
     async def _wait(self, job_id: str, wait: float, ctx: Context) -> dict[str, Any]:
         """Return the job's state, waiting up to ``wait`` seconds for it to end and

@@ -26,6 +26,7 @@ import sqlite3
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class Job:
     # Its outcome has arrived and its worker is kept: too late to cancel.
     ended: bool = field(default=False, repr=False)
     updated: threading.Event = field(default_factory=threading.Event, repr=False)
+    folder: Path | None = field(default=None, repr=False)  # the workspace it runs in
 
     def view(self) -> dict[str, Any]:
         return {
@@ -211,7 +213,15 @@ class Worker:
 
 
 class JobManager:
-    def __init__(self, root: Path, max_jobs: int = 2) -> None:
+    def __init__(
+        self,
+        root: Path,
+        max_jobs: int = 2,
+        on_success: Callable[[str, Path], None] | None = None,
+    ) -> None:
+        """``on_success(tool, folder)``: called when a job succeeds (the server draws the
+        report's charts then: ``server/prefetch.py``); its errors are logged, never raised."""
+        self.on_success = on_success
         # The server's own files follow the workspace rule: inside the root, no symlink out
         # (Workspace.internal_dir refuses a symlinked .attribution or registry file).
         Path(root).mkdir(parents=True, exist_ok=True)
@@ -278,6 +288,7 @@ class JobManager:
                 status="running",
                 created_at=utc_now(),
                 params=json.loads(params_json),
+                folder=folder,
             )
             self.jobs[job.job_id] = job
         with self._db() as db:
@@ -461,6 +472,11 @@ class JobManager:
                 )
         finally:
             job.updated.set()
+        if status == "succeeded" and self.on_success is not None and job.folder is not None:
+            try:
+                self.on_success(job.tool, job.folder)
+            except Exception:
+                logger.warning("the hook after job %s failed", job.job_id, exc_info=True)
 
     def get(self, job_id: str) -> Job:
         from attribution_analysis.errors import ParameterError
