@@ -7,7 +7,7 @@ depends only on its own spend.
 
 The evaluation needs the model rebuilt and compiled (PyMC, PyTensor: about 2 s of a fresh
 process), so ``fit_mmm`` does it once, in its own job, and stores what this step reads in
-the posterior file's ``decomposition`` group (``reduce_draws``): per-draw window totals,
+the posterior file's ``decomposition_v1`` group (``reduce_draws``): per-draw window totals,
 the weekly bands and the thinned weekly draws. This step then reads that group without
 PyMC. A posterior written before the group existed is evaluated here as before.
 """
@@ -57,7 +57,10 @@ DECOMPOSITION_DRAWS = 4000
 SUM_TOLERANCE = 0.02
 MARGINAL_STEP = 0.01
 STORED_DRAWS = 500
-GROUP = "decomposition"  # the posterior file's group that fit_mmm fills with reduce_draws
+# The posterior file's group that fit_mmm fills with reduce_draws. Its version is in its name:
+# change it with what reduce_draws stores or how the draws are evaluated, and a posterior
+# stored before is evaluated again here instead of being read in the old form.
+GROUP = "decomposition_v1"
 # Past this many geo x channel cells (e.g. 20 geos x 5 channels) the answer leaves them to
 # the contributions file: each cell is three intervals, and an agent's context is finite.
 GEO_CELLS_IN_ANSWER = 100
