@@ -63,7 +63,9 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # simulator, 2 x 6,000 draws): centred 27 at target_accept 0.97 and 23 at 0.99; non-centred
 # 11 and 53 at 0.97 (two seeds) and 12 at 0.99, against a gate of 12. The centred fit's
 # divergent draws did not sit at a small geo spread (no funnel); the non-centred ones sat at
-# a low Hill slope with a larger effect, the scale/shape ridge of one channel.
+# a low Hill slope with a larger effect, the scale/shape ridge of one channel. A longer
+# warm-up is no cure: 3,000 warm-up draws gave 209 divergences against 27 with 1,000 (same
+# world and seed, no retry).
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
 
