@@ -162,7 +162,9 @@ def _with_decomposition(
     2 s of PyMC in a fresh process; see ``decompose.py``)."""
     from attribution_analysis.mmm.decompose import GROUP, decomposition_of
 
-    report(progress, 1, 1, "evaluating the contributions on the posterior")
+    # The last message a poll may see before the job ends: it still says the sampling ended.
+    ended = "sampling done" if params.method == "nuts" and not params.quick else "fit done"
+    report(progress, 1, 1, f"{ended}; evaluating the contributions on the posterior")
     tree[GROUP] = xr.DataTree(decomposition_of(mmm, data, tree, params))
     return tree
 
