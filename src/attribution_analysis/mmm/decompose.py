@@ -64,6 +64,9 @@ GROUP = "decomposition_v1"
 # Past this many geo x channel cells (e.g. 20 geos x 5 channels) the answer leaves them to
 # the contributions file: each cell is three intervals, and an agent's context is finite.
 GEO_CELLS_IN_ANSWER = 100
+# The saturation parameters handed to the allocation (transforms file), by family; the
+# variables are 'saturation_<name>' in the posterior.
+TRANSFORM_SATURATION = {"hill": ("slope", "kappa"), "logistic": ("lam",)}
 BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
 
 
@@ -125,9 +128,7 @@ def _transform_names(stored: StoredFit) -> list[str] | None:
     config = stored.params.config
     if config.adstock != "geometric":
         return None
-    if config.saturation == "hill":
-        return ["adstock_alpha", "saturation_slope", "saturation_kappa"]
-    return ["adstock_alpha", "saturation_lam"]
+    return ["adstock_alpha", *(f"saturation_{n}" for n in TRANSFORM_SATURATION[config.saturation])]
 
 
 def _geo_cells_elsewhere(result: ChannelContributions) -> list[Finding]:
@@ -506,11 +507,9 @@ def channel_transforms(
                 source[name].sel(channel=ch).mean([d for d in mean_over if d in source[name].dims])
             )
 
-        saturation = (
-            {"kind": "hill", "slope": value("saturation_slope"), "kappa": value("saturation_kappa")}
-            if config.saturation == "hill"
-            else {"kind": "logistic", "lam": value("saturation_lam")}
-        )
+        saturation = {"kind": config.saturation} | {
+            name: value(f"saturation_{name}") for name in TRANSFORM_SATURATION[config.saturation]
+        }
         out[channel] = {
             "alpha": min(value("adstock_alpha"), 0.999),
             "l_max": effective_l_max(config),
