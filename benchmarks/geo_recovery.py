@@ -1,7 +1,7 @@
 """Per-geo and national recovery of the project's geo MMM on ``benchmarks/geo_world.py``.
 
     python benchmarks/geo_recovery.py [--seeds 1 2 3] [--geos 20] [--weeks 104]
-        [--draws 1000] [--models ours,library] [--out results.jsonl]
+        [--draws 1000] [--models ours,library] [--config FILE.json] [--out results.jsonl]
 
 ours: the same path and settings as the slow test ``tests/mmm/test_geo_recovery.py``
 (import with the geo role -> validate -> fit -> validate_model -> decompose; 1,000 draws
@@ -41,6 +41,7 @@ from test_geo_recovery import Recovery, cell_intervals, recover, with_truth  # n
 
 from attribution_analysis.contracts.mmm import (  # noqa: E402
     FitMMMParams,
+    MMMConfig,
     SamplerSettings,
 )
 from attribution_analysis.mmm.convergence import convergence_summary  # noqa: E402
@@ -81,9 +82,19 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=104)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--models", default="ours", help="ours and/or library, comma-separated")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="an MMMConfig as JSON for our fit (e.g. a prior to compare with the default)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    config = (
+        MMMConfig.model_validate_json(args.config.read_text()) if args.config else MMMConfig()
+    )
     params = FitMMMParams(
+        config=config,
         use_cache=False,
         retry=False,
         fallback_to_ridge=False,
@@ -108,6 +119,7 @@ def main() -> None:
         )
         line = {
             "model": model,
+            "config": str(args.config) if model == "ours" and args.config else "default",
             "seed": seed,
             "geos": args.geos,
             "weeks": args.weeks,

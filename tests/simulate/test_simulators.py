@@ -93,6 +93,29 @@ def test_lift_tests_bracket_the_true_lift(simulated_root):
         assert abs(observed["lift"] - true["true_lift"]) < 0.4 * true["true_lift"]
 
 
+def test_geo_lift_tests_go_dark_in_one_geo_each(simulated_root):
+    root = simulated_root(kind="mmm", seed=5, weeks=80, channels=3, geos=4, lift_tests=2)
+    tests = json.loads((root / "analysis" / "incrementality_results.json").read_text())
+    truth = json.loads((root / "truth" / "parameters.json").read_text())["lift_tests"]
+    spend = pd.concat(pd.read_csv(f) for f in (root / "raw").glob("campaign_spend_*.csv"))
+    contributions = pd.read_csv(root / "truth" / "contributions.csv")
+    assert len({t["geo"] for t in tests}) == 2  # two markets, not two tests in one
+    for observed, true in zip(tests, truth, strict=True):
+        in_geo = (spend["geo"] == observed["geo"]) & (spend["channel"] == observed["channel"])
+        window = spend["date"].between(observed["start"], observed["end"])
+        # The spend switched off is that geo's spend of that channel in the window.
+        assert observed["spend"] == pytest.approx(spend.loc[in_geo & window, "spend"].sum())
+        assert observed["spend"] > 0
+        # Going dark removes at most what the channel contributed there while it was dark and
+        # over the carry-over after it (8 weeks), and something.
+        after = pd.Timestamp(observed["end"]) + pd.Timedelta(weeks=8)
+        cell = (contributions["geo"] == observed["geo"]) & (
+            contributions["channel"] == observed["channel"]
+        )
+        held = contributions["date"].between(observed["start"], str(after.date()))
+        assert 0 < true["true_lift"] <= contributions.loc[cell & held, "contribution"].sum()
+
+
 def test_mta_campaigns_add_up_to_channels_and_the_true_split_to_the_contribution(simulated_root):
     root = simulated_root(kind="mta", seed=13, weeks=80, channels=4, collinear_pairs=1)
     raw = pd.concat(pd.read_csv(f) for f in (root / "raw").glob("campaign_spend_*.csv"))

@@ -18,7 +18,7 @@ DIVERGENCE_SHARE_LIMIT = 0.001
 RHAT_RULE = f"R-hat < {RHAT_LIMIT:g}"
 ESS_RULE = f"bulk ESS > {ESS_LIMIT:.0f} for every parameter"
 DIVERGENCE_RULE = f"divergent transitions <= {DIVERGENCE_SHARE_LIMIT:.1%} of draws"
-GATES_RULE = f"R-hat < {RHAT_LIMIT:g}, bulk ESS > {ESS_LIMIT:.0f}, no divergences"
+GATES_RULE = f"{RHAT_RULE}, {ESS_RULE}, {DIVERGENCE_RULE}"
 
 
 def parameter_names(tree: Any) -> list[str]:

@@ -255,22 +255,38 @@ def simulate_outcome(
 
 
 def lift_tests(rng: np.random.Generator, truth: MMMTruth, n_tests: int) -> list[dict]:
-    """Go-dark tests: true lift = outcome lost by switching the channel off for 4 weeks."""
+    """Go-dark tests: true lift = outcome lost by switching the channel off for 4 weeks.
+
+    On a geo panel each test goes dark in one geo, the one where the channel spends most (a
+    geo experiment: the rest of the country is its control), and says which geo."""
     tests = []
     if n_tests <= 0:
         return tests
     n_weeks = len(truth.dates)
     national = truth.spend.sum(axis=0)
     order = np.argsort(-national.sum(axis=0))
+    geo_panel = truth.geos != [""]  # a national panel has one unnamed geo
+    geo_spend = truth.spend.sum(axis=1)  # (geo, channel)
+    tested_geos: list[int] = []
     for c in order[:n_tests]:
         channel = truth.channels[c]
-        active = np.flatnonzero(national[:, c] > 0)
+        tested = None
+        if geo_panel:
+            # Each test in its own geo while there are geos left (two go-dark tests in one
+            # market at once would confound each other): the untested geo spending the most.
+            spend_by_geo = geo_spend[:, c].astype(float)
+            if len(tested_geos) < len(truth.geos):
+                spend_by_geo[tested_geos] = -np.inf
+            tested = int(np.argmax(spend_by_geo))
+            tested_geos.append(tested)
+        in_test = slice(None) if tested is None else slice(tested, tested + 1)
+        active = np.flatnonzero(truth.spend[in_test, :, c].sum(axis=0) > 0)
         late = active[active < n_weeks - 4 - L_MAX]
         first = int(late[-1] - 3) if len(late) else n_weeks - 4 - L_MAX
         first = max(first, 0)
         window = slice(first, first + 4)
         dark = truth.response_spend.copy()
-        dark[:, window, c] = 0.0
+        dark[in_test, window, c] = 0.0
         p = {ch: dict(v) for ch, v in truth.params.items()}
         full = media_response(truth.response_spend, p, truth.channels)[:, :, c]
         # The counterfactual keeps the factual max scaling: the model's scale is fixed.
@@ -291,8 +307,9 @@ def lift_tests(rng: np.random.Generator, truth: MMMTruth, n_tests: int) -> list[
                 "ci_upper": round(observed + 1.645 * se, 2),
                 "start": str(truth.dates[first].date()),
                 "end": str((truth.dates[first + 3] + pd.Timedelta(days=6)).date()),
-                "spend": round(float(truth.spend[:, window, c].sum()), 2),
+                "spend": round(float(truth.spend[in_test, window, c].sum()), 2),
                 "metric": "conversions",
+                **({"geo": truth.geos[tested]} if tested is not None else {}),
                 "true_lift": round(true_lift, 4),
             }
         )
