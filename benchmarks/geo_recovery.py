@@ -90,9 +90,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    config = (
-        MMMConfig.model_validate_json(args.config.read_text()) if args.config else MMMConfig()
-    )
+    config = MMMConfig.model_validate_json(args.config.read_text()) if args.config else MMMConfig()
     params = FitMMMParams(
         config=config,
         use_cache=False,
