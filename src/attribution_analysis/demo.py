@@ -38,8 +38,11 @@ DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_t
 # The geo demo (``attribution demo --geo``, ``make demo-geo``): a regional panel, fitted with
 # the curve shape shared per channel and the effect size pooled across geos (mmm/priors.py),
 # its per-geo contributions set beside the simulated truth, and a budget planned per
-# geo x channel.
-GEO_DEMO = SimulationParams(kind="mmm", seed=20261205, weeks=104, channels=3, geos=6)
+# geo x channel. Calibrated with two go-dark geo experiments (the two largest channels, each
+# in its own market), as a regional advertiser would run them: without them the always-on
+# search channel's effect trades with the baseline and the sampler diverges there
+# (references/mmm_methodology.md, "Geo panels").
+GEO_DEMO = SimulationParams(kind="mmm", seed=20261205, weeks=104, channels=3, geos=6, lift_tests=2)
 
 
 CHATTY_LOGGERS = ("pymc", "pymc_marketing", "arviz_stats", "arviz")
@@ -85,7 +88,12 @@ def run_geo_demo(root: Path, console: Console) -> None:
     )
     _validate_data(root, console)
     ws = Workspace.open(root)
-    _fit(ws, console, "fit_mmm (NUTS, effect sizes pooled across geos)", FitMMMParams())
+    _fit(
+        ws,
+        console,
+        "fit_mmm (NUTS, effect sizes pooled across geos, calibrated with two geo lift tests)",
+        FitMMMParams(calibrate=True),
+    )
     if not _model_passed(ws, root, console):
         return
     _decompose(ws, root, console)

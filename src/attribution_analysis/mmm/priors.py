@@ -61,14 +61,15 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # stalled (R-hat 1.16, bulk ESS 11) where the centred one reached R-hat 1.09, ESS 32.
 # Nor is the non-centred form a cure for the divergences of the 6-geo demo world (our
 # simulator, 2 x 6,000 draws): centred 27 at target_accept 0.97 and 23 at 0.99; non-centred
-# 11 and 53 at 0.97 (two seeds) and 12 at 0.99, against a gate of 12. The centred fit's
-# divergent draws did not sit at a small geo spread (no funnel); the non-centred ones sat at
-# a low Hill slope with a larger effect, the scale/shape ridge of one channel. A longer
-# warm-up is no cure: 3,000 warm-up draws gave 209 divergences against 27 with 1,000 (same
-# world and seed, no retry); nor is a tighter slope prior (LogNormal(0.4, 0.3): 43; near 1
-# as in Meridian, LogNormal(0, 0.05): 44). Unpooling the effect (shape shared) gave 348; a
-# slope per geo (effect pooled) 48, a half-saturation per geo 37, a carry-over per geo 23:
-# no single shared curve parameter is the cause.
+# 11 and 53 at 0.97 (two seeds) and 12 at 0.99, against a gate of 12. Read as percentiles
+# within each parameter's posterior, half the centred fit's divergent draws sit in the lowest
+# 7% of the always-on search channel's geo spread (a funnel), the non-centred ones at a low
+# Hill slope with a large effect (that channel's ridge with the baseline). A zero-avoiding
+# Gamma(2, 3) spread prior removes the neck but exposes the ridge (97), two geo lift tests pin
+# the ridge but leave the funnel (20, 72); both together: 1. Gamma(2, 3) is not the default:
+# on geo_world seed 1 (uncalibrated) it mixed worse (R-hat 1.13, ESS 11 against 1.09, 32).
+# Longer warm-up, tighter slope priors and per-geo curve parameters were no cure either
+# (references/mmm_methodology.md, "Geo panels").
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
 
