@@ -26,7 +26,8 @@ class SimulationParams(StrictModel):
         default=0,
         ge=0,
         le=8,
-        description="Go-dark lift tests to write to analysis/incrementality_results.json.",
+        description="Go-dark lift tests to write to analysis/incrementality_results.json "
+        "(on a geo panel each runs in one geo, its own while geos last).",
     )
     collinear_pairs: int = Field(
         default=0,
