@@ -67,7 +67,8 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # Hill slope with a large effect (that channel's ridge with the baseline). A zero-avoiding
 # Gamma(2, 3) spread prior removes the neck but exposes the ridge (97), two geo lift tests pin
 # the ridge but leave the funnel (20, 72); both together: 1. Gamma(2, 3) is not the default:
-# on geo_world seed 1 (uncalibrated) it mixed worse (R-hat 1.13, ESS 11 against 1.09, 32).
+# on geo_world seed 1 (uncalibrated, one run beside the default) it mixed worse (R-hat 1.13,
+# ESS 11 against 1.09, 32).
 # Longer warm-up, tighter slope priors and per-geo curve parameters were no cure either
 # (references/mmm_methodology.md, "Geo panels").
 GEO_EFFECT = "saturation_beta"
