@@ -40,7 +40,7 @@ DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_t
 # its per-geo contributions set beside the simulated truth, and a budget planned per
 # geo x channel. Calibrated with two go-dark geo experiments (the two largest channels, each
 # in its own market), as a regional advertiser would run them: without them the always-on
-# search channel's effect trades with the baseline and the sampler diverges there
+# search channel's effect trades with the baseline and the fit stops at the divergence gate
 # (references/mmm_methodology.md, "Geo panels").
 GEO_DEMO = SimulationParams(kind="mmm", seed=20261205, weeks=104, channels=3, geos=6, lift_tests=2)
 
