@@ -2,6 +2,7 @@
 
     python benchmarks/mmm_accuracy.py [--worlds hill_season,trend_break] [--seeds 1,2]
         [--quick] [--models ours,library] [--variant NAME[,NAME...]] [--out results.jsonl]
+        [--lift-tests N [--lift-se 0.1]]
 
 For every world of ``benchmarks/worlds.py`` and seed, the same wide weekly table is fitted
 twice:
@@ -13,6 +14,15 @@ twice:
 - library: ``pymc_marketing.mmm.MMM`` with GeometricAdstock(l_max=8), LogisticSaturation and
   its own default priors, ``fit()`` with its defaults, on the very table ``fit_mmm`` models
   (same controls, scaled the same way, same Fourier order).
+
+With ``--lift-tests N`` every model is fitted a second time, calibrated with N go-dark lift
+tests of the world (``world_lift_tests``: the N channels with the largest spend, each dark for
+4 weeks, the truth from the world's own curves, observed with a standard error of
+``--lift-se`` times the lift): ours with ``calibrate=True`` from the workspace's lift-test
+file, the library with ``add_lift_test_measurements`` on the same tests, converted by the
+same ``lift_test_frame``. Their rows are labelled ``+liftN`` (``+liftN@SE`` for another
+``--lift-se``); ``--calibrated-only`` skips the uncalibrated fits, which a run with the same
+seeds has already made (the same inputs and seed give the same posterior).
 
 Printed per world and overall: share-of-media MAE (points), media-total bias (%), the share
 of channels whose true total lies inside the 90% interval, mean absolute ROAS error (%),
@@ -36,11 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from attribution_analysis import layout
 from attribution_analysis.api import decompose_contributions, fit_mmm, validate_data
 from attribution_analysis.api import validate_model as validate_fit
 from attribution_analysis.contracts.importing import ChannelColumns, ImportDataParams, ImportRoles
+from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
+from attribution_analysis.mmm.calibration import lift_test_frame
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import load_model_data
 from attribution_analysis.runner import run_step
@@ -100,12 +114,69 @@ def import_world(world: World, root: Path) -> Workspace:
     return ws
 
 
-def fit_ours(ws: Workspace, world: World, seed: int, quick: bool, variant: str) -> dict:
+LIFT_WEEKS = 4
+
+
+def world_lift_tests(world: World, n_tests: int, se_share: float, seed: int) -> list[dict]:
+    """Go-dark lift tests an advertiser could have run in this world: the ``n_tests``
+    channels with the largest spend, each switched off for 4 weeks.
+
+    Each test runs in the last year, ending at least 12 weeks before the data do (its
+    carry-over then lies in the data), in the 4 weeks of that stretch with the largest spend
+    (a test in weeks without spend measures nothing). The true lift is the outcome the
+    world's own curves lose over the whole series (``World.go_dark_lift``); the test reports
+    it with a normal error of ``se_share`` times the lift and a 90% interval, as the
+    project's simulator does (10% by default).
+    """
+    rng = np.random.default_rng([seed, 7])
+    dates = pd.to_datetime(world.table["date"])
+    n = len(dates)
+    chosen = sorted(world.channels, key=lambda c: -world.true_spend[c])[:n_tests]
+    tests = []
+    for channel in chosen:
+        spend = world.table[f"spend_{channel}"].to_numpy(dtype=float)
+        first = max(
+            range(n - 52, n - 12 - LIFT_WEEKS + 1),
+            key=lambda t: spend[t : t + LIFT_WEEKS].sum(),
+        )
+        weeks = slice(first, first + LIFT_WEEKS)
+        true_lift = world.go_dark_lift(channel, weeks)
+        se = se_share * true_lift
+        observed = true_lift + float(rng.normal(0, se))
+        tests.append(
+            {
+                "channel": channel,
+                "lift": round(observed, 2),
+                "ci_lower": round(observed - 1.645 * se, 2),
+                "ci_upper": round(observed + 1.645 * se, 2),
+                "ci_level": 0.9,
+                "start": str(dates[first].date()),
+                "end": str((dates[first + LIFT_WEEKS - 1] + pd.Timedelta(days=6)).date()),
+                "spend": round(float(spend[weeks].sum()), 2),
+            }
+        )
+    return tests
+
+
+def write_lift_tests(ws: Workspace, tests: list[dict]) -> None:
+    """The tests where a user puts them: the workspace's lift-test file."""
+    path = ws.root / layout.LIFT_TESTS.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(tests, indent=2))
+
+
+def fit_ours(
+    ws: Workspace, world: World, seed: int, quick: bool, variant: str, calibrate: bool = False
+) -> dict:
     config = MMMConfig(**VARIANTS[variant])
     # No ridge fallback for any variant: "auto" never falls back (LOO compares posteriors),
     # and the variants must be the same fits for "auto" to reuse theirs.
     params = FitMMMParams(
-        config=config, seed=seed, use_cache=variant == "auto", fallback_to_ridge=False
+        config=config,
+        seed=seed,
+        use_cache=variant == "auto",
+        fallback_to_ridge=False,
+        calibrate=calibrate,
     )
     if quick:
         params = params.model_copy(update={"sampler": QUICK_SAMPLER, "retry": False})
@@ -160,8 +231,12 @@ def library_default(
     )
 
 
-def fit_library(ws: Workspace, world: World, seed: int, quick: bool) -> dict:
-    """PyMC-Marketing's plain default on the table our fit models (same X and y)."""
+def fit_library(
+    ws: Workspace, world: World, seed: int, quick: bool, lift_tests: list[dict] | None = None
+) -> dict:
+    """PyMC-Marketing's plain default on the table our fit models (same X and y); with
+    ``lift_tests``, calibrated by the library's own ``add_lift_test_measurements`` on the rows
+    our fit gives it (``lift_test_frame``)."""
     config = MMMConfig()
     data = load_model_data(
         ws, None, config.use_trend, config.use_holidays, config.use_external_factors
@@ -174,8 +249,13 @@ def fit_library(ws: Workspace, world: World, seed: int, quick: bool) -> dict:
         warnings.simplefilter("ignore")
         mmm = library_default(data.channels, data.target, controls)
         sample = {"draws": QUICK_SAMPLER.draws, "tune": QUICK_SAMPLER.tune} if quick else {}
+        X = data.X[["date", *data.channels, *controls]]
+        if lift_tests:
+            mmm.build_model(X, data.y)
+            tests = [IncrementalityResult.model_validate(t) for t in lift_tests]
+            mmm.add_lift_test_measurements(lift_test_frame(tests, data))
         tree = mmm.fit(
-            data.X[["date", *data.channels, *controls]],
+            X,
             data.y,
             random_seed=seed,
             progressbar=False,
@@ -230,26 +310,41 @@ def score(world: World, estimates: dict[str, dict]) -> dict[str, float]:
 
 
 def run_one(
-    name: str, seed: int, models: list[str], quick: bool, variants: list[str]
+    name: str,
+    seed: int,
+    models: list[str],
+    quick: bool,
+    variants: list[str],
+    lift_tests: int = 0,
+    lift_se: float = 0.1,
+    calibrated_only: bool = False,
 ) -> list[dict]:
     world = make_world(name, seed)
+    tests = world_lift_tests(world, lift_tests, lift_se, seed) if lift_tests else []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         ws = import_world(world, Path(tmp) / "ws")
+        if tests:
+            write_lift_tests(ws, tests)
+            validate_data(ws)  # checks the tests against the prepared panel, as for a user
         runs = [
-            (model, variant)
+            (model, variant, calibrated)
             for model in models
             for variant in (variants if model == "ours" else ["library"])
+            for calibrated in ([True] if calibrated_only else [False, True] if tests else [False])
         ]
-        for model, variant in runs:
+        for model, variant, calibrated in runs:
             try:
                 if model == "ours":
-                    row = fit_ours(ws, world, seed, quick, variant)
+                    row = fit_ours(ws, world, seed, quick, variant, calibrate=calibrated)
                 else:
-                    row = fit_library(ws, world, seed, quick)
+                    row = fit_library(ws, world, seed, quick, tests if calibrated else None)
             except Exception as exc:  # one failed fit must not end a run of hours
                 print(f"{name} seed {seed} {model}: FAILED {type(exc).__name__}: {exc}")
                 continue
+            if calibrated:
+                row["model"] += f"+lift{len(tests)}" + (f"@{lift_se:g}" if lift_se != 0.1 else "")
+                row["lift_tests"] = tests
             row.update(world=name, seed=seed, quick=quick, **score(world, row["estimates"]))
             row["truth"] = world.true_contribution
             rows.append(row)
@@ -412,6 +507,20 @@ def main() -> None:
     parser.add_argument(
         "--flatness", metavar="WORLD:CHANNEL", help="prior mass of near-flat curves, no fit"
     )
+    parser.add_argument(
+        "--lift-tests",
+        type=int,
+        default=0,
+        help="also fit every model calibrated with this many go-dark lift tests per world",
+    )
+    parser.add_argument(
+        "--lift-se", type=float, default=0.1, help="a lift test's standard error / its lift"
+    )
+    parser.add_argument(
+        "--calibrated-only",
+        action="store_true",
+        help="with --lift-tests, skip the uncalibrated fits (the same seed gives the same fit)",
+    )
     args = parser.parse_args()
     if args.flatness:
         name, channel = args.flatness.split(":")
@@ -435,7 +544,16 @@ def main() -> None:
     rows = []
     for name in args.worlds.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            for row in run_one(name, seed, args.models.split(","), args.quick, variants):
+            for row in run_one(
+                name,
+                seed,
+                args.models.split(","),
+                args.quick,
+                variants,
+                args.lift_tests,
+                args.lift_se,
+                args.calibrated_only and args.lift_tests > 0,
+            ):
                 rows.append(row)
                 if args.out:
                     with args.out.open("a") as handle:

@@ -124,6 +124,11 @@ class World:
     true_contribution: dict[str, float]
     true_spend: dict[str, float]
     weekly_contribution: pd.DataFrame = field(repr=False)
+    # Each channel's weekly contribution as a function of its whole spend series, with the
+    # effect's size fixed at the factual one: what a lift test's counterfactual needs.
+    responses: dict[str, Callable[[np.ndarray], np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def true_media_total(self) -> float:
@@ -137,6 +142,14 @@ class World:
     @property
     def true_roas(self) -> dict[str, float]:
         return {c: self.true_contribution[c] / self.true_spend[c] for c in self.channels}
+
+    def go_dark_lift(self, channel: str, weeks: slice) -> float:
+        """The true lift of a go-dark test: the outcome lost, over the whole series (its
+        carry-over after the test included), when ``channel`` spends nothing in ``weeks``."""
+        spend = self.table[f"spend_{channel}"].to_numpy(dtype=float).copy()
+        factual = self.responses[channel](spend)
+        spend[weeks] = 0.0
+        return float((factual - self.responses[channel](spend)).sum())
 
 
 def _dates(n: int) -> pd.DatetimeIndex:
@@ -169,12 +182,14 @@ def _assemble(
     noise_sd: float,
 ) -> World:
     """Size each channel's effect by its true ROAS, add noise, and package table and truth."""
-    weekly = {}
+    weekly, responses = {}, {}
     for ch in channels:
         shape = ch.curve(carry_over(ch.spend, ch.weights))
         # The effect's size is stated as a return on spend over the window, so that truth is
         # in the units a user reads (contribution per currency unit), not in a curve scale.
-        weekly[ch.name] = shape * (ch.roas * ch.spend.sum() / shape.sum())
+        size = ch.roas * ch.spend.sum() / shape.sum()
+        weekly[ch.name] = shape * size
+        responses[ch.name] = _response(ch, size)
     media = np.sum(list(weekly.values()), axis=0)
     sales = base + media + rng.normal(0, noise_sd, len(dates))
     if np.any(sales <= 0):
@@ -194,7 +209,12 @@ def _assemble(
         true_contribution={c: float(v.sum()) for c, v in weekly.items()},
         true_spend={c.name: float(c.spend.sum()) for c in channels},
         weekly_contribution=pd.DataFrame(weekly, index=dates),
+        responses=responses,
     )
+
+
+def _response(channel: Channel, size: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda spend: size * channel.curve(carry_over(spend, channel.weights))
 
 
 def _price(rng: np.random.Generator, n: int, level: float = 20.0) -> np.ndarray:

@@ -98,3 +98,53 @@ def test_every_world_passes_import_and_validation(tmp_path):
         assert sorted(data.channels) == sorted(world.channels)
         given = {*data.controls, *getattr(data, "events", [])}
         assert len(given) == 1 + len(world.controls) + len(world.events)  # + the trend
+
+
+@pytest.mark.parametrize("name", sorted(worlds.WORLDS))
+def test_a_go_dark_lift_is_what_the_world_loses(name):
+    """Ground truth: switching a channel off in every week loses its whole contribution
+    (every world's curve is 0 at zero spend), weeks without spend lose nothing (negative
+    control: a lift that counted anything else would fail it), and a 4-week test loses
+    less than the whole and more than its own weeks' contribution minus carry-in."""
+    world = worlds.make_world(name, 1)
+    for channel in world.channels:
+        total = world.go_dark_lift(channel, slice(None))
+        assert total == pytest.approx(world.true_contribution[channel], rel=1e-6)
+        spend = world.table[f"spend_{channel}"].to_numpy(dtype=float)
+        idle = np.flatnonzero(spend == 0)
+        if len(idle):
+            assert world.go_dark_lift(channel, slice(idle[0], idle[0] + 1)) == 0.0
+        window = slice(100, 104)
+        lift = world.go_dark_lift(channel, window)
+        assert 0 <= lift < world.true_contribution[channel]
+
+
+def test_lift_tests_of_a_world_pass_validation_and_reach_both_models(tmp_path):
+    """The benchmark's lift tests are ones a user could bring: they pass validate_data, lie
+    in the last year with their carry-over inside the data, report their true lift with the
+    stated standard error (10% of the lift, a 90% interval), and give
+    the rows PyMC-Marketing's add_lift_test_measurements takes for both fits."""
+    from attribution_analysis.contracts.inputs import IncrementalityResult
+    from attribution_analysis.mmm.calibration import lift_test_frame
+    from attribution_analysis.mmm.panel import load_model_data
+
+    world = worlds.make_world("hill_season", 1)
+    tests = mmm_accuracy.world_lift_tests(world, 2, 0.1, seed=1)
+    assert [t["channel"] for t in tests] == ["tv", "search"]  # the two largest spends
+    dates = list(world.table["date"])
+    for t in tests:
+        first = dates.index(t["start"])
+        assert len(dates) - 52 <= first <= len(dates) - 12 - 4
+        truth = world.go_dark_lift(t["channel"], slice(first, first + 4))
+        se = (t["ci_upper"] - t["ci_lower"]) / (2 * 1.645)
+        assert se == pytest.approx(0.1 * truth, rel=1e-3)
+        assert abs(t["lift"] - truth) < 4 * se
+        spend = world.table[f"spend_{t['channel']}"].iloc[first : first + 4].sum()
+        assert t["spend"] == pytest.approx(spend, abs=0.01)
+    ws = mmm_accuracy.import_world(world, tmp_path / "ws")
+    mmm_accuracy.write_lift_tests(ws, tests)
+    mmm_accuracy.validate_data(ws)
+    data = load_model_data(ws, None, True, True, True)
+    frame = lift_test_frame([IncrementalityResult.model_validate(t) for t in tests], data)
+    assert list(frame["channel"]) == ["tv", "search"]
+    assert (frame["delta_y"] * 4).tolist() == pytest.approx([t["lift"] for t in tests])

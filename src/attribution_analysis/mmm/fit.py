@@ -25,8 +25,9 @@ from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.build import build_mmm, fit_key, resolved_roi_prior, structure_key
 from attribution_analysis.mmm.calibration import (
+    LIFT_READING,
+    calibrate,
     lift_test_findings,
-    lift_test_frame,
     read_lift_tests,
 )
 from attribution_analysis.mmm.convergence import (
@@ -58,9 +59,7 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
     if params.calibrate:
         tests, digest = read_lift_tests(ws)
         hashes[layout.LIFT_TESTS.path] = digest
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            mmm.add_lift_test_measurements(lift_test_frame(tests, data))
+        calibrate(mmm, tests, data)
     return data, mmm, hashes
 
 
@@ -75,6 +74,7 @@ def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]
         "fallback_to_ridge": params.fallback_to_ridge,
         "retry": params.retry,
         "lift_hash": hashes.get(layout.LIFT_TESTS.path),
+        **({"lift_reading": LIFT_READING} if params.calibrate else {}),
     }
 
 
@@ -136,7 +136,9 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
     if stored is not None:
         relative, tree = stored
     else:
-        tree, remedies, seconds, reused = _sample(data, mmm, params, progress)
+        tree, remedies, seconds, reused = _sample(
+            data, mmm, params, progress, hashes.get(layout.LIFT_TESTS.path)
+        )
         tree = _with_decomposition(tree, data, mmm, params, progress)
         sampled = {"sampling": seconds, "reused": reused, "remedies": remedies}
     result = _result(
@@ -199,10 +201,16 @@ def answer_of(result: FitMMMResult, files: dict[str, bytes]) -> FitMMMAnswer:
 
 
 def _sample(
-    data: ModelData, mmm: Any, params: FitMMMParams, progress: Progress | None
+    data: ModelData,
+    mmm: Any,
+    params: FitMMMParams,
+    progress: Progress | None,
+    lift_hash: str | None = None,
 ) -> tuple[Any, list[str], float | None, bool]:
     """The posterior as asked (ridge, quick or NUTS with its retry and ridge fallback):
-    the tree, the remedies tried, seconds of sampling and whether a compile was reused."""
+    the tree, the remedies tried, seconds of sampling and whether a compile was reused.
+    ``lift_hash`` (the lift tests' digest) is part of the compiled structure: the model's
+    counterfactual of each test is built into the graph, not held in its data."""
     if params.method == "ridge":
         return _ridge(data, params, progress), [], None, False
     if params.quick:
@@ -216,7 +224,13 @@ def _sample(
         return tree, [], None, False
     remedies: list[str] = []
     structure = structure_key(
-        data, params.config, {"calibrate": params.calibrate, "n_lift": _n_lift(mmm)}
+        data,
+        params.config,
+        {
+            "calibrate": params.calibrate,
+            "n_lift": _n_lift(mmm),
+            **({"lift_tests": lift_hash, "lift_reading": LIFT_READING} if lift_hash else {}),
+        },
     )
     sampler = params.sampler
     outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import xarray as xr
@@ -24,6 +24,9 @@ class FittedModel:
     params: FitMMMParams
     manifest: dict[str, Any]
     input_hashes: dict[str, str]
+    # The lift tests a calibrated fit was fitted with (data, not priors: the vague-prior
+    # refit keeps them).
+    lift_tests: list[Any] = field(default_factory=list)
 
     @property
     def method(self) -> str:
@@ -46,6 +49,7 @@ def target_scale_of(model: Any) -> xr.DataArray:
 
 
 def open_fit(ws: Workspace) -> FittedModel:
+    from attribution_analysis.mmm.calibration import read_lift_tests
     from attribution_analysis.mmm.fit import fit_settings, prepare
 
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
@@ -65,7 +69,8 @@ def open_fit(ws: Workspace) -> FittedModel:
     # a refit on the same data rewrites the manifest (new run id, new model file), so those
     # outputs then read as out of date instead of silently mixing two fits in one report.
     hashes = {**hashes, layout.FIT.path: manifest_digest}
-    return FittedModel(mmm, data, tree, params, manifest, hashes)
+    tests = read_lift_tests(ws)[0] if params.calibrate else []
+    return FittedModel(mmm, data, tree, params, manifest, hashes, tests)
 
 
 def warm_compiler() -> None:

@@ -87,11 +87,23 @@ def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, 
     config: MMMConfig = fitted.params.config
     vague = vague_config(config, fitted.data.geo)
     vague_mmm = build_mmm(fitted.data, vague)
+    # Lift tests are data: the refit keeps them, so that a channel a test pinned down is not
+    # labelled prior-driven because the refit ignored the test.
+    lift = {}
+    if fitted.lift_tests:
+        from attribution_analysis import layout
+        from attribution_analysis.mmm.calibration import LIFT_READING, calibrate
+
+        calibrate(vague_mmm, fitted.lift_tests, fitted.data)
+        lift = {
+            "lift_tests": fitted.input_hashes.get(layout.LIFT_TESTS.path),
+            "lift_reading": LIFT_READING,
+        }
     outcome = sample_posterior(
         vague_mmm,
         fitted.params.sampler,
         seed,
-        structure_key(fitted.data, vague, {"vague": True}),
+        structure_key(fitted.data, vague, {"vague": True, **lift}),
     )
     attach_posterior(vague_mmm, outcome.idata)
     informative = roas_draws(fitted, fitted.mmm)
