@@ -155,3 +155,17 @@ def test_the_vague_prior_refit_keeps_the_lift_tests(simulated, monkeypatch):
             sensitivity.compare_with_vague_priors(fitted, seed=1)
     assert COUNTERFACTUAL_LIKELIHOOD in built[0]
     assert COUNTERFACTUAL_LIKELIHOOD not in built[1]
+
+
+def test_two_tests_of_one_channel_each_get_their_own_counterfactual(simulated):
+    """Tests on different channels share one counterfactual (channels do not interact); two
+    on the same channel must not: each is read with only its own weeks dark."""
+    root = simulated(kind="mmm", seed=4, weeks=60, channels=3, lift_tests=2)
+    tests = json.loads((root / LIFT_FILE).read_text())
+    again = dict(tests[0])
+    again["start"] = str((pd.Timestamp(tests[0]["start"]) - pd.Timedelta(weeks=2)).date())
+    again["end"] = str((pd.Timestamp(tests[0]["end"]) - pd.Timedelta(weeks=2)).date())
+    (root / LIFT_FILE).write_text(json.dumps([*tests, again]))
+    model, tests = _model_and_tests(root)
+    ours, forward = _lifts_both_ways(model, tests)
+    np.testing.assert_allclose(ours, forward, rtol=1e-9)

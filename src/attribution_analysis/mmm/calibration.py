@@ -425,28 +425,38 @@ def add_counterfactual_lift_tests(
     scale = model["target_scale"].values.dimshuffle(
         [own.index(d) if d in own else "x" for d in out_dims]
     )
-    lifts, observed, sigmas = [], [], []
-    for test in tests:
-        inside = _window(test, data)
+    # Channels (and geos) do not interact in adstock and saturation, so tests on different
+    # (channel, geo) cells share one counterfactual: all of them dark at once, each test's lift
+    # read from its own cell. A second test on the same cell needs a counterfactual of its
+    # own (its window's carry-over reaches the other's). Each counterfactual costs one more
+    # pass of the media graph per gradient.
+    layers: list[dict[tuple[str, str | None], int]] = []
+    for i, test in enumerate(tests):
+        cell = (test.channel, test.geo if "geo" in dims else None)
+        layer = next((la for la in layers if cell not in la), None)
+        if layer is None:
+            layer = {}
+            layers.append(layer)
+        layer[cell] = i
+    lifts: list[Any] = [None] * len(tests)
+    for layer in layers:
         keep = np.ones(shape)
-        index: list[Any] = []
-        for d in dims:
-            if d == "date":
-                window = pd.DatetimeIndex(pd.to_datetime(data.X.loc[inside, "date"].unique()))
-                index.append(np.flatnonzero(dates.isin(window)))
-            elif d == "channel":
-                index.append([coords[d].index(test.channel)])
-            elif d == "geo" and test.geo:
-                index.append([coords[d].index(test.geo)])
-            else:
-                index.append(np.arange(len(coords[d])))
-        keep[np.ix_(*index)] = 0.0
+        for i in layer.values():
+            keep[np.ix_(*_dark_cells(tests[i], data, dims, coords, dates))] = 0.0
         dark = spend * ptx.as_xtensor(pt.constant(keep), dims=dims)
         without = graph_replace(contribution, {spend: dark}, strict=True)
-        lifts.append(pt.sum((contribution.values - without.values) * scale))
-        z = norm.ppf(0.5 + test.ci_level / 2)
-        sigmas.append(max((test.ci_upper - test.ci_lower) / (2 * z), 1e-9))
-        observed.append(test.lift)
+        lost = (contribution.values - without.values) * scale
+        for (channel, geo), i in layer.items():
+            cell = [slice(None)] * len(out_dims)
+            cell[out_dims.index("channel")] = coords["channel"].index(channel)
+            if geo is not None:
+                cell[out_dims.index("geo")] = coords["geo"].index(geo)
+            lifts[i] = pt.sum(lost[tuple(cell)])
+    observed = [test.lift for test in tests]
+    z = [norm.ppf(0.5 + test.ci_level / 2) for test in tests]
+    sigmas = [
+        max((t.ci_upper - t.ci_lower) / (2 * zi), 1e-9) for t, zi in zip(tests, z, strict=True)
+    ]
     with model:
         pm.Normal(
             COUNTERFACTUAL_LIKELIHOOD,
@@ -454,6 +464,30 @@ def add_counterfactual_lift_tests(
             sigma=np.asarray(sigmas),
             observed=np.asarray(observed),
         )
+
+
+def _dark_cells(
+    test: IncrementalityResult,
+    data: ModelData,
+    dims: list[str],
+    coords: dict[str, list[Any]],
+    dates: pd.DatetimeIndex,
+) -> list[Any]:
+    """Per dim of the spend tensor, the indices a test switches off: its window's dates, its
+    channel, its geo (every geo for a test without one)."""
+    index: list[Any] = []
+    for d in dims:
+        if d == "date":
+            inside = _window(test, data)
+            window = pd.DatetimeIndex(pd.to_datetime(data.X.loc[inside, "date"].unique()))
+            index.append(np.flatnonzero(dates.isin(window)))
+        elif d == "channel":
+            index.append([coords[d].index(test.channel)])
+        elif d == "geo" and test.geo:
+            index.append([coords[d].index(test.geo)])
+        else:
+            index.append(np.arange(len(coords[d])))
+    return index
 
 
 def calibrate(mmm: Any, tests: list[IncrementalityResult], data: ModelData) -> None:
