@@ -2,7 +2,7 @@
 
     python benchmarks/mmm_accuracy.py [--worlds hill_season,trend_break] [--seeds 1,2]
         [--quick] [--models ours,library] [--variant NAME[,NAME...]] [--out results.jsonl]
-        [--lift-tests N [--lift-se 0.1]]
+        [--lift-tests N [--lift-se 0.1] [--calibrated-only]] [--lift-reading]
 
 For every world of ``benchmarks/worlds.py`` and seed, the same wide weekly table is fitted
 twice:
@@ -22,7 +22,9 @@ tests of the world (``world_lift_tests``: the N channels with the largest spend,
 file, the library with ``add_lift_test_measurements`` on the same tests, converted by the
 same ``lift_test_frame``. Their rows are labelled ``+liftN`` (``+liftN@SE`` for another
 ``--lift-se``); ``--calibrated-only`` skips the uncalibrated fits, which a run with the same
-seeds has already made (the same inputs and seed give the same posterior).
+seeds has already made (the same inputs and seed give the same posterior). ``--lift-reading``
+fits nothing: for a test of every channel of every world it prints PyMC-Marketing's
+steady-state reading of the test (with the world's own curve) over the test's true lift.
 
 Printed per world and overall: share-of-media MAE (points), media-total bias (%), the share
 of channels whose true total lies inside the 90% interval, mean absolute ROAS error (%),
@@ -156,6 +158,18 @@ def world_lift_tests(world: World, n_tests: int, se_share: float, seed: int) -> 
             }
         )
     return tests
+
+
+def steady_state_reading(world: World, test: dict) -> float:
+    """PyMC-Marketing's reading of a go-dark test (``add_lift_test_measurements``: the curve's
+    rise from 0 to the test's spend per period, at steady state, times the test's periods),
+    with the world's own curve, over the test's true lift: the reading's bias alone, no fit.
+    """
+    dates = list(world.table["date"])
+    first = dates.index(test["start"])
+    steady = world.responses[test["channel"]](np.full(len(dates), test["spend"] / LIFT_WEEKS))
+    true_lift = world.go_dark_lift(test["channel"], slice(first, first + LIFT_WEEKS))
+    return float(LIFT_WEEKS * steady[-1] / true_lift)
 
 
 def write_lift_tests(ws: Workspace, tests: list[dict]) -> None:
@@ -521,7 +535,19 @@ def main() -> None:
         action="store_true",
         help="with --lift-tests, skip the uncalibrated fits (the same seed gives the same fit)",
     )
+    parser.add_argument(
+        "--lift-reading",
+        action="store_true",
+        help="steady-state reading / true lift of a test of every channel (seed 1), no fit",
+    )
     args = parser.parse_args()
+    if args.lift_reading:
+        for name in args.worlds.split(","):
+            world = make_world(name, 1)
+            tests = world_lift_tests(world, len(world.channels), 0.0, 1)
+            ratios = [f"{t['channel']} {steady_state_reading(world, t):.2f}" for t in tests]
+            print(f"{name}: {', '.join(ratios)}")
+        return
     if args.flatness:
         name, channel = args.flatness.split(":")
         for label, share in flat_prior_mass(make_world(name, 1), channel).items():

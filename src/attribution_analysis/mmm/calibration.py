@@ -383,9 +383,10 @@ def check_lift_tests(
 # not take the channel's adstock to zero: the carry-in from before the test keeps part of the
 # effect during it, and the spend's carry-over after it is lost too, so on a concave curve the
 # test loses less than that. On the independent accuracy worlds (benchmarks/worlds.py, each
-# world's own curves) the steady-state reading exceeds the true loss of the benchmark's tests
-# by 0-14% on short carry-over and 20-69% on long (TV at 0.6-0.8 retention), and calibrating to
-# it pulled those channels low (references/mmm_methodology.md, "With lift tests"). So a test
+# world's own curves) the steady-state reading of the benchmark's tests is off the true loss
+# by -3% to +14% on 25 of 35 channels and over-reads it by 20-69% on the other 10, all but one
+# with long carry-over (retention 0.5-0.75 or a delayed peak); calibrating to it pulled those
+# channels low (references/mmm_methodology.md, "With lift tests"). So a test
 # whose window holds the channel's spend in the panel is compared with what the fitted model
 # itself says the test removed: the channel's contribution over every period with the panel's
 # spend, minus the same with the channel's spend set to 0 in the test's window (and geo),
