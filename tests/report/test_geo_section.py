@@ -4,6 +4,7 @@ national fit."""
 
 from __future__ import annotations
 
+import html as html_text
 import json
 from typing import Any
 
@@ -56,7 +57,8 @@ def test_each_geo_row_shows_its_cells_traced_to_the_contributions(demo):
     channels = [c["channel"] for c in written["channels"]]
     north = between(table, '<tr data-geo="north">', "</tr>")
     for cell in written["geos"]:
-        row = between(table, f'<tr data-geo="{cell["geo"]}">', "</tr>")
+        # The page escapes what it shows ("< 1" for an interval reaching 0 is "&lt; 1").
+        row = html_text.unescape(between(table, f'<tr data-geo="{cell["geo"]}">', "</tr>"))
         assert fmt.interval(Interval.model_validate(cell["total_contribution"])) in row
         if cell["roas"]:
             assert fmt.interval(Interval.model_validate(cell["roas"])) in row
