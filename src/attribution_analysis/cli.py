@@ -89,8 +89,9 @@ def demo(
         bool,
         typer.Option(
             "--geo",
-            help="The geo demo: a 6-geo regional panel, per-geo contributions beside the "
-            "simulated truth and a budget per geo x channel.",
+            help="The geo demo: a 6-geo regional panel calibrated with two geo lift tests, per-geo "
+            "contributions beside the simulated truth and a budget per geo x channel once the "
+            "model passes its gates (it now stops at the divergence gate: see the README).",
         ),
     ] = False,
 ) -> None:
