@@ -174,10 +174,16 @@ def _check_lift_below_outcome(
         )
 
 
-def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.DataFrame:
-    """Rows for ``MMM.add_lift_test_measurements`` (channel, x, delta_x, delta_y, sigma)."""
+def standard_error(test: IncrementalityResult) -> float:
+    """The lift's standard error over the whole test, from its interval and level."""
     from scipy.stats import norm  # here: reading lift tests (optimize_budget) needs no SciPy
 
+    z = norm.ppf(0.5 + test.ci_level / 2)
+    return max((test.ci_upper - test.ci_lower) / (2 * z), 1e-9)
+
+
+def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.DataFrame:
+    """Rows for ``MMM.add_lift_test_measurements`` (channel, x, delta_x, delta_y, sigma)."""
     rows = []
     dates = data.X["date"]
     for i, test in enumerate(tests):
@@ -227,8 +233,7 @@ def lift_test_frame(tests: list[IncrementalityResult], data: ModelData) -> pd.Da
                 column="spend",
                 code="bad_lift_test",
             )
-        z = norm.ppf(0.5 + test.ci_level / 2)
-        sigma = max((test.ci_upper - test.ci_lower) / (2 * z), 1e-9)
+        sigma = standard_error(test)
         row = {
             "channel": test.channel,
             "x": 0.0,
@@ -412,7 +417,6 @@ def add_counterfactual_lift_tests(
     import pytensor.tensor as pt
     import pytensor.xtensor as ptx
     from pytensor.graph.replace import graph_replace
-    from scipy.stats import norm
 
     model = mmm.model
     spend = model["channel_data"]
@@ -453,17 +457,12 @@ def add_counterfactual_lift_tests(
             if geo is not None:
                 cell[out_dims.index("geo")] = coords["geo"].index(geo)
             lifts[i] = pt.sum(lost[tuple(cell)])
-    observed = [test.lift for test in tests]
-    z = [norm.ppf(0.5 + test.ci_level / 2) for test in tests]
-    sigmas = [
-        max((t.ci_upper - t.ci_lower) / (2 * zi), 1e-9) for t, zi in zip(tests, z, strict=True)
-    ]
     with model:
         pm.Normal(
             COUNTERFACTUAL_LIKELIHOOD,
             mu=pt.stack(lifts),
-            sigma=np.asarray(sigmas),
-            observed=np.asarray(observed),
+            sigma=np.asarray([standard_error(test) for test in tests]),
+            observed=np.asarray([test.lift for test in tests]),
         )
 
 
