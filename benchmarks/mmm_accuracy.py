@@ -94,6 +94,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "roi_prior": {"roi_prior": {"mu": 0.2, "sigma": 0.9}},
     "no_roi_prior": {"roi_prior": None},
     "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
+    # The Hill slope prior: the default's LogNormal(0, 0.5) (median 1: concave, S-shapes
+    # allowed) against the previous default, chosen on the project's own simulator (median 1.5),
+    # and a tighter prior near Meridian's fixed slope of 1.
+    "slope_previous": {
+        "priors": {"saturation_slope": {"dist": "LogNormal", "kwargs": {"mu": 0.4, "sigma": 0.5}}}
+    },
+    "slope_concave": {
+        "priors": {"saturation_slope": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 0.3}}}
+    },
 }
 
 
