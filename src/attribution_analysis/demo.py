@@ -42,8 +42,9 @@ DEMO = SimulationParams(kind="mta", seed=20261126, weeks=156, channels=5, lift_t
 # in its own market), as a regional advertiser would run them: without them the always-on
 # search channel's effect trades with the baseline and the fit stops at the divergence gate.
 # Since lift tests are read through the model's own counterfactual it stops there with them
-# too (14 divergences in 12,000 draws against a limit of 12; references/mmm_methodology.md,
-# "Geo panels"), and the demo shows the gate and the report's account of it.
+# too (91 divergences in 11,500 draws against a limit of 12 under the current curve priors;
+# references/mmm_methodology.md, "Geo panels"), and the demo shows the gate and the report's
+# account of it.
 GEO_DEMO = SimulationParams(kind="mmm", seed=20261205, weeks=104, channels=3, geos=6, lift_tests=2)
 
 
