@@ -56,7 +56,7 @@ from attribution_analysis.api import validate_model as validate_fit
 from attribution_analysis.contracts.importing import ChannelColumns, ImportDataParams, ImportRoles
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
-from attribution_analysis.mmm.calibration import lift_test_frame
+from attribution_analysis.mmm.calibration import calibrate, lift_test_frame
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import load_model_data
 from attribution_analysis.runner import run_step
@@ -255,11 +255,19 @@ def library_default(
 
 
 def fit_library(
-    ws: Workspace, world: World, seed: int, quick: bool, lift_tests: list[dict] | None = None
+    ws: Workspace,
+    world: World,
+    seed: int,
+    quick: bool,
+    lift_tests: list[dict] | None = None,
+    reading: str = "steady_state",
 ) -> dict:
     """PyMC-Marketing's plain default on the table our fit models (same X and y); with
     ``lift_tests``, calibrated by the library's own ``add_lift_test_measurements`` on the rows
-    our fit gives it (``lift_test_frame``)."""
+    our fit gives it (``lift_test_frame``), or, with ``reading="counterfactual"``, by our
+    reading of a test through the model's own counterfactual (``mmm/calibration.py``, the
+    same variables exist in the library's model): an ablation that separates the reading
+    from the rest of the two models."""
     config = MMMConfig()
     data = load_model_data(
         ws, None, config.use_trend, config.use_holidays, config.use_external_factors
@@ -276,7 +284,10 @@ def fit_library(
         if lift_tests:
             mmm.build_model(X, data.y)
             tests = [IncrementalityResult.model_validate(t) for t in lift_tests]
-            mmm.add_lift_test_measurements(lift_test_frame(tests, data))
+            if reading == "counterfactual":
+                calibrate(mmm, tests, data)
+            else:
+                mmm.add_lift_test_measurements(lift_test_frame(tests, data))
         tree = mmm.fit(
             X,
             data.y,
@@ -341,6 +352,7 @@ def run_one(
     lift_tests: int = 0,
     lift_se: float = 0.1,
     calibrated_only: bool = False,
+    library_reading: str = "steady_state",
 ) -> list[dict]:
     world = make_world(name, seed)
     tests = world_lift_tests(world, lift_tests, lift_se, seed) if lift_tests else []
@@ -361,12 +373,16 @@ def run_one(
                 if model == "ours":
                     row = fit_ours(ws, world, seed, quick, variant, calibrate=calibrated)
                 else:
-                    row = fit_library(ws, world, seed, quick, tests if calibrated else None)
+                    row = fit_library(
+                        ws, world, seed, quick, tests if calibrated else None, library_reading
+                    )
             except Exception as exc:  # one failed fit must not end a run of hours
                 print(f"{name} seed {seed} {model}: FAILED {type(exc).__name__}: {exc}")
                 continue
             if calibrated:
                 row["model"] += f"+lift{len(tests)}" + (f"@{lift_se:g}" if lift_se != 0.1 else "")
+                if model == "library" and library_reading != "steady_state":
+                    row["model"] += f" ({library_reading} reading)"
                 row["lift_tests"] = tests
             row.update(world=name, seed=seed, quick=quick, **score(world, row["estimates"]))
             row["truth"] = world.true_contribution
@@ -545,6 +561,13 @@ def main() -> None:
         help="with --lift-tests, skip the uncalibrated fits (the same seed gives the same fit)",
     )
     parser.add_argument(
+        "--library-reading",
+        choices=["steady_state", "counterfactual"],
+        default="steady_state",
+        help="how the library reads the lift tests: its own add_lift_test_measurements "
+        "(default) or our counterfactual term (an ablation)",
+    )
+    parser.add_argument(
         "--lift-reading",
         action="store_true",
         help="steady-state reading / true lift of a test of every channel (seed 1), no fit",
@@ -588,6 +611,7 @@ def main() -> None:
                 args.lift_tests,
                 args.lift_se,
                 args.calibrated_only and args.lift_tests > 0,
+                args.library_reading,
             ):
                 rows.append(row)
                 if args.out:
