@@ -287,7 +287,7 @@ STEPS: list[StepSpec] = [
         compute="attribution_analysis.data.validate:compute",
         reads=(layout.SPEND, layout.CONVERSIONS, layout.EXTERNAL_FACTORS, layout.LIFT_TESTS),
         writes=(layout.DATA_VALIDATION, layout.PANEL, layout.CAMPAIGN_PANEL),
-        preload=("pandas", "filelock", "holidays:list_supported_countries"),
+        preload=("pandas", "filelock", "holidays"),
     ),
     StepSpec(
         name="fit_mmm",

@@ -47,6 +47,34 @@ def test_groups_read_as_xarray_reads_them(validated):
             assert values.dtype == reference[name].dtype, (group, name)
 
 
+def test_arrays_equal_what_xarray_reads(validated):
+    """``StoredFit.arrays`` (NumPy, for the optimizer) against ``xarray.open_dataset``: every
+    variable's values, dtype and dims, every dimension's labels and length; a variable's
+    channels taken by label in a new order equal xarray's ``sel``."""
+    import xarray as xr
+
+    stored = open_stored_fit(Workspace.open(validated))
+    for group in ("posterior", "sample_stats"):
+        ours = stored.arrays(group)
+        with xr.open_dataset(stored.path, engine="h5netcdf", group=group) as reference:
+            reference = reference.load()
+        assert set(ours.values) == set(reference.data_vars)
+        for name, values in ours.values.items():
+            np.testing.assert_array_equal(values, reference[name].to_numpy())
+            assert values.dtype == reference[name].dtype, (group, name)
+            assert ours.dims[name] == reference[name].dims, (group, name)
+        for dim, labels in ours.coords.items():
+            np.testing.assert_array_equal(labels, reference[dim].to_numpy())
+        assert ours.sizes == dict(reference.sizes)
+    posterior = stored.arrays("posterior")
+    channels = list(reversed(posterior.coords["channel"].tolist()))
+    with xr.open_dataset(stored.path, engine="h5netcdf", group="posterior") as reference:
+        expected = reference["saturation_beta"].sel(channel=channels).to_numpy()
+    np.testing.assert_array_equal(
+        posterior.select("saturation_beta", "channel", channels), expected
+    )
+
+
 def test_geo_scales_and_order_equal_the_built_model(simulated):
     """A geo panel with a channel dark in one geo: the scales PyMC-Marketing's geo model
     uses (per geo: ``build.GEO_SCALING``), as (geo, channel) in its geo order.

@@ -13,18 +13,37 @@ Public API:
   :func:`attribution_analysis.api.allocate`).
 """
 
-from attribution_analysis.allocation.bayes import BayesFit, fit_bayes
-from attribution_analysis.allocation.covariates import Design, build_design
-from attribution_analysis.allocation.downscale import downscale_to_hours
-from attribution_analysis.allocation.em import EMFit, fit_em
-from attribution_analysis.allocation.exposure import build_effective_exposure
-from attribution_analysis.allocation.problem import (
-    AllocationProblem,
-    Origin,
-    build_problem,
-    problem_from_arrays,
-)
-from attribution_analysis.allocation.topdown import split_draws
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public name -> the module that defines it, imported on first use (PEP 562): importing a
+# submodule runs this file first, and the Bayesian model's diagnostics import xarray and
+# scipy.stats (with dask, about 1 s of a fresh process) that build_effective_exposure and
+# downscale_intraday never use.
+_HOME = {
+    "BayesFit": "bayes",
+    "fit_bayes": "bayes",
+    "Design": "covariates",
+    "build_design": "covariates",
+    "downscale_to_hours": "downscale",
+    "EMFit": "em",
+    "fit_em": "em",
+    "build_effective_exposure": "exposure",
+    "AllocationProblem": "problem",
+    "Origin": "problem",
+    "build_problem": "problem",
+    "problem_from_arrays": "problem",
+    "split_draws": "topdown",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+
 
 __all__ = [
     "AllocationProblem",

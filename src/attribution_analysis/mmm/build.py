@@ -7,8 +7,10 @@ import json
 import warnings
 from typing import Any
 
-from attribution_analysis.contracts.mmm import MMMConfig, RoiPrior
+from attribution_analysis import layout
+from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, RoiPrior
 from attribution_analysis.errors import ParameterError, arg
+from attribution_analysis.mmm.calibration import LIFT_READING
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import (
     GEO_POOLING,
@@ -231,6 +233,21 @@ def structure_key(data: ModelData, config: MMMConfig, extra: dict[str, Any]) -> 
         **extra,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]:
+    """Everything besides data and model configuration that changes the fit (cache key)."""
+    return {
+        "sampler": params.sampler.model_dump(mode="json"),
+        "seed": params.seed,
+        "calibrate": params.calibrate,
+        "quick": params.quick,
+        "method": params.method,
+        "fallback_to_ridge": params.fallback_to_ridge,
+        "retry": params.retry,
+        "lift_hash": hashes.get(layout.LIFT_TESTS.path),
+        **({"lift_reading": LIFT_READING} if params.calibrate else {}),
+    }
 
 
 def fit_key(data: ModelData, config: MMMConfig, settings: dict[str, Any]) -> str:

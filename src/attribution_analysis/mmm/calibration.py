@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -176,9 +177,9 @@ def _check_lift_below_outcome(
 
 def standard_error(test: IncrementalityResult) -> float:
     """The lift's standard error over the whole test, from its interval and level."""
-    from scipy.stats import norm  # here: reading lift tests (optimize_budget) needs no SciPy
-
-    z = norm.ppf(0.5 + test.ci_level / 2)
+    # The standard library's normal quantile, not scipy.stats.norm: importing scipy.stats
+    # costs 0.5-0.6 s, which was a quarter of validate_data's time from a fresh command line.
+    z = NormalDist().inv_cdf(0.5 + test.ci_level / 2)
     return max((test.ci_upper - test.ci_lower) / (2 * z), 1e-9)
 
 

@@ -23,7 +23,13 @@ from attribution_analysis.contracts.mmm import (
 )
 from attribution_analysis.errors import WorkspaceError
 from attribution_analysis.mmm import store
-from attribution_analysis.mmm.build import build_mmm, fit_key, resolved_roi_prior, structure_key
+from attribution_analysis.mmm.build import (
+    build_mmm,
+    fit_key,
+    fit_settings,
+    resolved_roi_prior,
+    structure_key,
+)
 from attribution_analysis.mmm.calibration import (
     LIFT_READING,
     calibrate,
@@ -61,21 +67,6 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
         hashes[layout.LIFT_TESTS.path] = digest
         calibrate(mmm, tests, data)
     return data, mmm, hashes
-
-
-def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]:
-    """Everything besides data and model configuration that changes the fit (cache key)."""
-    return {
-        "sampler": params.sampler.model_dump(mode="json"),
-        "seed": params.seed,
-        "calibrate": params.calibrate,
-        "quick": params.quick,
-        "method": params.method,
-        "fallback_to_ridge": params.fallback_to_ridge,
-        "retry": params.retry,
-        "lift_hash": hashes.get(layout.LIFT_TESTS.path),
-        **({"lift_reading": LIFT_READING} if params.calibrate else {}),
-    }
 
 
 @dataclass

@@ -49,8 +49,9 @@ def target_scale_of(model: Any) -> xr.DataArray:
 
 
 def open_fit(ws: Workspace) -> FittedModel:
+    from attribution_analysis.mmm.build import fit_settings
     from attribution_analysis.mmm.calibration import read_lift_tests
-    from attribution_analysis.mmm.fit import fit_settings, prepare
+    from attribution_analysis.mmm.fit import prepare
 
     manifest, manifest_digest = store.read_manifest_and_digest(ws)
     params = recorded_fit_params(manifest["params"])

@@ -14,16 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from attribution_analysis.errors import WorkspaceError
-from attribution_analysis.mmm.stored import StoredFit
+from attribution_analysis.mmm.stored import Arrays, StoredFit, positions
 from attribution_analysis.optimize.response import (
     ResponseCurves,
     geometric_weights,
     timeline_weights,
 )
-from attribution_analysis.summaries import thin_draws
 
 # PyMC-Marketing saturation classes whose closed form ``ResponseCurves`` evaluates.
 SATURATIONS = {"HillSaturation": "hill", "LogisticSaturation": "logistic"}
@@ -88,20 +86,33 @@ def cell_max_per_period(fitted: StoredFit) -> np.ndarray:
     return most.to_numpy(dtype=float)
 
 
-def _to_sgc(values: xr.DataArray, geos: list[str], channels: list[str]) -> np.ndarray:
-    """Broadcast a per-draw variable to (sample, geo, channel), geos and channels by label."""
-    values = values.sel(channel=channels) if "channel" in values.dims else values
-    if "geo" in values.dims:
-        values = values.sel(geo=geos)
-    order = [d for d in ("sample", "geo", "channel") if d in values.dims]
-    arr = values.transpose(*order).to_numpy().astype(float)
-    if "geo" not in values.dims:
-        arr = np.expand_dims(arr, axis=order.index("sample") + 1 if "sample" in order else 0)
-    if "channel" not in values.dims:
-        arr = arr[..., None]
-    if "sample" not in values.dims:
-        arr = arr[None]
-    return np.broadcast_to(arr, (arr.shape[0], len(geos), len(channels))).copy()
+def _to_sgc(
+    posterior: Arrays, name: str, draws: int, geos: list[str], channels: list[str]
+) -> np.ndarray:
+    """A per-draw variable as (sample, geo, channel): geos and channels by label, every
+    k-th draw of each chain so that about ``draws`` remain (``summaries.thin_draws``), the
+    samples chain by chain (xarray's ``stack(sample=("chain", "draw"))`` order)."""
+    values, dims = posterior.values[name], list(posterior.dims[name])
+    unexpected = set(dims) - {"chain", "draw", "geo", "channel"}
+    if unexpected:
+        raise WorkspaceError(
+            f"the posterior's {name} has dims {sorted(unexpected)} this project does not "
+            "build, so its response curves cannot be read.",
+            fix="refit with fit_mmm in this workspace.",
+        )
+    values = posterior.select(name, "channel", channels)
+    if "geo" in dims:
+        where = positions(posterior.coords["geo"], geos, "geo")
+        values = np.take(values, where, axis=dims.index("geo"))
+    # To (chain, draw, geo, channel), a dim the variable lacks as length 1.
+    full = ("chain", "draw", "geo", "channel")
+    values = np.transpose(values, [dims.index(d) for d in full if d in dims])
+    lengths = iter(values.shape)
+    values = values.reshape([next(lengths) if d in dims else 1 for d in full])
+    step = max(1, (values.shape[0] * values.shape[1]) // draws)
+    values = values[:, ::step].astype(float)
+    values = values.reshape(-1, *values.shape[2:])
+    return np.broadcast_to(values, (values.shape[0], len(geos), len(channels))).copy()
 
 
 def curves_from_fit(
@@ -124,11 +135,9 @@ def curves_from_fit(
         )
     adstock = fitted.transform("adstock")
     sat_names, ad_names = _variable_mapping(saturation), _variable_mapping(adstock)
-    posterior = fitted.group("posterior", [*sat_names.values(), *ad_names.values()])
-    posterior = thin_draws(posterior, draws)
-    posterior = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
-    sat = {name: _to_sgc(posterior[v], geos, channels) for name, v in sat_names.items()}
-    ad_params = {name: _to_sgc(posterior[v], geos, channels) for name, v in ad_names.items()}
+    posterior = fitted.arrays("posterior", [*sat_names.values(), *ad_names.values()])
+    sat = {name: _to_sgc(posterior, v, draws, geos, channels) for name, v in sat_names.items()}
+    ad_params = {name: _to_sgc(posterior, v, draws, geos, channels) for name, v in ad_names.items()}
     weights = _lag_weights(adstock, ad_params)  # (S, G, C, L)
     timeline, counts = timeline_weights(weights, horizon)
     channel_scale = fitted.channel_scale()
@@ -198,7 +207,7 @@ def sampler_record(fitted: StoredFit, draws_used: int) -> dict[str, Any]:
         return {**fitted.params.sampler.model_dump(mode="json"), "draws_used": draws_used}
     from attribution_analysis.mmm.ridge import BLOCK
 
-    replicates = int(fitted.group("bootstrap").sizes["sample"])
+    replicates = fitted.arrays("bootstrap").sizes["sample"]
     return {
         "method": "ridge_bootstrap",
         "resampling": "moving-block bootstrap of the residuals, transforms held fixed",
@@ -215,13 +224,13 @@ def _ridge_curves(
     """The ridge fallback: fixed transforms, one coefficient per bootstrap replicate."""
     from attribution_analysis.mmm.build import effective_l_max
 
-    hyper = fitted.group("hyperparameters")
-    coef = fitted.group("bootstrap")["media_coefficient"].sel(channel=channels).to_numpy()
+    hyper = fitted.arrays("hyperparameters")
+    coef = fitted.arrays("bootstrap").select("media_coefficient", "channel", channels)
     step = max(1, coef.shape[0] // draws)
     coef = coef[::step]
     n = coef.shape[0]
     alpha, slope, kappa = (
-        hyper[k].sel(channel=channels).to_numpy()
+        hyper.select(k, "channel", channels)
         for k in ("adstock_alpha", "saturation_slope", "saturation_kappa")
     )
     l_max = effective_l_max(fitted.params.config)
@@ -239,5 +248,5 @@ def _ridge_curves(
         kappa=np.broadcast_to(kappa, (n, 1, len(channels))).copy(),
         lam=None,
         input_per_spend=history.geo_share / np.maximum(scale, 1e-12)[None, :],
-        target_scale=np.array([float(hyper["target_scale"])]),
+        target_scale=np.array([float(hyper.values["target_scale"])]),
     )
