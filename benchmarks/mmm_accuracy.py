@@ -46,6 +46,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,7 @@ from attribution_analysis.api import validate_model as validate_fit
 from attribution_analysis.contracts.importing import ChannelColumns, ImportDataParams, ImportRoles
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
+from attribution_analysis.mmm import calibration
 from attribution_analysis.mmm.calibration import calibrate, lift_test_frame
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import load_model_data
@@ -189,8 +191,17 @@ def write_lift_tests(ws: Workspace, tests: list[dict]) -> None:
 
 
 def fit_ours(
-    ws: Workspace, world: World, seed: int, quick: bool, variant: str, calibrate: bool = False
+    ws: Workspace,
+    world: World,
+    seed: int,
+    quick: bool,
+    variant: str,
+    calibrate: bool = False,
+    reading: str = "counterfactual",
 ) -> dict:
+    """Our fit_mmm step on the world's workspace; with ``reading="steady_state"`` every lift
+    test is read by PyMC-Marketing's ``add_lift_test_measurements`` (an ablation: our model
+    with the library's reading, the twin of ``--library-reading counterfactual``)."""
     config = MMMConfig(**VARIANTS[variant])
     # No ridge fallback for any variant: "auto" never falls back (LOO compares posteriors),
     # and the variants must be the same fits for "auto" to reuse theirs.
@@ -204,7 +215,13 @@ def fit_ours(
     if quick:
         params = params.model_copy(update={"sampler": QUICK_SAMPLER, "retry": False})
     start = time.perf_counter()
-    result = fit_mmm(ws, params)
+    if reading == "steady_state":
+        # calibrate() sends a test to the steady-state term when it finds no panel spend in
+        # its window; saying "none" for every test sends all of them there.
+        with mock.patch.object(calibration, "has_panel_spend", lambda test, data: False):
+            result = fit_mmm(ws, params)
+    else:
+        result = fit_mmm(ws, params)
     seconds = time.perf_counter() - start
     diagnostics = validate_fit(ws, backtest_periods=None, sensitivity_refit=False)
     contributions = decompose_contributions(
@@ -353,6 +370,7 @@ def run_one(
     lift_se: float = 0.1,
     calibrated_only: bool = False,
     library_reading: str = "steady_state",
+    our_reading: str = "counterfactual",
 ) -> list[dict]:
     world = make_world(name, seed)
     tests = world_lift_tests(world, lift_tests, lift_se, seed) if lift_tests else []
@@ -371,7 +389,9 @@ def run_one(
         for model, variant, calibrated in runs:
             try:
                 if model == "ours":
-                    row = fit_ours(ws, world, seed, quick, variant, calibrate=calibrated)
+                    row = fit_ours(
+                        ws, world, seed, quick, variant, calibrate=calibrated, reading=our_reading
+                    )
                 else:
                     row = fit_library(
                         ws, world, seed, quick, tests if calibrated else None, library_reading
@@ -383,6 +403,8 @@ def run_one(
                 row["model"] += f"+lift{len(tests)}" + (f"@{lift_se:g}" if lift_se != 0.1 else "")
                 if model == "library" and library_reading != "steady_state":
                     row["model"] += f" ({library_reading} reading)"
+                if model == "ours" and our_reading != "counterfactual":
+                    row["model"] += f" ({our_reading} reading)"
                 row["lift_tests"] = tests
             row.update(world=name, seed=seed, quick=quick, **score(world, row["estimates"]))
             row["truth"] = world.true_contribution
@@ -568,6 +590,13 @@ def main() -> None:
         "(default) or our counterfactual term (an ablation)",
     )
     parser.add_argument(
+        "--our-reading",
+        choices=["counterfactual", "steady_state"],
+        default="counterfactual",
+        help="how our model reads the lift tests: the model's own counterfactual (default) or "
+        "the library's add_lift_test_measurements (an ablation)",
+    )
+    parser.add_argument(
         "--lift-reading",
         action="store_true",
         help="steady-state reading / true lift of a test of every channel (seed 1), no fit",
@@ -612,6 +641,7 @@ def main() -> None:
                 args.lift_se,
                 args.calibrated_only and args.lift_tests > 0,
                 args.library_reading,
+                args.our_reading,
             ):
                 rows.append(row)
                 if args.out:
