@@ -46,7 +46,6 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -57,7 +56,6 @@ from attribution_analysis.api import validate_model as validate_fit
 from attribution_analysis.contracts.importing import ChannelColumns, ImportDataParams, ImportRoles
 from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
-from attribution_analysis.mmm import calibration
 from attribution_analysis.mmm.calibration import calibrate, lift_test_frame
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
 from attribution_analysis.mmm.panel import load_model_data
@@ -199,9 +197,9 @@ def fit_ours(
     calibrate: bool = False,
     reading: str = "counterfactual",
 ) -> dict:
-    """Our fit_mmm step on the world's workspace; with ``reading="steady_state"`` every lift
-    test is read by PyMC-Marketing's ``add_lift_test_measurements`` (an ablation: our model
-    with the library's reading, the twin of ``--library-reading counterfactual``)."""
+    """Our fit_mmm step on the world's workspace; ``reading`` is its ``lift_reading``
+    ("steady_state": every lift test read by PyMC-Marketing's ``add_lift_test_measurements``,
+    the twin of ``--library-reading counterfactual``)."""
     config = MMMConfig(**VARIANTS[variant])
     # No ridge fallback for any variant: "auto" never falls back (LOO compares posteriors),
     # and the variants must be the same fits for "auto" to reuse theirs.
@@ -211,17 +209,12 @@ def fit_ours(
         use_cache=variant == "auto",
         fallback_to_ridge=False,
         calibrate=calibrate,
+        lift_reading=reading,
     )
     if quick:
         params = params.model_copy(update={"sampler": QUICK_SAMPLER, "retry": False})
     start = time.perf_counter()
-    if reading == "steady_state":
-        # calibrate() sends a test to the steady-state term when it finds no panel spend in
-        # its window; saying "none" for every test sends all of them there.
-        with mock.patch.object(calibration, "has_panel_spend", lambda test, data: False):
-            result = fit_mmm(ws, params)
-    else:
-        result = fit_mmm(ws, params)
+    result = fit_mmm(ws, params)
     seconds = time.perf_counter() - start
     diagnostics = validate_fit(ws, backtest_periods=None, sensitivity_refit=False)
     contributions = decompose_contributions(

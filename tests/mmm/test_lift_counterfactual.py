@@ -125,6 +125,26 @@ def test_a_test_on_spend_the_panel_lacks_keeps_the_steady_state_reading(simulate
     assert model[COUNTERFACTUAL_LIKELIHOOD].owner.inputs[2].type.shape == (1,)
 
 
+def test_the_steady_state_reading_sends_every_test_to_the_librarys_term(simulated):
+    """``lift_reading="steady_state"``: every test, spend in the panel or not, goes to
+    PyMC-Marketing's ``add_lift_test_measurements`` and none to the counterfactual; the
+    reading is part of the fit key, so a fit made under one is never reused for the other
+    (negative control: the default reading's key is the one recorded before the option)."""
+    from attribution_analysis.mmm.build import fit_settings
+
+    root = simulated(kind="mmm", seed=4, weeks=60, channels=3, lift_tests=2)
+    ws = Workspace.open(root)
+    validate_data(ws)
+    params = FitMMMParams(calibrate=True, lift_reading="steady_state")
+    _, mmm, hashes = prepare(ws, params)
+    assert COUNTERFACTUAL_LIKELIHOOD not in mmm.model.named_vars
+    term = mmm.model["lift_measurements"]
+    assert np.shape(mmm.model.rvs_to_values[term].data) == (2,)  # both tests, one term
+    default = fit_settings(FitMMMParams(calibrate=True), hashes)
+    assert fit_settings(params, hashes) != default
+    assert default["lift_reading"] == "model_counterfactual_v1"
+
+
 def test_the_vague_prior_refit_keeps_the_lift_tests(simulated, monkeypatch):
     """The identification verdict compares the fit with a refit under vague priors; lift
     tests are data, so the refit must carry them (else a channel a test pinned down reads as

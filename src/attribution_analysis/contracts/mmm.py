@@ -187,6 +187,14 @@ class FitMMMParams(StrictModel):
         default=False,
         description="Use analysis/incrementality_results.json lift tests as likelihood terms.",
     )
+    lift_reading: Literal["counterfactual", "steady_state"] = Field(
+        default="counterfactual",
+        description="With calibrate: how a lift test is compared with the model. "
+        "'counterfactual' (default): the model's own loss when the channel goes dark in the "
+        "test's window, carry-over included. 'steady_state': PyMC-Marketing's "
+        "add_lift_test_measurements, the curve's rise from 0 to the test's spend per period "
+        "times its periods (references/incrementality_calibration.md compares the two).",
+    )
     quick: QuickMethod | None = Field(
         default=None,
         description="'map' or 'advi': a first answer in seconds, labelled not for decisions.",

@@ -10,7 +10,7 @@ from typing import Any
 from attribution_analysis import layout
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, RoiPrior
 from attribution_analysis.errors import ParameterError, arg
-from attribution_analysis.mmm.calibration import LIFT_READING
+from attribution_analysis.mmm.calibration import LIFT_READINGS
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import (
     GEO_POOLING,
@@ -246,7 +246,7 @@ def fit_settings(params: FitMMMParams, hashes: dict[str, str]) -> dict[str, Any]
         "fallback_to_ridge": params.fallback_to_ridge,
         "retry": params.retry,
         "lift_hash": hashes.get(layout.LIFT_TESTS.path),
-        **({"lift_reading": LIFT_READING} if params.calibrate else {}),
+        **({"lift_reading": LIFT_READINGS[params.lift_reading]} if params.calibrate else {}),
     }
 
 

@@ -400,7 +400,10 @@ def check_lift_tests(
 # keeps the steady-state term, the only reading its numbers allow.
 COUNTERFACTUAL_LIKELIHOOD = "lift_measurements_counterfactual"
 # Recorded in the fit's cache key: a calibrated fit made under another reading is refitted.
-LIFT_READING = "model_counterfactual_v1"
+LIFT_READINGS = {
+    "counterfactual": "model_counterfactual_v1",
+    "steady_state": "pymc_marketing_steady_state_v1",
+}
 
 
 def has_panel_spend(test: IncrementalityResult, data: ModelData) -> bool:
@@ -491,14 +494,22 @@ def _dark_cells(
     return index
 
 
-def calibrate(mmm: Any, tests: list[IncrementalityResult], data: ModelData) -> None:
-    """Add the lift tests' likelihood terms to a built model: the model's own counterfactual
-    for tests on spend the panel holds, PyMC-Marketing's steady-state term for the others.
-    Every test is checked first (``lift_test_frame`` raises naming the bad one)."""
+def calibrate(
+    mmm: Any,
+    tests: list[IncrementalityResult],
+    data: ModelData,
+    reading: str = "counterfactual",
+) -> None:
+    """Add the lift tests' likelihood terms to a built model. ``reading="counterfactual"``:
+    the model's own counterfactual for tests on spend the panel holds, PyMC-Marketing's
+    steady-state term for the others; ``"steady_state"``: that term for every test. Every
+    test is checked first (``lift_test_frame`` raises naming the bad one)."""
     import warnings
 
+    if reading not in LIFT_READINGS:
+        raise ValueError(f"unknown lift-test reading {reading!r}")
     frame = lift_test_frame(tests, data)
-    in_panel = [has_panel_spend(test, data) for test in tests]
+    in_panel = [reading == "counterfactual" and has_panel_spend(test, data) for test in tests]
     if any(in_panel):
         add_counterfactual_lift_tests(
             mmm, [t for t, inside in zip(tests, in_panel, strict=True) if inside], data

@@ -31,7 +31,7 @@ from attribution_analysis.mmm.build import (
     structure_key,
 )
 from attribution_analysis.mmm.calibration import (
-    LIFT_READING,
+    LIFT_READINGS,
     calibrate,
     lift_test_findings,
     read_lift_tests,
@@ -65,7 +65,7 @@ def prepare(ws: Workspace, params: FitMMMParams) -> tuple[ModelData, Any, dict[s
     if params.calibrate:
         tests, digest = read_lift_tests(ws)
         hashes[layout.LIFT_TESTS.path] = digest
-        calibrate(mmm, tests, data)
+        calibrate(mmm, tests, data, params.lift_reading)
     return data, mmm, hashes
 
 
@@ -220,7 +220,11 @@ def _sample(
         {
             "calibrate": params.calibrate,
             "n_lift": _n_lift(mmm),
-            **({"lift_tests": lift_hash, "lift_reading": LIFT_READING} if lift_hash else {}),
+            **(
+                {"lift_tests": lift_hash, "lift_reading": LIFT_READINGS[params.lift_reading]}
+                if lift_hash
+                else {}
+            ),
         },
     )
     sampler = params.sampler

@@ -92,12 +92,13 @@ def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, 
     lift = {}
     if fitted.lift_tests:
         from attribution_analysis import layout
-        from attribution_analysis.mmm.calibration import LIFT_READING, calibrate
+        from attribution_analysis.mmm.calibration import LIFT_READINGS, calibrate
 
-        calibrate(vague_mmm, fitted.lift_tests, fitted.data)
+        reading = fitted.params.lift_reading
+        calibrate(vague_mmm, fitted.lift_tests, fitted.data, reading)
         lift = {
             "lift_tests": fitted.input_hashes.get(layout.LIFT_TESTS.path),
-            "lift_reading": LIFT_READING,
+            "lift_reading": LIFT_READINGS[reading],
         }
     outcome = sample_posterior(
         vague_mmm,

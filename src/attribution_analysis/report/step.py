@@ -233,6 +233,7 @@ def build_context(
         "top": views.top_entities(allocation, top_campaigns) if allocation else [],
         "warnings": views.warnings,
         "lift_used": lift_used,
+        "lift_reading": views.lift_reading(inputs),
         "hashes": hashes,
         "stale": dict(stale_outputs(ws, inputs)),
         "no_interval_predates": views.NO_INTERVAL_PREDATES,

@@ -423,6 +423,11 @@ def lift_tests_used(inputs: ReportInputs) -> bool | None:
     return inputs.fit.value.params.calibrate if inputs.fit.ok else None  # type: ignore[union-attr]
 
 
+def lift_reading(inputs: ReportInputs) -> str | None:
+    """How the fit read its lift tests ('counterfactual' or 'steady_state'; None: no fit)."""
+    return inputs.fit.value.params.lift_reading if inputs.fit.ok else None  # type: ignore[union-attr]
+
+
 def is_interval(value: Any) -> bool:
     return isinstance(value, dict) and "mean" in value and "hdi_90" in value
 
