@@ -16,7 +16,7 @@ import pytest
 
 from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.validation import ValidateDataParams
-from attribution_analysis.errors import DataValidationError
+from attribution_analysis.errors import DataValidationError, ParameterError
 from attribution_analysis.runner import run_step
 from attribution_analysis.steps import step
 from attribution_analysis.workspace import Workspace
@@ -154,6 +154,24 @@ def test_a_given_country_or_none_is_stated_without_a_warning(base, country, show
     answer = _answer(base, ValidateDataParams(country=country))
     assert (answer.holiday_country, answer.holiday_country_source) == (shown, source)
     assert not [n for n in answer.notes if n.code == "holiday_country_default"]
+
+
+def test_the_country_codes_are_the_packages_own_list():
+    """The fast code list (the holidays registry's table) equals the package's public
+    list_supported_countries(), aliases included (UK); a constant of the package such as JAN
+    is not a country."""
+    import holidays
+
+    from attribution_analysis.data.controls import country_codes
+
+    assert country_codes() == set(holidays.list_supported_countries())
+    assert {"US", "GB", "UK", "DEU"} <= country_codes() and "JAN" not in country_codes()
+
+
+@pytest.mark.parametrize("country", ["XX", "jan", "public"])
+def test_an_unknown_country_is_refused_by_name(base, country):
+    with pytest.raises(ParameterError, match=f"holiday country '{country}'"):
+        _answer(base, ValidateDataParams(country=country))
 
 
 # ----- negative control ----------------------------------------------------------------------
