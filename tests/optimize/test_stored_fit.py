@@ -70,9 +70,7 @@ def test_arrays_equal_what_xarray_reads(validated):
     channels = list(reversed(posterior.coords["channel"].tolist()))
     with xr.open_dataset(stored.path, engine="h5netcdf", group="posterior") as reference:
         expected = reference["saturation_beta"].sel(channel=channels).to_numpy()
-    np.testing.assert_array_equal(
-        posterior.select("saturation_beta", "channel", channels), expected
-    )
+    np.testing.assert_array_equal(posterior.select("saturation_beta", channel=channels), expected)
 
 
 def test_geo_scales_and_order_equal_the_built_model(simulated):

@@ -187,13 +187,16 @@ class Arrays:
     coords: dict[str, np.ndarray]
     sizes: dict[str, int]
 
-    def select(self, name: str, dim: str, labels: list[str]) -> np.ndarray:
-        """``name``'s values with ``dim`` taken in the order of ``labels`` (by label, as
-        xarray's ``sel`` does); the other dims as stored."""
+    def select(self, name: str, **labels: list[str]) -> np.ndarray:
+        """``name``'s values with each named dim taken in the order of its labels (by label,
+        as xarray's ``sel`` does; a dim the variable lacks is skipped); the other dims as
+        stored."""
         values, dims = self.values[name], self.dims[name]
-        if dim not in dims:
-            return values
-        return np.take(values, positions(self.coords[dim], labels, dim), axis=dims.index(dim))
+        for dim, wanted in labels.items():
+            if dim in dims:
+                where = positions(self.coords[dim], wanted, dim)
+                values = np.take(values, where, axis=dims.index(dim))
+        return values
 
 
 def positions(have: np.ndarray, labels: list[str], dim: str) -> list[int]:

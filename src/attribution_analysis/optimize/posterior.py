@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from attribution_analysis.errors import WorkspaceError
-from attribution_analysis.mmm.stored import Arrays, StoredFit, positions
+from attribution_analysis.mmm.stored import Arrays, StoredFit
 from attribution_analysis.optimize.response import (
     ResponseCurves,
     geometric_weights,
@@ -100,10 +100,7 @@ def _to_sgc(
             "build, so its response curves cannot be read.",
             fix="refit with fit_mmm in this workspace.",
         )
-    values = posterior.select(name, "channel", channels)
-    if "geo" in dims:
-        where = positions(posterior.coords["geo"], geos, "geo")
-        values = np.take(values, where, axis=dims.index("geo"))
+    values = posterior.select(name, channel=channels, geo=geos)
     # To (chain, draw, geo, channel), a dim the variable lacks as length 1.
     full = ("chain", "draw", "geo", "channel")
     values = np.transpose(values, [dims.index(d) for d in full if d in dims])
@@ -225,12 +222,12 @@ def _ridge_curves(
     from attribution_analysis.mmm.build import effective_l_max
 
     hyper = fitted.arrays("hyperparameters")
-    coef = fitted.arrays("bootstrap").select("media_coefficient", "channel", channels)
+    coef = fitted.arrays("bootstrap").select("media_coefficient", channel=channels)
     step = max(1, coef.shape[0] // draws)
     coef = coef[::step]
     n = coef.shape[0]
     alpha, slope, kappa = (
-        hyper.select(k, "channel", channels)
+        hyper.select(k, channel=channels)
         for k in ("adstock_alpha", "saturation_slope", "saturation_kappa")
     )
     l_max = effective_l_max(fitted.params.config)
