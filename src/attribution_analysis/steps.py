@@ -357,13 +357,9 @@ STEPS: list[StepSpec] = [
         ),
         requires=_fitted_model_inputs,
         # fit_mmm stores the contributions it evaluated (decompose.py): this step reads
-        # them without PyMC; only a posterior written before that rebuilds the model.
-        preload=(
-            "pandas",
-            "h5netcdf",
-            "attribution_analysis.mmm.store:warm_netcdf",
-            "attribution_analysis.mmm.decompose",
-        ),
+        # them without PyMC or xarray; only a posterior written before that rebuilds the
+        # model (and then imports them itself).
+        preload=("pandas", "h5netcdf", "h5py", "attribution_analysis.mmm.decompose"),
     ),
     StepSpec(
         name="build_effective_exposure",
@@ -426,14 +422,7 @@ STEPS: list[StepSpec] = [
         writes=(layout.BUDGET_PLAN,),
         path_fields=("bounds_file",),
         requires=_optimize_inputs,
-        preload=(
-            "pandas",
-            "scipy.optimize",
-            "h5netcdf",
-            "attribution_analysis.mmm.store:warm_netcdf",
-            "attribution_analysis.mmm.stored",
-            "attribution_analysis.mmm.fit",
-        ),
+        preload=("pandas", "scipy.optimize", "h5netcdf", "attribution_analysis.mmm.stored"),
     ),
     StepSpec(
         name="list_budget_plans",

@@ -189,7 +189,7 @@ def test_calibration_pulls_the_tested_channel_towards_the_lift_test(fitted):
     tests = json.loads((fitted / "analysis" / "incrementality_results.json").read_text())
     channel = tests[0]["channel"]
     fit = open_fit(ws)
-    from attribution_analysis.mmm.decompose import contribution_draws
+    from attribution_analysis.mmm.posterior_contributions import contribution_draws
 
     def in_window(fit_):
         draws = contribution_draws(fit_)["channel"].sel(channel=channel)

@@ -200,6 +200,8 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
     summaries: the weekly table and the draw files keep every geo, their per-geo totals add
     up to the national totals of the contributions file, and those are the draws' sums."""
     from attribution_analysis.mmm import decompose
+    from attribution_analysis.mmm.posterior_contributions import Draws, reduce_draws
+    from attribution_analysis.mmm.stored import arrays_of
 
     world = geo_panel(5, n_geos=4, n_weeks=60)
     ws = import_geo_world(world, tmp_path / "ws")
@@ -213,7 +215,7 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
     channel = channel.assign_coords(sample=np.arange(n_samples))
     totals = channel.sum(["date", "geo"]).transpose("sample", "channel").values
     base = np.full(n_samples, 1e6)
-    draws = decompose.Draws(
+    draws = Draws(
         channel=channel,
         marginal=0.01 * totals,
         base=base,
@@ -227,8 +229,8 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
         method="bayesian_nuts",
     )
     gate = {"failed_criteria": [], "override_reason": None}
-    result, weekly, draws_tree = decompose._summarise(
-        fitted, decompose.reduce_draws(draws), gate, "run"
+    result, weekly, draws_file = decompose._summarise(
+        fitted, arrays_of(reduce_draws(draws)), gate, "run"
     )
 
     national = {c.channel: c.total_contribution.mean for c in result.channels}
@@ -296,8 +298,8 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
     assert elsewhere.code == "geo_cells_in_file" and elsewhere.value == len(result.geos)
     assert "4 geos" in elsewhere.message
 
-    assert draws_tree["channel_contribution"].dims == ("sample", "date", "geo", "channel")
-    long = decompose._draws_table(draws_tree, 20)
+    assert draws_file.dims["channel_contribution"] == ("sample", "date", "geo", "channel")
+    long = decompose._draws_table(draws_file, 20)
     assert list(long.columns) == ["date", "geo", "channel", "draw", "contribution"]
     assert sorted(long["geo"].unique()) == world.geos
     first = long[long["draw"] == 0].groupby("channel")["contribution"].sum()

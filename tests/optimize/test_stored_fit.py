@@ -33,12 +33,12 @@ def test_scales_equal_the_fitted_model(validated):
 
 
 def test_groups_read_as_xarray_reads_them(validated):
-    """The direct reader returns what ``xarray.open_dataset`` decodes, group by group (the
-    observed data's dates go through xarray itself), values, dtypes and labels."""
+    """The direct reader returns what ``xarray.open_dataset`` decodes, group by group (dates
+    included: the observed data's and the decomposition's), values, dtypes and labels."""
     import xarray as xr
 
     stored = open_stored_fit(Workspace.open(validated))
-    for group in ("posterior", "sample_stats", "observed_data"):
+    for group in ("posterior", "sample_stats", "observed_data", "decomposition_v1"):
         ours = stored.group(group)
         with xr.open_dataset(stored.path, engine="h5netcdf", group=group) as reference:
             reference = reference.load()
@@ -50,11 +50,15 @@ def test_groups_read_as_xarray_reads_them(validated):
 def test_arrays_equal_what_xarray_reads(validated):
     """``StoredFit.arrays`` (NumPy, for the optimizer) against ``xarray.open_dataset``: every
     variable's values, dtype and dims, every dimension's labels and length; a variable's
-    channels taken by label in a new order equal xarray's ``sel``."""
+    channels taken by label in a new order equal xarray's ``sel``. Groups whose only encoded
+    variable is a date axis are read without xarray (``_plain_arrays`` answers); the
+    sampler's statistics (booleans stored as integers) still go through xarray."""
     import xarray as xr
 
     stored = open_stored_fit(Workspace.open(validated))
-    for group in ("posterior", "sample_stats"):
+    for group in ("posterior", "sample_stats", "observed_data", "decomposition_v1"):
+        if group in ("observed_data", "decomposition_v1"):  # date axes, read without xarray
+            assert stored._plain_arrays(group, None) is not None, group
         ours = stored.arrays(group)
         with xr.open_dataset(stored.path, engine="h5netcdf", group=group) as reference:
             reference = reference.load()
@@ -65,6 +69,7 @@ def test_arrays_equal_what_xarray_reads(validated):
             assert ours.dims[name] == reference[name].dims, (group, name)
         for dim, labels in ours.coords.items():
             np.testing.assert_array_equal(labels, reference[dim].to_numpy())
+            assert labels.dtype == reference[dim].dtype, (group, dim)
         assert ours.sizes == dict(reference.sizes)
     posterior = stored.arrays("posterior")
     channels = list(reversed(posterior.coords["channel"].tolist()))

@@ -6,22 +6,21 @@ spend raised by 1% at once, which is exact per channel because a channel's contr
 depends only on its own spend.
 
 The evaluation needs the model rebuilt and compiled (PyMC, PyTensor: about 2 s of a fresh
-process), so ``fit_mmm`` does it once, in its own job, and stores what this step reads in
-the posterior file's ``decomposition_v1`` group (``reduce_draws``): per-draw window totals,
-the weekly bands and the thinned weekly draws. This step then reads that group without
-PyMC. A posterior written before the group existed is evaluated here as before.
+process), so ``fit_mmm`` does it once, in its own job (``posterior_contributions.py``), and stores
+what this step reads in the posterior file's ``decomposition_v1`` group (``reduce_draws``):
+per-draw window totals, the weekly bands and the thinned weekly draws. This step reads that
+group and writes its outputs with NumPy, pandas and h5netcdf: xarray would import dask and,
+to write, distributed (about 0.7 s of a fresh process). A posterior written before the group
+existed is evaluated here as before.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from attribution_analysis import layout
 from attribution_analysis.compute import StepContext, StepOutput
@@ -37,26 +36,19 @@ from attribution_analysis.contracts.outputs import (
     SumCheck,
 )
 from attribution_analysis.mmm import store
-from attribution_analysis.mmm.component_names import (
-    ORGANIC_CONTRIBUTION,
-    event_coefficient_name,
-    event_data_name,
-)
 from attribution_analysis.mmm.gate import override_findings, require_valid_model
-from attribution_analysis.mmm.loaded import FittedModel, open_fit
-from attribution_analysis.mmm.stored import StoredFit, open_stored_fit
+from attribution_analysis.mmm.stored import Arrays, StoredFit, arrays_of, open_stored_fit
 from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
-from attribution_analysis.summaries import band_90, interval, thin_draws
+from attribution_analysis.summaries import interval
 from attribution_analysis.workspace import Workspace, csv_bytes, json_bytes
 
 STEP = "decompose_contributions"
 CSV_DRAWS = 200  # draws per cell in the long table the allocation step reads
-# Summaries of sums over weeks need far fewer draws than the sampler keeps for its ESS gate.
-DECOMPOSITION_DRAWS = 4000
 SUM_TOLERANCE = 0.02
+# Marginal ROAS: every channel's spend raised by this share at once.
 MARGINAL_STEP = 0.01
-STORED_DRAWS = 500
+STORED_DRAWS = 500  # weekly draws fit_mmm keeps for the draws file
 # The posterior file's group that fit_mmm fills with reduce_draws. Its version is in its name:
 # change it with what reduce_draws stores or how the draws are evaluated, and a posterior
 # stored before is evaluated again here instead of being read in the old form.
@@ -67,7 +59,6 @@ GEO_CELLS_IN_ANSWER = 100
 # The saturation parameters handed to the allocation (transforms file), by family; the
 # variables are 'saturation_<name>' in the posterior.
 TRANSFORM_SATURATION = {"hill": ("slope", "kappa"), "logistic": ("lam",)}
-BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
 
 
 def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
@@ -75,22 +66,22 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
     ws, progress = ctx.ws, ctx.progress
     gate = require_valid_model(ws, params.override_reason)
     stored = open_stored_fit(ws)
+    names = _transform_names(stored)
     if stored.has_group(GROUP):
         report(progress, 0, 3, "reading the contributions the fit evaluated")
-        summary = stored.group(GROUP)
-        names = _transform_names(stored)
-        posterior = stored.group(_posterior_group(stored.method), names) if names else None
+        summary = stored.arrays(GROUP)
+        posterior = stored.arrays(_posterior_group(stored.method), names) if names else None
     else:  # a posterior written before fit_mmm stored its decomposition
         report(progress, 0, 3, "evaluating contributions on the posterior")
-        summary, posterior = _evaluate(open_fit(ws))
+        summary, posterior = _evaluate(ws, names)
     report(progress, 2, 3, "summaries")
     verdicts = _identification(ws)
-    result, weekly, draws_tree = _summarise(stored, summary, gate, ctx.run_id, verdicts)
+    result, weekly, draws = _summarise(stored, summary, gate, ctx.run_id, verdicts)
     files = {
         layout.CONTRIBUTIONS.path: json_bytes(result.model_dump(mode="json")),
         layout.WEEKLY_CONTRIBUTIONS.path: csv_bytes(weekly),
-        layout.CONTRIBUTION_DRAWS.path: _tree_bytes(ws, draws_tree),
-        layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws_tree, CSV_DRAWS)),
+        layout.CONTRIBUTION_DRAWS.path: store.arrays_netcdf_bytes(ws, draws),
+        layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws, CSV_DRAWS)),
     }
     transforms = channel_transforms(stored.params.config, stored.data.channels, posterior)
     if transforms is not None:
@@ -112,9 +103,22 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
     return StepOutput(answer, files, stored.input_hashes)
 
 
-def _evaluate(fitted: FittedModel) -> tuple[xr.Dataset, xr.Dataset]:
-    """The decomposition group and the posterior, computed from a rebuilt model."""
-    return reduce_draws(draws_of(fitted)), fitted.tree[_posterior_group(fitted.method)].to_dataset()
+def _evaluate(ws: Workspace, names: list[str] | None) -> tuple[Arrays, Arrays | None]:
+    """The decomposition group and the posterior's transform parameters, computed from a
+    rebuilt model (PyMC, xarray)."""
+    from attribution_analysis.mmm.posterior_contributions import draws_of, reduce_draws
+
+    fitted = open_fit(ws)
+    posterior = fitted.tree[_posterior_group(fitted.method)].to_dataset()
+    return arrays_of(reduce_draws(draws_of(fitted))), arrays_of(posterior[names]) if names else None
+
+
+def open_fit(ws: Workspace) -> Any:
+    """The fitted model rebuilt (``mmm.loaded``; imported here, where it is needed: it loads
+    xarray). A name of this module, so that a test can watch which route a run took."""
+    from attribution_analysis.mmm.loaded import open_fit as rebuild
+
+    return rebuild(ws)
 
 
 def _posterior_group(method: str) -> str:
@@ -148,179 +152,6 @@ def _geo_cells_elsewhere(result: ChannelContributions) -> list[Finding]:
     ]
 
 
-def contribution_draws(
-    fitted: FittedModel, channel_scale: float | None = None
-) -> dict[str, xr.DataArray]:
-    """Per-draw contributions in original units: channel (sample, date[, geo], channel),
-    base parts and the fitted mean ``mu``; with ``channel_scale``, also ``channel_scaled``:
-    the channel contributions with every channel's spend multiplied by it."""
-    from pymc.backends.arviz import apply_function_over_dataset, coords_and_dims_for_inferencedata
-
-    model = fitted.mmm.model
-    deterministic = {d.name for d in model.deterministics}
-    names = ["channel_contribution", "mu"] + [
-        p for p in (*BASE_PARTS, ORGANIC_CONTRIBUTION) if p in deterministic
-    ]
-    posterior = thin_draws(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
-    free = posterior[[v.name for v in model.free_RVs]]
-    # pm.compute_deterministics, with its one compiled function kept for both evaluations:
-    # the spend is a shared variable read when the function runs, so the scaled evaluation
-    # needs no second compile (half a second of this step). The pieces are PyMC's own.
-    coords, dims = coords_and_dims_for_inferencedata(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        function = model.compile_fn(
-            inputs=model.free_RVs, outs=[model[n] for n in names], on_unused_input="ignore"
-        )
-
-        def evaluate() -> xr.Dataset:
-            return apply_function_over_dataset(
-                function, free, output_var_names=names, dims=dims, coords=coords, progressbar=False
-            )
-
-        values = evaluate()
-        if channel_scale is not None:
-            spend = model["channel_data"]
-            original = spend.get_value()
-            spend.set_value(original * channel_scale)
-            try:
-                values["channel_scaled"] = evaluate()["channel_contribution"]
-            finally:
-                spend.set_value(original)
-    scale = fitted.target_scale
-    out = {}
-    for name in [*names, *(["channel_scaled"] if channel_scale is not None else [])]:
-        out[name.replace("_contribution", "")] = (values[name] * scale).stack(
-            sample=("chain", "draw")
-        )
-    out["intercept_contribution"] = (posterior["intercept_contribution"] * scale).stack(
-        sample=("chain", "draw")
-    )
-    if fitted.data.events:
-        out["event"] = (_event_draws(fitted, posterior) * scale).stack(sample=("chain", "draw"))
-    return out
-
-
-def _event_draws(fitted: FittedModel, posterior: xr.Dataset) -> xr.DataArray:
-    """Per-event contributions on the target scale, (chain, draw, date[, geo], event): each
-    event's coefficient times its indicator (PyMC-Marketing keeps only their sum)."""
-    model = fitted.mmm.model
-    parts = []
-    for column in fitted.data.events:
-        values = model[event_data_name(column)].get_value()
-        dims = model.named_vars_to_dims[event_data_name(column)]
-        indicator = xr.DataArray(values, dims=dims, coords={d: list(model.coords[d]) for d in dims})
-        parts.append(posterior[event_coefficient_name(column)] * indicator)
-    return xr.concat(parts, dim=xr.DataArray(fitted.data.events, dims="event"))
-
-
-def _totals(values: xr.DataArray) -> np.ndarray:
-    """Sum over everything but channel and sample: (sample, channel) or (sample,)."""
-    keep = [d for d in ("sample", "channel") if d in values.dims]
-    return values.sum([d for d in values.dims if d not in keep]).transpose(*keep).values
-
-
-@dataclass
-class Draws:
-    """Per-draw (or per bootstrap replicate) pieces of the decomposition."""
-
-    channel: xr.DataArray  # (sample, date[, geo], channel), original units
-    marginal: np.ndarray  # (sample, channel): extra outcome from MARGINAL_STEP more spend
-    base: np.ndarray  # (sample,): intercept + seasonality + controls over the window
-    fitted: np.ndarray  # (sample,): the model's fitted total over the window
-    # (sample, component): organic series and events over the window, and their names/kinds
-    components: np.ndarray | None = None
-    component_names: tuple[tuple[str, str], ...] = ()
-
-
-def decomposition_of(mmm: Any, data: Any, tree: xr.DataTree, params: Any) -> xr.Dataset:
-    """``reduce_draws`` of a fit just sampled (or bootstrapped): what ``fit_mmm`` stores in
-    the posterior file's ``GROUP``, so that this step need not rebuild the model."""
-    method = "ridge_bootstrap" if "bootstrap" in tree.children else "posterior"
-    fitted = FittedModel(mmm, data, tree, params, {"result": {"method": method}}, {})
-    return reduce_draws(draws_of(fitted))
-
-
-def draws_of(fitted: FittedModel) -> Draws:
-    """Every draw's contributions: the posterior's, or the ridge model's bootstrap."""
-    if fitted.method == "ridge_bootstrap":
-        return _ridge_draws(fitted)
-    return _bayes_draws(fitted)
-
-
-def reduce_draws(draws: Draws) -> xr.Dataset:
-    """What the step's summaries read, small enough to keep in the posterior file: each
-    draw's window totals (channel per geo, marginal, base, fitted, other components), the
-    weekly mean and 90% band from every draw, and ``STORED_DRAWS`` weekly draws."""
-    channel = draws.channel.drop_vars(
-        [c for c in ("sample", "chain", "draw") if c in draws.channel.coords]
-    )
-    channel = channel.assign_coords(sample=np.arange(channel.sizes["sample"]))
-    mean = channel.mean("sample")
-    low, high = band_90(channel, "sample")
-    step = max(1, channel.sizes["sample"] // STORED_DRAWS)
-    kept = channel.isel(sample=slice(None, None, step))
-    variables: dict[str, Any] = {
-        "channel_total": channel.sum("date"),
-        "marginal": (("sample", "channel"), draws.marginal),
-        "base": ("sample", draws.base),
-        "fitted": ("sample", draws.fitted),
-        "weekly_mean": mean,
-        "weekly_lower_90": mean.copy(data=low),
-        "weekly_upper_90": mean.copy(data=high),
-        "channel_draws": kept.rename(sample="stored_draw").drop_vars("stored_draw"),
-    }
-    if draws.components is not None:
-        names, kinds = zip(*draws.component_names, strict=True)
-        variables["components"] = (("sample", "component"), draws.components)
-        variables["component_name"] = ("component", list(names))
-        variables["component_kind"] = ("component", list(kinds))
-    return xr.Dataset(variables)
-
-
-def _bayes_draws(fitted: FittedModel) -> Draws:
-    # Extra contribution per channel from MARGINAL_STEP more spend in every period.
-    parts = contribution_draws(fitted, channel_scale=1 + MARGINAL_STEP)
-    marginal = _totals(parts["channel_scaled"] - parts["channel"])
-    # Base = intercept (one value per geo, every period) + seasonality + controls.
-    base = _totals(parts["intercept_contribution"]) * parts["channel"].sizes["date"]
-    for name in ("yearly_seasonality", "control"):
-        if name in parts:
-            base = base + _totals(parts[name])
-    components, names = [], []
-    for key, dim, kind in (("organic", "organic", "organic"), ("event", "event", "event")):
-        if key in parts:
-            values = parts[key]
-            totals = values.sum([d for d in values.dims if d not in ("sample", dim)])
-            components.append(totals.transpose("sample", dim).values)
-            names += [(_factor_name(str(n)), kind) for n in values[dim].values]
-    return Draws(
-        parts["channel"],
-        marginal,
-        base,
-        _totals(parts["mu"]),
-        np.concatenate(components, axis=1) if components else None,
-        tuple(names),
-    )
-
-
-def _factor_name(column: str) -> str:
-    """The factor's name in external_factors.csv (panel columns carry an 'ext_' prefix)."""
-    return column.removeprefix("ext_")
-
-
-def _ridge_draws(fitted: FittedModel) -> Draws:
-    from attribution_analysis.mmm.build import effective_l_max
-    from attribution_analysis.mmm.ridge import marginal_contribution
-
-    boot = fitted.tree["bootstrap"].to_dataset()
-    spend = fitted.data.X[fitted.data.channels].to_numpy(dtype=float)
-    marginal = marginal_contribution(
-        fitted.tree, spend, effective_l_max(fitted.params.config), MARGINAL_STEP
-    )
-    return Draws(boot["channel_contribution"], marginal, _totals(boot["base"]), _totals(boot["mu"]))
-
-
 def _identification(ws: Workspace) -> dict[str, dict[str, Any]]:
     """validate_model's verdict per channel (the gate has checked that its diagnostics
     belong to this fit); empty for diagnostics without verdicts (ridge, older files)."""
@@ -329,25 +160,36 @@ def _identification(ws: Workspace) -> dict[str, dict[str, Any]]:
 
 
 def _summarise(
-    fitted: StoredFit | FittedModel,
-    summary: xr.Dataset,
+    fitted: Any,
+    summary: Arrays,
     gate: dict[str, Any],
     run_id: str,
     verdicts: dict[str, dict[str, Any]] | None = None,
-):
-    """The contributions file, the weekly table and the draws file from ``reduce_draws``'
-    dataset; ``fitted`` gives the data, parameters and provenance."""
+) -> tuple[ChannelContributions, pd.DataFrame, Arrays]:
+    """The contributions file, the weekly table and the draws file's arrays from
+    ``reduce_draws``' group; ``fitted`` (a ``StoredFit`` or a rebuilt fit) gives the data,
+    parameters and provenance."""
     data = fitted.data
-    channels = [str(c) for c in summary["channel"].values]
-    media = _totals(summary["channel_total"])  # (sample, channel)
+    channels = [str(c) for c in summary.coords["channel"]]
+    media = _totals(summary, "channel_total")  # (sample, channel)
     media_total = media.sum(axis=1)
     spend = np.array([data.X[c].sum() for c in channels])
-    extra = summary["marginal"].values
-    base = summary["base"].values
-    fitted_total = summary["fitted"].values
-    components = summary["components"].values if "components" in summary else None
+    extra = _ordered(summary, "marginal", ("sample", "channel"))
+    base = summary.values["base"]
+    fitted_total = summary.values["fitted"]
+    components = (
+        _ordered(summary, "components", ("sample", "component"))
+        if "components" in summary.values
+        else None
+    )
     component_names = (
-        list(zip(summary["component_name"].values, summary["component_kind"].values, strict=True))
+        list(
+            zip(
+                _text(summary.values["component_name"]),
+                _text(summary.values["component_kind"]),
+                strict=True,
+            )
+        )
         if components is not None
         else []
     )
@@ -416,7 +258,7 @@ def _summarise(
             for k, (name, kind) in enumerate(component_names)
             if components is not None
         ],
-        geos=_geo_cells(summary["channel_total"], data.X) if "geo" in summary.dims else [],
+        geos=_geo_cells(summary, data.X) if "geo" in summary.sizes else [],
         sum_check=SumCheck(
             relative_error=error, tolerance=SUM_TOLERANCE, passed=error <= SUM_TOLERANCE
         ),
@@ -426,23 +268,55 @@ def _summarise(
         roas_unit=f"{data.target} per unit of spend",
     )
     weekly = _weekly_table(summary)
-    draws_tree = xr.Dataset(
-        {"channel_contribution": summary["channel_draws"].rename(stored_draw="sample")}
+    return result, weekly, _draws_arrays(summary)
+
+
+def _draws_arrays(summary: Arrays) -> Arrays:
+    """The draws file: the stored weekly draws, (date[, geo], channel, sample), with the
+    draws numbered from 0."""
+    dims = tuple("sample" if d == "stored_draw" else d for d in summary.dims["channel_draws"])
+    n = summary.sizes["stored_draw"]
+    labels = {d: summary.coords[d] for d in dims if d in summary.coords}
+    return Arrays(
+        values={"channel_contribution": summary.values["channel_draws"]},
+        dims={"channel_contribution": dims},
+        coords=labels | {"sample": np.arange(n)},
+        sizes={d: summary.sizes["stored_draw" if d == "sample" else d] for d in dims},
     )
-    draws_tree = draws_tree.assign_coords(sample=np.arange(draws_tree.sizes["sample"]))
-    return result, weekly, draws_tree
 
 
-def _geo_cells(channel_total: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelContribution]:
+def _ordered(arrays: Arrays, name: str, dims: tuple[str, ...]) -> np.ndarray:
+    """``name``'s values with its dims in the order ``dims`` (all of them)."""
+    have = arrays.dims[name]
+    return np.transpose(arrays.values[name], [have.index(d) for d in dims])
+
+
+def _totals(arrays: Arrays, name: str) -> np.ndarray:
+    """``name`` summed over every dim but sample and channel: (sample, channel)."""
+    have = arrays.dims[name]
+    values = arrays.values[name].sum(
+        axis=tuple(i for i, d in enumerate(have) if d not in ("sample", "channel"))
+    )
+    kept = [d for d in have if d in ("sample", "channel")]
+    return np.transpose(values, [kept.index("sample"), kept.index("channel")])
+
+
+def _text(values: np.ndarray) -> list[str]:
+    """Labels stored as text (bytes or str) as str."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
+
+
+def _geo_cells(summary: Arrays, X: pd.DataFrame) -> list[GeoChannelContribution]:
     """Every (geo, channel) total over the window, from the draws the national totals sum."""
-    totals = channel_total.transpose("sample", "geo", "channel")
-    geo_media = totals.sum("channel")
-    spend = X.groupby(X["geo"].astype(str))[[str(c) for c in totals["channel"].values]].sum()
+    totals = _ordered(summary, "channel_total", ("sample", "geo", "channel"))
+    geo_media = totals.sum(axis=2)
+    geos, channels = summary.coords["geo"], summary.coords["channel"]
+    spend = X.groupby(X["geo"].astype(str))[[str(c) for c in channels]].sum()
     cells = []
-    for geo in totals["geo"].values:
-        media = geo_media.sel(geo=geo).values
-        for channel_name in totals["channel"].values:
-            values = totals.sel(geo=geo, channel=channel_name).values
+    for g, geo in enumerate(geos):
+        media = geo_media[:, g]
+        for c, channel_name in enumerate(channels):
+            values = totals[:, g, c]
             geo_spend = float(spend.loc[str(geo), str(channel_name)])
             cells.append(
                 GeoChannelContribution(
@@ -459,34 +333,58 @@ def _geo_cells(channel_total: xr.DataArray, X: pd.DataFrame) -> list[GeoChannelC
     return cells
 
 
-def _weekly_table(summary: xr.Dataset) -> pd.DataFrame:
-    frame = xr.Dataset(
-        {
-            "contribution": summary["weekly_mean"],
-            "lower_90": summary["weekly_lower_90"],
-            "upper_90": summary["weekly_upper_90"],
-        }
-    ).to_dataframe()
-    frame = frame.reset_index()
-    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
-    keys = ["date", *(["geo"] if "geo" in frame else []), "channel"]
+def _weekly_table(summary: Arrays) -> pd.DataFrame:
+    """(date[, geo], channel, contribution, lower_90, upper_90), sorted by its keys."""
+    dims = summary.dims["weekly_mean"]
+    frame = _long_frame(summary, dims)
+    for column, name in (
+        ("contribution", "weekly_mean"),
+        ("lower_90", "weekly_lower_90"),
+        ("upper_90", "weekly_upper_90"),
+    ):
+        frame[column] = _ordered(summary, name, dims).ravel()
+    keys = ["date", *(["geo"] if "geo" in dims else []), "channel"]
     return frame[[*keys, "contribution", "lower_90", "upper_90"]].sort_values(keys)
 
 
-def _draws_table(dataset: xr.Dataset, n: int) -> pd.DataFrame:
-    """Long table (date[, geo], channel, draw, contribution) of ``n`` evenly spaced draws."""
-    values = dataset["channel_contribution"]
-    step = max(1, values.sizes["sample"] // n)
-    thin = values.isel(sample=slice(None, None, step)).rename(sample="draw")
-    thin = thin.assign_coords(draw=np.arange(thin.sizes["draw"]))
-    frame = thin.to_dataframe().reset_index()
-    frame["date"] = pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d")
-    keys = ["date", *(["geo"] if "geo" in frame else []), "channel", "draw"]
-    return frame.rename(columns={"channel_contribution": "contribution"})[[*keys, "contribution"]]
+def _draws_table(draws: Arrays, n: int) -> pd.DataFrame:
+    """Long table (date[, geo], channel, draw, contribution) of ``n`` evenly spaced draws,
+    in the draws file's order of dims (as xarray's ``to_dataframe`` gives it)."""
+    dims = draws.dims["channel_contribution"]
+    step = max(1, draws.sizes["sample"] // n)
+    axis = dims.index("sample")
+    values = np.take(
+        draws.values["channel_contribution"], np.arange(0, draws.sizes["sample"], step), axis=axis
+    )
+    kept = values.shape[axis]
+    thin = Arrays(
+        values={"contribution": values},
+        dims={"contribution": tuple("draw" if d == "sample" else d for d in dims)},
+        coords={**draws.coords, "draw": np.arange(kept)},
+        sizes={**draws.sizes, "draw": kept},
+    )
+    frame = _long_frame(thin, thin.dims["contribution"])
+    frame["contribution"] = values.ravel()
+    keys = ["date", *(["geo"] if "geo" in dims else []), "channel", "draw"]
+    return frame[[*keys, "contribution"]]
+
+
+def _long_frame(arrays: Arrays, dims: tuple[str, ...]) -> pd.DataFrame:
+    """One row per cell of an array with ``dims`` (C order, the last dim fastest), a column
+    of labels per dim; dates as YYYY-MM-DD."""
+    labels = [arrays.coords[d] for d in dims]
+    grids = np.meshgrid(*[np.arange(len(x)) for x in labels], indexing="ij")
+    columns = {}
+    for dim, values, grid in zip(dims, labels, grids, strict=True):
+        column = np.asarray(values)[grid.ravel()]
+        if column.dtype.kind == "M":
+            column = np.datetime_as_string(column, unit="D")
+        columns[dim] = column
+    return pd.DataFrame(columns)
 
 
 def channel_transforms(
-    config: Any, channels: list[str], source: xr.Dataset | None
+    config: Any, channels: list[str], source: Arrays | None
 ) -> dict[str, Any] | None:
     """Posterior-mean adstock and saturation per channel, in the allocation contract's form,
     from the posterior (or the ridge model's hyperparameters) in ``source``.
@@ -498,14 +396,12 @@ def channel_transforms(
 
     if config.adstock != "geometric" or source is None:
         return None
-    mean_over = [d for d in ("chain", "draw", "geo") if d in source.dims]
     out = {}
     for channel in channels:
 
         def value(name: str, ch: str = channel) -> float:
-            return float(
-                source[name].sel(channel=ch).mean([d for d in mean_over if d in source[name].dims])
-            )
+            # The mean over draws (and geos, for a curve shared by them), as one number.
+            return float(source.select(name, channel=[ch]).mean())
 
         saturation = {"kind": config.saturation} | {
             name: value(f"saturation_{name}") for name in TRANSFORM_SATURATION[config.saturation]
@@ -516,7 +412,3 @@ def channel_transforms(
             "saturation": saturation,
         }
     return out
-
-
-def _tree_bytes(ws: Workspace, dataset: xr.Dataset) -> bytes:
-    return store.netcdf_bytes(ws, dataset, int(dataset.nbytes))

@@ -158,7 +158,8 @@ def _validate_bayes(
 
 def _channel_totals(fitted: FittedModel) -> np.ndarray:
     """(sample, channel) draws of each channel's total over the window."""
-    from attribution_analysis.mmm.decompose import GROUP, contribution_draws
+    from attribution_analysis.mmm.decompose import GROUP
+    from attribution_analysis.mmm.posterior_contributions import contribution_draws
 
     if GROUP in fitted.tree.children:  # evaluated by fit_mmm
         channel = fitted.tree[GROUP]["channel_total"]

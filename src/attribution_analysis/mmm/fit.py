@@ -153,7 +153,8 @@ def _with_decomposition(
     """The fit with its contributions evaluated once, here, in the fit's own job: the
     decomposition step then reads them without rebuilding and compiling the model (about
     2 s of PyMC in a fresh process; see ``decompose.py``)."""
-    from attribution_analysis.mmm.decompose import GROUP, decomposition_of
+    from attribution_analysis.mmm.decompose import GROUP
+    from attribution_analysis.mmm.posterior_contributions import decomposition_of
 
     # The last message a poll may see before the job ends: it still says the sampling ended.
     ended = "sampling done" if params.method == "nuts" and not params.quick else "fit done"

@@ -13,8 +13,8 @@ import numpy as np
 
 from attribution_analysis.contracts.mmm import MMMConfig
 from attribution_analysis.mmm.build import build_mmm, structure_key
-from attribution_analysis.mmm.decompose import contribution_draws
 from attribution_analysis.mmm.loaded import FittedModel
+from attribution_analysis.mmm.posterior_contributions import contribution_draws
 from attribution_analysis.mmm.priors import GEO_EFFECT, geo_effect_prior
 from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 

@@ -98,13 +98,7 @@ class StoredFit:
         plain = self._plain_arrays(name, variables)
         if plain is not None:
             return plain
-        dataset = self.group(name, variables)
-        return Arrays(
-            values={v: dataset[v].to_numpy() for v in dataset.data_vars},
-            dims={v: tuple(map(str, dataset[v].dims)) for v in dataset.data_vars},
-            coords={str(d): dataset[d].to_numpy() for d in dataset.dims if d in dataset.coords},
-            sizes={str(d): int(n) for d, n in dataset.sizes.items()},
-        )
+        return arrays_of(self.group(name, variables))
 
     def _plain_arrays(self, name: str, variables: list[str] | None) -> Arrays | None:
         """The group's ``variables`` read with h5netcdf, or None when one of them (or of
@@ -115,13 +109,16 @@ class StoredFit:
             node = handle.groups[name]
             names = variables or [v for v in node.variables if v not in node.dimensions]
             dims = {d for v in names for d in node.variables[v].dimensions}
-            read = [*names, *(d for d in dims if d in node.variables)]
-            if not all(_plain(node.variables[v]) for v in read):
+            labelled = [d for d in dims if d in node.variables]
+            coords = {d: _coordinate(node.variables[d]) for d in labelled}
+            if not all(_plain(node.variables[v]) for v in names) or any(
+                c is None for c in coords.values()
+            ):
                 return None
             return Arrays(
                 values={v: np.asarray(node.variables[v][...]) for v in names},
                 dims={v: tuple(node.variables[v].dimensions) for v in names},
-                coords={d: _labels(node.variables[d][...]) for d in dims if d in node.variables},
+                coords=coords,  # type: ignore[arg-type]
                 sizes={d: len(node.dimensions[d]) for d in dims},
             )
 
@@ -199,6 +196,17 @@ class Arrays:
         return values
 
 
+def arrays_of(dataset: xr.Dataset) -> Arrays:
+    """An xarray dataset's data variables as ``Arrays`` (for the routes that evaluate in
+    xarray: a posterior file that needs decoding, a model rebuilt in this process)."""
+    return Arrays(
+        values={str(v): dataset[v].to_numpy() for v in dataset.data_vars},
+        dims={str(v): tuple(map(str, dataset[v].dims)) for v in dataset.data_vars},
+        coords={str(d): dataset[d].to_numpy() for d in dataset.dims if d in dataset.coords},
+        sizes={str(d): int(n) for d, n in dataset.sizes.items()},
+    )
+
+
 def positions(have: np.ndarray, labels: list[str], dim: str) -> list[int]:
     """Where each of ``labels`` sits in ``have``; a missing one is refused by name."""
     index = {str(label): i for i, label in enumerate(have.tolist())}
@@ -251,6 +259,44 @@ def _plain(variable: Any) -> bool:
     # A fill value masks entries to NaN: the same values only for floats filled with NaN.
     fill = attrs.get("_FillValue")
     return fill is None or (variable.dtype.kind == "f" and np.isnan(fill))
+
+
+# CF time units that map onto NumPy's own (what xarray writes for daily and weekly dates).
+_TIME_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s"}
+_CALENDARS = {None, "standard", "gregorian", "proleptic_gregorian"}
+
+
+def _coordinate(variable: Any) -> np.ndarray | None:
+    """A dimension's labels as xarray decodes them, or None where only xarray can.
+
+    Plain labels are read as stored. Dates that xarray encoded ("days since 2022-01-03",
+    integer offsets, the Gregorian calendar) are decoded here to datetime64[ns], as xarray
+    does: a posterior file's date axis is all that needs it, and going through xarray for it
+    costs the import of xarray and dask. Any other encoding returns None.
+    """
+    if _plain(variable):
+        return _labels(variable[...])
+    attrs = dict(variable.attrs)
+    unit, _, reference = str(attrs.get("units", "")).partition(" since ")
+    calendar = attrs.get("calendar")
+    if isinstance(calendar, bytes):
+        calendar = calendar.decode()
+    if (
+        unit not in _TIME_UNITS
+        or calendar not in _CALENDARS
+        or variable.dtype.kind not in "iu"
+        or set(attrs) - {"units", "calendar"}
+    ):
+        return None
+    stamp = reference.strip().replace(" ", "T")
+    if "+" in stamp or stamp.endswith("Z") or stamp.count("-") > 2:  # a time zone: xarray's
+        return None
+    try:
+        origin = np.datetime64(stamp, "ns")
+    except ValueError:  # another form NumPy does not parse: xarray's job
+        return None
+    offsets = np.asarray(variable[...]).astype("int64")
+    return origin + offsets.astype(f"timedelta64[{_TIME_UNITS[unit]}]").astype("timedelta64[ns]")
 
 
 def _labels(values: np.ndarray) -> np.ndarray:
