@@ -15,13 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from attribution_analysis import layout
 from attribution_analysis.errors import WorkspaceError, step_ref
 from attribution_analysis.workspace import Workspace, disk_error
 
-if TYPE_CHECKING:  # the manifest and presence checks (before a step starts) need no xarray
+if TYPE_CHECKING:  # the manifest and presence checks (before a step starts) need neither
+    import numpy as np
     import xarray as xr
 
     from attribution_analysis.mmm.stored import Arrays
@@ -74,6 +73,7 @@ def arrays_netcdf_bytes(ws: Workspace, arrays: Arrays) -> bytes:
     """
     import h5netcdf
     import h5py
+    import numpy as np
 
     def write(path: Path) -> None:
         with h5netcdf.File(path, "w") as handle:
@@ -104,6 +104,8 @@ _TIME_STEPS = (("days", 86_400 * 10**9), ("seconds", 10**9), ("nanoseconds", 1))
 def _encoded_labels(labels: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
     """A dimension's labels as NetCDF stores them: dates as integer offsets with CF units
     (whole days when every date is midnight, else seconds, else nanoseconds), text as strings."""
+    import numpy as np
+
     if labels.dtype.kind == "M":
         origin = labels.min()
         offsets = (labels - origin).astype("timedelta64[ns]").astype("int64")
