@@ -153,7 +153,8 @@ WEEKLY_CONTRIBUTIONS = WorkspaceFile(
 CONTRIBUTION_DRAWS = WorkspaceFile(
     "analysis/model/channel_contribution_draws.nc",
     "decompose_contributions",
-    "Contribution draws per period and channel (NetCDF).",
+    "Contribution draws per period and channel (NetCDF; its `metadata` attribute is the "
+    "contributions file's metadata, as JSON).",
 )
 CONTRIBUTION_DRAWS_CSV = WorkspaceFile(
     "analysis/mmm_contribution_draws.csv",

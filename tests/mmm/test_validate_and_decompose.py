@@ -51,6 +51,16 @@ def test_validation_then_decomposition_are_consistent_for_any_posterior(fitted):
     written = json.loads((fitted / "analysis" / "mmm_channel_contributions.json").read_text())
     assert written["channels"][0]["total_contribution"]["hdi_95"]
     assert written["metadata"]["input_hashes"]
+    # The draws file carries the same provenance, and its draws sum to the totals' draws'
+    # mean within the thinning's error (500 of the fit's draws).
+    import xarray as xr
+
+    with xr.open_dataset(fitted / "analysis/model/channel_contribution_draws.nc") as draws:
+        assert json.loads(draws.attrs["metadata"]) == written["metadata"]
+        totals = draws["channel_contribution"].sum("date").mean("sample")
+        for row in written["channels"]:
+            mean = row["total_contribution"]["mean"]
+            assert float(totals.sel(channel=row["channel"])) == pytest.approx(mean, rel=0.1)
 
 
 @pytest.mark.slow

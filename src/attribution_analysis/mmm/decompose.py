@@ -80,7 +80,10 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
     files = {
         layout.CONTRIBUTIONS.path: json_bytes(result.model_dump(mode="json")),
         layout.WEEKLY_CONTRIBUTIONS.path: csv_bytes(weekly),
-        layout.CONTRIBUTION_DRAWS.path: store.arrays_netcdf_bytes(ws, draws),
+        # The draws file carries the same provenance as the contributions file.
+        layout.CONTRIBUTION_DRAWS.path: store.arrays_netcdf_bytes(
+            ws, draws, {"metadata": json.dumps(result.metadata.model_dump(mode="json"))}
+        ),
         layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws, CSV_DRAWS)),
     }
     transforms = channel_transforms(stored.params.config, stored.data.channels, posterior)

@@ -61,7 +61,9 @@ def netcdf_bytes(ws: Workspace, obj: xr.DataTree | xr.Dataset, nbytes: int) -> b
     return _scratch_bytes(ws, nbytes, write)
 
 
-def arrays_netcdf_bytes(ws: Workspace, arrays: Arrays) -> bytes:
+def arrays_netcdf_bytes(
+    ws: Workspace, arrays: Arrays, attrs: dict[str, str] | None = None
+) -> bytes:
     """``arrays`` (one group: variables, their dims and each dim's labels) as NetCDF bytes,
     written with h5netcdf alone, as ``netcdf_bytes`` writes a dataset.
 
@@ -70,6 +72,7 @@ def arrays_netcdf_bytes(ws: Workspace, arrays: Arrays) -> bytes:
     xarray reads back from the file equals the dataset it would have written
     (``tests/mmm/test_draws_file.py``): floats with a NaN fill value, text labels as strings,
     dates as whole days (or seconds) since the first date on the Gregorian calendar.
+    ``attrs``: the file's root attributes (the step's provenance, as JSON text).
     """
     import h5netcdf
     import h5py
@@ -77,14 +80,15 @@ def arrays_netcdf_bytes(ws: Workspace, arrays: Arrays) -> bytes:
 
     def write(path: Path) -> None:
         with h5netcdf.File(path, "w") as handle:
+            handle.attrs.update(attrs or {})
             handle.dimensions = {d: int(n) for d, n in arrays.sizes.items()}
             for dim, labels in arrays.coords.items():
-                data, attrs = _encoded_labels(np.asarray(labels))
+                data, encoding = _encoded_labels(np.asarray(labels))
                 text = data.dtype.kind == "O"  # variable-length strings, as xarray writes
                 variable = handle.create_variable(
                     dim, (dim,), dtype=h5py.string_dtype() if text else data.dtype, data=data
                 )
-                variable.attrs.update(attrs)
+                variable.attrs.update(encoding)
             for name, values in arrays.values.items():
                 floats = np.asarray(values).dtype.kind == "f"
                 handle.create_variable(
