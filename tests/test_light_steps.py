@@ -208,7 +208,21 @@ def _run_warm_probe(cases: list[dict[str, Any]], warm: bool, out: Path) -> dict[
     return json.loads(out.read_text())
 
 
-def test_server_preload_leaves_inline_steps_nothing_to_import(validated, tmp_path):
+def _ridge_fitted(simulated_root, root: Path) -> Path:
+    """A small workspace fitted by the ridge fallback and validated (a few seconds)."""
+    from attribution_analysis.api import fit_mmm, validate_data, validate_model
+    from attribution_analysis.contracts.mmm import FitMMMParams
+    from attribution_analysis.workspace import Workspace
+
+    shutil.copytree(simulated_root(kind="mmm", seed=3, weeks=60, channels=2), root)
+    ws = Workspace.open(root)
+    validate_data(ws)
+    fit_mmm(ws, FitMMMParams(method="ridge"))
+    validate_model(ws, backtest_periods=0, sensitivity_refit=False)
+    return root
+
+
+def test_server_preload_leaves_inline_steps_nothing_to_import(validated, simulated_root, tmp_path):
     """After the server's preload (``server/preload.py``), no inline step imports a package
     on its first call, the heavy ones included (matplotlib for the report), and nothing
     was printed on stdout; negative control: without it, the optimizer's first call imports
@@ -222,6 +236,12 @@ def test_server_preload_leaves_inline_steps_nothing_to_import(validated, tmp_pat
         _case("decompose", "decompose_contributions", validated, override_reason=OVERRIDE),
         _case("report", "generate_report", validated),
         _case("faq", "draft_faq", validated),
+    ]
+    # The ridge fallback's posterior takes other routes through both steps.
+    ridge = _ridge_fitted(simulated_root, tmp_path / "ridge")
+    cases += [
+        _case("ridge optimize", "optimize_budget", ridge, draws=100, override_reason=OVERRIDE),
+        _case("ridge decompose", "decompose_contributions", ridge, override_reason=OVERRIDE),
     ]
     warmed = _run_warm_probe(cases, warm=True, out=tmp_path / "warm.json")
     assert warmed["preloaded"] == sorted(preload.targets()), "a declared preload failed"

@@ -91,17 +91,23 @@ def test_dates_xarray_wrote_decode_as_xarray_decodes_them(units, tmp_path):
         ({"units": "days since 2022-01-03 00:00:00+01:00"}, np.arange(6)),
         ({"units": "weeks since 2022-01-03"}, np.arange(6)),
         ({"units": "days since 2022-01-03", "scale_factor": 7}, np.arange(6)),
+        # outside datetime64[ns]'s range (1678-2262), where xarray refuses to decode
+        ({"units": "days since 1582-01-01"}, np.arange(6)),
+        ({"units": "days since 1970-01-01"}, np.array([0, 200_000])),
+        ({"units": "hours since 2262-04-11"}, np.array([0, 100])),
+        ({"units": "days since NaT"}, np.arange(6)),
+        ({"units": "days since 2022-01-03"}, np.arange(6, dtype="uint64")),
     ],
 )
 def test_other_date_encodings_are_left_to_xarray(attrs, values, tmp_path):
-    """A calendar, value type, time zone, unit or packing the reader does not decode
-    exactly as xarray does returns None (``StoredFit`` then reads the group through
+    """A calendar, value type, time zone, unit, packing or date range the reader does not
+    decode exactly as xarray does returns None (``StoredFit`` then reads the group through
     xarray); negative control: the same file with plain day offsets is decoded."""
     path = tmp_path / "dates.nc"
     with h5netcdf.File(path, "w") as handle:
-        handle.dimensions = {"date": len(values)}
+        handle.dimensions = {"date": len(values), "plain": 6}
         handle.create_variable("date", ("date",), data=values).attrs.update(attrs)
-        handle.create_variable("plain", ("date",), data=np.arange(6)).attrs.update(
+        handle.create_variable("plain", ("plain",), data=np.arange(6)).attrs.update(
             units="days since 2022-01-03"
         )
     with h5netcdf.File(path, "r") as handle:
@@ -151,7 +157,8 @@ def test_tables_equal_xarrays(geo, order, tmp_path):
     summary = xr.Dataset(
         {
             "weekly_mean": values.mean("sample").transpose(*cell_dims),
-            "weekly_lower_90": values.min("sample").transpose(*cell_dims),
+            # stored in another order than the mean: each is taken by its dims' names
+            "weekly_lower_90": values.min("sample").transpose(*reversed(cell_dims)),
             "weekly_upper_90": values.max("sample").transpose(*cell_dims),
         }
     )
@@ -180,3 +187,20 @@ def test_the_stored_draws_are_renumbered_for_the_file():
     np.testing.assert_array_equal(draws.values["channel_contribution"], stored)
     np.testing.assert_array_equal(draws.coords["sample"], np.arange(4))
     assert draws.sizes == {"date": 2, "channel": 3, "sample": 4}
+
+
+@pytest.mark.parametrize(
+    "dates", [np.array(["2022-01-03", "NaT"], "datetime64[ns]"), np.array([], "datetime64[ns]")]
+)
+def test_a_date_axis_with_no_date_or_a_missing_one_is_refused(dates, tmp_path):
+    """Such an axis has no CF units xarray could read back; the writer says so instead of
+    writing a file that does not open."""
+    ws = Workspace.create(tmp_path / "ws")
+    arrays = Arrays(
+        values={"x": np.zeros(len(dates))},
+        dims={"x": ("date",)},
+        coords={"date": dates},
+        sizes={"date": len(dates)},
+    )
+    with pytest.raises(ValueError, match="missing"):
+        store.arrays_netcdf_bytes(ws, arrays)

@@ -229,9 +229,11 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
         method="bayesian_nuts",
     )
     gate = {"failed_criteria": [], "override_reason": None}
-    result, weekly, draws_file = decompose._summarise(
-        fitted, arrays_of(reduce_draws(draws)), gate, "run"
-    )
+    # Each variable in another order of dims than reduce_draws gives it here, as a Bayesian
+    # geo fit stores them (sample last): the summaries must take each by name.
+    stored = reduce_draws(draws).transpose("geo", "channel", "date", "sample", "stored_draw")
+    assert stored["channel_total"].dims == ("geo", "channel", "sample")
+    result, weekly, draws_file = decompose._summarise(fitted, arrays_of(stored), gate, "run")
 
     national = {c.channel: c.total_contribution.mean for c in result.channels}
     expected = {c: float(totals[:, k].mean()) for k, c in enumerate(channel["channel"].values)}
@@ -298,7 +300,7 @@ def test_per_geo_contributions_add_up_to_national_and_keep_the_geo(tmp_path, mon
     assert elsewhere.code == "geo_cells_in_file" and elsewhere.value == len(result.geos)
     assert "4 geos" in elsewhere.message
 
-    assert draws_file.dims["channel_contribution"] == ("sample", "date", "geo", "channel")
+    assert draws_file.dims["channel_contribution"] == ("geo", "channel", "date", "sample")
     long = decompose._draws_table(draws_file, 20)
     assert list(long.columns) == ["date", "geo", "channel", "draw", "contribution"]
     assert sorted(long["geo"].unique()) == world.geos

@@ -48,7 +48,6 @@ CSV_DRAWS = 200  # draws per cell in the long table the allocation step reads
 SUM_TOLERANCE = 0.02
 # Marginal ROAS: every channel's spend raised by this share at once.
 MARGINAL_STEP = 0.01
-STORED_DRAWS = 500  # weekly draws fit_mmm keeps for the draws file
 # The posterior file's group that fit_mmm fills with reduce_draws. Its version is in its name:
 # change it with what reduce_draws stores or how the draws are evaluated, and a posterior
 # stored before is evaluated again here instead of being read in the old form.
@@ -86,7 +85,12 @@ def compute(ctx: StepContext, params: DecomposeParams) -> StepOutput:
         ),
         layout.CONTRIBUTION_DRAWS_CSV.path: csv_bytes(_draws_table(draws, CSV_DRAWS)),
     }
-    transforms = channel_transforms(stored.params.config, stored.data.channels, posterior)
+    transforms = channel_transforms(
+        stored.params.config,
+        stored.data.channels,
+        posterior,
+        curve_family(stored.method, stored.params.config),
+    )
     if transforms is not None:
         files[layout.TRANSFORMS.path] = json_bytes(transforms)
     report(progress, 3, 3, "done")
@@ -129,13 +133,21 @@ def _posterior_group(method: str) -> str:
     return "hyperparameters" if method == "ridge_bootstrap" else "posterior"
 
 
+def curve_family(method: str, config: Any) -> tuple[str, str]:
+    """(adstock, saturation) the fit used: the configuration's, except for the ridge model,
+    which always tunes geometric adstock and a Hill curve (``mmm/ridge.py``)."""
+    if method == "ridge_bootstrap":
+        return "geometric", "hill"
+    return config.adstock, config.saturation
+
+
 def _transform_names(stored: StoredFit) -> list[str] | None:
     """The variables ``channel_transforms`` reads (None: the fit's adstock has none to hand
     over, and nothing is read)."""
-    config = stored.params.config
-    if config.adstock != "geometric":
+    adstock, saturation = curve_family(stored.method, stored.params.config)
+    if adstock != "geometric":
         return None
-    return ["adstock_alpha", *(f"saturation_{n}" for n in TRANSFORM_SATURATION[config.saturation])]
+    return ["adstock_alpha", *(f"saturation_{n}" for n in TRANSFORM_SATURATION[saturation])]
 
 
 def _geo_cells_elsewhere(result: ChannelContributions) -> list[Finding]:
@@ -275,8 +287,9 @@ def _summarise(
 
 
 def _draws_arrays(summary: Arrays) -> Arrays:
-    """The draws file: the stored weekly draws, (date[, geo], channel, sample), with the
-    draws numbered from 0."""
+    """The draws file: the stored weekly draws, their dims in the order stored (a Bayesian
+    fit's (date[, geo], channel, sample), the ridge model's (sample, date, channel)), the
+    draws numbered from 0 under 'sample'."""
     dims = tuple("sample" if d == "stored_draw" else d for d in summary.dims["channel_draws"])
     n = summary.sizes["stored_draw"]
     labels = {d: summary.coords[d] for d in dims if d in summary.coords}
@@ -374,30 +387,40 @@ def _draws_table(draws: Arrays, n: int) -> pd.DataFrame:
 
 def _long_frame(arrays: Arrays, dims: tuple[str, ...]) -> pd.DataFrame:
     """One row per cell of an array with ``dims`` (C order, the last dim fastest), a column
-    of labels per dim; dates as YYYY-MM-DD."""
-    labels = [arrays.coords[d] for d in dims]
-    grids = np.meshgrid(*[np.arange(len(x)) for x in labels], indexing="ij")
+    of labels per dim; dates as YYYY-MM-DD.
+
+    Each dim's labels are formatted once and repeated (``np.repeat`` within, ``np.tile``
+    across), not formatted per row: the long draws table of a 50-geo panel has ten million
+    rows, and dates formatted row by row took 12 s and 3.4 GB there (xarray 2.5 s)."""
+    sizes = [len(arrays.coords[d]) for d in dims]
+    rows = int(np.prod(sizes))
     columns = {}
-    for dim, values, grid in zip(dims, labels, grids, strict=True):
-        column = np.asarray(values)[grid.ravel()]
-        if column.dtype.kind == "M":
-            column = np.datetime_as_string(column, unit="D")
-        columns[dim] = column
+    for k, dim in enumerate(dims):
+        labels = np.asarray(arrays.coords[dim])
+        if labels.dtype.kind == "M":
+            labels = np.datetime_as_string(labels, unit="D")
+        if labels.dtype.kind in "US":
+            labels = labels.astype(object)  # pandas keeps text as Python strings
+        inner = int(np.prod(sizes[k + 1 :]))
+        column = np.repeat(labels, inner)
+        columns[dim] = np.tile(column, rows // len(column)) if len(column) else column
     return pd.DataFrame(columns)
 
 
 def channel_transforms(
-    config: Any, channels: list[str], source: Arrays | None
+    config: Any, channels: list[str], source: Arrays | None, family: tuple[str, str]
 ) -> dict[str, Any] | None:
     """Posterior-mean adstock and saturation per channel, in the allocation contract's form,
-    from the posterior (or the ridge model's hyperparameters) in ``source``.
+    from the posterior (or the ridge model's hyperparameters) in ``source``; ``family``:
+    the fit's (adstock, saturation), from ``curve_family``.
 
     Only geometric adstock has a single retention rate to hand over; Weibull fits return
     None and the allocation step then asks for transforms explicitly.
     """
     from attribution_analysis.mmm.build import effective_l_max
 
-    if config.adstock != "geometric" or source is None:
+    adstock, kind = family
+    if adstock != "geometric" or source is None:
         return None
     out = {}
     for channel in channels:
@@ -406,8 +429,8 @@ def channel_transforms(
             # The mean over draws (and geos, for a curve shared by them), as one number.
             return float(source.select(name, channel=[ch]).mean())
 
-        saturation = {"kind": config.saturation} | {
-            name: value(f"saturation_{name}") for name in TRANSFORM_SATURATION[config.saturation]
+        saturation = {"kind": kind} | {
+            name: value(f"saturation_{name}") for name in TRANSFORM_SATURATION[kind]
         }
         out[channel] = {
             "alpha": min(value("adstock_alpha"), 0.999),

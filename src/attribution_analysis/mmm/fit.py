@@ -324,6 +324,17 @@ def _result(
                 "prefer NUTS when it passes.",
             )
         )
+        asked = (params.config.adstock, params.config.saturation)
+        if asked != ("geometric", "hill"):
+            findings.append(
+                Finding(
+                    code="ridge_curve_family",
+                    severity="warning",
+                    message="the ridge model always tunes geometric adstock and a Hill curve; "
+                    f"the configuration's {asked[0]} adstock and {asked[1]} saturation apply "
+                    "to NUTS fits only.",
+                )
+            )
         if data.organic or data.events:
             findings.append(
                 Finding(

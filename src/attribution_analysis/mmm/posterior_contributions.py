@@ -21,12 +21,14 @@ from attribution_analysis.mmm.component_names import (
     event_coefficient_name,
     event_data_name,
 )
-from attribution_analysis.mmm.decompose import MARGINAL_STEP, STORED_DRAWS
+from attribution_analysis.mmm.decompose import MARGINAL_STEP
 from attribution_analysis.mmm.loaded import FittedModel
 from attribution_analysis.summaries import band_90, thin_draws
 
 # Summaries of sums over weeks need far fewer draws than the sampler keeps for its ESS gate.
 DECOMPOSITION_DRAWS = 4000
+# Weekly draws kept for the decomposition's draws file (and its long table).
+STORED_DRAWS = 500
 BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
 
 

@@ -13,16 +13,19 @@ transforms themselves. Every output labels the method ``ridge_bootstrap``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 from scipy.optimize import differential_evolution, lsq_linear
 
 from attribution_analysis.data.controls import fourier_terms
 from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.transforms import geometric_adstock, hill
+
+if TYPE_CHECKING:  # imported where the fit builds its tree: the optimizer reads BLOCK only
+    import xarray as xr
 
 ALPHA_BOUNDS = (0.0, 0.9)
 SLOPE_BOUNDS = (0.5, 3.0)
@@ -105,6 +108,8 @@ def fit_ridge(data: ModelData, l_max: int, yearly: int, seed: int) -> RidgeFit:
     n_ch = len(data.channels)
     coords = {"sample": np.arange(REPLICATES), "date": dates.to_numpy(), "channel": data.channels}
     contribution, base, noise = contribution * scale, base * scale, noise * scale
+    import xarray as xr
+
     bootstrap = xr.Dataset(
         {
             "channel_contribution": (("sample", "date", "channel"), contribution),

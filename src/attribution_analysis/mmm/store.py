@@ -58,7 +58,7 @@ def netcdf_bytes(ws: Workspace, obj: xr.DataTree | xr.Dataset, nbytes: int) -> b
         with xr.open_datatree(path, engine="h5netcdf"):
             pass
 
-    return _scratch_bytes(ws, nbytes, write)
+    return _scratch_bytes(ws, nbytes, write, "the posterior")
 
 
 def arrays_netcdf_bytes(
@@ -71,7 +71,8 @@ def arrays_netcdf_bytes(
     write) distributed, about 0.7 s of a fresh process, for one array and its labels. What
     xarray reads back from the file equals the dataset it would have written
     (``tests/mmm/test_draws_file.py``): floats with a NaN fill value, text labels as strings,
-    dates as whole days (or seconds) since the first date on the Gregorian calendar.
+    dates as whole days (else seconds, else nanoseconds) since the earliest date, on the
+    Gregorian calendar.
     ``attrs``: the file's root attributes (the step's provenance, as JSON text).
     """
     import h5netcdf
@@ -98,7 +99,7 @@ def arrays_netcdf_bytes(
             pass
 
     nbytes = sum(int(np.asarray(v).nbytes) for v in arrays.values.values())
-    return _scratch_bytes(ws, nbytes, write)
+    return _scratch_bytes(ws, nbytes, write, "the contribution draws")
 
 
 # The coarsest unit that holds every offset exactly, in nanoseconds.
@@ -111,6 +112,8 @@ def _encoded_labels(labels: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
     import numpy as np
 
     if labels.dtype.kind == "M":
+        if labels.size == 0 or np.isnat(labels).any():  # no CF units to write for them
+            raise ValueError("a date axis to store must have dates, none of them missing.")
         origin = labels.min()
         offsets = (labels - origin).astype("timedelta64[ns]").astype("int64")
         unit, step = next((u, n) for u, n in _TIME_STEPS if not (offsets % n).any())
@@ -123,14 +126,15 @@ def _encoded_labels(labels: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
     return labels, {}
 
 
-def _scratch_bytes(ws: Workspace, nbytes: int, write: Callable[[Path], None]) -> bytes:
+def _scratch_bytes(ws: Workspace, nbytes: int, write: Callable[[Path], None], what: str) -> bytes:
     """What ``write`` puts in a scratch file inside the workspace, after checking that the
-    disk holds room for ``nbytes`` of arrays; a disk error is a WorkspaceError."""
+    disk holds room for ``nbytes`` of arrays; a disk error is a WorkspaceError naming
+    ``what`` was being stored."""
     need = 2 * nbytes + NETCDF_HEADROOM
     free = shutil.disk_usage(ws.internal_dir()).free
     if free < need:
         raise WorkspaceError(
-            f"not enough free disk space to store the posterior: about {need / 2**20:.0f} MB "
+            f"not enough free disk space to store {what}: about {need / 2**20:.0f} MB "
             f"needed, {free / 2**20:.0f} MB free on the device holding {ws.root}; nothing "
             "was changed.",
             fix="free disk space there (or fit with fewer draws) and run the step again.",
@@ -141,7 +145,7 @@ def _scratch_bytes(ws: Workspace, nbytes: int, write: Callable[[Path], None]) ->
             write(path)
             return path.read_bytes()
         except OSError as exc:
-            raise disk_error(exc, path, "writing the posterior") from None
+            raise disk_error(exc, path, f"writing {what}") from None
 
 
 def require_model(ws: Workspace, relative: str) -> Path:

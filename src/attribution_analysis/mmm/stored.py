@@ -90,7 +90,8 @@ class StoredFit:
     def arrays(self, name: str, variables: list[str] | None = None) -> Arrays:
         """The same as ``group``, as NumPy arrays with their dims and labels.
 
-        For the optimizer, which selects and reshapes draws and needs nothing else:
+        For the optimizer and the decomposition, which select, reshape and sum draws and
+        need nothing else:
         building any xarray object imports dask (and, when writing, distributed) wherever
         the scale extra is installed, 0.25-0.5 s of a fresh process before a line of work.
         A group with encoded values goes through ``group`` (xarray).
@@ -261,9 +262,12 @@ def _plain(variable: Any) -> bool:
     return fill is None or (variable.dtype.kind == "f" and np.isnan(fill))
 
 
-# CF time units that map onto NumPy's own (what xarray writes for daily and weekly dates).
-_TIME_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s"}
+# CF time units decoded here, in nanoseconds (xarray writes days for daily and weekly dates).
+_NANOSECONDS = {"days": 86_400 * 10**9, "hours": 3_600 * 10**9, "minutes": 60 * 10**9}
+_NANOSECONDS["seconds"] = 10**9
 _CALENDARS = {None, "standard", "gregorian", "proleptic_gregorian"}
+# datetime64[ns]'s range; its smallest integer is NaT.
+_NS_MIN, _NS_MAX = -(2**63) + 1, 2**63 - 1
 
 
 def _coordinate(variable: Any) -> np.ndarray | None:
@@ -282,9 +286,12 @@ def _coordinate(variable: Any) -> np.ndarray | None:
     if isinstance(calendar, bytes):
         calendar = calendar.decode()
     if (
-        unit not in _TIME_UNITS
+        unit not in _NANOSECONDS
         or calendar not in _CALENDARS
-        or variable.dtype.kind not in "iu"
+        or not (
+            variable.dtype.kind == "i"
+            or (variable.dtype.kind == "u" and variable.dtype.itemsize < 8)
+        )
         or set(attrs) - {"units", "calendar"}
     ):
         return None
@@ -292,11 +299,22 @@ def _coordinate(variable: Any) -> np.ndarray | None:
     if "+" in stamp or stamp.endswith("Z") or stamp.count("-") > 2:  # a time zone: xarray's
         return None
     try:
-        origin = np.datetime64(stamp, "ns")
+        # Parsed at whole seconds, where NumPy's range is wide enough to check: at
+        # nanoseconds a year outside 1678-2262 would wrap around silently.
+        origin = np.datetime64(stamp, "s")
     except ValueError:  # another form NumPy does not parse: xarray's job
         return None
     offsets = np.asarray(variable[...]).astype("int64")
-    return origin + offsets.astype(f"timedelta64[{_TIME_UNITS[unit]}]").astype("timedelta64[ns]")
+    if np.isnat(origin) or offsets.size == 0:
+        return None
+    # Nanoseconds since 1970 of the origin and of the extreme dates, in Python's integers
+    # (no overflow): a date outside datetime64[ns]'s range is xarray's to refuse.
+    step = _NANOSECONDS[unit]
+    start = int(origin.astype("int64")) * 10**9
+    low, high = int(offsets.min()) * step, int(offsets.max()) * step
+    if not all(_NS_MIN <= value <= _NS_MAX for value in (low, high, start + low, start + high)):
+        return None
+    return (start + offsets * step).astype("datetime64[ns]")
 
 
 def _labels(values: np.ndarray) -> np.ndarray:
