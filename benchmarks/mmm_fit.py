@@ -1,11 +1,13 @@
 """Time to a trustworthy answer through the MCP server, next to PyMC-Marketing's default fit.
 
-    python benchmarks/mmm_fit.py [--weeks 156] [--channels 4] [--seed 1]
+    python benchmarks/mmm_fit.py [--weeks 156] [--channels 4] [--seed 1] [--world NAME]
 
 What a user of the server waits for, measured the way they meet it: a real MCP client (the
 ``mcp`` SDK's stdio client) starts the server, and ``fit_mmm`` is called with its defaults
 (stop at the gates with a margin, the divergence retry) on two simulated workspaces of the
-same structure (data seeds 101 and 102):
+same structure (data seeds 101 and 102; with ``--world``, one of the independent worlds of
+``benchmarks/worlds.py`` at seeds 1 and 2, imported through ``import_data`` as
+``benchmarks/mmm_accuracy.py`` imports it: data this project's simulator did not write):
 
 - first fit: the server's first job (a new worker process: imports, compile, sampling);
 - second fit: the other workspace, same structure, same server (the warm worker reuses the
@@ -91,8 +93,11 @@ def run_library(root: Path, seed: int) -> dict:
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": wall}
 
 
-async def server_fits(root: Path, names: list[str], seed: int) -> list[dict]:
-    """``fit_mmm`` through a stdio MCP server on each workspace in turn, defaults otherwise."""
+async def server_fits(
+    root: Path, names: list[str], seed: int, sampler: dict | None = None
+) -> list[dict]:
+    """``fit_mmm`` through a stdio MCP server on each workspace in turn, defaults otherwise
+    (``sampler``: settings that replace the default ones, e.g. a target acceptance)."""
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
@@ -108,7 +113,13 @@ async def server_fits(root: Path, names: list[str], seed: int) -> list[dict]:
                 start = time.perf_counter()
                 answer = await client.call_tool(
                     "fit_mmm",
-                    {"workspace": name, "seed": seed, "use_cache": False, "wait_seconds": 600},
+                    {
+                        "workspace": name,
+                        "seed": seed,
+                        "use_cache": False,
+                        "wait_seconds": 600,
+                        **({"sampler": sampler} if sampler else {}),
+                    },
                 )
                 job = answer.structured_content or {}
                 while not answer.is_error and job.get("status") in {"running", "cancelling"}:
@@ -147,6 +158,12 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=156)
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--world", help="an independent world of benchmarks/worlds.py instead of the simulator"
+    )
+    parser.add_argument(
+        "--target-accept", type=float, help="our fits' target acceptance (default: the step's)"
+    )
     parser.add_argument("--library-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.library_worker:
@@ -155,12 +172,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         names = ["first", "second"]
-        for name, data_seed in zip(names, (101, 102), strict=True):
-            _simulate(root, name, data_seed, args.weeks, args.channels)
-        library = run_library(root / names[0], args.seed)
-        first, second = asyncio.run(server_fits(root, names, args.seed))
+        if args.world:
+            from mmm_accuracy import import_world  # benchmarks/, this script's folder
+            from worlds import make_world
 
-    print(f"MMM time to the gates: {args.weeks} weeks x {args.channels} channels, simulated data")
+            for name, data_seed in zip(names, (1, 2), strict=True):
+                import_world(make_world(args.world, data_seed), root / name)
+            shape = f"world {args.world} (seeds 1 and 2)"
+        else:
+            for name, data_seed in zip(names, (101, 102), strict=True):
+                _simulate(root, name, data_seed, args.weeks, args.channels)
+            shape = f"{args.weeks} weeks x {args.channels} channels, simulated data"
+        library = run_library(root / names[0], args.seed)
+        sampler = {"target_accept": args.target_accept} if args.target_accept else None
+        first, second = asyncio.run(server_fits(root, names, args.seed, sampler))
+
+    accept = f", our target acceptance {args.target_accept}" if args.target_accept else ""
+    print(f"MMM time to the gates: {shape}{accept}")
     print(
         f"{'run':38s} {'secs':>7s} {'min ESS':>8s} {'R-hat':>7s} {'div':>4s} {'draws':>6s} "
         f"{'gates':>6s}"
