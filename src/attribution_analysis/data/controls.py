@@ -50,10 +50,8 @@ def country_codes() -> frozenset[str]:
     every country's module to list them (0.1-0.15 s of a fresh process). Not by trying
     country_holidays(code) either: the package's constants (JAN, MON, PUBLIC...) are
     attributes too, so a code like 'JAN' would fail with a TypeError, not a refusal."""
-    try:
-        from holidays.registry import COUNTRIES
-    except ImportError:  # a holidays release without the table: the slow, public way
-        return frozenset(holidays_lib.list_supported_countries())
+    from holidays.registry import COUNTRIES  # in every release the project allows (>= 0.50)
+
     return frozenset(code for entry in COUNTRIES.values() for code in entry[1:] if code.isupper())
 
 

@@ -37,7 +37,13 @@ from attribution_analysis.contracts.outputs import (
 )
 from attribution_analysis.mmm import store
 from attribution_analysis.mmm.gate import override_findings, require_valid_model
-from attribution_analysis.mmm.stored import Arrays, StoredFit, arrays_of, open_stored_fit
+from attribution_analysis.mmm.stored import (
+    Arrays,
+    StoredFit,
+    arrays_of,
+    open_stored_fit,
+    text_labels,
+)
 from attribution_analysis.progress import report
 from attribution_analysis.provenance import build_metadata
 from attribution_analysis.summaries import interval
@@ -200,8 +206,8 @@ def _summarise(
     component_names = (
         list(
             zip(
-                _text(summary.values["component_name"]),
-                _text(summary.values["component_kind"]),
+                text_labels(summary.values["component_name"]).tolist(),
+                text_labels(summary.values["component_kind"]).tolist(),
                 strict=True,
             )
         )
@@ -315,11 +321,6 @@ def _totals(arrays: Arrays, name: str) -> np.ndarray:
     )
     kept = [d for d in have if d in ("sample", "channel")]
     return np.transpose(values, [kept.index("sample"), kept.index("channel")])
-
-
-def _text(values: np.ndarray) -> list[str]:
-    """Labels stored as text (bytes or str) as str."""
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
 
 
 def _geo_cells(summary: Arrays, X: pd.DataFrame) -> list[GeoChannelContribution]:

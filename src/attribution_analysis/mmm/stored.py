@@ -263,8 +263,12 @@ def _plain(variable: Any) -> bool:
 
 
 # CF time units decoded here, in nanoseconds (xarray writes days for daily and weekly dates).
-_NANOSECONDS = {"days": 86_400 * 10**9, "hours": 3_600 * 10**9, "minutes": 60 * 10**9}
-_NANOSECONDS["seconds"] = 10**9
+_NANOSECONDS = {
+    "days": 86_400 * 10**9,
+    "hours": 3_600 * 10**9,
+    "minutes": 60 * 10**9,
+    "seconds": 10**9,
+}
 _CALENDARS = {None, "standard", "gregorian", "proleptic_gregorian"}
 # datetime64[ns]'s range; its smallest integer is NaT.
 _NS_MIN, _NS_MAX = -(2**63) + 1, 2**63 - 1
@@ -279,7 +283,7 @@ def _coordinate(variable: Any) -> np.ndarray | None:
     costs the import of xarray and dask. Any other encoding returns None.
     """
     if _plain(variable):
-        return _labels(variable[...])
+        return text_labels(variable[...])
     attrs = dict(variable.attrs)
     unit, _, reference = str(attrs.get("units", "")).partition(" since ")
     calendar = attrs.get("calendar")
@@ -317,7 +321,7 @@ def _coordinate(variable: Any) -> np.ndarray | None:
     return (start + offsets * step).astype("datetime64[ns]")
 
 
-def _labels(values: np.ndarray) -> np.ndarray:
+def text_labels(values: np.ndarray) -> np.ndarray:
     """Coordinate values as xarray decodes them: text labels as str, numbers as they are."""
     if values.dtype.kind in "OS":
         return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])

@@ -204,7 +204,9 @@ def sampler_record(fitted: StoredFit, draws_used: int) -> dict[str, Any]:
         return {**fitted.params.sampler.model_dump(mode="json"), "draws_used": draws_used}
     from attribution_analysis.mmm.ridge import BLOCK
 
-    replicates = fitted.arrays("bootstrap").sizes["sample"]
+    # One variable's dims give the count; the whole group holds every replicate's weekly
+    # contributions, which this record does not need.
+    replicates = fitted.arrays("bootstrap", ["media_coefficient"]).sizes["sample"]
     return {
         "method": "ridge_bootstrap",
         "resampling": "moving-block bootstrap of the residuals, transforms held fixed",
