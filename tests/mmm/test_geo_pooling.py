@@ -16,6 +16,7 @@ import pymc as pm
 from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.mmm import FitMMMParams
 from attribution_analysis.mmm.build import build_mmm
+from attribution_analysis.mmm.intercept import LEVEL
 from attribution_analysis.mmm.panel import load_model_data
 from attribution_analysis.mmm.sensitivity import vague_config
 from attribution_analysis.workspace import Workspace
@@ -47,7 +48,9 @@ def test_geo_model_shares_curve_shape_and_pools_effect_size(simulated):
     assert dims["saturation_beta_mu"] == ("channel",)
     assert dims["saturation_beta_sigma"] == ("channel",)
     # Per-geo baselines stay per geo: pooling is for the media, not the geo's own level.
-    assert dims["intercept_contribution"] == ("geo",)
+    # (The sampler moves each geo's mean level; the intercept is derived from it per geo.)
+    assert dims[LEVEL] == ("geo",)
+    assert tuple(model.named_vars_to_dims["intercept_contribution"]) == ("geo",)
     assert dims["y_sigma"] == ("geo",)
 
     # From the prior: geo effects of one channel centre on that channel's mu, spread by its

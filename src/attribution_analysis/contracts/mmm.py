@@ -115,6 +115,15 @@ class MMMConfig(StrictModel):
     yearly_seasonality: int = Field(
         default=2, ge=0, le=10, description="Fourier pairs of the yearly cycle."
     )
+    intercept_sampled_as: Literal["level", "intercept"] = Field(
+        default="level",
+        description="What the sampler moves for the baseline (the same likelihood either "
+        "way). 'level' (default): the mean fitted level, intercept plus the mean weekly media "
+        "contribution, with the intercept derived from it; an always-on channel then no "
+        "longer trades against the intercept along the sampler's axes, which mixes several "
+        "times faster. The 'intercept' prior states that level. 'intercept': "
+        "PyMC-Marketing's own parametrisation, the prior on the intercept itself.",
+    )
     use_trend: bool = Field(default=True, description="Linear trend control.")
     use_holidays: bool = Field(default=True, description="Holiday-days control.")
     use_external_factors: bool = Field(default=True, description="External factor controls.")

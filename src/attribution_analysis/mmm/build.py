@@ -130,6 +130,10 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
                 from attribution_analysis.mmm.roi_prior import add_roi_prior
 
                 add_roi_prior(mmm, data.target, roi_prior)
+            if config.intercept_sampled_as == "level":
+                from attribution_analysis.mmm.intercept import sample_level_not_intercept
+
+                sample_level_not_intercept(mmm)
         except (ValueError, TypeError, KeyError) as exc:
             if not config.priors:
                 raise  # the project's own configuration failed: a bug, not an input error

@@ -29,7 +29,8 @@ from attribution_analysis.summaries import band_90, thin_draws
 DECOMPOSITION_DRAWS = 4000
 # Weekly draws kept for the decomposition's draws file (and its long table).
 STORED_DRAWS = 500
-BASE_PARTS = ("intercept_contribution", "yearly_seasonality_contribution", "control_contribution")
+INTERCEPT = "intercept_contribution"
+BASE_PARTS = (INTERCEPT, "yearly_seasonality_contribution", "control_contribution")
 
 
 def contribution_draws(
@@ -74,12 +75,15 @@ def contribution_draws(
     scale = fitted.target_scale
     out = {}
     for name in [*names, *(["channel_scaled"] if channel_scale is not None else [])]:
+        if name == INTERCEPT:
+            continue  # below
         out[name.replace("_contribution", "")] = (values[name] * scale).stack(
             sample=("chain", "draw")
         )
-    out["intercept_contribution"] = (posterior["intercept_contribution"] * scale).stack(
-        sample=("chain", "draw")
-    )
+    # A free parameter as PyMC-Marketing builds it, a deterministic when the sampler moved the
+    # level instead (intercept.py): taken from wherever it is, under one name.
+    intercept = values.get(INTERCEPT, posterior.get(INTERCEPT))
+    out[INTERCEPT] = (intercept * scale).stack(sample=("chain", "draw"))
     if fitted.data.events:
         out["event"] = (_event_draws(fitted, posterior) * scale).stack(sample=("chain", "draw"))
     return out

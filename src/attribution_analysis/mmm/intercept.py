@@ -1,0 +1,61 @@
+"""The intercept sampled through the mean fitted level, a change of variables for the sampler.
+
+Why: on an always-on channel the data see a short stretch of the response curve, so its
+contribution trades against the intercept along a ridge (``references/mmm_methodology.md``).
+Sampled as PyMC-Marketing builds it, (intercept, coefficient) lie along that ridge: on
+independent worlds the always-on channel's coefficient correlates about 0.8 with the
+intercept and gets a twentieth of an effective draw per draw (``benchmarks/mixing.py``).
+Sampling instead the mean level of the fit without the base's other parts,
+
+    level = intercept + mean over weeks of the summed channel contributions,
+
+and deriving ``intercept = level - that mean`` takes the ridge out of the coordinates the
+sampler moves in: the level is what the data pin down, whatever the channels' share of it.
+The map (intercept, media parameters) -> (level, media parameters) is a shift by a function
+of the other coordinates, with unit Jacobian, so the likelihood is unchanged; the intercept's
+prior (Normal(0, 2) on a target scaled to a maximum of 1, wide against both) now states the
+mean level. ``intercept_contribution`` stays in the model as a deterministic with its name,
+so every reader of PyMC-Marketing's model is unchanged.
+
+PyMC-Marketing has no such option, so the model it built is rewritten with ``pm.do`` (PyMC's
+own intervention, which keeps every other variable and potential). The mean is taken over
+the fitted weeks' spend held in a data variable of its own (``LEVEL_SPEND``): out-of-sample
+prediction sets ``channel_data`` to new weeks, and the intercept of a posterior draw must not
+move with them. A second fit of the same structure sets both, like every shared variable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEVEL = "intercept_level"
+LEVEL_SPEND = "intercept_level_channel_data"
+LEVEL_WEEKS = "intercept_level_date"
+CHANNEL_DATA = "channel_data"
+
+
+def sample_level_not_intercept(mmm: Any) -> None:
+    """Replace ``mmm.model`` by the same model with the intercept derived from ``LEVEL``."""
+    import pymc as pm
+    import pytensor.xtensor as ptx
+    from pytensor.graph.replace import graph_replace
+
+    model = mmm.model
+    spend = model[CHANNEL_DATA]
+    dims = model.named_vars_to_dims[CHANNEL_DATA]
+    intercept_dims = tuple(model.named_vars_to_dims.get("intercept_contribution", ()))
+    # Its own name for the weeks: prediction gives ``date`` other weeks, these stay.
+    own_dims = tuple(LEVEL_WEEKS if d == "date" else d for d in dims)
+    with model:
+        model.add_coord(LEVEL_WEEKS, list(model.coords["date"]))
+        fitted_spend = pm.Data(LEVEL_SPEND, spend.get_value(), dims=own_dims)
+        level = mmm.model_config["intercept"].create_variable(LEVEL, xdist=True)
+    media = model["channel_contribution"].sum(dim="channel").mean(dim="date")
+    media = graph_replace(media, {spend: ptx.as_xtensor(fitted_spend, dims=dims)}, strict=False)
+    derived = (level - media).transpose(*intercept_dims)
+    rewritten = pm.do(model, {"intercept_contribution": derived})
+    # pm.do hands the dims back as lists; PyMC-Marketing's own build gives tuples.
+    for name, own in list(rewritten.named_vars_to_dims.items()):
+        if own is not None:
+            rewritten.named_vars_to_dims[name] = tuple(own)
+    mmm.model = rewritten
