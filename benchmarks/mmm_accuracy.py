@@ -92,6 +92,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # what "default" carries on these revenue worlds since it was measured; "no_roi_prior"
     # is the previous default.
     "roi_prior": {"roi_prior": {"mu": 0.2, "sigma": 0.9}},
+    "intercept_sampled": {"intercept_sampled_as": "intercept"},
     "no_roi_prior": {"roi_prior": None},
     "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
     # The Hill slope prior: the default's LogNormal(0, 0.5) (median 1: concave, S-shapes
