@@ -72,3 +72,37 @@ def test_a_gate_out_of_reach_samples_up_to_the_cap(tiny):
     assert not capped.stopped_at_gates
     assert capped.draws_per_chain == 300
     assert not np.isnan(capped.idata["posterior"]["x"].values).any()
+
+
+def _data_model(observed: np.ndarray) -> SimpleNamespace:
+    with pm.Model() as model:
+        x = pm.Normal("x", 0.0, 1.0, shape=3)
+        y = pm.Data("y_data", observed)
+        pm.Normal("y", x.sum(), 1.0, observed=y)
+    return SimpleNamespace(model=model)
+
+
+def _posterior_mean_of_sum(observed: np.ndarray) -> float:
+    """Conjugate truth: s = sum(x) ~ N(0, 3), y_i ~ N(s, 1)."""
+    return float(observed.sum() / (1 / 3 + len(observed)))
+
+
+def test_a_one_off_fit_is_compiled_with_its_data_and_not_kept():
+    from attribution_analysis.mmm.sampling import COMPILED
+
+    settings = SamplerSettings(draws=1000, tune=300, stop_at_gates=False)
+    kept = len(COMPILED._models)
+    for observed in (np.array([0.5, 1.5, 1.0]), np.array([-2.0, -1.0, -3.0])):
+        outcome = sample_posterior(_data_model(observed), settings, SEED, None)
+        assert not outcome.compile_reused
+        total = outcome.idata["posterior"]["x"].sum("x_dim_0").values.ravel()
+        # Each fit answers its own data (within 5 Monte Carlo standard errors of the truth).
+        assert abs(total.mean() - _posterior_mean_of_sum(observed)) < 5 * total.std() / 30
+    assert len(COMPILED._models) == kept
+    # Negative control: a keyed fit is kept, and the next one with other data reuses it.
+    first = sample_posterior(_data_model(np.array([0.5, 1.5, 1.0])), settings, SEED, "one-off-test")
+    second = sample_posterior(
+        _data_model(np.array([-2.0, -1.0, -3.0])), settings, SEED, "one-off-test"
+    )
+    assert not first.compile_reused and second.compile_reused
+    assert len(COMPILED._models) == kept + 1

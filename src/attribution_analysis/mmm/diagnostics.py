@@ -482,7 +482,7 @@ def _sensitivity_findings(rows: list[dict[str, Any]]) -> list[Finding]:
 
 def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) -> dict[str, Any]:
     """Refit on all but the last ``periods`` periods, predict them, score the forecast."""
-    from attribution_analysis.mmm.build import build_mmm, structure_key
+    from attribution_analysis.mmm.build import build_mmm
     from attribution_analysis.mmm.panel import ModelData
     from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
 
@@ -505,8 +505,8 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
     )
     params: FitMMMParams = fitted.params
     mmm = build_mmm(train_data, params.config)
-    structure = structure_key(train_data, params.config, {"backtest": True})
-    outcome = sample_posterior(mmm, params.sampler, seed, structure)
+    # A one-off fit (a later backtest has other weeks): compiled with its data frozen in.
+    outcome = sample_posterior(mmm, params.sampler, seed, None)
     attach_posterior(mmm, outcome.idata)
     holdout = data.X[~train].reset_index(drop=True)
     with warnings.catch_warnings():
