@@ -35,7 +35,11 @@ def _data(simulated, geos: int):
 
 
 def _dims(model) -> dict[str, tuple[str, ...]]:
-    return {rv.name: tuple(model.named_vars_to_dims.get(rv.name, ())) for rv in model.free_RVs}
+    """Dims of the sampled and derived variables (the effect size is derived: non-centred)."""
+    return {
+        rv.name: tuple(model.named_vars_to_dims.get(rv.name, ()))
+        for rv in [*model.free_RVs, *model.deterministics]
+    }
 
 
 def test_geo_model_shares_curve_shape_and_pools_effect_size(simulated):
@@ -45,8 +49,11 @@ def test_geo_model_shares_curve_shape_and_pools_effect_size(simulated):
     for name in SHAPE:
         assert dims[name] == ("channel",), name
     assert dims["saturation_beta"] == ("geo", "channel")
-    assert dims["saturation_beta_mu"] == ("channel",)
-    assert dims["saturation_beta_sigma"] == ("channel",)
+    # Sampled non-centred: a standard-normal offset per (geo, channel), the effect derived.
+    free = {rv.name for rv in model.free_RVs}
+    assert "saturation_beta" not in free and "saturation_beta_raw_offset" in free
+    assert dims["saturation_beta_raw_mu"] == ("channel",)
+    assert dims["saturation_beta_raw_sigma"] == ("channel",)
     # Per-geo baselines stay per geo: pooling is for the media, not the geo's own level.
     # (The sampler moves each geo's mean level; the intercept is derived from it per geo.)
     assert dims[LEVEL] == ("geo",)
@@ -58,8 +65,8 @@ def test_geo_model_shares_curve_shape_and_pools_effect_size(simulated):
     draws = pm.draw(
         [
             model["saturation_beta"],
-            model["saturation_beta_mu"],
-            model["saturation_beta_sigma"],
+            model["saturation_beta_raw_mu"],
+            model["saturation_beta_raw_sigma"],
         ],
         draws=400,
         random_seed=1,
@@ -76,7 +83,7 @@ def test_national_model_is_not_pooled(simulated):
     assert not data.geo
     national = _dims(build_mmm(data, config).model)
     assert national["saturation_beta"] == ("channel",)
-    assert "saturation_beta_mu" not in national
+    assert "saturation_beta_raw_mu" not in national
 
 
 def test_prior_given_with_geo_dims_is_not_pooled(simulated):
@@ -88,7 +95,7 @@ def test_prior_given_with_geo_dims_is_not_pooled(simulated):
     dims = _dims(build_mmm(data, unpooled).model)
     assert dims["saturation_beta"] == ("geo", "channel")
     assert dims["saturation_kappa"] == ("geo", "channel")
-    assert "saturation_beta_mu" not in dims
+    assert "saturation_beta_raw_mu" not in dims
     assert dims["saturation_slope"] == ("channel",)  # not given: still shared
 
 
@@ -97,10 +104,10 @@ def test_vague_refit_of_a_geo_model_keeps_the_pooling_with_wider_hyperpriors(sim
     model = build_mmm(data, vague_config(config, geo=True)).model
     dims = _dims(model)
     assert dims["saturation_beta"] == ("geo", "channel")
-    assert dims["saturation_beta_sigma"] == ("channel",)
+    assert dims["saturation_beta_raw_sigma"] == ("channel",)
     for name in SHAPE:
         assert dims[name] == ("channel",), name
     assert "roi_prior" not in model.named_vars
     # Wider: the hyperprior on each channel's mean log effect has twice the default's sd.
-    mu = np.asarray(pm.draw(model["saturation_beta_mu"], draws=4000, random_seed=2))
+    mu = np.asarray(pm.draw(model["saturation_beta_raw_mu"], draws=4000, random_seed=2))
     np.testing.assert_allclose(mu.std(), 2.0, rtol=0.1)

@@ -86,16 +86,25 @@ GEO_SHARED_DIMS = ("channel",)
 # log beta[geo, channel] ~ Normal(mu[channel], sigma[channel]). mu's prior, median
 # 0.6 and 95% in [0.085, 4.3], spans the central mass of PyMC-Marketing's single-geo default
 # HalfNormal(1.5) (90% in [0.09, 2.9]) on the same scaled units; sigma's is Meridian's.
+# Sampled non-centred: log beta = mu + sigma * offset, offset ~ Normal(0, 1) per (geo,
+# channel) (pymc-extras' Prior with centered=False and an exp transform: the same
+# distribution as a LogNormal(mu, sigma)). Why, now: the centred form's divergences sat in a
+# funnel at the bottom of a channel's geo spread, the non-centred form's earlier ones on the
+# always-on channel's ridge with the baseline, which the level parametrisation
+# (mmm/intercept.py) took out of the sampler's axes; with both, the 6-geo demo world had no
+# divergence (references/mmm_methodology.md, "Geo panels").
 def geo_effect_prior(width: float = 1.0) -> dict[str, Any]:
     """The geo effect size's hierarchical prior, its hyperpriors' scales times ``width``
     (1: the default; the vague-prior refit uses 2)."""
     return {
-        "dist": "LogNormal",
+        "dist": "Normal",
         "kwargs": {
             "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": width}, "dims": ["channel"]},
             "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": width}, "dims": ["channel"]},
         },
         "dims": ["geo", "channel"],
+        "centered": False,
+        "transform": "exp",
     }
 
 

@@ -295,6 +295,9 @@ def attach_posterior(mmm: Any, idata: xr.DataTree) -> xr.DataTree:
         for name in ("posterior", "sample_stats")
         if name in idata.children
     }
+    derived = derived_curve_parameters(mmm, groups["/posterior"])
+    if derived is not None:
+        groups["/posterior"] = groups["/posterior"].merge(derived)
     groups["/observed_data"] = xr.Dataset({mmm.output_var: observed_target(mmm)})
     tree = xr.DataTree.from_dict(groups)
     tree["/posterior"].attrs["pymc_marketing_version"] = __version__
@@ -307,6 +310,29 @@ def attach_posterior(mmm: Any, idata: xr.DataTree) -> xr.DataTree:
     mmm.set_idata_attrs(mmm.idata)
     mmm.is_fitted_ = True
     return mmm.idata
+
+
+def derived_curve_parameters(mmm: Any, posterior: xr.Dataset) -> xr.Dataset | None:
+    """The media curves' parameters that the model derives rather than samples (a geo
+    panel's effect size, sampled non-centred: ``priors.geo_effect_prior``), evaluated per
+    draw: the decomposition, the optimizer and the report read every curve parameter from
+    the stored posterior by PyMC-Marketing's name."""
+    import warnings
+
+    import pymc as pm
+
+    model = mmm.model
+    deterministic = {v.name for v in model.deterministics}
+    curve = [*mmm.adstock.model_config, *mmm.saturation.model_config]
+    names = [name for name in curve if name in deterministic and name not in posterior]
+    if not names:
+        return None
+    free = [v.name for v in model.free_RVs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pm.compute_deterministics(
+            posterior[free], model=model, var_names=names, progressbar=False
+        )
 
 
 def observed_target(mmm: Any) -> xr.DataArray:
