@@ -63,22 +63,17 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # all geos (spend is scaled per geo, so a shared half-saturation sits at the same share of each
 # geo's own spend), and the effect size varies by geo around a channel mean, log-normally
 # (Meridian: beta_gm ~ LogNormal(beta_m, eta_m), eta_m ~ HalfNormal(1)). Small geos borrow
-# strength from large ones instead of following their noise. Centred, not non-centred: each
-# geo has two years of weekly data, which pin its effect down, the case where the centred
-# form mixes better; on geo_world seed 1 (2 x 1,000 draws) the non-centred form's geo spread
-# stalled (R-hat 1.16, bulk ESS 11) where the centred one reached R-hat 1.09, ESS 32.
-# Nor is the non-centred form a cure for the divergences of the 6-geo demo world (our
-# simulator, 2 x 6,000 draws): centred 27 at target_accept 0.97 and 23 at 0.99; non-centred
-# 11 and 53 at 0.97 (two seeds) and 12 at 0.99, against a gate of 12. Read as percentiles
-# within each parameter's posterior, half the centred fit's divergent draws sit in the lowest
-# 7% of the always-on search channel's geo spread (a funnel), the non-centred ones at a low
-# Hill slope with a large effect (that channel's ridge with the baseline). A zero-avoiding
-# Gamma(2, 3) spread prior removes the neck but exposes the ridge (97), two geo lift tests pin
-# the ridge but leave the funnel (20, 72); both together: 1. Gamma(2, 3) is not the default:
-# on geo_world seed 1 (uncalibrated, one run beside the default) it mixed worse (R-hat 1.13,
-# ESS 11 against 1.09, 32).
-# Longer warm-up, tighter slope priors and per-geo curve parameters were no cure either
-# (references/mmm_methodology.md, "Geo panels").
+# strength from large ones instead of following their noise. Until the level
+# parametrisation (mmm/intercept.py) the centred form was kept: on geo_world seed 1 (2 x 1,000
+# draws) the non-centred form's geo spread stalled (R-hat 1.16, bulk ESS 11) where the
+# centred one reached R-hat 1.09, ESS 32, and on the 6-geo demo world each form diverged in
+# its own place: the centred in a funnel at the bottom of the always-on search channel's geo
+# spread, the non-centred at a low Hill slope with a large effect (that channel's ridge with
+# the baseline). The level parametrisation takes the ridge away; with it, on the same worlds
+# (one run each): geo_world seed 1 centred R-hat 1.046, ESS 38, non-centred R-hat 1.015,
+# ESS 151 (0 divergences both, the same per-geo coverage); the demo world centred 105
+# divergences then 25 after the remedy (fails the gate), non-centred 0 (passes, at 1,250
+# draws per chain). So non-centred now (geo_effect_prior, below).
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
 
