@@ -6,7 +6,8 @@ On an independent world (``benchmarks/worlds.py``, imported as ``mmm_accuracy.py
 it), the project's default model is sampled three ways with the same nutpie settings
 (2 chains, 1,000 warm-up, ``--draws`` kept, target acceptance 0.97, low-rank mass matrix):
 
-- ``default``: as ``fit_mmm`` builds it (the coefficient sampled, the ROI prior a potential);
+- ``default``: as ``fit_mmm`` built it before the level parametrisation became its default
+  (``intercept_sampled_as='intercept'``: the coefficient sampled, the ROI prior a potential);
 - ``roi``: Meridian's parametrisation, each channel's return on spend sampled
   (log ROI ~ Normal(0.2, 0.9), the ROI prior itself) and the coefficient derived from it;
   the model's own prior on the coefficient is dropped, so this is a different model;
@@ -145,11 +146,15 @@ def main() -> None:
     truth = float(sum(world.true_contribution.values()))
     ws = import_world(world, Path(tempfile.mkdtemp()) / "ws")
     print(f"{args.world} seed {args.seed}: {args.draws} draws x 2 chains each")
-    data, mmm, _ = prepare(ws, FitMMMParams())
+    # The model as PyMC-Marketing parametrises it (the earlier default): fit_mmm's default
+    # now samples the level itself (MMMConfig.intercept_sampled_as), which this probe found.
+    plain = MMMConfig(intercept_sampled_as="intercept")
+    data, mmm, _ = prepare(ws, FitMMMParams(config=plain))
     sample("default", mmm.model, args.draws, args.seed, truth)
-    data, mmm, _ = prepare(ws, FitMMMParams(config=MMMConfig(roi_prior=None)))
+    no_roi = plain.model_copy(update={"roi_prior": None})
+    data, mmm, _ = prepare(ws, FitMMMParams(config=no_roi))
     sample("roi", roi_model(ws, (data, mmm)), args.draws, args.seed, truth)
-    data, mmm, _ = prepare(ws, FitMMMParams())
+    data, mmm, _ = prepare(ws, FitMMMParams(config=plain))
     sample("level", level_model(mmm), args.draws, args.seed, truth)
 
 

@@ -81,9 +81,11 @@ def test_geo_model_shares_curve_shape_and_pools_effect_size(simulated):
 def test_national_model_is_not_pooled(simulated):
     data, config = _data(simulated, geos=0)
     assert not data.geo
-    national = _dims(build_mmm(data, config).model)
+    model = build_mmm(data, config).model
+    national = _dims(model)
     assert national["saturation_beta"] == ("channel",)
     assert "saturation_beta_raw_mu" not in national
+    assert "saturation_beta" in {rv.name for rv in model.free_RVs}  # sampled as it is
 
 
 def test_prior_given_with_geo_dims_is_not_pooled(simulated):
@@ -92,10 +94,12 @@ def test_prior_given_with_geo_dims_is_not_pooled(simulated):
     unpooled = config.model_copy(
         update={"priors": {"saturation_beta": per_geo, "saturation_kappa": {**per_geo}}}
     )
-    dims = _dims(build_mmm(data, unpooled).model)
+    model = build_mmm(data, unpooled).model
+    dims = _dims(model)
     assert dims["saturation_beta"] == ("geo", "channel")
     assert dims["saturation_kappa"] == ("geo", "channel")
     assert "saturation_beta_raw_mu" not in dims
+    assert "saturation_beta" in {rv.name for rv in model.free_RVs}
     assert dims["saturation_slope"] == ("channel",)  # not given: still shared
 
 

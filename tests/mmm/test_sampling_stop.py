@@ -87,14 +87,25 @@ def _posterior_mean_of_sum(observed: np.ndarray) -> float:
     return float(observed.sum() / (1 / 3 + len(observed)))
 
 
-def test_a_one_off_fit_is_compiled_with_its_data_and_not_kept():
+def test_a_one_off_fit_is_compiled_with_its_data_and_not_kept(monkeypatch):
+    from attribution_analysis.mmm import sampling
     from attribution_analysis.mmm.sampling import COMPILED
 
+    frozen: list[object] = []
+
+    def spy(model, var_names):
+        frozen.append(model)
+        return compile_frozen(model, var_names)
+
+    compile_frozen = sampling.compile_frozen
+    monkeypatch.setattr(sampling, "compile_frozen", spy)
     settings = SamplerSettings(draws=1000, tune=300, stop_at_gates=False)
     kept = len(COMPILED._models)
-    for observed in (np.array([0.5, 1.5, 1.0]), np.array([-2.0, -1.0, -3.0])):
-        outcome = sample_posterior(_data_model(observed), settings, SEED, None)
+    for n, observed in enumerate((np.array([0.5, 1.5, 1.0]), np.array([-2.0, -1.0, -3.0]))):
+        data_model = _data_model(observed)
+        outcome = sample_posterior(data_model, settings, SEED, None)
         assert not outcome.compile_reused
+        assert len(frozen) == n + 1 and frozen[-1] is data_model.model  # compiled frozen
         total = outcome.idata["posterior"]["x"].sum("x_dim_0").values.ravel()
         # Each fit answers its own data (within 5 Monte Carlo standard errors of the truth).
         assert abs(total.mean() - _posterior_mean_of_sum(observed)) < 5 * total.std() / 30
@@ -106,3 +117,27 @@ def test_a_one_off_fit_is_compiled_with_its_data_and_not_kept():
     )
     assert not first.compile_reused and second.compile_reused
     assert len(COMPILED._models) == kept + 1
+    assert len(frozen) == 2  # a keyed fit is not compiled frozen
+
+
+def test_the_gates_look_at_the_variables_the_stop_rule_looks_at():
+    """A curve parameter the fit derives from free ones (a geo panel's effect size) is
+    stored but not gated: the stop rule checks the sampler's free variables only."""
+    import xarray as xr
+
+    from attribution_analysis.mmm.convergence import DERIVED, convergence_summary
+
+    rng = np.random.default_rng(2)
+    free = rng.normal(size=(2, 1000))
+    # Two chains apart: an R-hat far above the limit.
+    stuck = np.stack([rng.normal(0, 1, 1000), rng.normal(5, 1, 1000)])
+    posterior = xr.Dataset(
+        {"free": (("chain", "draw"), free), "derived": (("chain", "draw"), stuck)}
+    )
+    posterior["derived"].attrs[DERIVED] = 1
+    tree = xr.DataTree.from_dict({"/posterior": posterior})
+    assert convergence_summary(tree)["max_rhat"] < RHAT_LIMIT
+    # Negative control: the same variable without the mark is gated, and fails.
+    del posterior["derived"].attrs[DERIVED]
+    tree = xr.DataTree.from_dict({"/posterior": posterior})
+    assert convergence_summary(tree)["max_rhat"] > RHAT_LIMIT

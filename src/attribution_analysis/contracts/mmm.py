@@ -121,8 +121,10 @@ class MMMConfig(StrictModel):
         "way). 'level' (default): the mean fitted level, intercept plus the mean weekly media "
         "contribution, with the intercept derived from it; an always-on channel then no "
         "longer trades against the intercept along the sampler's axes, which mixes several "
-        "times faster. The 'intercept' prior states that level. 'intercept': "
-        "PyMC-Marketing's own parametrisation, the prior on the intercept itself.",
+        "times faster. The 'intercept' prior states that level, so a prior meant to keep "
+        "the intercept itself positive (HalfNormal...) keeps the level positive instead: "
+        "use 'intercept' for that. 'intercept': PyMC-Marketing's own parametrisation, the "
+        "prior on the intercept itself.",
     )
     use_trend: bool = Field(default=True, description="Linear trend control.")
     use_holidays: bool = Field(default=True, description="Holiday-days control.")

@@ -21,13 +21,22 @@ DIVERGENCE_RULE = f"divergent transitions <= {DIVERGENCE_SHARE_LIMIT:.1%} of dra
 GATES_RULE = f"{RHAT_RULE}, {ESS_RULE}, {DIVERGENCE_RULE}"
 
 
+# Attribute set on a stored posterior variable that the fit derived from free ones.
+DERIVED = "derived_from_free_parameters"
+
+
 def parameter_names(tree: Any) -> list[str]:
-    """Free parameters: what the seed's 'all parameters' means (not per-date deterministics)."""
+    """Free parameters: what the seed's 'all parameters' means (not per-date deterministics,
+    nor the curve parameters a fit derives from free ones, ``DERIVED``): the variables the
+    sampler moves, the same ones ``sampling``'s stop rule checks, so a fit that stopped at
+    the gates is not refused for a derived quantity."""
     posterior = tree["posterior"].to_dataset()
     return [
         name
         for name, var in posterior.data_vars.items()
-        if "date" not in var.dims and not name.endswith("_original_scale")
+        if "date" not in var.dims
+        and not name.endswith("_original_scale")
+        and not var.attrs.get(DERIVED)
     ]
 
 

@@ -7,10 +7,11 @@ independent worlds the always-on channel's coefficient correlates about 0.8 with
 intercept and gets a twentieth of an effective draw per draw (``benchmarks/mixing.py``).
 Sampling instead the mean level of the fit without the base's other parts,
 
-    level = intercept + mean over weeks of the summed channel contributions,
+    level = intercept + mean over weeks of the summed channel contributions
 
-and deriving ``intercept = level - that mean`` takes the ridge out of the coordinates the
-sampler moves in: the level is what the data pin down, whatever the channels' share of it.
+(per geo on a panel, where the intercept is per geo by default), and deriving
+``intercept = level - that mean`` takes the ridge out of the coordinates the sampler moves
+in: the level is what the data pin down, whatever the channels' share of it.
 The map (intercept, media parameters) -> (level, media parameters) is a shift by a function
 of the other coordinates, with unit Jacobian, so the likelihood is unchanged; the intercept's
 prior (Normal(0, 2) on a target scaled to a maximum of 1, wide against both) now states the
@@ -50,7 +51,11 @@ def sample_level_not_intercept(mmm: Any) -> None:
         model.add_coord(LEVEL_WEEKS, list(model.coords["date"]))
         fitted_spend = pm.Data(LEVEL_SPEND, spend.get_value(), dims=own_dims)
         level = mmm.model_config["intercept"].create_variable(LEVEL, xdist=True)
-    media = model["channel_contribution"].sum(dim="channel").mean(dim="date")
+    contributions = model["channel_contribution"]
+    # Averaged over every dim the intercept lacks: the weeks, and the geos of a panel whose
+    # user gave one intercept for all geos; still a shift by a function of the media.
+    averaged = [d for d in contributions.dims if d != "channel" and d not in intercept_dims]
+    media = contributions.sum(dim="channel").mean(dim=averaged)
     media = graph_replace(media, {spend: ptx.as_xtensor(fitted_spend, dims=dims)}, strict=False)
     derived = (level - media).transpose(*intercept_dims)
     rewritten = pm.do(model, {"intercept_contribution": derived})

@@ -4,7 +4,8 @@ Why not ``MMM.fit()``: PyMC-Marketing bakes the data into a fresh graph each tim
 computes every Deterministic (per-date contributions...) at each draw. Here the model it
 builds is compiled once per *structure* with the data left as shared variables
 (``freeze_model=False``), later data of the same structure is swapped in with
-``with_data`` (no compile), and only free parameters are stored; deterministics are
+``with_data`` (no compile), and only free parameters are stored (with the curve
+parameters a geo panel derives, ``derived_curve_parameters``); other deterministics are
 computed once, afterwards, when a step needs them.
 
 With ``stop_at_gates`` nutpie samples in the background up to the draws cap while this
@@ -29,6 +30,7 @@ import xarray as xr
 
 from attribution_analysis.contracts.mmm import SamplerSettings
 from attribution_analysis.errors import ParameterError
+from attribution_analysis.mmm.convergence import DERIVED
 from attribution_analysis.numerics import use_reproducible_numerics
 from attribution_analysis.progress import Progress, report
 
@@ -330,9 +332,12 @@ def derived_curve_parameters(mmm: Any, posterior: xr.Dataset) -> xr.Dataset | No
     free = [v.name for v in model.free_RVs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pm.compute_deterministics(
+        derived = pm.compute_deterministics(
             posterior[free], model=model, var_names=names, progressbar=False
         )
+    for name in derived.data_vars:
+        derived[name].attrs[DERIVED] = 1  # not gated: convergence.parameter_names
+    return derived
 
 
 def observed_target(mmm: Any) -> xr.DataArray:
