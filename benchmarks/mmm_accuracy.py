@@ -93,6 +93,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # is the previous default.
     "roi_prior": {"roi_prior": {"mu": 0.2, "sigma": 0.9}},
     "intercept_sampled": {"intercept_sampled_as": "intercept"},
+    # The carry-over family: Weibull (PDF form: a peak after the spend possible) against the
+    # default geometric, on worlds whose carry-over peaks late (delayed_events) and others.
+    "weibull": {"adstock": "weibull"},
     "no_roi_prior": {"roi_prior": None},
     "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
     # The Hill slope prior: the default's LogNormal(0, 0.5) (median 1: concave, S-shapes
