@@ -10,9 +10,12 @@ prior for every geo.
 - the likelihood is the same to rounding, and the whole log-density differs by exactly the
   intercept prior's density moved from the intercept to the level (SciPy's);
 - the derived intercept is the plain model's intercept;
-- new spend (what prediction sets) moves the channels' contributions but not the intercept.
+- new spend (what prediction sets) moves the channels' contributions but not the intercept;
+- the model the sampler compiles (``sampled_model``) has the same log-density and gradient,
+  and the level's adstock pass merged with the likelihood's (two convolutions fewer).
 Negative controls: the level left unshifted changes the likelihood; the channel
-contributions do move with the new spend (the data change took effect).
+contributions do move with the new spend (the data change took effect); spends that differ
+are not merged; a model without the level is compiled as built.
 """
 
 from __future__ import annotations
@@ -20,14 +23,18 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytensor
 import pytest
+from pytensor.compile.mode import Mode
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.traversal import graph_inputs
 from scipy import stats
 
 from attribution_analysis.api import validate_data
 from attribution_analysis.contracts.importing import ImportDataParams
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig
 from attribution_analysis.mmm.fit import prepare
-from attribution_analysis.mmm.intercept import LEVEL
+from attribution_analysis.mmm.intercept import LEVEL, LEVEL_SPEND, sampled_model
 from attribution_analysis.mmm.roi_prior import POTENTIAL
 from attribution_analysis.steps import execute, step
 from attribution_analysis.workspace import Workspace
@@ -145,3 +152,58 @@ def test_new_spend_moves_the_channels_but_not_the_intercept(models, points):
     np.testing.assert_allclose(after[0], before[0], rtol=1e-12)
     # Negative control: the new spend did reach the model.
     assert not np.allclose(after[1], before[1])
+
+
+# PyTensor's full rewrites (what nutpie's compile starts from), evaluated by Python: no
+# Numba compile, a few seconds less per model.
+UNCOMPILED = Mode(linker="py", optimizer="fast_run")
+
+
+def _density(model, point) -> tuple[dict[str, np.ndarray], int]:
+    """The log-density and its gradient by value variable at ``point`` (the order of a
+    model's variables may differ after ``pm.do``), and the adstock convolutions left in
+    that graph after PyTensor's rewrites."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logp = model.logp()
+        outs = [logp, *pytensor.grad(logp, model.value_vars)]
+        function = model.compile_fn(
+            outs, inputs=model.value_vars, on_unused_input="ignore", mode=UNCOMPILED
+        )
+    logp_value, *grads = function(point)
+    names = ["logp", *(v.name for v in model.value_vars)]
+    values = dict(zip(names, map(np.asarray, [logp_value, *grads]), strict=True))
+    nodes = function.f.maker.fgraph.apply_nodes
+    return values, sum("Convolve1d" in str(node.op) for node in nodes)
+
+
+def test_the_sampled_model_computes_the_curves_once_and_keeps_the_density(models, points):
+    _, level, _ = models
+    _, level_point = points
+    view = sampled_model(level)
+    assert view is not level
+    read = {v.name for v in graph_inputs([view.logp()]) if isinstance(v, SharedVariable)}
+    assert "channel_data" in read and LEVEL_SPEND not in read
+    (density, convolutions), (view_density, view_convolutions) = (
+        _density(level, level_point),
+        _density(view, level_point),
+    )
+    assert view_density.keys() == density.keys()
+    for name, value in density.items():
+        np.testing.assert_allclose(view_density[name], value, rtol=1e-10, atol=1e-12)
+    # The level's pass over the channels merged with the likelihood's: forward and backward
+    # adstock of the level are gone (the convolutions counted are the compiled graph's).
+    assert view_convolutions == convolutions - 2
+
+    # Negative control: spends that differ (not a fit's own weeks) are left as two inputs.
+    original = level[LEVEL_SPEND].get_value()
+    level[LEVEL_SPEND].set_value(original * 2.0)
+    try:
+        assert sampled_model(level) is level
+    finally:
+        level[LEVEL_SPEND].set_value(original)
+
+
+def test_a_model_without_the_level_is_sampled_as_built(models):
+    plain, _, _ = models
+    assert sampled_model(plain) is plain
