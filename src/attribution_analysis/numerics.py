@@ -16,17 +16,29 @@ for work: with more busy processes than cores (a server running jobs, nutpie's c
 box) they burn the cores the fit needs. Measured on a 156-week x 3-channel quick MAP fit on a
 2-core machine under load: 155 s with OpenBLAS's default pool (36 s of it inside SciPy's
 L-BFGS-B routine, which calls BLAS), 47 s with one thread.
+
+LLVM's optimisation level 2 instead of Numba's default 3, unless the user set ``NUMBA_OPT``.
+The model's first compile is mostly Numba and LLVM; at level 2 it took 30-32 s against
+34 s at level 3 (an independent world's 156 weeks x 4 channels, empty caches, three runs
+each), sampling took as long, and the posterior was the same to the last digit: without
+fastmath LLVM may not reorder floating-point arithmetic at any level, so the level changes
+how fast the code is, not what it computes. ``tests/mmm/test_reproducibility.py`` fits with
+level 3 beside the default and asserts the same draws.
 """
 
 from __future__ import annotations
 
+import os
+
 FASTMATH = False
 BLAS_THREADS = 1
+LLVM_OPT_LEVEL = 2
 _limits: list[object] = []  # the threadpoolctl limiter, kept alive for the process
 
 
 def use_reproducible_numerics() -> None:
-    """Turn Numba fastmath off for graphs compiled from here on and limit BLAS to
+    """Turn Numba fastmath off for graphs compiled from here on, compile at
+    ``LLVM_OPT_LEVEL`` unless ``NUMBA_OPT`` says otherwise, and limit BLAS to
     ``BLAS_THREADS`` threads (process-wide, idempotent).
 
     Call before compiling anything; functions compiled earlier in the process keep their
@@ -36,6 +48,13 @@ def use_reproducible_numerics() -> None:
 
     if pytensor.config.numba__fastmath != FASTMATH:
         pytensor.config.numba__fastmath = FASTMATH
+    if "NUMBA_OPT" not in os.environ:
+        # Read by Numba each time it builds LLVM's passes; it re-reads its environment only
+        # when a NUMBA_ variable changes, which would restore the user's own choice.
+        from numba.core import config
+
+        if config.OPT != LLVM_OPT_LEVEL:
+            config.OPT = config._OptLevel(LLVM_OPT_LEVEL)
     if not _limits:
         # NumPy and SciPy each bring their own OpenBLAS; a limit reaches only the libraries
         # loaded when it is set.
@@ -47,4 +66,10 @@ def use_reproducible_numerics() -> None:
 
 def numerics_metadata() -> dict[str, object]:
     """What output metadata records about the compiled numerics."""
-    return {"numba_fastmath": FASTMATH, "blas_threads": BLAS_THREADS}
+    from numba.core import config
+
+    return {
+        "numba_fastmath": FASTMATH,
+        "blas_threads": BLAS_THREADS,
+        "llvm_opt_level": int(config.OPT),
+    }

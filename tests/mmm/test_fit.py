@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from attribution_analysis.errors import (
 )
 from attribution_analysis.mmm.loaded import open_fit
 from attribution_analysis.mmm.sampling import COMPILED
+from attribution_analysis.numerics import LLVM_OPT_LEVEL
 from attribution_analysis.transforms import geometric_adstock, hill
 from attribution_analysis.workspace import Workspace
 from tests.mmm.conftest import FITTED
@@ -59,6 +61,8 @@ def test_default_fit_is_stored_with_its_convergence_recomputed_from_the_draws(fi
     assert manifest["metadata"]["seed"] == FITTED.seed
     assert manifest["metadata"]["sampler"]["backend"] == "nutpie"
     assert manifest["metadata"]["extra"]["numba_fastmath"] is False
+    expected_level = int(os.environ.get("NUMBA_OPT", LLVM_OPT_LEVEL))  # the user's, if set
+    assert manifest["metadata"]["extra"]["llvm_opt_level"] == expected_level
 
 
 @pytest.mark.slow

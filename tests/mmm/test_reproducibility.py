@@ -4,7 +4,9 @@ PyTensor compiles with Numba and caches every op's function on disk; with Numba'
 on, a function compiled fresh and the same function loaded from the cache could round
 differently, and NUTS turned that last bit into a different chain (``numerics.py``). Here two
 fresh processes fit the same workspace: the first with empty PyTensor and Numba caches, the
-second with the caches the first one filled. Their draws must be identical.
+second with the caches the first one filled. Their draws must be identical. A third, with
+empty caches of its own, compiles at LLVM's level 3 (Numba's default; the package's is 2):
+the level must change speed, not draws.
 
 Sampling stops at the gates (``SamplerSettings.stop_at_gates``) at a point fixed by the draws,
 never by wall time: the stopped fit keeps exactly the first draws of a fixed-length fit with
@@ -47,11 +49,14 @@ print(json.dumps(results))
 """
 
 
-def _fit_in_fresh_process(root: Path, caches: Path, seeds: list[int]) -> list[dict]:
+def _fit_in_fresh_process(
+    root: Path, caches: Path, seeds: list[int], numba_opt: str | None = None
+) -> list[dict]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "NUMBA_OPT"},
         "PYTENSOR_FLAGS": f"base_compiledir={caches / 'pytensor'}",
         "NUMBA_CACHE_DIR": str(caches / "numba"),
+        **({"NUMBA_OPT": numba_opt} if numba_opt else {}),
     }
     done = subprocess.run(
         [sys.executable, "-c", FIT, str(root), json.dumps(seeds)],
@@ -91,10 +96,16 @@ def test_a_cold_and_a_warm_compile_cache_give_the_same_draws(tmp_path: Path):
         "the warm process should have compiled nothing new"
     )
 
+    level3_ws = tmp_path / "level3"
+    shutil.copytree(source, level3_ws)
+    (level3,) = _fit_in_fresh_process(level3_ws, tmp_path / "caches3", [7], numba_opt="3")
+
     a, b = _draws(cold_ws, cold["model_path"]), _draws(warm_ws, warm["model_path"])
-    assert a.keys() == b.keys() and a
+    d = _draws(level3_ws, level3["model_path"])
+    assert a.keys() == b.keys() == d.keys() and a
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        np.testing.assert_array_equal(a[name], d[name], err_msg=f"{name}, LLVM level 3")
     # Not vacuous: the draws vary, and another seed gives other draws.
     c = _draws(warm_ws, other_seed["model_path"])
     assert all(np.std(a[name]) > 0 for name in a)
