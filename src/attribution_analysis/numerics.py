@@ -18,9 +18,10 @@ box) they burn the cores the fit needs. Measured on a 156-week x 3-channel quick
 L-BFGS-B routine, which calls BLAS), 47 s with one thread.
 
 LLVM's optimisation level 2 instead of Numba's default 3, unless the user set ``NUMBA_OPT``.
-The model's first compile is mostly Numba and LLVM; at level 2 it took 30-32 s against
-34 s at level 3 (an independent world's 156 weeks x 4 channels, empty caches, three runs
-each), sampling took as long, and the posterior was the same to the last digit: without
+The model's first compile is mostly Numba and LLVM; at level 2 it took 29.6-33.3 s against
+33.7-34.7 s at level 3 (an independent world's 156 weeks x 4 channels, empty caches, four
+runs each, alternated: 1-4 s less, within the run-to-run noise of a fit through the
+server), sampling took as long, and the posterior was the same to the last digit: without
 fastmath LLVM may not reorder floating-point arithmetic at any level, so the level changes
 how fast the code is, not what it computes. ``tests/mmm/test_reproducibility.py`` fits with
 level 3 beside the default and asserts the same draws.

@@ -109,3 +109,57 @@ def test_a_refused_input_keeps_the_worker_and_idle_workers_are_bounded(tmp_path)
         assert len(manager.idle) == 1
     finally:
         manager.shutdown()
+
+
+def _loaded(pid: int, library: str) -> bool:
+    """Whether a process has a library's compiled extension mapped (Linux)."""
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc (Linux)")
+def test_a_worker_started_ahead_has_the_fitting_libraries_when_the_next_job_comes(tmp_path):
+    manager = jobs.JobManager(tmp_path / "root", max_jobs=1)
+    try:
+        assert manager.warm_worker()
+        assert not manager.warm_worker()  # one is idle already
+        (warm,) = manager.idle
+        ws = Workspace.create(tmp_path / "empty").root
+        # A fit refused before it imports anything (the data were never validated)...
+        job = _wait(manager.start("fit_mmm", "e", ws, TINY_FIT))
+        assert job.status == "failed" and job.error["code"] != "internal_error"
+        # ...ran in the worker started ahead, which had imported nutpie (and PyMC) first.
+        assert job.process.pid == warm.process.pid
+        assert _loaded(job.process.pid, "nutpie")
+    finally:
+        manager.shutdown()
+    assert not manager.warm_worker()  # none after the server stopped
+
+    # Negative control: a worker started by the job itself has not imported nutpie.
+    cold = jobs.JobManager(tmp_path / "root2", max_jobs=1)
+    try:
+        job = _wait(cold.start("fit_mmm", "e", ws, TINY_FIT))
+        assert job.status == "failed"
+        assert not _loaded(job.process.pid, "nutpie")
+    finally:
+        cold.shutdown()
+
+
+@pytest.mark.anyio
+async def test_validating_data_through_the_server_starts_a_worker_ahead(tmp_path, monkeypatch):
+    from mcp import Client
+
+    from attribution_analysis.server.app import build_server
+    from attribution_analysis.server.config import ServerConfig
+
+    started: list[str] = []
+    server = build_server(ServerConfig.at(tmp_path / "root"))
+    monkeypatch.setattr(server.jobs, "warm_worker", lambda: started.append("warm") or True)
+    try:
+        async with Client(server.mcp) as client:
+            await client.call_tool("simulate_workspace", {"workspace": "w", "kind": "mmm"})
+            assert started == []  # negative control: simulating is not a step before a fit
+            result = await client.call_tool("validate_data", {"workspace": "w"})
+            assert not result.is_error
+            assert started == ["warm"]
+    finally:
+        server.jobs.shutdown()

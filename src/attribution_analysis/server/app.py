@@ -71,6 +71,11 @@ Long steps (fit_mmm, validate_model, allocate) return a job id: poll get_job.
 Body = Callable[[Any, dict[str, Any], Context], Awaitable[dict[str, Any]]]
 
 
+# Steps after which a fit usually comes: when one succeeds, a job worker is started to import
+# the fitting libraries while the agent reads the answer (``JobManager.warm_worker``).
+BEFORE_A_FIT = frozenset({"import_data", "validate_data"})
+
+
 def skill_locations() -> list[Path]:
     """Where SKILL.md and references/ may be, in order: the source tree (a checkout or an
     editable install), then the copy a wheel installs under the environment's data prefix
@@ -340,7 +345,10 @@ class AttributionServer:
                 await anyio.to_thread.run_sync(self._check_inputs, spec, folder, params)
                 job = self.jobs.start(spec.name, args.workspace, folder, params.model_dump_json())
                 return await self._wait(job.job_id, args.wait_seconds, ctx)
-            return await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
+            answer = await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
+            if spec.name in BEFORE_A_FIT:
+                self.jobs.warm_worker()
+            return answer
         except (AttributionError, ValidationError) as exc:
             raise ToolError(_message(exc, spec.params)) from None
 
