@@ -18,6 +18,10 @@ The reference, in the same run, is PyMC-Marketing 1.3's default ``MMM.fit()`` (n
 priors, in a fresh Python process. Both start from empty PyTensor/Numba compile caches
 (each its own temporary directory): a first fit on a new machine.
 
+``--validate-first SECONDS``: each fit is preceded by ``validate_data`` through the server, as
+a user's must be, and a pause (an agent reading that answer); the server then starts the
+job worker ahead of the fit. Without it the fit is the server's first call.
+
 Timed per row: seconds from the tool call to its answer (ours) or of ``fit()`` alone and of
 the whole process, imports included (library); min bulk ESS, max R-hat, divergences, draws
 per chain, whether the gates pass. Then the ratios the issue sets targets for: first fit
@@ -94,10 +98,16 @@ def run_library(root: Path, seed: int) -> dict:
 
 
 async def server_fits(
-    root: Path, names: list[str], seed: int, sampler: dict | None = None
+    root: Path,
+    names: list[str],
+    seed: int,
+    sampler: dict | None = None,
+    validate_first: float | None = None,
 ) -> list[dict]:
     """``fit_mmm`` through a stdio MCP server on each workspace in turn, defaults otherwise
-    (``sampler``: settings that replace the default ones, e.g. a target acceptance)."""
+    (``sampler``: settings that replace the default ones, e.g. a target acceptance).
+    ``validate_first``: call ``validate_data`` on each workspace first, as a user must, and
+    wait that many seconds (an agent reading the answer) before the timed ``fit_mmm``."""
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
@@ -110,6 +120,11 @@ async def server_fits(
         )
         async with Client(params, read_timeout_seconds=1800) as client:
             for name in names:
+                if validate_first is not None:
+                    checked = await client.call_tool("validate_data", {"workspace": name})
+                    if checked.is_error:
+                        raise RuntimeError(f"validate_data on {name}: {checked.content}")
+                    await asyncio.sleep(validate_first)
                 start = time.perf_counter()
                 answer = await client.call_tool(
                     "fit_mmm",
@@ -164,6 +179,13 @@ def main() -> None:
     parser.add_argument(
         "--target-accept", type=float, help="our fits' target acceptance (default: the step's)"
     )
+    parser.add_argument(
+        "--validate-first",
+        type=float,
+        metavar="SECONDS",
+        help="call validate_data through the server before each fit (as a user must) and "
+        "pause SECONDS before the timed fit_mmm",
+    )
     parser.add_argument("--library-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.library_worker:
@@ -185,9 +207,13 @@ def main() -> None:
             shape = f"{args.weeks} weeks x {args.channels} channels, simulated data"
         library = run_library(root / names[0], args.seed)
         sampler = {"target_accept": args.target_accept} if args.target_accept else None
-        first, second = asyncio.run(server_fits(root, names, args.seed, sampler))
+        first, second = asyncio.run(
+            server_fits(root, names, args.seed, sampler, args.validate_first)
+        )
 
     accept = f", our target acceptance {args.target_accept}" if args.target_accept else ""
+    if args.validate_first is not None:
+        accept += f", validate_data through the server first, then {args.validate_first:g} s"
     print(f"MMM time to the gates: {shape}{accept}")
     print(
         f"{'run':38s} {'secs':>7s} {'min ESS':>8s} {'R-hat':>7s} {'div':>4s} {'draws':>6s} "
