@@ -72,5 +72,7 @@ def numerics_metadata() -> dict[str, object]:
     return {
         "numba_fastmath": FASTMATH,
         "blas_threads": BLAS_THREADS,
-        "llvm_opt_level": int(config.OPT),
+        # The level this process compiles at (0-3, or "max"); a function loaded from Numba's
+        # cache keeps the level it was compiled at (the draws are the same either way).
+        "llvm_opt_level": config.OPT._raw_value,
     }

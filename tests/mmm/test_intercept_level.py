@@ -207,3 +207,48 @@ def test_the_sampled_model_computes_the_curves_once_and_keeps_the_density(models
 def test_a_model_without_the_level_is_sampled_as_built(models):
     plain, _, _ = models
     assert sampled_model(plain) is plain
+
+
+def test_the_compile_cache_keeps_a_merged_and_an_unmerged_model_apart(models, monkeypatch):
+    """The cache's logic, with nutpie's compile replaced by a stub that records the inputs
+    of the model it was given (the compile itself is covered by the fits' tests)."""
+    import nutpie
+
+    from attribution_analysis.mmm.sampling import CompiledModels
+
+    class Compiled:
+        def __init__(self, model) -> None:
+            self.shared_var_keys = {
+                v: i
+                for i, v in enumerate(graph_inputs([model.logp()]))
+                if isinstance(v, SharedVariable)
+            }
+            self.data: dict | None = None
+
+        def with_data(self, **data):
+            self.data = data
+            return self
+
+    compiles: list[Compiled] = []
+    monkeypatch.setattr(
+        nutpie,
+        "compile_pymc_model",
+        lambda model, **_: compiles.append(Compiled(model)) or compiles[-1],
+    )
+    _, level, _ = models
+    free = [v.name for v in level.free_RVs]
+    cache = CompiledModels()
+    first, reused = cache.get_or_compile("structure", level, free)
+    assert not reused and LEVEL_SPEND not in {v.name for v in first.shared_var_keys}
+    again, reused = cache.get_or_compile("structure", level, free)
+    assert reused and len(compiles) == 1
+    assert "channel_data" in again.data and LEVEL_SPEND not in again.data
+    # Spends that differ are another structure: compiled apart, never fed to the merged one.
+    original = level[LEVEL_SPEND].get_value()
+    level[LEVEL_SPEND].set_value(original * 2.0)
+    try:
+        other, reused = cache.get_or_compile("structure", level, free)
+    finally:
+        level[LEVEL_SPEND].set_value(original)
+    assert not reused and len(compiles) == 2
+    assert LEVEL_SPEND in {v.name for v in other.shared_var_keys}

@@ -70,6 +70,11 @@ def _fit_in_fresh_process(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _llvm_level(root: Path) -> object:
+    manifest = json.loads((root / "analysis" / "mmm_fit.json").read_text())
+    return manifest["metadata"]["extra"]["llvm_opt_level"]
+
+
 def _draws(root: Path, relative: str) -> dict[str, np.ndarray]:
     posterior = store.load_tree(Workspace.open(root), relative)["posterior"].to_dataset()
     return {name: posterior[name].values for name in posterior.data_vars}
@@ -99,6 +104,9 @@ def test_a_cold_and_a_warm_compile_cache_give_the_same_draws(tmp_path: Path):
     level3_ws = tmp_path / "level3"
     shutil.copytree(source, level3_ws)
     (level3,) = _fit_in_fresh_process(level3_ws, tmp_path / "caches3", [7], numba_opt="3")
+
+    # Not vacuous: the two processes did compile at different levels.
+    assert _llvm_level(cold_ws) == 2 and _llvm_level(level3_ws) == 3
 
     a, b = _draws(cold_ws, cold["model_path"]), _draws(warm_ws, warm["model_path"])
     d = _draws(level3_ws, level3["model_path"])

@@ -68,6 +68,17 @@ def sample_level_not_intercept(mmm: Any) -> None:
     mmm.model = rewritten
 
 
+def reads_level_from_channel_data(model: Any) -> bool:
+    """Whether ``sampled_model`` merges the level's spend into ``channel_data``: the model
+    has the level, and the two hold the same values."""
+    import numpy as np
+
+    if LEVEL_SPEND not in model.named_vars:
+        return False
+    fitted = model[LEVEL_SPEND].get_value()
+    return bool(np.array_equal(fitted, model[CHANNEL_DATA].get_value()))
+
+
 def sampled_model(model: Any) -> Any:
     """The model the sampler compiles: ``model`` with the level's spend read from
     ``channel_data``, which holds the very same weeks while a model is fitted.
@@ -80,13 +91,9 @@ def sampled_model(model: Any) -> Any:
     30% less. The posterior is the same, since the values are equal; the model kept for
     prediction is ``model``, whose intercept stays with the fitted weeks. A model without
     the level, or whose two spends differ, is returned as it is."""
-    import numpy as np
     import pymc as pm
 
-    if LEVEL_SPEND not in model.named_vars:
-        return model
-    fitted = model[LEVEL_SPEND].get_value()
-    if not np.array_equal(fitted, model[CHANNEL_DATA].get_value()):
+    if not reads_level_from_channel_data(model):
         return model
     view = pm.do(model, {LEVEL_SPEND: model[CHANNEL_DATA].values})
     for name, own in list(view.named_vars_to_dims.items()):

@@ -31,7 +31,11 @@ import xarray as xr
 from attribution_analysis.contracts.mmm import SamplerSettings
 from attribution_analysis.errors import ParameterError
 from attribution_analysis.mmm.convergence import DERIVED
-from attribution_analysis.mmm.intercept import sampled_model
+from attribution_analysis.mmm.intercept import (
+    LEVEL_SPEND,
+    reads_level_from_channel_data,
+    sampled_model,
+)
 from attribution_analysis.numerics import use_reproducible_numerics
 from attribution_analysis.progress import Progress, report
 
@@ -54,26 +58,30 @@ class CompiledModels:
     """Process-wide cache of nutpie-compiled models keyed by model structure."""
 
     def __init__(self) -> None:
-        self._models: dict[str, Any] = {}
+        self._models: dict[tuple[str, bool], Any] = {}
         self._lock = threading.Lock()
 
     def get_or_compile(self, key: str, model: Any, var_names: list[str]) -> tuple[Any, bool]:
         import nutpie
 
+        # A merged and an unmerged model (``sampled_model``) are two compiled structures.
+        merged = reads_level_from_channel_data(model)
         with self._lock:
-            compiled = self._models.get(key)
+            compiled = self._models.get((key, merged))
             if compiled is None:
                 compiled = nutpie.compile_pymc_model(
                     sampled_model(model), freeze_model=False, var_names=var_names
                 )
-                self._models[key] = compiled
+                self._models[(key, merged)] = compiled
                 return compiled, False
-        # Only the data the compiled model reads (``sampled_model`` drops one variable).
+        data = {name: var.get_value() for name, var in _shared_data(model).items()}
+        # Only the data the compiled model reads: the merged model reads the level's spend
+        # from channel_data, which holds the same values (checked above for this model).
         inputs = {var.name for var in compiled.shared_var_keys}
-        data = {
-            name: var.get_value() for name, var in _shared_data(model).items() if name in inputs
-        }
-        return compiled.with_data(**data), True
+        unread = set(data) - inputs
+        if unread - ({LEVEL_SPEND} if merged else set()):
+            raise RuntimeError(f"the compiled model does not read the data {sorted(unread)}")
+        return compiled.with_data(**{k: v for k, v in data.items() if k in inputs}), True
 
     def clear(self) -> None:
         with self._lock:

@@ -347,7 +347,10 @@ class AttributionServer:
                 return await self._wait(job.job_id, args.wait_seconds, ctx)
             answer = await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
             if spec.name in BEFORE_A_FIT:
-                self.jobs.warm_worker()
+                try:
+                    await anyio.to_thread.run_sync(self.jobs.warm_worker)
+                except Exception:  # the step succeeded; a worker that cannot start is no news
+                    logger.warning("could not start a job worker ahead", exc_info=True)
             return answer
         except (AttributionError, ValidationError) as exc:
             raise ToolError(_message(exc, spec.params)) from None

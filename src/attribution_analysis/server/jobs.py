@@ -366,9 +366,12 @@ class JobManager:
     def warm_worker(self) -> bool:
         """Start a worker that imports the fitting libraries now, when no worker is idle, so
         that the next job (a fit, after the data were imported or validated) does not wait
-        for them: it takes that worker like any idle one. Whether one was started."""
+        for them: it takes that worker like any idle one. None while a job runs. Whether one
+        was started."""
         with self.lock:
-            if self.idle or self.closed:
+            # Not beside running jobs: its imports would take their cores, and the worker
+            # that ends first would make it surplus.
+            if self.idle or self.closed or self.running():
                 return False
             self.idle.append(self._spawn(warm=True))
         return True
