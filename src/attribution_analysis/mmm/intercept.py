@@ -60,12 +60,19 @@ def sample_level_not_intercept(mmm: Any) -> None:
     media = contributions.sum(dim="channel").mean(dim=averaged)
     media = graph_replace(media, {spend: ptx.as_xtensor(fitted_spend, dims=dims)}, strict=False)
     derived = (level - media).transpose(*intercept_dims)
-    rewritten = pm.do(model, {"intercept_contribution": derived})
-    # pm.do hands the dims back as lists; PyMC-Marketing's own build gives tuples.
+    mmm.model = _intervene(model, {"intercept_contribution": derived})
+
+
+def _intervene(model: Any, interventions: dict[str, Any]) -> Any:
+    """``pm.do`` with the dims handed back as PyMC-Marketing's own build gives them (tuples,
+    where ``pm.do`` gives lists)."""
+    import pymc as pm
+
+    rewritten = pm.do(model, interventions)
     for name, own in list(rewritten.named_vars_to_dims.items()):
         if own is not None:
             rewritten.named_vars_to_dims[name] = tuple(own)
-    mmm.model = rewritten
+    return rewritten
 
 
 def reads_level_from_channel_data(model: Any) -> bool:
@@ -91,12 +98,6 @@ def sampled_model(model: Any) -> Any:
     30% less. The posterior is the same, since the values are equal; the model kept for
     prediction is ``model``, whose intercept stays with the fitted weeks. A model without
     the level, or whose two spends differ, is returned as it is."""
-    import pymc as pm
-
     if not reads_level_from_channel_data(model):
         return model
-    view = pm.do(model, {LEVEL_SPEND: model[CHANNEL_DATA].values})
-    for name, own in list(view.named_vars_to_dims.items()):
-        if own is not None:
-            view.named_vars_to_dims[name] = tuple(own)
-    return view
+    return _intervene(model, {LEVEL_SPEND: model[CHANNEL_DATA].values})
