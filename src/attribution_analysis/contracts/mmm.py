@@ -132,7 +132,9 @@ class MMMConfig(StrictModel):
     priors: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Prior overrides in pymc-extras Prior.to_dict() form, keyed by the "
-        "model_config name (e.g. 'saturation_beta', 'adstock_alpha', 'intercept').",
+        "model_config name (e.g. 'saturation_beta', 'adstock_alpha', 'intercept'). On a geo "
+        "panel, {'dist': 'GeoEffect', 'kwargs': {'width': W}} is the default pooled geo "
+        "effect with its prior scales times W.",
     )
 
 

@@ -17,6 +17,7 @@ from attribution_analysis.mmm.priors import (
     check_prior,
     default_priors,
     pooled_across_geos,
+    read_prior,
 )
 from attribution_analysis.numerics import use_reproducible_numerics
 
@@ -32,7 +33,6 @@ def effective_l_max(config: MMMConfig) -> int:
 def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     """A built (not fitted) ``pymc_marketing.mmm.MMM`` over ``data``."""
     use_reproducible_numerics()
-    from pymc_extras.prior import Prior
     from pymc_marketing.mmm import (
         MMM,
         GeometricAdstock,
@@ -61,7 +61,7 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     priors = {**default_priors(config.saturation, config.adstock), **config.priors}
     for name, spec in priors.items():
         try:
-            model_config[name] = Prior.from_dict(spec)
+            model_config[name] = read_prior(spec)
         except Exception as exc:  # pymc-extras raises several types for a bad spec
             raise ParameterError(
                 f"prior '{name}' could not be read: {exc}.",

@@ -73,56 +73,130 @@ def default_priors(saturation: str, adstock: str = "geometric") -> dict[str, dic
 # (one run each): geo_world seed 1 centred R-hat 1.046, ESS 38, non-centred R-hat 1.015,
 # ESS 151 (0 divergences both, the same per-geo coverage); the demo world centred 105
 # divergences then 25 after the remedy (fails the gate), non-centred 0 (passes, at 1,250
-# draws per chain). So non-centred now (geo_effect_prior, below).
+# draws per chain). So non-centred, until the spread was integrated out (below).
 GEO_EFFECT = "saturation_beta"
 GEO_SHARED_DIMS = ("channel",)
 
 
-# log beta[geo, channel] ~ Normal(mu[channel], sigma[channel]). mu's prior, median
-# 0.6 and 95% in [0.085, 4.3], spans the central mass of PyMC-Marketing's single-geo default
-# HalfNormal(1.5) (90% in [0.09, 2.9]) on the same scaled units; sigma's is Meridian's.
-# Sampled non-centred: log beta = mu + sigma * offset, offset ~ Normal(0, 1) per (geo,
-# channel) (pymc-extras' Prior with centered=False and an exp transform: the same
-# distribution as a LogNormal(mu, sigma)). Why, now: the centred form's divergences sat in a
-# funnel at the bottom of a channel's geo spread, the non-centred form's earlier ones on the
-# always-on channel's ridge with the baseline, which the level parametrisation
-# (mmm/intercept.py) took out of the sampler's axes; with both, the 6-geo demo world had no
-# divergence (references/mmm_methodology.md, "Geo panels").
+# log beta[geo, channel] ~ Normal(mu[channel], sigma[channel]^2), with sigma[channel]^2 ~
+# InverseGamma(2, width^2) integrated out. mu's prior, Normal(-0.5, width), median 0.6 and 95%
+# in [0.085, 4.3] at width 1, spans the central mass of PyMC-Marketing's single-geo default
+# HalfNormal(1.5) (90% in [0.09, 2.9]) on the same scaled units.
+#
+# Why the spread is integrated out: sampled, the spread was the slowest parameter of every geo
+# fit, whichever form. Non-centred (log beta = mu + sigma * offset), a channel whose geos the
+# data tell apart moves sigma only by moving every geo's offset with it; centred, a channel
+# whose geos the data cannot tell apart (national TV flights) has sigma near 0 and a funnel.
+# One panel has both: on geo_world seed 1 (20 geos x 104 weeks, 2 x 1,000 draws) sigma's bulk
+# ESS was search 330 / social 175 / tv 238 non-centred and 137 / 315 / 63 centred, the
+# lowest of any parameter each time. Integrated out, no spread is sampled: given mu, a
+# channel's geo log-effects are jointly multivariate Student-t, nu = 2a = 4, scale
+# (b / a) I = width^2 / 2 I (the standard normal/inverse-gamma mixture), which has neither the
+# funnel nor the ridge. Its inverse-gamma spread prior has the prior variance of a geo's log
+# effect around its channel mean of the HalfNormal(width) prior on sigma it replaces
+# (Meridian's eta ~ HalfNormal(1) at width 1): E[sigma^2] = b / (a - 1) = width^2; it is
+# heavier-tailed (an outlying geo costs less) and keeps sigma away from 0, where the data
+# cannot say how far geos differ. The spread's posterior, if wanted, is exact per draw:
+# sigma^2 | log beta ~ InverseGamma(a + G / 2, b + sum of squared deviations / 2).
+# Measured: references/mmm_methodology.md, "Geo panels".
+GEO_EFFECT_DIST = "GeoEffect"
+GEO_SPREAD_SHAPE = 2.0  # a of the inverse-gamma prior on sigma^2 (nu = 2a = 4)
+
+
+class GeoEffectPrior:
+    """The geo effect size's prior (a pymc-extras ``VariableFactory``: PyMC-Marketing calls
+    ``create_variable``), written by hand because no prior of pymc-extras or ``pymc.dims``
+    gives a multivariate Student-t over one dim of a (geo, channel) variable."""
+
+    dims = ("geo", "channel")
+
+    def __init__(self, width: float = 1.0) -> None:
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width}")
+        self.width = float(width)
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        return {"width": self.width}
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> GeoEffectPrior:
+        unknown = set(spec) - {"dist", "kwargs"} or set(spec.get("kwargs", {})) - {"width"}
+        if spec.get("dist") != GEO_EFFECT_DIST or unknown:
+            raise ValueError(
+                f'expected {{"dist": "{GEO_EFFECT_DIST}", "kwargs": {{"width": W}}}}, got {spec}'
+            )
+        return cls(**spec.get("kwargs", {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dist": GEO_EFFECT_DIST, "kwargs": {"width": self.width}}
+
+    def deepcopy(self) -> GeoEffectPrior:
+        return GeoEffectPrior(self.width)
+
+    def __repr__(self) -> str:
+        return f"GeoEffectPrior(width={self.width:g})"
+
+    def create_variable(self, name: str, xdist: bool = False) -> Any:
+        """``name`` (geo, channel) = exp(``name``_raw (channel, geo)), the raw log effects
+        multivariate Student-t around ``name``_raw_mu (channel)."""
+        import numpy as np
+        import pymc as pm
+        import pytensor.tensor as pt
+        from pytensor.xtensor import as_xtensor
+
+        n_geos = len(pm.modelcontext(None).coords["geo"])
+        mu = pm.Normal(f"{name}_raw_mu", mu=-0.5, sigma=self.width, dims="channel")
+        shape_a, scale_b = GEO_SPREAD_SHAPE, self.width**2
+        log_effect = pm.MvStudentT(
+            f"{name}_raw",
+            nu=2 * shape_a,
+            mu=mu[:, None] * np.ones(n_geos),
+            scale=(scale_b / shape_a) * np.eye(n_geos),
+            dims=("channel", "geo"),
+        )
+        effect = pm.Deterministic(name, pt.exp(log_effect).T, dims=self.dims)
+        return as_xtensor(effect, dims=self.dims) if xdist else effect
+
+
 def geo_effect_prior(width: float = 1.0) -> dict[str, Any]:
-    """The geo effect size's hierarchical prior, its hyperpriors' scales times ``width``
-    (1: the default; the vague-prior refit uses 2)."""
-    return {
-        "dist": "Normal",
-        "kwargs": {
-            "mu": {"dist": "Normal", "kwargs": {"mu": -0.5, "sigma": width}, "dims": ["channel"]},
-            "sigma": {"dist": "HalfNormal", "kwargs": {"sigma": width}, "dims": ["channel"]},
-        },
-        "dims": ["geo", "channel"],
-        "centered": False,
-        "transform": "exp",
-    }
+    """The geo effect size's prior as a config entry, its scales times ``width`` (1: the
+    default; the vague-prior refit uses 2)."""
+    return GeoEffectPrior(width).to_dict()
+
+
+def read_prior(spec: dict[str, Any]) -> Any:
+    """A prior from its dict: pymc-extras' ``Prior``, or the geo effect's own."""
+    if spec.get("dist") == GEO_EFFECT_DIST:
+        return GeoEffectPrior.from_dict(spec)
+    from pymc_extras.prior import Prior
+
+    return Prior.from_dict(spec)
 
 
 GEO_EFFECT_PRIOR = geo_effect_prior()
 # What fixes the pooled structure: part of a geo fit's cache key, so a fit made without it
 # is not reused for this model.
-GEO_POOLING = {"shared_dims": list(GEO_SHARED_DIMS), GEO_EFFECT: GEO_EFFECT_PRIOR}
+GEO_POOLING = {
+    "shared_dims": list(GEO_SHARED_DIMS),
+    GEO_EFFECT: GEO_EFFECT_PRIOR,
+    "spread": f"InverseGamma({GEO_SPREAD_SHAPE:g}, width^2) on sigma^2, integrated out",
+}
 
 
 def pooled_across_geos(media_priors: dict[str, Any], given: set[str]) -> dict[str, Any]:
     """A geo model's media priors (``Prior`` objects by model_config name: every adstock and
     saturation parameter, defaults included) with the pooling of ``GEO_POOLING``.
 
-    The effect size gets the hierarchical prior unless the user gave one (``given``); every
-    other curve parameter whose prior has no dims is shared across geos. A prior given with
-    dims keeps them: ``("geo", "channel")`` asks for one value per geo, unpooled.
+    The effect size gets the hierarchical prior (``GeoEffectPrior``) unless the user gave one
+    (``given``); every other curve parameter whose prior has no dims is shared across geos. A
+    prior given with dims keeps them: ``("geo", "channel")`` asks for one value per geo, unpooled.
     """
-    from pymc_extras.prior import Prior
 
     out = {}
     for name, prior in media_priors.items():
         if name == GEO_EFFECT and name not in given:
-            out[name] = Prior.from_dict(GEO_EFFECT_PRIOR)
+            out[name] = GeoEffectPrior()
         elif name != GEO_EFFECT and not prior.dims:
             shared = prior.deepcopy()
             shared.dims = GEO_SHARED_DIMS

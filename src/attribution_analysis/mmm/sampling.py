@@ -331,7 +331,7 @@ def attach_posterior(mmm: Any, idata: xr.DataTree) -> xr.DataTree:
 
 def derived_curve_parameters(mmm: Any, posterior: xr.Dataset) -> xr.Dataset | None:
     """The media curves' parameters that the model derives rather than samples (a geo
-    panel's effect size, sampled non-centred: ``priors.geo_effect_prior``), evaluated per
+    panel's effect size, exp of its sampled log effects: ``priors.GeoEffectPrior``), evaluated per
     draw: the decomposition, the optimizer and the report read every curve parameter from
     the stored posterior by PyMC-Marketing's name."""
     import warnings
