@@ -88,3 +88,47 @@ def test_a_manifest_from_before_the_option_reads_as_a_model_without_it():
     assert recorded_fit_params(old).config.roi_prior is None
     new = FitMMMParams().model_dump(mode="json")
     assert recorded_fit_params(new).config.roi_prior == "auto"
+
+
+def _scaled_world(spend_per_week: float, revenue_per_week: float):
+    """A revenue panel stand-in (what ``_roi_prior_findings`` reads): two channels, 52 weeks."""
+    import pandas as pd
+
+    from attribution_analysis.mmm.panel import ModelData
+
+    rng = np.random.default_rng(5)
+    spend = rng.uniform(0.5, 1.5, (52, 2)) * spend_per_week / 2
+    X = pd.DataFrame(spend, columns=["tv", "search"])
+    y = pd.Series(rng.uniform(0.9, 1.1, 52) * revenue_per_week, name="revenue")
+    return ModelData(X, y, ["tv", "search"], [], False, "revenue", None, {}, np.zeros(52, bool))
+
+
+@pytest.mark.parametrize(
+    ("spend", "revenue", "expected"),
+    [
+        (10_000.0, 100_000.0, None),  # a plausible panel: 10x revenue per unit of spend
+        (10_000.0, 4_000.0, None),  # media can be most of a small business's revenue
+        (0.5, 5_000.0, "at most"),  # spend scaled to 0-1 (PyMC-Marketing's mmm_example)
+        (1_000_000.0, 100_000.0, "more than the whole outcome"),  # spend in cents
+    ],
+)
+def test_a_prior_that_cannot_hold_the_datas_scale_is_named(spend, revenue, expected):
+    from attribution_analysis.mmm.fit import _roi_prior_findings
+
+    data = _scaled_world(spend, revenue)
+    findings = _roi_prior_findings(FitMMMParams(), data)  # "auto": Meridian's on revenue
+    if expected is None:
+        assert findings == []
+        return
+    (finding,) = findings
+    assert finding.code == "roi_prior_scale_conflict" and expected in finding.message
+    assert "roi_prior null" in finding.message
+    per_unit = data.y.sum() / data.X.to_numpy().sum()
+    assert finding.value == pytest.approx(per_unit)
+    # The quantiles the message states, from SciPy (an independent computation).
+    roi = stats.lognorm(s=0.9, scale=np.exp(0.2))
+    assert f"{roi.ppf(0.05):.2f} and {roi.ppf(0.95):.2f}" in finding.message
+    if expected == "at most":
+        assert f"{roi.ppf(0.95) / per_unit:.2%}" in finding.message
+    # Without the ROI prior there is nothing to clash with.
+    assert _roi_prior_findings(FitMMMParams(config=MMMConfig(roi_prior=None)), data) == []

@@ -143,8 +143,22 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
         target_scale=target_scale_of(mmm),
         **sampled,
     )
+    if result.method != "ridge_bootstrap":  # the ridge model has no ROI prior
+        lift_findings += _roi_prior_findings(params, data)
     result.findings[:0] = lift_findings
     return SingleFit(params, data, mmm, hashes, tree, result, fresh)
+
+
+def _roi_prior_findings(params: FitMMMParams, data: ModelData) -> list[Finding]:
+    """The ROI prior's clash with the data's scale, if any (``scale_conflict_finding``)."""
+    from attribution_analysis.mmm.roi_prior import scale_conflict_finding
+
+    prior = resolved_roi_prior(params.config, data.target)
+    if prior is None:
+        return []
+    spend = float(data.X[list(data.channels)].to_numpy().sum())
+    finding = scale_conflict_finding(prior, spend, float(data.y.sum()))
+    return [finding] if finding else []
 
 
 def _with_decomposition(

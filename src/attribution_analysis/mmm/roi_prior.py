@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attribution_analysis.contracts.common import Finding
 from attribution_analysis.contracts.mmm import RoiPrior
 from attribution_analysis.errors import ParameterError
 
@@ -69,3 +70,57 @@ def _sum_but_channel(model: Any, name: str, scale: str | None = None) -> Any:
         values = values * factor
     others = [axis for axis, dim in enumerate(dims) if dim != "channel"]
     return pt.sum(values, axis=others)
+
+
+# The ROI prior speaks of money returned per unit of money spent. When the spend columns are
+# not money in the outcome's currency (indices, spend scaled to [0, 1], thousands against
+# units), its range cannot hold the data's: seen on PyMC-Marketing's public mmm_example.csv
+# as revenue, where the outcome is about 10,000 per unit of "spend" and the prior let media
+# explain 0.02% of it (every channel then prior-driven, by +100,000% and more). The fit runs
+# as asked; the finding says why its numbers are the prior's and what to change.
+SCALE_CONFLICT_SHARE = 0.01  # the prior's 95th-percentile ROI explains less than this share
+ROI_QUANTILE = 1.6448536269514722  # the standard normal's 95th percentile
+
+
+def scale_conflict_finding(prior: RoiPrior, spend: float, outcome: float) -> Finding | None:
+    """A warning when the ROI prior and the data's scale cannot agree: at the prior's 95th
+    (5th) percentile return, all media together would explain under 1% (over 100%) of the
+    outcome over the window; None otherwise, or without spend or outcome."""
+    import math
+
+    if not (spend > 0 and outcome > 0):
+        return None
+    low = math.exp(prior.mu - ROI_QUANTILE * prior.sigma)
+    high = math.exp(prior.mu + ROI_QUANTILE * prior.sigma)
+    per_unit = outcome / spend
+    prior_range = f"LogNormal({prior.mu:g}, {prior.sigma:g}), 90% between {low:.2f} and {high:.2f}"
+    fix = (
+        " If the spend columns are not money in the outcome's currency (an index, spend scaled "
+        "to 0-1, another unit), fit with roi_prior null, or give an roi_prior in these units "
+        "({mu, sigma} of log outcome per unit of spend)."
+    )
+    if high * spend < SCALE_CONFLICT_SHARE * outcome:
+        return Finding(
+            code="roi_prior_scale_conflict",
+            severity="warning",
+            message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
+            f"the ROI prior ({prior_range}) lets all media together explain at most "
+            f"{high / per_unit:.2%} of it: the media figures are the prior's, not the data's."
+            + fix,
+            value=per_unit,
+            threshold=high / SCALE_CONFLICT_SHARE,
+            rule="outcome / spend > ROI prior's 95th percentile / 1%",
+        )
+    if low * spend > outcome:
+        return Finding(
+            code="roi_prior_scale_conflict",
+            severity="warning",
+            message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
+            f"the ROI prior ({prior_range}) asks media to return at least {low:.2f} per "
+            "unit: more than the whole outcome. The media figures are forced against the "
+            "data." + fix,
+            value=per_unit,
+            threshold=low,
+            rule="outcome / spend < ROI prior's 5th percentile",
+        )
+    return None
