@@ -42,7 +42,8 @@ def _data(simulated, geos: int):
 
 
 def _dims(model) -> dict[str, tuple[str, ...]]:
-    """Dims of the sampled and derived variables (the effect size is derived: non-centred)."""
+    """Dims of the sampled and derived variables (the effect size is derived from its raw
+    log effects)."""
     return {
         rv.name: tuple(model.named_vars_to_dims.get(rv.name, ()))
         for rv in [*model.free_RVs, *model.deterministics]
@@ -156,3 +157,24 @@ def test_vague_refit_of_a_geo_model_keeps_the_pooling_with_wider_hyperpriors(sim
     # Wider: the hyperprior on each channel's mean log effect has twice the default's sd.
     mu = np.asarray(pm.draw(model["saturation_beta_raw_mu"], draws=4000, random_seed=2))
     np.testing.assert_allclose(mu.std(), 2.0, rtol=0.1)
+
+
+def test_geo_effect_prior_is_refused_for_other_parameters(simulated):
+    data, config = _data(simulated, geos=3)
+    wrong = config.model_copy(update={"priors": {"adstock_alpha": geo_effect_prior()}})
+    with pytest.raises(ParameterError, match="geo effect size"):
+        build_mmm(data, wrong)
+
+
+def test_a_given_geo_effect_prior_leaves_organic_series_their_default(simulated):
+    import dataclasses
+
+    data, config = _data(simulated, geos=3)
+    channel = data.channels[0]
+    X = data.X.assign(organic_visits=data.X[channel] / data.X[channel].max())
+    data = dataclasses.replace(data, X=X, organic=["organic_visits"])
+    given = config.model_copy(update={"priors": {"saturation_beta": geo_effect_prior(0.5)}})
+    model = build_mmm(data, given).model
+    free = {rv.name for rv in model.free_RVs}
+    assert {"saturation_beta_raw", "organic_saturation_beta"} <= free
+    assert tuple(model.named_vars_to_dims["organic_saturation_beta"]) != ("geo", "channel")

@@ -13,6 +13,8 @@ from attribution_analysis.errors import ParameterError, arg
 from attribution_analysis.mmm.calibration import LIFT_READINGS
 from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.priors import (
+    GEO_EFFECT,
+    GEO_EFFECT_DIST,
     GEO_POOLING,
     check_prior,
     default_priors,
@@ -60,6 +62,12 @@ def build_mmm(data: ModelData, config: MMMConfig) -> Any:
     # across geos below (priors.pooled_across_geos).
     priors = {**default_priors(config.saturation, config.adstock), **config.priors}
     for name, spec in priors.items():
+        if spec.get("dist") == GEO_EFFECT_DIST and name != GEO_EFFECT:
+            raise ParameterError(
+                f"prior '{name}': the '{GEO_EFFECT_DIST}' prior is the geo effect size's "
+                f"(pooled across geos); it does not apply to '{name}'.",
+                fix=f"give it as '{GEO_EFFECT}', or give '{name}' a pymc-extras prior.",
+            )
         try:
             model_config[name] = read_prior(spec)
         except Exception as exc:  # pymc-extras raises several types for a bad spec
@@ -190,7 +198,9 @@ def _component_priors(priors: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     out: dict[str, dict[str, Any]] = {"adstock": {}, "saturation": {}}
     for name, spec in priors.items():
         kind, _, parameter = name.partition("_")
-        if kind in out and parameter:
+        # The geo effect's pooled prior is over (geo, channel); organic series keep the
+        # default effect prior.
+        if kind in out and parameter and spec.get("dist") != GEO_EFFECT_DIST:
             out[kind][parameter] = Prior.from_dict({**spec, "dims": ORGANIC_DIM})
     return out
 
