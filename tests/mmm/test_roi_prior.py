@@ -108,7 +108,7 @@ def _scaled_world(spend_per_week: float, revenue_per_week: float):
     [
         (10_000.0, 100_000.0, None),  # a plausible panel: 10x revenue per unit of spend
         (10_000.0, 4_000.0, None),  # media can be most of a small business's revenue
-        (0.5, 5_000.0, "at most"),  # spend scaled to 0-1 (PyMC-Marketing's mmm_example)
+        (0.5, 5_000.0, "95th-percentile return"),  # spend scaled to 0-1, as mmm_example
         (1_000_000.0, 100_000.0, "more than the whole outcome"),  # spend in cents
     ],
 )
@@ -128,7 +128,7 @@ def test_a_prior_that_cannot_hold_the_datas_scale_is_named(spend, revenue, expec
     # The quantiles the message states, from SciPy (an independent computation).
     roi = stats.lognorm(s=0.9, scale=np.exp(0.2))
     assert f"{roi.ppf(0.05):.2f} and {roi.ppf(0.95):.2f}" in finding.message
-    if expected == "at most":
+    if expected == "95th-percentile return":
         assert f"{roi.ppf(0.95) / per_unit:.2%}" in finding.message
     # Without the ROI prior there is nothing to clash with.
     assert _roi_prior_findings(FitMMMParams(config=MMMConfig(roi_prior=None)), data) == []

@@ -104,8 +104,9 @@ def scale_conflict_finding(prior: RoiPrior, spend: float, outcome: float) -> Fin
             code="roi_prior_scale_conflict",
             severity="warning",
             message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
-            f"the ROI prior ({prior_range}) lets all media together explain at most "
-            f"{high / per_unit:.2%} of it: the media figures are the prior's, not the data's."
+            f"at the ROI prior's 95th-percentile return ({prior_range}) all media together "
+            f"would explain {high / per_unit:.2%} of it: the media figures are the prior's, "
+            "not the data's."
             + fix,
             value=per_unit,
             threshold=high / SCALE_CONFLICT_SHARE,
