@@ -106,8 +106,7 @@ def scale_conflict_finding(prior: RoiPrior, spend: float, outcome: float) -> Fin
             message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
             f"at the ROI prior's 95th-percentile return ({prior_range}) all media together "
             f"would explain {high / per_unit:.2%} of it: the media figures are the prior's, "
-            "not the data's."
-            + fix,
+            "not the data's." + fix,
             value=per_unit,
             threshold=high / SCALE_CONFLICT_SHARE,
             rule="outcome / spend > ROI prior's 95th percentile / 1%",
