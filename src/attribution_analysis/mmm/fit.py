@@ -143,9 +143,9 @@ def fit_one(ctx: StepContext, params: FitMMMParams, progress: Progress | None) -
         target_scale=target_scale_of(mmm),
         **sampled,
     )
-    if result.method != "ridge_bootstrap":  # the ridge model has no ROI prior
-        lift_findings += _roi_prior_findings(params, data)
-    result.findings[:0] = lift_findings
+    # The ridge model has no ROI prior.
+    ridge = result.method == "ridge_bootstrap"
+    result.findings[:0] = lift_findings + ([] if ridge else _roi_prior_findings(params, data))
     return SingleFit(params, data, mmm, hashes, tree, result, fresh)
 
 

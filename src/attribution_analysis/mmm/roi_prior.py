@@ -79,7 +79,6 @@ def _sum_but_channel(model: Any, name: str, scale: str | None = None) -> Any:
 # explain 0.05% of it (every channel then prior-driven, by +100,000% and more). The fit runs
 # as asked; the finding says why its numbers are the prior's and what to change.
 SCALE_CONFLICT_SHARE = 0.01  # the prior's 95th-percentile ROI explains less than this share
-ROI_QUANTILE = 1.6448536269514722  # the standard normal's 95th percentile
 
 
 def scale_conflict_finding(prior: RoiPrior, spend: float, outcome: float) -> Finding | None:
@@ -87,40 +86,41 @@ def scale_conflict_finding(prior: RoiPrior, spend: float, outcome: float) -> Fin
     (5th) percentile return, all media together would explain under 1% (over 100%) of the
     outcome over the window; None otherwise, or without spend or outcome."""
     import math
+    from statistics import NormalDist
 
     if not (spend > 0 and outcome > 0):
         return None
-    low = math.exp(prior.mu - ROI_QUANTILE * prior.sigma)
-    high = math.exp(prior.mu + ROI_QUANTILE * prior.sigma)
+    z = NormalDist().inv_cdf(0.95)
+    low, high = (math.exp(prior.mu + sign * z * prior.sigma) for sign in (-1, 1))
     per_unit = outcome / spend
     prior_range = f"LogNormal({prior.mu:g}, {prior.sigma:g}), 90% between {low:.2f} and {high:.2f}"
-    fix = (
-        " If the spend columns are not money in the outcome's currency (an index, spend scaled "
-        "to 0-1, another unit), fit with roi_prior null, or give an roi_prior in these units "
-        "({mu, sigma} of log outcome per unit of spend)."
-    )
     if high * spend < SCALE_CONFLICT_SHARE * outcome:
-        return Finding(
-            code="roi_prior_scale_conflict",
-            severity="warning",
-            message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
-            f"at the ROI prior's 95th-percentile return ({prior_range}) all media together "
-            f"would explain {high / per_unit:.2%} of it: the media figures are the prior's, "
-            "not the data's." + fix,
-            value=per_unit,
-            threshold=high / SCALE_CONFLICT_SHARE,
-            rule="outcome / spend > ROI prior's 95th percentile / 1%",
+        clash = (
+            f"at the ROI prior's 95th-percentile return ({prior_range}) all media together would "
+            f"explain {high / per_unit:.2%} of it: the media figures are the prior's, not the "
+            "data's."
         )
-    if low * spend > outcome:
-        return Finding(
-            code="roi_prior_scale_conflict",
-            severity="warning",
-            message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
-            f"the ROI prior ({prior_range}) asks media to return at least {low:.2f} per "
-            "unit: more than the whole outcome. The media figures are forced against the "
-            "data." + fix,
-            value=per_unit,
-            threshold=low,
-            rule="outcome / spend < ROI prior's 5th percentile",
+        threshold, rule = (
+            high / SCALE_CONFLICT_SHARE,
+            "outcome / spend > ROI prior's 95th percentile / 1%",
         )
-    return None
+    elif low * spend > outcome:
+        clash = (
+            f"the ROI prior ({prior_range}) asks media to return at least {low:.2f} per unit: more "
+            "than the whole outcome. The media figures are forced against the data."
+        )
+        threshold, rule = low, "outcome / spend < ROI prior's 5th percentile"
+    else:
+        return None
+    return Finding(
+        code="roi_prior_scale_conflict",
+        severity="warning",
+        message=f"the outcome is {per_unit:,.4g} per unit of spend over the window, and "
+        + clash
+        + " If the spend columns are not money in the outcome's currency (an index, spend "
+        "scaled to 0-1, another unit), fit with roi_prior null, or give an roi_prior in these "
+        "units ({mu, sigma} of log outcome per unit of spend).",
+        value=per_unit,
+        threshold=threshold,
+        rule=rule,
+    )
