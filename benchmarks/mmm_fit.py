@@ -20,7 +20,9 @@ priors, in a fresh Python process. Both start from empty PyTensor/Numba compile 
 
 ``--validate-first SECONDS``: each fit is preceded by ``validate_data`` through the server, as
 a user's must be, and a pause (an agent reading that answer); the server then starts the
-job worker ahead of the fit. Without it the fit is the server's first call.
+job worker ahead of the fit, and that worker compiles the default fit's model meanwhile
+(``mmm.fit.precompile``), so the pause decides how much of the compile the fit still waits
+for. Without it the fit is the server's first call.
 
 Timed per row: seconds from the tool call to its answer (ours) or of ``fit()`` alone and of
 the whole process, imports included (library); min bulk ESS, max R-hat, divergences, draws

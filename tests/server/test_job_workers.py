@@ -153,13 +153,84 @@ async def test_validating_data_through_the_server_starts_a_worker_ahead(tmp_path
 
     started: list[str] = []
     server = build_server(ServerConfig.at(tmp_path / "root"))
-    monkeypatch.setattr(server.jobs, "warm_worker", lambda: started.append("warm") or True)
+    monkeypatch.setattr(
+        server.jobs, "warm_worker", lambda folder=None: started.append(folder) or True
+    )
     try:
         async with Client(server.mcp) as client:
             await client.call_tool("simulate_workspace", {"workspace": "w", "kind": "mmm"})
             assert started == []  # negative control: simulating is not a step before a fit
             result = await client.call_tool("validate_data", {"workspace": "w"})
             assert not result.is_error
-            assert started == ["warm"]
+            # ...and the worker is asked to compile that workspace's default fit ahead.
+            assert started == [tmp_path / "root" / "w"]
     finally:
         server.jobs.shutdown()
+
+
+# Slow (about a minute on 2 busy cores): a real compile ahead, a job beside it, a real fit.
+@pytest.mark.slow
+def test_a_worker_compiles_the_default_fit_ahead_and_only_that_fit_waits_for_it(manager, tmp_path):
+    ws = _workspace(tmp_path, "a", 3)
+    assert manager.warm_worker(ws)
+    (ahead,) = manager.idle
+    assert ahead.busy_compiling()
+    assert not manager.warm_worker(ws)  # one compile ahead at a time
+    # Negative control of the routing: a job that compiles nothing (here a MAP fit) does not
+    # queue behind the compile; it gets a worker of its own.
+    quick = _wait(manager.start("fit_mmm", "a", ws, json.dumps({"quick": "map"})))
+    assert quick.status == "succeeded", quick.error
+    assert quick.process.pid != ahead.process.pid
+    # The fit it compiled for goes to it, waits for the compile and reuses the model (the
+    # sampler settings differ from the defaults; the compiled structure does not).
+    fit = manager.start("fit_mmm", "a", ws, TINY_FIT)
+    if ahead.busy_compiling():
+        assert "compiled ahead" in fit.message
+    fit = _wait(fit, 300)
+    assert fit.status == "succeeded", fit.error
+    assert fit.process.pid == ahead.process.pid
+    assert fit.result["compile_reused"] is True
+
+
+class _Alive:
+    def is_alive(self) -> bool:
+        return True
+
+
+def test_a_worker_compiling_ahead_takes_only_a_fit_of_its_workspace_that_compiles():
+    import threading
+
+    ready = threading.Event()
+    worker = jobs.Worker(process=_Alive(), conn=None, ready=ready, compiled_for="/ws/a")
+    fit = json.dumps({})
+    assert worker.busy_compiling()
+    assert worker.takes("fit_mmm", "/ws/a", fit)
+    assert worker.takes("fit_mmm", "/ws/a", TINY_FIT)  # sampler settings: same structure
+    assert not worker.takes("fit_mmm", "/ws/b", fit)  # another workspace
+    assert not worker.takes("validate_model", "/ws/a", fit)  # another step
+    for compiles_nothing in ({"quick": "map"}, {"method": "ridge"}):
+        assert not worker.takes("fit_mmm", "/ws/a", json.dumps(compiles_nothing))
+    assert not worker.takes("fit_mmm", "/ws/a", json.dumps({"sampler": {"draws": "x"}}))
+    ready.set()  # the compile ended: any job, and still the first choice for that fit
+    assert not worker.busy_compiling()
+    assert worker.takes("validate_model", "/ws/b", fit)
+    assert worker.holds_model_for("fit_mmm", "/ws/a", fit)
+    assert not worker.holds_model_for("fit_mmm", "/ws/a", json.dumps({"quick": "map"}))
+
+
+def test_compiling_ahead_skips_fits_that_compile_nothing_and_refuses_unvalidated_data(tmp_path):
+    from attribution_analysis.contracts.mmm import FitMMMParams
+    from attribution_analysis.errors import MissingInputError
+    from attribution_analysis.mmm.fit import precompile
+
+    ws = Workspace.create(tmp_path / "empty")
+    for params in (
+        {"quick": "map"},
+        {"method": "ridge"},
+        {"sampler": {"backend": "pymc"}},
+        {"config": {"saturation": "auto"}},
+    ):
+        assert precompile(ws, FitMMMParams.model_validate(params)) is None
+    # Negative control: a default fit would compile, so it gets as far as the data.
+    with pytest.raises(MissingInputError, match="nothing validated"):
+        precompile(ws)

@@ -231,6 +231,17 @@ class FitMMMParams(StrictModel):
         " when the convergence gates fail.",
     )
 
+    def compiles_one_model(self) -> bool:
+        """Whether this fit compiles one nutpie model (``mmm.sampling.COMPILED``), which a
+        job worker may compile ahead of it (``mmm.fit.precompile``): not ridge, not a quick
+        fit, not another backend, not both families."""
+        return (
+            self.method == "nuts"
+            and not self.quick
+            and self.sampler.backend == "nutpie"
+            and self.config.saturation != "auto"
+        )
+
     @model_validator(mode="after")
     def _auto_needs_posteriors(self) -> FitMMMParams:
         """saturation='auto' compares full posteriors fitted with the same priors: refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -229,19 +230,7 @@ def _sample(
         report(progress, 1, 1, "quick fit done")
         return tree, [], None, False
     remedies: list[str] = []
-    structure = structure_key(
-        data,
-        params.config,
-        {
-            "calibrate": params.calibrate,
-            "n_lift": _n_lift(mmm),
-            **(
-                {"lift_tests": lift_hash, "lift_reading": LIFT_READINGS[params.lift_reading]}
-                if lift_hash
-                else {}
-            ),
-        },
-    )
+    structure = _structure(data, mmm, params, lift_hash)
     sampler = params.sampler
     outcome = sample_posterior(mmm, sampler, params.seed, structure, progress)
     tree = attach_posterior(mmm, outcome.idata)
@@ -273,6 +262,63 @@ def _sample(
         )
         tree = _ridge(data, params, progress)
     return tree, remedies, seconds, compile_reused
+
+
+def _structure(data: ModelData, mmm: Any, params: FitMMMParams, lift_hash: str | None) -> str:
+    """The key a compiled model is kept under (``sampling.COMPILED``)."""
+    return structure_key(
+        data,
+        params.config,
+        {
+            "calibrate": params.calibrate,
+            "n_lift": _n_lift(mmm),
+            **(
+                {"lift_tests": lift_hash, "lift_reading": LIFT_READINGS[params.lift_reading]}
+                if lift_hash
+                else {}
+            ),
+        },
+    )
+
+
+def precompile(ws: Workspace, params: FitMMMParams | None = None) -> str | None:
+    """Compile the model that ``fit_mmm`` with ``params`` (its defaults when None) would
+    sample on this workspace, and keep it in this process's ``COMPILED``, without sampling
+    or writing anything: the structure key, or None when such a fit would compile nothing
+    here (ridge, a quick fit, another backend, both families, or a stored fit it would read
+    back). A job worker runs it after the data were validated, while the agent reads that
+    answer (``server/jobs.py``); the fit that follows then finds its model compiled, the same
+    compiled object a fit would have made (so the same draws for a seed). Raises what
+    ``prepare`` raises (data not validated, lift tests unreadable)."""
+    from attribution_analysis.mmm.posterior_contributions import contribution_function
+    from attribution_analysis.mmm.sampling import COMPILED, free_variable_names
+    from attribution_analysis.numerics import use_reproducible_numerics
+
+    params = params or FitMMMParams()
+    if not params.compiles_one_model():
+        return None
+    data, mmm, hashes = prepare(ws, params)
+    key = fit_key(data, params.config, fit_settings(params, hashes))
+    if params.use_cache and ws.resolve(store.model_path(key)).exists():
+        return None
+    structure = _structure(data, mmm, params, hashes.get(layout.LIFT_TESTS.path))
+    use_reproducible_numerics()  # as sample_posterior does before it compiles
+    _, reused = COMPILED.get_or_compile(structure, mmm.model, free_variable_names(mmm.model))
+    if reused:  # this process compiled the structure, and its contributions, before
+        return structure
+    # The contributions' function is compiled again by the fit (for its own model object).
+    # Numba compiles it on its first call, so it is called here once, on any values of the
+    # right shapes (what it returns does not matter); the fit's compile then finds every
+    # piece in Numba's cache: its first call took 5.6 s after the model's compile from empty
+    # caches and 0.4 s once compiled before (benchmarks/compile_cache.py).
+    model = mmm.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        function, _ = contribution_function(model)
+        shapes = model.eval_rv_shapes()
+        with contextlib.suppress(Exception):
+            function({v.name: np.full(shapes[v.name], 0.5, dtype=v.dtype) for v in model.free_RVs})
+    return structure
 
 
 def _ridge(data: ModelData, params: FitMMMParams, progress: Progress | None) -> Any:

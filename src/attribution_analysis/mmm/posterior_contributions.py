@@ -42,10 +42,6 @@ def contribution_draws(
     from pymc.backends.arviz import apply_function_over_dataset, coords_and_dims_for_inferencedata
 
     model = fitted.mmm.model
-    deterministic = {d.name for d in model.deterministics}
-    names = ["channel_contribution", "mu"] + [
-        p for p in (*BASE_PARTS, ORGANIC_CONTRIBUTION) if p in deterministic
-    ]
     posterior = thin_draws(fitted.tree["posterior"].to_dataset(), DECOMPOSITION_DRAWS)
     free = posterior[[v.name for v in model.free_RVs]]
     # pm.compute_deterministics, with its one compiled function kept for both evaluations:
@@ -54,9 +50,7 @@ def contribution_draws(
     coords, dims = coords_and_dims_for_inferencedata(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        function = model.compile_fn(
-            inputs=model.free_RVs, outs=[model[n] for n in names], on_unused_input="ignore"
-        )
+        function, names = contribution_function(model)
 
         def evaluate() -> xr.Dataset:
             return apply_function_over_dataset(
@@ -87,6 +81,20 @@ def contribution_draws(
     if fitted.data.events:
         out["event"] = (_event_draws(fitted, posterior) * scale).stack(sample=("chain", "draw"))
     return out
+
+
+def contribution_function(model: Any) -> tuple[Any, list[str]]:
+    """The compiled function from the free parameters to the deterministics the
+    decomposition reads, and their names. ``mmm.fit.precompile`` compiles it ahead once,
+    so that the fit's own compile of it finds its pieces in Numba's on-disk cache."""
+    deterministic = {d.name for d in model.deterministics}
+    names = ["channel_contribution", "mu"] + [
+        p for p in (*BASE_PARTS, ORGANIC_CONTRIBUTION) if p in deterministic
+    ]
+    function = model.compile_fn(
+        inputs=model.free_RVs, outs=[model[n] for n in names], on_unused_input="ignore"
+    )
+    return function, names
 
 
 def _event_draws(fitted: FittedModel, posterior: xr.Dataset) -> xr.DataArray:

@@ -71,8 +71,9 @@ Long steps (fit_mmm, validate_model, allocate) return a job id: poll get_job.
 Body = Callable[[Any, dict[str, Any], Context], Awaitable[dict[str, Any]]]
 
 
-# Steps after which a fit usually comes: when one succeeds, a job worker is started to import
-# the fitting libraries while the agent reads the answer (``JobManager.warm_worker``).
+# Steps after which a fit usually comes: when one succeeds, a job worker imports the fitting
+# libraries and compiles a default fit's model of that workspace while the agent reads the
+# answer (``JobManager.warm_worker``).
 BEFORE_A_FIT = frozenset({"import_data", "validate_data"})
 
 
@@ -348,7 +349,7 @@ class AttributionServer:
             answer = await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
             if spec.name in BEFORE_A_FIT:
                 try:
-                    await anyio.to_thread.run_sync(self.jobs.warm_worker)
+                    await anyio.to_thread.run_sync(self.jobs.warm_worker, folder)
                 except Exception:  # the step succeeded; a worker that cannot start is no news
                     logger.warning("could not start a job worker ahead", exc_info=True)
             return answer

@@ -13,7 +13,11 @@ cancellation or a crash: cancel still kills the job's process (the runner commit
 outputs whole or not at all, so the workspace is left unchanged) and the next job starts a
 fresh worker. The first worker need not wait for the first job: when the data were imported
 or validated through the server, one is started to import the fitting libraries while the
-agent reads that answer (``warm_worker``).
+agent reads that answer (``warm_worker``), and it compiles the model a default ``fit_mmm``
+of that workspace would sample (``mmm.fit.precompile``). Until that compile ends the worker
+takes only a ``fit_mmm`` of that workspace (which waits for it and then reuses it); any
+other job goes to another worker, so a MAP fit or an allocation never waits behind a
+compile it does not need.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import signal
 import sqlite3
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +140,8 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 # with them): 3.5-3.8 s of a fresh process on this 2-core machine. A worker started ahead
 # of the first job (``JobManager.warm_worker``) imports them while nothing waits for it.
 FIT_IMPORTS = ("pymc", "pymc_marketing.mmm", "nutpie", "attribution_analysis.mmm.fit")
+# A worker's request to compile a default fit's model ahead (a job request is a 3-tuple).
+PRECOMPILE = "precompile"
 
 
 def _import_fit_libraries() -> None:
@@ -148,11 +155,38 @@ def _import_fit_libraries() -> None:
             return
 
 
-def _worker(conn, warm: bool = False) -> None:
+def _precompile(folder: str) -> None:
+    """Compile a default fit's model for the workspace in ``folder``, keeping it in this
+    process for the fit that usually follows. A workspace that cannot be fitted yet (data
+    not validated, ...) is skipped: the fit itself will say why, in its own words."""
+    from attribution_analysis.errors import AttributionError
+    from attribution_analysis.mmm.fit import precompile
+    from attribution_analysis.workspace import Workspace
+
+    start = time.perf_counter()
+    try:
+        structure = precompile(Workspace.open(folder))
+    except AttributionError as exc:
+        logger.info("no model compiled ahead for %s: %s", folder, exc)
+        return
+    except Exception:  # never fatal: the fit compiles it again and reports any error
+        logger.warning("compiling ahead for %s failed", folder, exc_info=True)
+        return
+    if structure is not None:
+        logger.info(
+            "compiled the default fit's model for %s in %.1f s",
+            folder,
+            time.perf_counter() - start,
+        )
+
+
+def _worker(conn, ready=None, warm: bool = False) -> None:
     """Entry point of a worker process: run the jobs the server sends, one after the other,
     until it sends ``None``, closes the pipe, or a job ends in a way that leaves the process
     unfit for another (cancelled, crashed). ``warm``: import the fitting libraries first (a
-    job sent meanwhile waits in the pipe)."""
+    job sent meanwhile waits in the pipe). A ``(PRECOMPILE, folder)`` request compiles a
+    default fit's model ahead (``_precompile``) and then sets ``ready`` (the server clears
+    it when it sends the request)."""
     _prepare_process()
     try:
         if warm:
@@ -161,6 +195,13 @@ def _worker(conn, warm: bool = False) -> None:
             request = conn.recv()
             if request is None:
                 return
+            if request[0] == PRECOMPILE:
+                try:
+                    _precompile(request[1])
+                finally:
+                    if ready is not None:
+                        ready.set()
+                continue
             if not _run_job(*request, conn):
                 return
     except (EOFError, JobCancelled):  # the server went away or stopped an idle worker
@@ -229,9 +270,38 @@ class Worker:
 
     process: Any
     conn: Any
+    # Set unless the worker is compiling ahead (``JobManager.warm_worker``); ``compiled_for``
+    # names the workspace folder whose default fit it compiles, or compiled, ahead.
+    ready: Any = None
+    compiled_for: str | None = None
     jobs_run: int = 0
     last_workspace: str | None = None
     last_tool: str | None = None
+
+    def busy_compiling(self) -> bool:
+        # A worker that died while compiling is not busy: the next job finds it dead.
+        return self.ready is not None and not self.ready.is_set() and self.process.is_alive()
+
+    def takes(self, tool: str, folder: str, params_json: str) -> bool:
+        """Whether a job may be sent now: any job when ready; while it compiles ahead, only
+        a fit of that workspace that compiles a model (the likeliest to reuse it; one of
+        another configuration waits, then compiles its own from a warmer Numba cache)."""
+        return not self.busy_compiling() or (self.holds_model_for(tool, folder, params_json))
+
+    def holds_model_for(self, tool: str, folder: str, params_json: str) -> bool:
+        """Whether the job is a fit of the workspace this worker compiled a fit for ahead."""
+        return (
+            tool == "fit_mmm" and folder == self.compiled_for and _compiles_one_model(params_json)
+        )
+
+
+def _compiles_one_model(params_json: str) -> bool:
+    from attribution_analysis.contracts.mmm import FitMMMParams
+
+    try:
+        return FitMMMParams.model_validate_json(params_json).compiles_one_model()
+    except ValueError:  # the job itself will refuse it, in its own words
+        return False
 
 
 class JobManager:
@@ -332,8 +402,12 @@ class JobManager:
         while True:
             with self.lock:
                 ranked = sorted(
-                    self.idle,
-                    key=lambda w: (w.last_workspace == str(folder), w.last_tool == job.tool),
+                    (w for w in self.idle if w.takes(job.tool, str(folder), params_json)),
+                    key=lambda w: (
+                        w.holds_model_for(job.tool, str(folder), params_json),
+                        w.last_workspace == str(folder),
+                        w.last_tool == job.tool,
+                    ),
                     reverse=True,
                 )
                 worker = ranked[0] if ranked else None
@@ -354,26 +428,48 @@ class JobManager:
         worker.jobs_run += 1
         worker.last_workspace, worker.last_tool = str(folder), job.tool
         job.process = worker.process
+        if worker.busy_compiling():  # what get_job shows until the step reports progress
+            job.message = "waiting for the model compiled ahead for this workspace's fit"
         return worker
 
     def _spawn(self, warm: bool = False) -> Worker:
         parent, child = self.context.Pipe(duplex=True)
-        process = self.context.Process(target=_worker, args=(child, warm), daemon=True)
+        ready = self.context.Event()
+        ready.set()
+        process = self.context.Process(target=_worker, args=(child, ready, warm), daemon=True)
         process.start()
         child.close()
-        return Worker(process=process, conn=parent)
+        return Worker(process=process, conn=parent, ready=ready)
 
-    def warm_worker(self) -> bool:
-        """Start a worker that imports the fitting libraries now, when no worker is idle, so
-        that the next job (a fit, after the data were imported or validated) does not wait
-        for them: it takes that worker like any idle one. None while a job runs. Whether one
-        was started."""
+    def warm_worker(self, folder: Path | None = None) -> bool:
+        """Get a worker ready for the fit that usually follows a data step, while nothing
+        waits for it: start one that imports the fitting libraries when none is idle, and
+        with ``folder`` (a workspace just imported or validated) have it compile the model
+        a default ``fit_mmm`` of that workspace would sample (``_precompile``). Nothing
+        while a job runs (it would take the job's cores) or while a worker still compiles
+        ahead. Whether a worker was started or asked to compile."""
         with self.lock:
             # Not beside running jobs: its imports would take their cores, and the worker
             # that ends first would make it surplus.
-            if self.idle or self.closed or self.running():
+            if self.closed or self.running():
                 return False
-            self.idle.append(self._spawn(warm=True))
+            if any(w.busy_compiling() for w in self.idle):
+                return False
+            if folder is None and self.idle:
+                return False
+            worker = self.idle[0] if self.idle else self._spawn(warm=True)
+            if worker not in self.idle:
+                self.idle.append(worker)
+            if folder is None:
+                return True
+            worker.ready.clear()
+            worker.compiled_for = str(folder)
+            try:
+                worker.conn.send((PRECOMPILE, str(folder)))
+            except (OSError, ValueError):  # it died while idle: the next job starts another
+                self.idle.remove(worker)
+                worker.ready.set()
+                return False
         return True
 
     def _watch(self, job: Job, conn, worker: Worker | None = None) -> None:
