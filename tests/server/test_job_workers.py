@@ -234,3 +234,30 @@ def test_compiling_ahead_skips_fits_that_compile_nothing_and_refuses_unvalidated
     # Negative control: a default fit would compile, so it gets as far as the data.
     with pytest.raises(MissingInputError, match="nothing validated"):
         precompile(ws)
+
+
+def test_the_model_compiled_ahead_is_the_one_the_agents_next_fit_samples(
+    validated_with_lift_test, monkeypatch
+):
+    """With lift tests in the workspace SKILL.md has the agent fit with calibrate=true: the
+    structure compiled ahead is that fit's (the compile itself is stubbed: a key check)."""
+    from attribution_analysis import layout
+    from attribution_analysis.contracts.mmm import FitMMMParams
+    from attribution_analysis.mmm import fit, sampling
+
+    compiled: list[str] = []
+    monkeypatch.setattr(
+        sampling.COMPILED, "get_or_compile", lambda key, *_: compiled.append(key) or (None, True)
+    )
+    ws = Workspace.open(validated_with_lift_test)
+
+    def structure_of(calibrate: bool) -> str:
+        params = FitMMMParams(calibrate=calibrate)
+        data, mmm, hashes = fit.prepare(ws, params)
+        return fit._structure(data, mmm, params, hashes.get(layout.LIFT_TESTS.path))
+
+    calibrated, plain = structure_of(True), structure_of(False)
+    assert calibrated != plain  # negative control: the two fits compile different models
+    assert fit.precompile(ws) == calibrated and compiled == [calibrated]
+    ws.resolve(layout.LIFT_TESTS.path).unlink()  # no lift tests: the plain fit's model
+    assert fit.precompile(ws) == plain and compiled == [calibrated, plain]

@@ -282,8 +282,9 @@ def _structure(data: ModelData, mmm: Any, params: FitMMMParams, lift_hash: str |
 
 
 def precompile(ws: Workspace, params: FitMMMParams | None = None) -> str | None:
-    """Compile the model that ``fit_mmm`` with ``params`` (its defaults when None) would
-    sample on this workspace, and keep it in this process's ``COMPILED``, without sampling
+    """Compile the model that ``fit_mmm`` with ``params`` would sample on this workspace
+    (when None: its defaults, calibrated when the workspace holds lift tests, as SKILL.md
+    tells the agent to fit then), and keep it in this process's ``COMPILED``, without sampling
     or writing anything: the structure key, or None when such a fit would compile nothing
     here (ridge, a quick fit, another backend, both families, or a stored fit it would read
     back). A job worker runs it after the data were validated, while the agent reads that
@@ -294,7 +295,8 @@ def precompile(ws: Workspace, params: FitMMMParams | None = None) -> str | None:
     from attribution_analysis.mmm.sampling import COMPILED, free_variable_names
     from attribution_analysis.numerics import use_reproducible_numerics
 
-    params = params or FitMMMParams()
+    if params is None:
+        params = FitMMMParams(calibrate=ws.resolve(layout.LIFT_TESTS.path).exists())
     if not params.compiles_one_model():
         return None
     data, mmm, hashes = prepare(ws, params)

@@ -286,7 +286,7 @@ class Worker:
         """Whether a job may be sent now: any job when ready; while it compiles ahead, only
         a fit of that workspace that compiles a model (the likeliest to reuse it; one of
         another configuration waits, then compiles its own from a warmer Numba cache)."""
-        return not self.busy_compiling() or (self.holds_model_for(tool, folder, params_json))
+        return not self.busy_compiling() or self.holds_model_for(tool, folder, params_json)
 
     def holds_model_for(self, tool: str, folder: str, params_json: str) -> bool:
         """Whether the job is a fit of the workspace this worker compiled a fit for ahead."""
@@ -457,7 +457,14 @@ class JobManager:
                 return False
             if folder is None and self.idle:
                 return False
-            worker = self.idle[0] if self.idle else self._spawn(warm=True)
+            # The idle worker likeliest to hold that workspace's model already (then the
+            # compile ahead is a look-up), else any, else a new one.
+            ranked = sorted(
+                self.idle,
+                key=lambda w: (w.compiled_for == str(folder), w.last_workspace == str(folder)),
+                reverse=True,
+            )
+            worker = ranked[0] if ranked else self._spawn(warm=True)
             if worker not in self.idle:
                 self.idle.append(worker)
             if folder is None:
