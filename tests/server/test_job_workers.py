@@ -134,6 +134,16 @@ def test_a_worker_started_ahead_has_the_fitting_libraries_when_the_next_job_come
         manager.shutdown()
     assert not manager.warm_worker()  # none after the server stopped
 
+    # --no-compile-ahead: the worker is started, and asked to compile nothing.
+    plain = jobs.JobManager(tmp_path / "root3", max_jobs=1)
+    plain.compile_ahead = False
+    try:
+        assert plain.warm_worker(ws)
+        (started,) = plain.idle
+        assert not started.busy_compiling() and started.compiled_for is None
+    finally:
+        plain.shutdown()
+
     # Negative control: a worker started by the job itself has not imported nutpie.
     cold = jobs.JobManager(tmp_path / "root2", max_jobs=1)
     try:

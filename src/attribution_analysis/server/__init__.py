@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         help="do not import the inline steps' libraries at start (saves about 400 MB of "
         "memory; each step's first call then pays its imports, seconds)",
     )
+    parser.add_argument(
+        "--no-compile-ahead",
+        action="store_true",
+        help="do not compile a default fit's model after import_data or validate_data (saves "
+        "a core for 40-50 s when no fit follows; a first fit then compiles it, tens of seconds)",
+    )
     _add_limits(parser)
     return parser
 
@@ -199,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     http = args.transport == "streamable-http"
     config = _config(parser, args)
     server = build_server(config, auth_token=token if http else None)
+    server.jobs.compile_ahead = not args.no_compile_ahead
     if not args.no_preload:
         preload.start()
         prefetch.start()

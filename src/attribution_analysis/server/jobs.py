@@ -329,6 +329,8 @@ class JobManager:
         # Workers whose last job ended normally, waiting for the next (at most max_jobs).
         self.idle: list[Worker] = []
         self.closed = False  # shut down: no new worker is started ahead of a job
+        # Whether warm_worker compiles a default fit's model ahead (--no-compile-ahead).
+        self.compile_ahead = True
         self.lock = threading.Lock()
         self.context = multiprocessing.get_context("spawn")
         with self._db() as db:
@@ -448,6 +450,8 @@ class JobManager:
         a default ``fit_mmm`` of that workspace would sample (``_precompile``). Nothing
         while a job runs (it would take the job's cores) or while a worker still compiles
         ahead. Whether a worker was started or asked to compile."""
+        if not self.compile_ahead:
+            folder = None
         with self.lock:
             # Not beside running jobs: its imports would take their cores, and the worker
             # that ends first would make it surplus.
