@@ -185,7 +185,7 @@ def test_a_worker_compiles_the_default_fit_ahead_and_only_that_fit_waits_for_it(
     assert manager.warm_worker(ws)
     (ahead,) = manager.idle
     assert ahead.busy_compiling()
-    assert not manager.warm_worker(ws)  # one compile ahead at a time
+    assert not manager.warm_worker(tmp_path / "b")  # not beside it for another workspace
     # Negative control of the routing: a job that compiles nothing (here a MAP fit) does not
     # queue behind the compile; it gets a worker of its own.
     quick = _wait(manager.start("fit_mmm", "a", ws, json.dumps({"quick": "map"})))
@@ -200,6 +200,10 @@ def test_a_worker_compiles_the_default_fit_ahead_and_only_that_fit_waits_for_it(
     assert fit.status == "succeeded", fit.error
     assert fit.process.pid == ahead.process.pid
     assert fit.result["compile_reused"] is True
+    # The compile ahead ended and the worker is free; validated again, the workspace is
+    # compiled for again (a look-up now) by that same worker.
+    assert not ahead.busy_compiling()
+    assert manager.warm_worker(ws) and ahead.compiled_for == str(ws)
 
 
 class _Alive:
@@ -208,10 +212,10 @@ class _Alive:
 
 
 def test_a_worker_compiling_ahead_takes_only_a_fit_of_its_workspace_that_compiles():
-    import threading
+    import multiprocessing
 
-    ready = threading.Event()
-    worker = jobs.Worker(process=_Alive(), conn=None, ready=ready, compiled_for="/ws/a")
+    pending = multiprocessing.Value("i", 1)
+    worker = jobs.Worker(process=_Alive(), conn=None, pending=pending, compiled_for="/ws/a")
     fit = json.dumps({})
     assert worker.busy_compiling()
     assert worker.takes("fit_mmm", "/ws/a", fit)
@@ -221,7 +225,7 @@ def test_a_worker_compiling_ahead_takes_only_a_fit_of_its_workspace_that_compile
     for compiles_nothing in ({"quick": "map"}, {"method": "ridge"}):
         assert not worker.takes("fit_mmm", "/ws/a", json.dumps(compiles_nothing))
     assert not worker.takes("fit_mmm", "/ws/a", json.dumps({"sampler": {"draws": "x"}}))
-    ready.set()  # the compile ended: any job, and still the first choice for that fit
+    pending.value = 0  # the compile ended: any job, and still the first choice for that fit
     assert not worker.busy_compiling()
     assert worker.takes("validate_model", "/ws/b", fit)
     assert worker.holds_model_for("fit_mmm", "/ws/a", fit)
@@ -271,3 +275,46 @@ def test_the_model_compiled_ahead_is_the_one_the_agents_next_fit_samples(
     assert fit.precompile(ws) == calibrated and compiled == [calibrated]
     ws.resolve(layout.LIFT_TESTS.path).unlink()  # no lift tests: the plain fit's model
     assert fit.precompile(ws) == plain and compiled == [calibrated, plain]
+
+
+class _Pipe:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def send(self, message: object) -> None:
+        self.sent.append(message)
+
+
+def test_a_second_compile_ahead_of_the_same_workspace_queues_and_of_another_is_dropped(
+    tmp_path,
+):
+    import multiprocessing
+
+    manager = jobs.JobManager(tmp_path / "root")
+    pipe = _Pipe()
+    busy = jobs.Worker(
+        process=_Alive(), conn=pipe, pending=multiprocessing.Value("i", 1), compiled_for="/a"
+    )
+    manager.idle.append(busy)
+    # Validated again while its compile runs: the request queues behind it.
+    assert manager.warm_worker(Path("/a"))
+    assert busy.pending.value == 2 and pipe.sent == [(jobs.PRECOMPILE, "/a")]
+    # Another workspace: not beside it (negative control of the queueing).
+    assert not manager.warm_worker(Path("/b"))
+    assert busy.pending.value == 2 and len(pipe.sent) == 1 and manager.idle == [busy]
+    manager.idle.clear()
+
+
+def test_a_worker_compiling_ahead_is_never_retired_as_surplus():
+    import multiprocessing
+
+    def worker(pending: int) -> jobs.Worker:
+        return jobs.Worker(process=_Alive(), conn=None, pending=multiprocessing.Value("i", pending))
+
+    compiling, older, newer = worker(1), worker(0), worker(0)
+    assert jobs._surplus([compiling, older, newer], 1) == [older, newer]
+    assert jobs._surplus([older, compiling, newer], 2) == [older]
+    assert jobs._surplus([compiling, newer], 1) == [newer]
+    assert jobs._surplus([compiling], 0) == []  # over the size until its compile ends
+    compiling.pending.value = 0  # negative control: once it ended, the oldest goes first
+    assert jobs._surplus([compiling, older, newer], 1) == [compiling, older]

@@ -300,9 +300,14 @@ def precompile(ws: Workspace, params: FitMMMParams | None = None) -> str | None:
     if not params.compiles_one_model():
         return None
     data, mmm, hashes = prepare(ws, params)
-    key = fit_key(data, params.config, fit_settings(params, hashes))
-    if params.use_cache and ws.resolve(store.model_path(key)).exists():
-        return None
+    # A fit stored under either fallback setting may answer it (``_stored_answer``); one
+    # that would be refit after all (a stored fallback that failed the gates) then compiles
+    # for itself.
+    for fallback in (params.fallback_to_ridge, not params.fallback_to_ridge):
+        variant = params.model_copy(update={"fallback_to_ridge": fallback})
+        stored = store.model_path(fit_key(data, params.config, fit_settings(variant, hashes)))
+        if params.use_cache and ws.resolve(stored).exists():
+            return None
     structure = _structure(data, mmm, params, hashes.get(layout.LIFT_TESTS.path))
     use_reproducible_numerics()  # as sample_posterior does before it compiles
     _, reused = COMPILED.get_or_compile(structure, mmm.model, free_variable_names(mmm.model))

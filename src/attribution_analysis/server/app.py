@@ -72,8 +72,8 @@ Body = Callable[[Any, dict[str, Any], Context], Awaitable[dict[str, Any]]]
 
 
 # Steps after which a fit usually comes: when one succeeds, a job worker imports the fitting
-# libraries and compiles a default fit's model of that workspace while the agent reads the
-# answer (``JobManager.warm_worker``).
+# libraries while the agent reads the answer, and after validate_data compiles a default
+# fit's model of that workspace (``JobManager.warm_worker``).
 BEFORE_A_FIT = frozenset({"import_data", "validate_data"})
 
 
@@ -349,7 +349,10 @@ class AttributionServer:
             answer = await anyio.to_thread.run_sync(self._run_inline, spec, folder, params)
             if spec.name in BEFORE_A_FIT:
                 try:
-                    await anyio.to_thread.run_sync(self.jobs.warm_worker, folder)
+                    # Only validated data can be compiled for (import_data validates
+                    # nothing): after import_data the worker only imports.
+                    ahead = folder if spec.name == "validate_data" else None
+                    await anyio.to_thread.run_sync(self.jobs.warm_worker, ahead)
                 except Exception:  # the step succeeded; a worker that cannot start is no news
                     logger.warning("could not start a job worker ahead", exc_info=True)
             return answer

@@ -14,10 +14,11 @@ outputs whole or not at all, so the workspace is left unchanged) and the next jo
 fresh worker. The first worker need not wait for the first job: when the data were imported
 or validated through the server, one is started to import the fitting libraries while the
 agent reads that answer (``warm_worker``), and it compiles the model a default ``fit_mmm``
-of that workspace would sample (``mmm.fit.precompile``). Until that compile ends the worker
-takes only a ``fit_mmm`` of that workspace (which waits for it and then reuses it); any
-other job goes to another worker, so a MAP fit or an allocation never waits behind a
-compile it does not need.
+of that workspace would sample (``mmm.fit.precompile``), after ``validate_data``. Until that
+compile ends the worker takes only a ``fit_mmm`` of that workspace that compiles a model
+(which waits for it and then, in the default configuration, reuses it); any other job goes
+to another worker, so a MAP fit or an allocation does not wait behind a compile it does not
+need (it shares the cores with it).
 """
 
 from __future__ import annotations
@@ -180,13 +181,13 @@ def _precompile(folder: str) -> None:
         )
 
 
-def _worker(conn, ready=None, warm: bool = False) -> None:
+def _worker(conn, pending=None, warm: bool = False) -> None:
     """Entry point of a worker process: run the jobs the server sends, one after the other,
     until it sends ``None``, closes the pipe, or a job ends in a way that leaves the process
     unfit for another (cancelled, crashed). ``warm``: import the fitting libraries first (a
     job sent meanwhile waits in the pipe). A ``(PRECOMPILE, folder)`` request compiles a
-    default fit's model ahead (``_precompile``) and then sets ``ready`` (the server clears
-    it when it sends the request)."""
+    default fit's model ahead (``_precompile``) and then counts ``pending`` down (the server
+    counts it up when it sends the request)."""
     _prepare_process()
     try:
         if warm:
@@ -199,8 +200,9 @@ def _worker(conn, ready=None, warm: bool = False) -> None:
                 try:
                     _precompile(request[1])
                 finally:
-                    if ready is not None:
-                        ready.set()
+                    if pending is not None:
+                        with pending.get_lock():
+                            pending.value -= 1
                 continue
             if not _run_job(*request, conn):
                 return
@@ -270,9 +272,10 @@ class Worker:
 
     process: Any
     conn: Any
-    # Set unless the worker is compiling ahead (``JobManager.warm_worker``); ``compiled_for``
-    # names the workspace folder whose default fit it compiles, or compiled, ahead.
-    ready: Any = None
+    # Compiles ahead sent and not yet ended (a shared integer: ``JobManager.warm_worker``);
+    # ``compiled_for`` names the workspace folder whose default fit it compiles, or
+    # compiled, ahead.
+    pending: Any = None
     compiled_for: str | None = None
     jobs_run: int = 0
     last_workspace: str | None = None
@@ -280,7 +283,8 @@ class Worker:
 
     def busy_compiling(self) -> bool:
         # A worker that died while compiling is not busy: the next job finds it dead.
-        return self.ready is not None and not self.ready.is_set() and self.process.is_alive()
+        # Alive first: the counter's lock is shared with the worker's process.
+        return self.process.is_alive() and self.pending is not None and self.pending.value > 0
 
     def takes(self, tool: str, folder: str, params_json: str) -> bool:
         """Whether a job may be sent now: any job when ready; while it compiles ahead, only
@@ -293,6 +297,14 @@ class Worker:
         return (
             tool == "fit_mmm" and folder == self.compiled_for and _compiles_one_model(params_json)
         )
+
+
+def _surplus(idle: list[Worker], size: int) -> list[Worker]:
+    """The idle workers to retire so that at most ``size`` stay: the oldest first, never one
+    compiling ahead (its compile would be lost); the pool may exceed its size until that
+    compile ends."""
+    excess = max(0, len(idle) - size)
+    return [w for w in idle if not w.busy_compiling()][:excess]
 
 
 def _compiles_one_model(params_json: str) -> bool:
@@ -436,20 +448,20 @@ class JobManager:
 
     def _spawn(self, warm: bool = False) -> Worker:
         parent, child = self.context.Pipe(duplex=True)
-        ready = self.context.Event()
-        ready.set()
-        process = self.context.Process(target=_worker, args=(child, ready, warm), daemon=True)
+        pending = self.context.Value("i", 0)
+        process = self.context.Process(target=_worker, args=(child, pending, warm), daemon=True)
         process.start()
         child.close()
-        return Worker(process=process, conn=parent, ready=ready)
+        return Worker(process=process, conn=parent, pending=pending)
 
     def warm_worker(self, folder: Path | None = None) -> bool:
         """Get a worker ready for the fit that usually follows a data step, while nothing
         waits for it: start one that imports the fitting libraries when none is idle, and
-        with ``folder`` (a workspace just imported or validated) have it compile the model
-        a default ``fit_mmm`` of that workspace would sample (``_precompile``). Nothing
-        while a job runs (it would take the job's cores) or while a worker still compiles
-        ahead. Whether a worker was started or asked to compile."""
+        with ``folder`` (a workspace whose data were just validated) have it compile the
+        model a default ``fit_mmm`` of that workspace would sample (``_precompile``). None
+        starts while a job runs (it would take the job's cores); while a worker compiles
+        ahead for another workspace, none either; for the same workspace (validated again)
+        the request queues behind it. Whether a worker was started or asked to compile."""
         if not self.compile_ahead:
             folder = None
         with self.lock:
@@ -457,13 +469,15 @@ class JobManager:
             # that ends first would make it surplus.
             if self.closed or self.running():
                 return False
-            if any(w.busy_compiling() for w in self.idle):
+            busy = [w for w in self.idle if w.busy_compiling()]
+            if busy and (folder is None or busy[0].compiled_for != str(folder)):
                 return False
             if folder is None and self.idle:
                 return False
-            # The idle worker likeliest to hold that workspace's model already (then the
-            # compile ahead is a look-up), else any, else a new one.
-            ranked = sorted(
+            # The worker compiling for it, else the idle one likeliest to hold that
+            # workspace's model already (then the compile ahead is a look-up), else any,
+            # else a new one.
+            ranked = busy or sorted(
                 self.idle,
                 key=lambda w: (w.compiled_for == str(folder), w.last_workspace == str(folder)),
                 reverse=True,
@@ -473,13 +487,14 @@ class JobManager:
                 self.idle.append(worker)
             if folder is None:
                 return True
-            worker.ready.clear()
-            worker.compiled_for = str(folder)
             try:
+                with worker.pending.get_lock():
+                    worker.pending.value += 1
+                worker.compiled_for = str(folder)
+                worker.jobs_run += 1  # each compile ahead may leave a model in the worker
                 worker.conn.send((PRECOMPILE, str(folder)))
             except (OSError, ValueError):  # it died while idle: the next job starts another
                 self.idle.remove(worker)
-                worker.ready.set()
                 return False
         return True
 
@@ -519,8 +534,8 @@ class JobManager:
         if worker is not None and reuse and worker.jobs_run < JOBS_PER_WORKER:
             with self.lock:
                 self.idle.append(worker)
-                surplus = self.idle[: max(0, len(self.idle) - self.max_jobs)]
-                del self.idle[: len(surplus)]
+                surplus = _surplus(self.idle, self.max_jobs)
+                self.idle = [w for w in self.idle if w not in surplus]
         elif worker is not None:
             surplus = [worker]
         try:
