@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -67,17 +66,13 @@ def _measure(world: str) -> dict[str, float]:
 
 
 def _run(world: str, cache: str) -> dict[str, float]:
-    env = {
-        **os.environ,
-        "PYTENSOR_FLAGS": f"base_compiledir={cache}",
-        "NUMBA_CACHE_DIR": cache,
-        "PYTHONWARNINGS": "ignore",
-    }
+    from mmm_fit import _compile_env  # benchmarks/: the caches mmm_fit.py's fits use
+
     out = subprocess.run(
         [sys.executable, __file__, "--measure", world],
         capture_output=True,
         text=True,
-        env=env,
+        env=_compile_env(cache),
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -24,6 +24,7 @@ need (it shares the cores with it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import multiprocessing
@@ -307,6 +308,7 @@ def _surplus(idle: list[Worker], size: int) -> list[Worker]:
     return [w for w in idle if not w.busy_compiling()][:excess]
 
 
+@functools.lru_cache(maxsize=64)  # asked once per idle worker while one job is placed
 def _compiles_one_model(params_json: str) -> bool:
     from attribution_analysis.contracts.mmm import FitMMMParams
 
