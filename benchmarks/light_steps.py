@@ -16,6 +16,13 @@ preload), and ``--no-preload`` starts the server without it. Each case is called
 each call on its own fresh copy of the workspace; "first" is a step's first call in that
 server, "second" its next.
 
+``--chain``: through the MCP server, the calls an agent makes after a fit, one after another
+on one copy of the workspace (``CHAIN``: the decomposition, the budget plan, a step that draws
+no chart, the report), with ``--pause`` seconds between calls (repeatable: 0 for calls at
+once, 3 for an agent reading each answer). The first two ask the server to draw the report's
+charts ahead (``server/prefetch.py``), so this times what that drawing costs the calls that
+follow it, and what it saves the report.
+
 ``--src`` (repeatable) names source trees to compare in the same run, e.g. the code before
 and after a change; runs of the trees alternate, so load on a shared machine falls on each
 alike. Without it, the installed package is timed. Before timing, the workspace gets the
@@ -49,6 +56,9 @@ class Case:
     workspace: str = "fitted"  # "fitted", "raw" (simulated, not validated) or "new" (empty)
     expect_ok: bool = True
 
+
+# What an agent calls after a fit (``--chain``); the first two are chart inputs.
+CHAIN = ("decompose_contributions", "optimize_budget", "validate_data", "generate_report")
 
 CASES = [
     Case("simulate_workspace (demo world)", "simulate_workspace", DEMO_KIND, workspace="new"),
@@ -240,6 +250,63 @@ def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
         print(" | ".join(row))
 
 
+async def _chain_round(base: Path, scratch: Path, src: Path | None, pause: float) -> list[float]:
+    """One fresh server (after its preload), ``CHAIN`` called on one copy of ``base``."""
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    root = Path(tempfile.mkdtemp(dir=scratch))
+    shutil.copytree(base, root / "ws")
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "attribution_analysis.server", "--workspace-root", str(root)],
+        env={**environment(src), "PYTHONWARNINGS": "ignore"},
+    )
+    seconds: list[float] = []
+    log = root / "server.log"
+    with log.open("w") as errlog:
+        async with stdio_client(server, errlog=errlog) as (read, write):
+            session = ClientSession(read, write)
+            async with session:
+                await session.initialize()
+                await _preloaded(log)
+                for step in CHAIN:
+                    start = time.perf_counter()
+                    result = await session.call_tool(step, {"workspace": "ws"})
+                    seconds.append(time.perf_counter() - start)
+                    if result.is_error:
+                        raise RuntimeError(f"{step} failed: {result.content}")
+                    await anyio.sleep(pause)
+    shutil.rmtree(root)
+    return seconds
+
+
+def main_chain(args: argparse.Namespace, trees: list[Path | None]) -> None:
+    import anyio
+
+    pauses = args.pause or [0.0, 3.0]
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        bases = prepare(args.workspace.resolve(), scratch, trees[0])
+        times: dict[tuple[float, int], list[list[float]]] = {}
+        for repeat in range(args.repeats):
+            for pause in pauses:
+                for t, src in enumerate(trees):
+                    done = anyio.run(_chain_round, bases["fitted"], scratch, src, pause)
+                    times.setdefault((pause, t), []).append(done)
+                    print(f"run {repeat + 1}, pause {pause}, tree {t}: {done}", file=sys.stderr)
+    names = [str(src) if src else "installed" for src in trees]
+    print(f"through the MCP server, after the preload; median of {args.repeats} servers, seconds")
+    print(" | ".join(["pause", "code", *CHAIN]))
+    for (pause, t), runs in times.items():
+        cells = []
+        for i in range(len(CHAIN)):
+            values = [run[i] for run in runs]
+            cells.append(f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+        print(" | ".join([f"{pause:g} s", names[t], *cells]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workspace", type=Path, required=True)
@@ -251,8 +318,13 @@ def main() -> None:
     parser.add_argument(
         "--no-preload", action="store_true", help="start the server with --no-preload"
     )
+    parser.add_argument("--chain", action="store_true", help="the calls after a fit (CHAIN)")
+    parser.add_argument("--pause", type=float, action="append", default=[], help="with --chain")
     args = parser.parse_args()
     trees: list[Path | None] = list(args.src) or [None]
+    if args.chain:
+        main_chain(args, trees)
+        return
     cases = [c for c in CASES if not args.only or any(o in c.label for o in args.only)]
     if args.server:
         if args.src:

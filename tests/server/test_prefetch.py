@@ -1,107 +1,235 @@
-"""The server draws a workspace's report charts once a step has changed their inputs
-(``server/prefetch.py``): the charts drawn ahead are the report's own (it draws none of
-them again), only chart-input steps ask for them, and a failure is logged, never raised."""
+"""The server draws a workspace's report charts in a process of its own once a step has
+changed their inputs (``server/prefetch.py``, ``report/draw_ahead.py``), and its reports
+read them from a chart store (``report/chart_store.py``): the charts drawn ahead are the
+report's own (it draws none of them again), only chart-input steps ask for them, a newer
+request stops a stale drawing, and a failure is logged, never raised."""
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from attribution_analysis.api import decompose_contributions, generate_report, optimize_budget
 from attribution_analysis.contracts.budget import OptimizeBudgetParams
-from attribution_analysis.report import charts
-from attribution_analysis.report.step import draw_charts
+from attribution_analysis.report import chart_store, charts
 from attribution_analysis.server import prefetch
 from attribution_analysis.workspace import Workspace
 
 OVERRIDE = "prefetch test"
 
 
-def test_the_charts_drawn_ahead_are_the_ones_the_report_draws(validated: Path):
+def _no_drawing_here(*_args, **_kwargs):
+    raise AssertionError("the report drew a chart in this process")
+
+
+def test_the_charts_drawn_ahead_are_the_ones_the_report_draws(
+    validated: Path, tmp_path, monkeypatch
+):
     ws = Workspace.open(validated)
     decompose_contributions(ws, override_reason=OVERRIDE)
     optimize_budget(ws, OptimizeBudgetParams(draws=100, override_reason=OVERRIDE))
-    charts._RENDERED.clear()
-    drawn = draw_charts(ws)
+    store = tmp_path / "charts"
+    # The very command the server runs, in a process of its own.
+    command = prefetch._command(store)
+    done = subprocess.run(command, input=f"{validated}\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    drawn = int(done.stdout.removeprefix("drew "))
     assert drawn >= 5  # waterfall, ROAS, budget shift, curves, trace, coverage
-    ahead = set(charts._RENDERED)
-    assert len(ahead) == drawn
+    assert len(list(store.glob("*.json"))) == drawn
 
+    monkeypatch.setattr(charts, "_RENDERED", {})
+    monkeypatch.setattr(chart_store, "_STORE", store)
+    finish = charts._finish
+    monkeypatch.setattr(charts, "_finish", _no_drawing_here)
+    generate_report(ws)  # every chart from the store: _finish would raise
+
+    # A report called while the drawing runs draws only the charts not yet stored.
+    unfinished = {"trace_plots", "ppc_coverage"}
+    for file in store.glob("*.json"):
+        if json.loads(file.read_text())["id"] in unfinished:
+            file.unlink()
+    drawn_here: list[str] = []
+
+    def counted(fig, chart_id, *args):
+        drawn_here.append(chart_id)
+        return finish(fig, chart_id, *args)
+
+    charts._RENDERED.clear()
+    monkeypatch.setattr(charts, "_finish", counted)
     generate_report(ws)
-    assert set(charts._RENDERED) == ahead  # the report drew nothing new
+    assert set(drawn_here) == unfinished
+    monkeypatch.setattr(charts, "_finish", _no_drawing_here)
     # Negative control: other inputs are other charts (a new plan changes the budget ones).
     optimize_budget(ws, OptimizeBudgetParams(draws=100, max_change=0.1, override_reason=OVERRIDE))
-    generate_report(ws)
-    assert set(charts._RENDERED) - ahead
+    with pytest.raises(AssertionError, match="drew a chart"):
+        generate_report(ws)
 
 
-def test_requests_are_filtered_merged_and_failures_logged(tmp_path, monkeypatch, caplog):
-    drawn: list[Path] = []
+def _chart(n: int) -> chart_store.Chart:
+    return chart_store.Chart(
+        id=f"c{n}",
+        title="t",
+        caption="<c>",
+        svg_inline="<svg/>",
+        svg=b"<svg>\xc3\xa9</svg>",
+        png=bytes(range(256)) * 3,
+    )
 
-    def draw(folder: Path, keep_going) -> int:
-        drawn.append(folder)
-        if folder.name == "broken":
-            raise RuntimeError("unreadable output")
-        return 1
 
-    _start_for_this_test(monkeypatch, draw)
+def test_a_stored_chart_is_read_back_whole_and_only_for_the_same_code(tmp_path, monkeypatch):
+    drawn: list[int] = []
+
+    @charts._memoised
+    def fake(n: int) -> chart_store.Chart:
+        drawn.append(n)
+        return _chart(n)
+
+    monkeypatch.setattr(charts, "_RENDERED", {})
+    monkeypatch.setattr(chart_store, "_STORE", tmp_path)
+    assert fake(1) == _chart(1) and drawn == [1]
+    charts._RENDERED.clear()  # another process: only the store holds it
+    assert fake(1) == _chart(1) and drawn == [1]  # read back, byte for byte
+
+    (file,) = tmp_path.glob("*.json")
+    file.write_text(file.read_text()[:100])  # a torn file reads as absent: drawn again
+    charts._RENDERED.clear()
+    assert fake(1) == _chart(1) and drawn == [1, 1]
+
+    charts._RENDERED.clear()  # other drawing code: the stored chart is not used
+    monkeypatch.setattr(charts, "_code_key", lambda: "other code")
+    assert fake(1) == _chart(1) and drawn == [1, 1, 1]
+
+    charts._RENDERED.clear()  # negative control: without a store, nothing is read
+    monkeypatch.setattr(chart_store, "_STORE", None)
+    fake(1)
+    assert drawn == [1, 1, 1, 1]
+
+
+def test_the_store_keeps_the_newest_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(chart_store, "_STORE", tmp_path)
+    monkeypatch.setattr(chart_store, "MAX_FILES", 2)
+    for n in range(3):
+        chart_store.write(f"k{n}", _chart(n))
+        time.sleep(0.02)  # distinct modification times
+    assert sorted(f.stem for f in tmp_path.glob("*.json")) == ["k1", "k2"]
+    assert chart_store.read("k0") is None and chart_store.read("k2") == _chart(2)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+# A stand-in for the drawing process (report/draw_ahead.py), speaking its protocol: one
+# workspace per line of stdin, one answer per line of stdout, SIGUSR1 stops a drawing. It
+# records what it was sent; "broken" fails, "crash" ends the process.
+FAKE_DRAWER = """
+import signal, sys, time
+stop = False
+def request_stop(signum, frame):
+    global stop
+    stop = True
+signal.signal(signal.SIGUSR1, request_stop)
+for line in sys.stdin:
+    stop = False
+    folder = line.strip()
+    with open({record!r}, "a") as record:
+        record.write(folder + "\\n")
+    if folder.endswith("broken"):
+        print("failed: RuntimeError: unreadable output", flush=True)
+        continue
+    if folder.endswith("crash"):
+        sys.exit(3)
+    begun = time.monotonic()
+    while time.monotonic() - begun < {seconds} and not stop:
+        time.sleep(0.01)
+    print("stopped" if stop else "drew 1", flush=True)
+"""
+
+
+@pytest.fixture
+def drawing(tmp_path, monkeypatch):
+    """Start the drawing thread with the stand-in drawer; the received-folders file."""
+    received = tmp_path / "received.txt"
+
+    def begin(seconds: float) -> Path:
+        code = FAKE_DRAWER.format(record=str(received), seconds=seconds)
+        monkeypatch.setattr(prefetch, "_command", lambda store: [sys.executable, "-c", code])
+        for name, value in (
+            ("_thread", None),
+            ("_process", None),
+            ("_stopped", False),
+            ("_pending", {}),
+        ):
+            monkeypatch.setattr(prefetch, name, value)
+        monkeypatch.setattr(chart_store, "_STORE", None)
+        prefetch.start(tmp_path / "charts")
+        return received
+
+    yield begin
+    prefetch.stop()
+    if prefetch._thread is not None:
+        prefetch._thread.join(10)
+
+
+def _received(record: Path) -> list[str]:
+    return record.read_text().split() if record.exists() else []
+
+
+def test_requests_are_filtered_queued_and_failures_logged(tmp_path, drawing, caplog):
+    record = drawing(0.1)
     with caplog.at_level(logging.INFO, logger=prefetch.log.name):
         prefetch.request("validate_data", tmp_path / "a")  # not a chart input: ignored
         prefetch.request("decompose_contributions", tmp_path / "broken")
-        assert prefetch.wait_idle(30)
         prefetch.request("allocate", tmp_path / "b")
         assert prefetch.wait_idle(30)
-    assert drawn == [tmp_path / "broken", tmp_path / "b"]
-    assert "ahead failed" in caplog.text and "unreadable output" in caplog.text
+        assert _received(record) == [str(tmp_path / "broken"), str(tmp_path / "b")]
+        assert "unreadable output" in caplog.text
+        assert f"drew 1 report charts for {tmp_path / 'b'}" in caplog.text
+
+        first = prefetch._process
+        prefetch.request("allocate", tmp_path / "crash")  # the process dies: logged...
+        assert prefetch.wait_idle(30)
+        assert "the process ended (exit code 3)" in caplog.text
+        prefetch.request("allocate", tmp_path / "c")  # ...and the next request gets a new one
+        assert prefetch.wait_idle(30)
+    assert prefetch._process is not first
+    assert _received(record)[-2:] == [str(tmp_path / "crash"), str(tmp_path / "c")]
+    assert f"drew 1 report charts for {tmp_path / 'c'}" in caplog.text
 
 
-def test_the_drawing_gives_way_to_inline_steps(tmp_path, monkeypatch):
-    """While an inline step runs nothing is drawn; a drawing stopped by one goes on after
-    it (the negative control: without a step, it runs at once)."""
-    calls: list[tuple[Path, bool]] = []
-
-    def draw(folder: Path, keep_going) -> int:
-        calls.append((folder, keep_going()))
-        return 0
-
-    _start_for_this_test(monkeypatch, draw)
-    with prefetch.foreground():
-        prefetch.request("optimize_budget", tmp_path / "c")
-        assert not prefetch.wait_idle(0.5)  # waiting for the step to end
-        assert calls == []
-    assert prefetch.wait_idle(30)
-    assert calls == [(tmp_path / "c", True)]
-
-    stopped: list[Path] = []
-
-    def stopped_by_a_step(folder: Path, keep_going) -> int:
-        if not stopped:
-            stopped.append(folder)
-            prefetch._foreground += 1  # a step arrives mid-drawing
-            assert not keep_going()
-            threading.Timer(0.3, _step_ends).start()
-            return 0
-        stopped.append(folder)
-        return 0
-
-    monkeypatch.setattr(prefetch, "_draw", stopped_by_a_step)
-    prefetch.request("validate_model", tmp_path / "d")
-    time.sleep(0.1)
-    assert prefetch.wait_idle(30)
-    assert stopped == [tmp_path / "d", tmp_path / "d"]  # drawn again once the step ended
+def test_a_newer_request_stops_the_stale_drawing(tmp_path, drawing, caplog):
+    """The same workspace asked for again mid-drawing: the drawing is stopped and started
+    again at once, not waited for; its report stops it too (negative controls: another
+    workspace's request queues behind it, another step or workspace does not stop it)."""
+    record = drawing(20)
+    c, d = tmp_path / "c", tmp_path / "d"
+    with caplog.at_level(logging.INFO, logger=prefetch.log.name):
+        prefetch.request("optimize_budget", c)
+        _wait_for(lambda: _received(record) == [str(c)])
+        prefetch.request("optimize_budget", c)
+        _wait_for(lambda: _received(record) == [str(c)] * 2)  # well before its 20 s
+        assert "stopped drawing the report charts" in caplog.text
+        prefetch.request("optimize_budget", d)
+        prefetch.before("optimize_budget", c)  # not a step that draws them
+        prefetch.before("generate_report", tmp_path / "e")  # another workspace's report
+        time.sleep(0.5)
+        assert _received(record) == [str(c)] * 2  # none of these stopped it; d waits
+        prefetch.before("generate_report", c)  # its report draws them itself
+        _wait_for(lambda: _received(record) == [str(c)] * 2 + [str(d)])
+        process = prefetch._process
+        prefetch.stop()  # the shutdown ends the process and the thread
+        assert process.wait(10) is not None
+        assert prefetch.wait_idle(10)
+    assert "ahead failed" not in caplog.text
 
 
-def _step_ends() -> None:
-    with prefetch._changed:
-        prefetch._foreground -= 1
-        prefetch._changed.notify_all()
-
-
-def _start_for_this_test(monkeypatch, draw) -> None:
-    """The drawing thread with ``draw`` in place of the charts; requests are ignored again
-    after the test (the thread, a daemon, stays idle)."""
-    monkeypatch.setattr(prefetch, "_draw", draw)
-    monkeypatch.setattr(prefetch, "_thread", prefetch._thread)
-    prefetch.start()
+def _wait_for(condition, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("the drawing thread did not get there in time")

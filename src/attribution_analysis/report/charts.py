@@ -19,7 +19,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
@@ -32,6 +32,8 @@ from pydantic import BaseModel
 from attribution_analysis.contracts.allocation import AllocationReport
 from attribution_analysis.contracts.budget import BudgetOptimization
 from attribution_analysis.contracts.outputs import ChannelContributions, MMMDiagnostics
+from attribution_analysis.report import chart_store
+from attribution_analysis.report.chart_store import Chart
 from attribution_analysis.report.views import top_entities
 
 STYLE = {
@@ -52,40 +54,44 @@ BASE_COLOR = "#9aa5ad"
 COMPONENT_COLOR = "#c9b27c"  # organic series and events: neither base nor paid media
 MAX_LABEL = 40  # characters of a name shown on an axis (full names are in the tables)
 
-
-@dataclass(frozen=True)
-class Chart:
-    """One chart: id (also the figure file name), title, caption and its renderings."""
-
-    id: str
-    title: str
-    caption: str
-    svg_inline: str
-    svg: bytes
-    png: bytes
-
-
 _RENDERED: dict[str, Chart] = {}
 _DRAWING = threading.Lock()
 _RENDERED_MAX = 64
 
 
+@functools.cache
+def _code_key() -> str:
+    """What else decides a chart's bytes: this module's and the views' code and matplotlib's
+    version, so that a stored chart from other code is never shown."""
+    from attribution_analysis.report import views
+
+    digest = hashlib.sha256(mpl.__version__.encode())
+    for source in (__file__, views.__file__):
+        digest.update(Path(source).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
-    """Draw a chart once per process for the same inputs. Rendering is deterministic (no
-    dates in the files) and most of a report's time (matplotlib lays out every tick);
-    a report regenerated after a change elsewhere, or every FAQ audience, reuses the
-    charts whose inputs did not change. Keyed by the inputs' full JSON, never by identity."""
+    """Draw a chart once per process for the same inputs, and once per chart store
+    (``chart_store.use``). Rendering is deterministic (no dates in the files) and most of a
+    report's time (matplotlib lays out every tick); a report regenerated after a change
+    elsewhere, or every FAQ audience, reuses the charts whose inputs did not change. Keyed by
+    the inputs' full JSON and the drawing code (``_code_key``), never by identity."""
 
     @functools.wraps(draw)
     def cached(*args: Any) -> Chart | None:
         parts = [a.model_dump_json() if isinstance(a, BaseModel) else repr(a) for a in args]
-        key = hashlib.sha256("\x00".join([draw.__name__, *parts]).encode()).hexdigest()
+        key = hashlib.sha256("\x00".join([_code_key(), draw.__name__, *parts]).encode()).hexdigest()
         if key in _RENDERED:
             return _RENDERED[key]
+        stored = chart_store.read(key)
+        if stored is not None:
+            _RENDERED[key] = stored
+            return stored
         # The style is matplotlib's global state, read while drawing and while saving: one
         # chart at a time in the process, inside it (the server draws reports for several
-        # workspaces in worker threads, and ahead of them: server/prefetch.py). Looked up
-        # again inside: the thread that held the lock may have drawn this very chart.
+        # workspaces in worker threads). Looked up again inside: the thread that held the
+        # lock may have drawn this very chart.
         with _DRAWING:
             if key in _RENDERED:
                 return _RENDERED[key]
@@ -96,6 +102,7 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
             if len(_RENDERED) >= _RENDERED_MAX:
                 _RENDERED.pop(next(iter(_RENDERED)))
             _RENDERED[key] = chart
+            chart_store.write(key, chart)
             return chart
 
     return cached

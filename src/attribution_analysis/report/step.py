@@ -130,8 +130,9 @@ def _charts(inputs: ReportInputs, params: GenerateReportParams) -> dict[str, cha
 
 
 def draw_charts(ws: Workspace, keep_going: Callable[[], bool] = lambda: True) -> int:
-    """Draw the charts a default report of ``ws`` shows (memoised for the report itself:
-    ``server/prefetch.py``), one by one while ``keep_going()``; how many were drawn."""
+    """Draw the charts a default report of ``ws`` shows, one by one while ``keep_going()``
+    (memoised, and kept in the chart store when one is set, for the report itself:
+    ``server/prefetch.py``); how many were drawn."""
     drawn = 0
     for draw in _chart_plan(load_inputs(ws), GenerateReportParams()):
         if not keep_going():

@@ -17,6 +17,7 @@ from attribution_analysis.server.config import (
     DEFAULT_MAX_INPUT_BYTES,
     ServerConfig,
 )
+from attribution_analysis.workspace import Workspace
 
 __all__ = ["AttributionServer", "ServerConfig", "build_server", "main"]
 
@@ -194,6 +195,7 @@ def _serve(server: AttributionServer, args: argparse.Namespace, http: bool) -> N
                 ),
             )
     finally:
+        prefetch.stop()
         server.jobs.shutdown()
 
 
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     server.jobs.compile_ahead = not args.no_compile_ahead
     if not args.no_preload:
         preload.start()
-        prefetch.start()
+        prefetch.start(Workspace(config.root.resolve()).internal_dir() / prefetch.STORE)
     _serve(server, args, http)
     return 0
 

@@ -369,7 +369,8 @@ class AttributionServer:
     def _run_inline(spec: StepSpec, folder: Path, params: BaseModel) -> dict[str, Any]:
         preload.wait()  # never beside the start-up warm-up (server/preload.py)
         # stdout is the stdio transport: library chatter must not reach it.
-        with contextlib.redirect_stdout(sys.stderr), prefetch.foreground():
+        prefetch.before(spec.name, folder)  # the report draws its charts itself
+        with contextlib.redirect_stdout(sys.stderr):
             if spec.creates_workspace:
                 workspace = Workspace.create(folder)
             else:
