@@ -206,6 +206,26 @@ def test_a_worker_compiles_the_default_fit_ahead_and_only_that_fit_waits_for_it(
     assert manager.warm_worker(ws) and ahead.compiled_for == str(ws)
 
 
+@pytest.mark.slow  # a real fit, the refits compiled ahead, then the validation
+def test_a_fits_worker_compiles_the_validation_refits_and_the_validation_goes_to_it(
+    manager, tmp_path
+):
+    ws = _workspace(tmp_path, "a", 4)
+    fit = _wait(manager.start("fit_mmm", "a", ws, TINY_FIT), 300)
+    assert fit.status == "succeeded", fit.error
+    (worker,) = manager.idle
+    assert (worker.compiled_for, worker.compiled_tool) == (str(ws), "validate_model")
+    # Negative control of the routing: an allocation sent meanwhile runs elsewhere.
+    if worker.busy_compiling():
+        other = _wait(manager.start("allocate", "a", ws, json.dumps({"source": "mmm"})))
+        assert other.process.pid != worker.process.pid
+    validation = manager.start("validate_model", "a", ws, json.dumps({}))
+    validation = _wait(validation, 600)
+    assert validation.status == "succeeded", validation.error
+    assert validation.process.pid == fit.process.pid  # the worker holding the refits
+    assert not worker.busy_compiling()
+
+
 class _Alive:
     def is_alive(self) -> bool:
         return True
@@ -298,7 +318,7 @@ def test_a_second_compile_ahead_of_the_same_workspace_queues_and_of_another_is_d
     manager.idle.append(busy)
     # Validated again while its compile runs: the request queues behind it.
     assert manager.warm_worker(Path("/a"))
-    assert busy.pending.value == 2 and pipe.sent == [(jobs.PRECOMPILE, "/a")]
+    assert busy.pending.value == 2 and pipe.sent == [(jobs.PRECOMPILE, "/a", "fit_mmm")]
     # Another workspace: not beside it (negative control of the queueing).
     assert not manager.warm_worker(Path("/b"))
     assert busy.pending.value == 2 and len(pipe.sent) == 1 and manager.idle == [busy]
@@ -318,3 +338,54 @@ def test_a_worker_compiling_ahead_is_never_retired_as_surplus():
     assert jobs._surplus([compiling], 0) == []  # over the size until its compile ends
     compiling.pending.value = 0  # negative control: once it ended, the oldest goes first
     assert jobs._surplus([compiling, older, newer], 1) == [compiling, older]
+
+
+def test_a_worker_compiling_refits_ahead_takes_only_the_validation_of_its_workspace():
+    import multiprocessing
+
+    pending = multiprocessing.Value("i", 1)
+    worker = jobs.Worker(
+        process=_Alive(),
+        conn=None,
+        pending=pending,
+        compiled_for="/ws/a",
+        compiled_tool="validate_model",
+    )
+    assert worker.takes("validate_model", "/ws/a", json.dumps({}))
+    assert worker.takes("validate_model", "/ws/a", json.dumps({"backtest_periods": 8}))
+    assert not worker.takes("validate_model", "/ws/b", json.dumps({}))  # another workspace
+    assert not worker.takes("fit_mmm", "/ws/a", json.dumps({}))  # another step
+    assert not worker.takes("allocate", "/ws/a", json.dumps({}))
+    pending.value = 0  # the compile ended: any job
+    assert worker.takes("fit_mmm", "/ws/b", json.dumps({}))
+
+
+def test_a_fits_worker_is_asked_for_the_validation_refits_only_after_a_fit_succeeded(tmp_path):
+    import multiprocessing
+
+    manager = jobs.JobManager(tmp_path / "root")
+
+    def ended(tool: str, outcome: tuple[str, dict] | None, others: tuple[str, ...] = ()):
+        pipe = _Pipe()
+        worker = jobs.Worker(process=_Alive(), conn=pipe, pending=multiprocessing.Value("i", 0))
+        job = jobs.Job("j", tool, "a", "running", "now", {}, folder=Path("/ws/a"))
+        manager.jobs = {"j": job} | {
+            f"o{i}": jobs.Job(f"o{i}", "allocate", "b", status, "now", {})
+            for i, status in enumerate(others)
+        }
+        manager.idle = [worker]
+        manager._compile_next_ahead(job, outcome, worker)
+        return pipe.sent, worker
+
+    sent, worker = ended("fit_mmm", ("succeeded", {}))
+    assert sent == [(jobs.PRECOMPILE, "/ws/a", "validate_model")]
+    assert worker.busy_compiling() and worker.compiled_tool == "validate_model"
+    assert ended("fit_mmm", ("succeeded", {}), others=("succeeded",))[0]  # ended: no matter
+    # Negative controls: a failed fit, another step, a job running beside it, the flag off.
+    assert ended("fit_mmm", ("failed", {}))[0] == []
+    assert ended("fit_mmm", None)[0] == []
+    assert ended("allocate", ("succeeded", {}))[0] == []
+    assert ended("fit_mmm", ("succeeded", {}), others=("running",))[0] == []
+    manager.compile_ahead = False
+    assert ended("fit_mmm", ("succeeded", {}))[0] == []
+    manager.idle.clear()

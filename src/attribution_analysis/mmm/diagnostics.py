@@ -32,6 +32,7 @@ from attribution_analysis.mmm.convergence import (
 )
 from attribution_analysis.mmm.identification import channel_verdicts
 from attribution_analysis.mmm.loaded import FittedModel, open_fit
+from attribution_analysis.mmm.panel import ModelData
 from attribution_analysis.mmm.sensitivity import (
     OVERLAP_LIMIT,
     SHIFT_LIMIT,
@@ -480,16 +481,15 @@ def _sensitivity_findings(rows: list[dict[str, Any]]) -> list[Finding]:
     ]
 
 
-def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) -> dict[str, Any]:
-    """Refit on all but the last ``periods`` periods, predict them, score the forecast."""
-    from attribution_analysis.mmm.build import build_mmm
-    from attribution_analysis.mmm.panel import ModelData
-    from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
-
+def backtest_split(
+    fitted: FittedModel, periods: int
+) -> tuple[ModelData, np.datetime64, pd.Series] | str:
+    """(training data, cutoff date, training-row mask) of a backtest holding out the last
+    ``periods`` periods, or why it is skipped."""
     data = fitted.data
     dates = np.sort(data.X["date"].unique())
     if len(dates) <= periods * 3:
-        return {"skipped": f"only {len(dates)} periods: too few to hold out {periods}"}
+        return f"only {len(dates)} periods: too few to hold out {periods}"
     cutoff = dates[-periods]
     train = data.X["date"] < cutoff
     train_data = ModelData(
@@ -503,10 +503,27 @@ def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) ->
         input_hashes=data.input_hashes,
         imputed_target=data.imputed_target[train.to_numpy()],
     )
+    return train_data, cutoff, train
+
+
+def run_backtest(ws: Workspace, fitted: FittedModel, periods: int, seed: int) -> dict[str, Any]:
+    """Refit on all but the last ``periods`` periods, predict them, score the forecast."""
+    from attribution_analysis.mmm.build import build_mmm
+    from attribution_analysis.mmm.refits import BACKTEST, refit_key
+    from attribution_analysis.mmm.sampling import attach_posterior, sample_posterior
+
+    data = fitted.data
+    split = backtest_split(fitted, periods)
+    if isinstance(split, str):
+        return {"skipped": split}
+    train_data, cutoff, train = split
     params: FitMMMParams = fitted.params
     mmm = build_mmm(train_data, params.config)
-    # A one-off fit (a later backtest has other weeks): compiled with its data frozen in.
-    outcome = sample_posterior(mmm, params.sampler, seed, None)
+    # A one-off fit (a later backtest has other weeks): compiled with its data frozen in, or
+    # ahead of this step by the job worker (mmm/refits.py).
+    outcome = sample_posterior(
+        mmm, params.sampler, seed, None, one_off=refit_key(fitted, BACKTEST, periods)
+    )
     attach_posterior(mmm, outcome.idata)
     holdout = data.X[~train].reset_index(drop=True)
     with warnings.catch_warnings():

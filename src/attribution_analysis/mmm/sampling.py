@@ -91,6 +91,41 @@ class CompiledModels:
 COMPILED = CompiledModels()
 
 
+class OneOffModels:
+    """Frozen compiled models made ahead for one later use each (``mmm.refits``: the job
+    worker compiles ``validate_model``'s refits while the agent reads the fit's answer),
+    keyed by what decides the model (``refits.refit_key``); taken, not kept. The same graph
+    compiles to the same code, so a refit sampled from a model compiled ahead draws what it
+    would have drawn from its own compile."""
+
+    MAX_MODELS = 4  # the newest kept: two refits of one fit, and of one other
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, compiled: Any) -> None:
+        with self._lock:
+            self._models.pop(key, None)
+            self._models[key] = compiled
+            while len(self._models) > self.MAX_MODELS:
+                self._models.pop(next(iter(self._models)))
+
+    def take(self, key: str) -> Any | None:
+        with self._lock:
+            return self._models.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._models
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+ONE_OFF = OneOffModels()
+
+
 def compile_frozen(model: Any, var_names: list[str]) -> Any:
     """A compiled model with the data as constants: it cannot take new data, but PyTensor
     folds what depends on the data alone, so it compiles and samples faster (on an
@@ -115,10 +150,12 @@ def sample_posterior(
     seed: int,
     structure: str | None,
     progress: Progress | None = None,
+    one_off: str | None = None,
 ) -> SampleOutcome:
     """Sample the posterior of ``mmm.model``'s free parameters. ``structure`` keys the
     compiled model for reuse with new data; None marks a one-off fit (a refit of
-    ``validate_model``), compiled with its data frozen in and not kept."""
+    ``validate_model``), compiled with its data frozen in and not kept, or taken from
+    ``ONE_OFF`` under the key ``one_off`` when it was compiled ahead."""
     use_reproducible_numerics()
     model = mmm.model
     free = free_variable_names(model)
@@ -127,7 +164,8 @@ def sample_posterior(
     if settings.backend == "nutpie":
         report(progress, 0, total, "compiling the model")
         if structure is None:
-            compiled, reused = compile_frozen(model, free), False
+            ahead = ONE_OFF.take(one_off) if one_off is not None else None
+            compiled, reused = ahead or compile_frozen(model, free), ahead is not None
         else:
             compiled, reused = COMPILED.get_or_compile(structure, model, free)
         compile_seconds = time.perf_counter() - start

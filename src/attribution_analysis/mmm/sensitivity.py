@@ -83,18 +83,28 @@ def vague_config(config: MMMConfig, geo: bool) -> MMMConfig:
     return config.model_copy(update={"priors": {**config.priors, **vague}, "roi_prior": None})
 
 
-def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
+def vague_model(fitted: FittedModel) -> Any:
+    """The fit's model with vague priors, built (not sampled)."""
     config: MMMConfig = fitted.params.config
-    vague = vague_config(config, fitted.data.geo)
-    vague_mmm = build_mmm(fitted.data, vague)
+    vague_mmm = build_mmm(fitted.data, vague_config(config, fitted.data.geo))
     # Lift tests are data: the refit keeps them, so that a channel a test pinned down is not
     # labelled prior-driven because the refit ignored the test.
     if fitted.lift_tests:
         from attribution_analysis.mmm.calibration import calibrate
 
         calibrate(vague_mmm, fitted.lift_tests, fitted.data, fitted.params.lift_reading)
-    # A one-off fit: compiled with its data frozen in (faster to compile and to sample).
-    outcome = sample_posterior(vague_mmm, fitted.params.sampler, seed, None)
+    return vague_mmm
+
+
+def compare_with_vague_priors(fitted: FittedModel, seed: int) -> list[dict[str, Any]]:
+    from attribution_analysis.mmm.refits import VAGUE, refit_key
+
+    vague_mmm = vague_model(fitted)
+    # A one-off fit: compiled with its data frozen in (faster to compile and to sample), or
+    # ahead of this step by the job worker (mmm/refits.py).
+    outcome = sample_posterior(
+        vague_mmm, fitted.params.sampler, seed, None, one_off=refit_key(fitted, VAGUE)
+    )
     attach_posterior(vague_mmm, outcome.idata)
     informative = roas_draws(fitted, fitted.mmm)
     loose = roas_draws(fitted, vague_mmm)

@@ -18,7 +18,9 @@ of that workspace would sample (``mmm.fit.precompile``), after ``validate_data``
 compile ends the worker takes only a ``fit_mmm`` of that workspace that compiles a model
 (which waits for it and then, in the default configuration, reuses it); any other job goes
 to another worker, so a MAP fit or an allocation does not wait behind a compile it does not
-need (it shares the cores with it).
+need (it shares the cores with it). Likewise, once a fit succeeded, its worker compiles the
+two refits of ``validate_model`` (``mmm.refits.precompile``), and until that ends it takes
+only a ``validate_model`` of that workspace.
 """
 
 from __future__ import annotations
@@ -142,7 +144,8 @@ def _child(step_name: str, folder: str, params_json: str, conn) -> None:
 # with them): 3.5-3.8 s of a fresh process on this 2-core machine. A worker started ahead
 # of the first job (``JobManager.warm_worker``) imports them while nothing waits for it.
 FIT_IMPORTS = ("pymc", "pymc_marketing.mmm", "nutpie", "attribution_analysis.mmm.fit")
-# A worker's request to compile a default fit's model ahead (a job request is a 3-tuple).
+# A worker's request to compile ahead for a step: (PRECOMPILE, folder, tool); a default fit
+# after the data were validated, validate_model's refits after a fit.
 PRECOMPILE = "precompile"
 
 
@@ -157,28 +160,32 @@ def _import_fit_libraries() -> None:
             return
 
 
-def _precompile(folder: str) -> None:
-    """Compile a default fit's model for the workspace in ``folder``, keeping it in this
-    process for the fit that usually follows. A workspace that cannot be fitted yet (data
-    not validated, ...) is skipped: the fit itself will say why, in its own words."""
+def _precompile(folder: str, tool: str = "fit_mmm") -> None:
+    """Compile what the step ``tool`` with its defaults would compile in the workspace in
+    ``folder``, keeping it in this process for that step, which usually follows: a default
+    fit's model (``mmm.fit.precompile``), or ``validate_model``'s refits of the fit
+    (``mmm.refits.precompile``). A workspace where that step cannot run yet (data not
+    validated, no fit, ...) is skipped: the step itself will say why, in its own words."""
     from attribution_analysis.errors import AttributionError
-    from attribution_analysis.mmm.fit import precompile
     from attribution_analysis.workspace import Workspace
+
+    if tool == "validate_model":
+        from attribution_analysis.mmm.refits import precompile
+    else:
+        from attribution_analysis.mmm.fit import precompile  # type: ignore[assignment]
 
     start = time.perf_counter()
     try:
-        structure = precompile(Workspace.open(folder))
+        compiled = precompile(Workspace.open(folder))
     except AttributionError as exc:
-        logger.info("no model compiled ahead for %s: %s", folder, exc)
+        logger.info("nothing compiled ahead of %s for %s: %s", tool, folder, exc)
         return
-    except Exception:  # never fatal: the fit compiles it again and reports any error
-        logger.warning("compiling ahead for %s failed", folder, exc_info=True)
+    except Exception:  # never fatal: the step compiles it again and reports any error
+        logger.warning("compiling ahead of %s for %s failed", tool, folder, exc_info=True)
         return
-    if structure is not None:
+    if compiled:
         logger.info(
-            "compiled the default fit's model for %s in %.1f s",
-            folder,
-            time.perf_counter() - start,
+            "compiled ahead of %s for %s in %.1f s", tool, folder, time.perf_counter() - start
         )
 
 
@@ -186,9 +193,9 @@ def _worker(conn, pending=None, warm: bool = False) -> None:
     """Entry point of a worker process: run the jobs the server sends, one after the other,
     until it sends ``None``, closes the pipe, or a job ends in a way that leaves the process
     unfit for another (cancelled, crashed). ``warm``: import the fitting libraries first (a
-    job sent meanwhile waits in the pipe). A ``(PRECOMPILE, folder)`` request compiles a
-    default fit's model ahead (``_precompile``) and then counts ``pending`` down (the server
-    counts it up when it sends the request)."""
+    job sent meanwhile waits in the pipe). A ``(PRECOMPILE, folder, tool)`` request compiles
+    ahead what that step would compile (``_precompile``) and then counts ``pending`` down (the
+    server counts it up when it sends the request)."""
     _prepare_process()
     try:
         if warm:
@@ -199,7 +206,7 @@ def _worker(conn, pending=None, warm: bool = False) -> None:
                 return
             if request[0] == PRECOMPILE:
                 try:
-                    _precompile(request[1])
+                    _precompile(*request[1:])
                 finally:
                     if pending is not None:
                         with pending.get_lock():
@@ -274,10 +281,11 @@ class Worker:
     process: Any
     conn: Any
     # Compiles ahead sent and not yet ended (a shared integer: ``JobManager.warm_worker``);
-    # ``compiled_for`` names the workspace folder whose default fit it compiles, or
-    # compiled, ahead.
+    # ``compiled_for`` names the workspace folder, and ``compiled_tool`` the step, it
+    # compiles, or compiled, ahead for.
     pending: Any = None
     compiled_for: str | None = None
+    compiled_tool: str = "fit_mmm"
     jobs_run: int = 0
     last_workspace: str | None = None
     last_tool: str | None = None
@@ -289,15 +297,16 @@ class Worker:
 
     def takes(self, tool: str, folder: str, params_json: str) -> bool:
         """Whether a job may be sent now: any job when ready; while it compiles ahead, only
-        a fit of that workspace that compiles a model (the likeliest to reuse it; one of
-        another configuration waits, then compiles its own from a warmer Numba cache)."""
+        the step it compiles for, in that workspace, and for a fit only one that compiles a
+        model (the likeliest to reuse it; one of another configuration waits, then compiles
+        its own from a warmer Numba cache)."""
         return not self.busy_compiling() or self.holds_model_for(tool, folder, params_json)
 
     def holds_model_for(self, tool: str, folder: str, params_json: str) -> bool:
-        """Whether the job is a fit of the workspace this worker compiled a fit for ahead."""
-        return (
-            tool == "fit_mmm" and folder == self.compiled_for and _compiles_one_model(params_json)
-        )
+        """Whether the job is the step, in the workspace, this worker compiled ahead for."""
+        if tool != self.compiled_tool or folder != self.compiled_for:
+            return False
+        return tool != "fit_mmm" or _compiles_one_model(params_json)
 
 
 def _surplus(idle: list[Worker], size: int) -> list[Worker]:
@@ -445,7 +454,7 @@ class JobManager:
         worker.last_workspace, worker.last_tool = str(folder), job.tool
         job.process = worker.process
         if worker.busy_compiling():  # what get_job shows until the step reports progress
-            job.message = "waiting for the model compiled ahead for this workspace's fit"
+            job.message = f"waiting for what is compiled ahead for this workspace's {job.tool}"
         return worker
 
     def _spawn(self, warm: bool = False) -> Worker:
@@ -463,7 +472,8 @@ class JobManager:
         model a default ``fit_mmm`` of that workspace would sample (``_precompile``). None
         starts while a job runs (it would take the job's cores); while a worker compiles
         ahead for another workspace, none either; for the same workspace (validated again)
-        the request queues behind it. Whether a worker was started or asked to compile."""
+        the request queues behind it. Whether a worker was started or asked to compile.
+        (After a fit, ``_watch`` asks the fit's own worker for ``validate_model``'s refits.)"""
         if not self.compile_ahead:
             folder = None
         with self.lock:
@@ -489,15 +499,22 @@ class JobManager:
                 self.idle.append(worker)
             if folder is None:
                 return True
-            try:
-                with worker.pending.get_lock():
-                    worker.pending.value += 1
-                worker.compiled_for = str(folder)
-                worker.jobs_run += 1  # each compile ahead may leave a model in the worker
-                worker.conn.send((PRECOMPILE, str(folder)))
-            except (OSError, ValueError):  # it died while idle: the next job starts another
-                self.idle.remove(worker)
-                return False
+            return self._compile_ahead(worker, folder, "fit_mmm")
+
+    def _compile_ahead(self, worker: Worker, folder: Path, tool: str) -> bool:
+        """Send an idle worker a compile ahead of ``tool`` in ``folder`` (the caller holds
+        ``self.lock``); whether it was sent."""
+        try:
+            with worker.pending.get_lock():
+                worker.pending.value += 1
+            worker.compiled_for, worker.compiled_tool = str(folder), tool
+            worker.jobs_run += 1  # each compile ahead may leave a model in the worker
+            worker.conn.send((PRECOMPILE, str(folder), tool))
+        except (OSError, ValueError):  # it died while idle: the next job starts another
+            with worker.pending.get_lock():
+                worker.pending.value = 0
+            self.idle.remove(worker)
+            return False
         return True
 
     def _watch(self, job: Job, conn, worker: Worker | None = None) -> None:
@@ -536,6 +553,7 @@ class JobManager:
         if worker is not None and reuse and worker.jobs_run < JOBS_PER_WORKER:
             with self.lock:
                 self.idle.append(worker)
+                self._compile_next_ahead(job, outcome, worker)
                 surplus = _surplus(self.idle, self.max_jobs)
                 self.idle = [w for w in self.idle if w not in surplus]
         elif worker is not None:
@@ -550,6 +568,27 @@ class JobManager:
             job.updated.set()
         for old in surplus:
             self._retire(old)
+
+    def _compile_next_ahead(
+        self, job: Job, outcome: tuple[str, dict[str, Any]] | None, worker: Worker
+    ) -> None:
+        """After a fit succeeded, its worker (back in the pool, the caller holds
+        ``self.lock``) compiles ``validate_model``'s refits of it, which the agent usually
+        asks for next, while the agent reads the fit's answer (``mmm/refits.py``). Not
+        beside other running jobs (it would take their cores), nor with --no-compile-ahead.
+        Before the job is seen to end, so that a validation sent at once finds the worker
+        busy for it and queues behind the compile rather than compiling its own."""
+        if (
+            job.tool != "fit_mmm"
+            or not self.compile_ahead
+            or self.closed
+            or job.folder is None
+            or outcome is None
+            or outcome[0] != "succeeded"
+            or any(j is not job and j.status in {"queued", "running"} for j in self.jobs.values())
+        ):
+            return
+        self._compile_ahead(worker, job.folder, "validate_model")
 
     @staticmethod
     def _retire(worker: Worker) -> None:
