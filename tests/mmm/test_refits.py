@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from attribution_analysis.contracts.mmm import SamplerSettings, ValidateModelParams
-from attribution_analysis.mmm import refits, sampling, sensitivity
+from attribution_analysis.mmm import diagnostics, refits, sampling, sensitivity
 from attribution_analysis.mmm.loaded import open_fit
 from attribution_analysis.workspace import Workspace
 
@@ -48,6 +50,23 @@ def test_the_compile_ahead_keys_each_refit_by_the_fit_and_the_weeks_held_out(fit
     backtest = refits.refit_key(model, refits.BACKTEST, ValidateModelParams().backtest_periods)
     assert keys == [refits.refit_key(model, refits.VAGUE), backtest]
     assert all(key in sampling.ONE_OFF for key in keys)
+    # The keys the step's own refits look up (their sampling stopped at the look-up).
+    asked: list[str | None] = []
+
+    class Looked(Exception):
+        pass
+
+    def look_up(*args, one_off=None, **kwargs):
+        asked.append(one_off)
+        raise Looked
+
+    monkeypatch.setattr(sensitivity, "sample_posterior", look_up)
+    monkeypatch.setattr(sampling, "sample_posterior", look_up)  # run_backtest imports it late
+    with pytest.raises(Looked):
+        sensitivity.compare_with_vague_priors(model, seed=1)
+    with pytest.raises(Looked):
+        diagnostics.run_backtest(ws, model, ValidateModelParams().backtest_periods, seed=1)
+    assert asked == keys
     # Negative controls: other weeks held out are another model; no refit, nothing compiled.
     assert refits.refit_key(model, refits.BACKTEST, 8) != backtest
     none = ValidateModelParams(backtest_periods=None, sensitivity_refit=False)

@@ -353,6 +353,11 @@ def test_a_worker_compiling_refits_ahead_takes_only_the_validation_of_its_worksp
     )
     assert worker.takes("validate_model", "/ws/a", json.dumps({}))
     assert worker.takes("validate_model", "/ws/a", json.dumps({"backtest_periods": 8}))
+    assert worker.takes("validate_model", "/ws/a", json.dumps({"sensitivity_refit": False}))
+    # A validation that makes no refit compiled ahead need not wait for the compile.
+    for none_of_them in ({"backtest_periods": 8}, {"backtest_periods": None}):
+        params = json.dumps({**none_of_them, "sensitivity_refit": False})
+        assert not worker.takes("validate_model", "/ws/a", params)
     assert not worker.takes("validate_model", "/ws/b", json.dumps({}))  # another workspace
     assert not worker.takes("fit_mmm", "/ws/a", json.dumps({}))  # another step
     assert not worker.takes("allocate", "/ws/a", json.dumps({}))

@@ -37,9 +37,13 @@ def test_the_charts_drawn_ahead_are_the_ones_the_report_draws(
     store = tmp_path / "charts"
     # The very command the server runs, in a process of its own.
     command = prefetch._command(store)
-    done = subprocess.run(command, input=f"{validated}\n", capture_output=True, text=True)
+    # A drawing stopped before it starts draws nothing, and the stop concerns its id only.
+    asked = f"draw 1 {validated}\nstop 1\ndraw 2 {validated}\n"
+    done = subprocess.run(command, input=asked, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    drawn = int(done.stdout.removeprefix("drew "))
+    ready, first, second = done.stdout.splitlines()
+    assert (ready, first) == ("ready", "1 stopped")
+    drawn = int(second.removeprefix("2 drew "))
     assert drawn >= 5  # waterfall, ROAS, budget shift, curves, trace, coverage
     assert len(list(store.glob("*.json"))) == drawn
 
@@ -122,30 +126,34 @@ def test_the_store_keeps_the_newest_files(tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*.part"))
 
 
-# A stand-in for the drawing process (report/draw_ahead.py), speaking its protocol: one
-# workspace per line of stdin, one answer per line of stdout, SIGUSR1 stops a drawing. It
-# records what it was sent; "broken" fails, "crash" ends the process.
+# A stand-in for the drawing process (report/draw_ahead.py), speaking its protocol with its
+# own request reader. It records the folders it was sent; "broken" fails, "crash" ends the
+# process, "chatty" writes a line outside the protocol, "hang" never answers.
 FAKE_DRAWER = """
-import signal, sys, time
-stop = False
-def request_stop(signum, frame):
-    global stop
-    stop = True
-signal.signal(signal.SIGUSR1, request_stop)
-for line in sys.stdin:
-    stop = False
-    folder = line.strip()
+import sys, time
+from attribution_analysis.report.draw_ahead import Requests
+print("ready", flush=True)
+requests = Requests()
+while (asked := requests.next_draw()) is not None:
+    request_id, folder = asked
     with open({record!r}, "a") as record:
         record.write(folder + "\\n")
     if folder.endswith("broken"):
-        print("failed: RuntimeError: unreadable output", flush=True)
+        print(request_id, "failed: RuntimeError: unreadable output", flush=True)
         continue
     if folder.endswith("crash"):
         sys.exit(3)
+    if folder.endswith("chatty"):
+        print("library chatter", flush=True)
+    if folder.endswith(("chatty", "hang")):
+        time.sleep(60)
     begun = time.monotonic()
-    while time.monotonic() - begun < {seconds} and not stop:
+    while time.monotonic() - begun < {seconds}:
+        requests.poll()
+        if request_id in requests.stopped:
+            break
         time.sleep(0.01)
-    print("stopped" if stop else "drew 1", flush=True)
+    print(request_id, "stopped" if request_id in requests.stopped else "drew 1", flush=True)
 """
 
 
@@ -159,7 +167,7 @@ def drawing(tmp_path, monkeypatch):
         monkeypatch.setattr(prefetch, "_command", lambda store: [sys.executable, "-c", code])
         for name, value in (
             ("_thread", None),
-            ("_process", None),
+            ("_drawer", None),
             ("_stopped", False),
             ("_pending", {}),
         ):
@@ -178,7 +186,7 @@ def _received(record: Path) -> list[str]:
     return record.read_text().split() if record.exists() else []
 
 
-def test_requests_are_filtered_queued_and_failures_logged(tmp_path, drawing, caplog):
+def test_requests_are_filtered_queued_and_failures_logged(tmp_path, drawing, caplog, monkeypatch):
     record = drawing(0.1)
     with caplog.at_level(logging.INFO, logger=prefetch.log.name):
         prefetch.request("validate_data", tmp_path / "a")  # not a chart input: ignored
@@ -189,15 +197,27 @@ def test_requests_are_filtered_queued_and_failures_logged(tmp_path, drawing, cap
         assert "unreadable output" in caplog.text
         assert f"drew 1 report charts for {tmp_path / 'b'}" in caplog.text
 
-        first = prefetch._process
+        first = prefetch._drawer
         prefetch.request("allocate", tmp_path / "crash")  # the process dies: logged...
         assert prefetch.wait_idle(30)
         assert "the process ended (exit code 3)" in caplog.text
         prefetch.request("allocate", tmp_path / "c")  # ...and the next request gets a new one
         assert prefetch.wait_idle(30)
-    assert prefetch._process is not first
-    assert _received(record)[-2:] == [str(tmp_path / "crash"), str(tmp_path / "c")]
-    assert f"drew 1 report charts for {tmp_path / 'c'}" in caplog.text
+        assert prefetch._drawer is not first
+        assert f"drew 1 report charts for {tmp_path / 'c'}" in caplog.text
+
+        # A line outside the protocol, or no answer in time: that process is replaced.
+        monkeypatch.setattr(prefetch, "ANSWER_SECONDS", 2.0)
+        for odd in ("chatty", "hang"):
+            drawer = prefetch._drawer
+            prefetch.request("allocate", tmp_path / odd)
+            assert prefetch.wait_idle(30)
+            assert drawer.process.poll() is not None  # ended, not left hanging
+            prefetch.request("allocate", tmp_path / "d")
+            assert prefetch.wait_idle(30)
+            assert prefetch._drawer is not drawer
+    assert "said 'library chatter'" in caplog.text and "did not answer in 2 s" in caplog.text
+    assert _received(record)[-1] == str(tmp_path / "d")
 
 
 def test_a_newer_request_stops_the_stale_drawing(tmp_path, drawing, caplog):
@@ -219,7 +239,7 @@ def test_a_newer_request_stops_the_stale_drawing(tmp_path, drawing, caplog):
         assert _received(record) == [str(c)] * 2  # none of these stopped it; d waits
         prefetch.before("generate_report", c)  # its report draws them itself
         _wait_for(lambda: _received(record) == [str(c)] * 2 + [str(d)])
-        process = prefetch._process
+        process = prefetch._drawer.process
         prefetch.stop()  # the shutdown ends the process and the thread
         assert process.wait(10) is not None
         assert prefetch.wait_idle(10)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
+import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,8 +46,11 @@ def read(key: str) -> Chart | None:
     that does not read as a chart (it is then drawn again)."""
     if _STORE is None:
         return None
+    path = _STORE / f"{key}.json"
     try:
-        fields = json.loads((_STORE / f"{key}.json").read_text(encoding="utf-8"))
+        if path.is_symlink():  # only files the store wrote itself
+            return None
+        fields = json.loads(path.read_text(encoding="utf-8"))
         return Chart(
             id=fields["id"],
             title=fields["title"],
@@ -61,7 +65,7 @@ def read(key: str) -> Chart | None:
 
 def write(key: str, chart: Chart) -> None:
     """Store ``chart`` under ``key``, whole or not at all (a process stopped mid-write leaves
-    a ``.part`` file that is never read), then keep the newest ``MAX_FILES``."""
+    a ``.part`` file that is never read), then keep the newest ``MAX_FILES`` (``_prune``)."""
     if _STORE is None:
         return
     fields = asdict(chart) | {
@@ -70,11 +74,23 @@ def write(key: str, chart: Chart) -> None:
     }
     try:
         _STORE.mkdir(parents=True, exist_ok=True)
-        partial = _STORE / f".{key}.{os.getpid()}.{threading.get_ident()}.part"
-        partial.write_text(json.dumps(fields), encoding="utf-8")
+        # A new file of its own (O_EXCL: never through a link planted under a known name).
+        handle, partial = tempfile.mkstemp(dir=_STORE, prefix=f".{key}.", suffix=".part")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(fields, file)
         os.replace(partial, _STORE / f"{key}.json")
-        files = sorted(_STORE.glob("*.json"), key=lambda f: f.stat().st_mtime)
-        for old in files[: max(0, len(files) - MAX_FILES)]:
-            old.unlink(missing_ok=True)
+        _prune()
     except OSError:  # a full or read-only disk costs the next report a redraw, nothing else
         return
+
+
+def _prune() -> None:
+    """Keep the newest ``MAX_FILES`` charts; drop what a process stopped mid-write left an
+    hour ago or more (a write under way is seconds old)."""
+    assert _STORE is not None
+    files = sorted(_STORE.glob("*.json"), key=lambda f: f.stat().st_mtime)
+    for old in files[: max(0, len(files) - MAX_FILES)]:
+        old.unlink(missing_ok=True)
+    for partial in _STORE.glob(".*.part"):
+        if time.time() - partial.stat().st_mtime > 3600:
+            partial.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ campaign name is a dollar sign, and the SVG writer escapes '<' and '&'.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -61,13 +62,15 @@ _RENDERED_MAX = 64
 
 @functools.cache
 def _code_key() -> str:
-    """What else decides a chart's bytes: this module's and the views' code and matplotlib's
-    version, so that a stored chart from other code is never shown."""
-    from attribution_analysis.report import views
+    """What else decides a chart's bytes: the report package's code and version and
+    matplotlib's version, so that a stored chart from other code is never shown."""
+    from attribution_analysis import __version__
 
-    digest = hashlib.sha256(mpl.__version__.encode())
-    for source in (__file__, views.__file__):
-        digest.update(Path(source).read_bytes())
+    digest = hashlib.sha256(f"{mpl.__version__} {__version__}".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        # An installation without readable sources: the versions decide.
+        with contextlib.suppress(OSError):
+            digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
 

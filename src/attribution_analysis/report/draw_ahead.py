@@ -1,14 +1,19 @@
 """Draw workspaces' report charts into a chart store, in a process of its own.
 
-    python -m attribution_analysis.report.draw_ahead --store DIR
+    python -P -m attribution_analysis.report.draw_ahead --store DIR
 
 The server keeps one running (``server/prefetch.py``), so that matplotlib's seconds are spent
 outside the server's interpreter, where they would delay every step called meanwhile. It
-imports first, then reads one workspace path per line of stdin and answers each with one line
-on stdout: ``drew N``, ``stopped`` (SIGUSR1 arrived: it stops between two charts) or
-``failed: MESSAGE``. End of input ends it. It draws exactly what a default report draws
-(``report.step.draw_charts``), at a lower CPU priority than the server and its fits, and
-writes nothing but the store's files (``report/chart_store.py``), each whole or not at all.
+draws exactly what a default report draws (``report.step.draw_charts``), at a lower CPU
+priority than the server and its fits, and writes nothing but the store's files
+(``report/chart_store.py``), each whole or not at all.
+
+Protocol, one line each way: after its imports it says ``ready``; then the server sends
+``draw ID PATH`` and gets ``ID drew N``, ``ID stopped`` or ``ID failed: MESSAGE`` back.
+``stop ID`` may come at any time: the drawing with that id stops before its next chart
+(a stop for a drawing that ended, or has not been read yet, still applies to that id and no
+other). End of input ends the process. Answers go out on a copy of the original stdout;
+the process's own stdout is its stderr, so that nothing a library prints is read as one.
 """
 
 from __future__ import annotations
@@ -16,29 +21,53 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
+import select
 import sys
 from pathlib import Path
 
 NICENESS = 10  # below the server's inline steps and its fits: this work can wait
-_stop_requested = False
 
 
-def _request_stop(signum: int, frame: object) -> None:
-    global _stop_requested
-    _stop_requested = True
+class Requests:
+    """The server's lines on stdin, read from the file descriptor itself: a buffered reader
+    could hold a ``stop`` line that ``select`` would then never report."""
 
+    def __init__(self, fd: int = 0) -> None:
+        self.fd, self.buffer, self.ended = fd, b"", False
+        self.draws: list[tuple[str, str]] = []  # (id, path) waiting
+        self.stopped: set[str] = set()
 
-def _keep_going() -> bool:
-    return not _stop_requested
+    def _take(self, chunk: bytes) -> None:
+        if not chunk:
+            self.ended = True
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            verb, _, rest = line.decode("utf-8", "replace").partition(" ")
+            if verb == "draw":
+                request_id, _, path = rest.partition(" ")
+                self.draws.append((request_id, path))
+            elif verb == "stop":
+                self.stopped.add(rest.strip())
+
+    def poll(self) -> None:
+        """Read whatever has arrived, without waiting."""
+        while not self.ended and select.select([self.fd], [], [], 0)[0]:
+            self._take(os.read(self.fd, 65536))
+
+    def next_draw(self) -> tuple[str, str] | None:
+        """The next drawing asked for, waiting for one; None at end of input."""
+        while not self.draws and not self.ended:
+            self._take(os.read(self.fd, 65536))
+        return self.draws.pop(0) if self.draws else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _stop_requested
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True, help="the chart store's folder")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGUSR1, _request_stop)  # first: the server may send it at any time
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(OSError, AttributeError):  # no nice() on this platform: as is
         os.nice(NICENESS)
 
@@ -48,14 +77,22 @@ def main(argv: list[str] | None = None) -> int:
 
     chart_store.use(args.store)
     charts.warm()  # the backends, the font and the PNG writer, before there is work
-    for line in sys.stdin:
-        _stop_requested = False  # a stop sent between two requests concerns neither
+    print("ready", file=answers)
+    requests = Requests()
+    while (asked := requests.next_draw()) is not None:
+        request_id, path = asked
+
+        def keep_going(request_id: str = request_id) -> bool:
+            requests.poll()
+            return request_id not in requests.stopped
+
         try:
-            drawn = draw_charts(Workspace.open(Path(line.strip())), _keep_going)
-            answer = "stopped" if _stop_requested else f"drew {drawn}"
+            drawn = draw_charts(Workspace.open(Path(path)), keep_going)
+            answer = "stopped" if not keep_going() else f"drew {drawn}"
         except Exception as exc:  # reported to the server, which logs it; the next one runs
             answer = "failed: " + f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-        print(answer, flush=True)
+        requests.stopped.discard(request_id)
+        print(f"{request_id} {answer}", file=answers)
     return 0
 
 

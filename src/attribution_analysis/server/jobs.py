@@ -306,7 +306,9 @@ class Worker:
         """Whether the job is the step, in the workspace, this worker compiled ahead for."""
         if tool != self.compiled_tool or folder != self.compiled_for:
             return False
-        return tool != "fit_mmm" or _compiles_one_model(params_json)
+        if tool == "validate_model":
+            return _uses_refits_compiled_ahead(params_json)
+        return _compiles_one_model(params_json)
 
 
 def _surplus(idle: list[Worker], size: int) -> list[Worker]:
@@ -325,6 +327,21 @@ def _compiles_one_model(params_json: str) -> bool:
         return FitMMMParams.model_validate_json(params_json).compiles_one_model()
     except ValueError:  # the job itself will refuse it, in its own words
         return False
+
+
+@functools.lru_cache(maxsize=64)
+def _uses_refits_compiled_ahead(params_json: str) -> bool:
+    """Whether a validation makes a refit that ``mmm.refits.precompile`` compiles (those of
+    a default validation): one that makes none, or a backtest of other weeks only, need not
+    wait for the compile."""
+    from attribution_analysis.contracts.mmm import ValidateModelParams
+
+    try:
+        params = ValidateModelParams.model_validate_json(params_json)
+    except ValueError:  # the job itself will refuse it, in its own words
+        return False
+    default = ValidateModelParams().backtest_periods
+    return params.sensitivity_refit or params.backtest_periods == default
 
 
 class JobManager:
@@ -514,6 +531,7 @@ class JobManager:
             with worker.pending.get_lock():
                 worker.pending.value = 0
             self.idle.remove(worker)
+            self._retire(worker)
             return False
         return True
 
@@ -585,7 +603,10 @@ class JobManager:
             or job.folder is None
             or outcome is None
             or outcome[0] != "succeeded"
-            or any(j is not job and j.status in {"queued", "running"} for j in self.jobs.values())
+            or any(
+                j is not job and j.status in {"queued", "running", "cancelling"}
+                for j in self.jobs.values()
+            )
         ):
             return
         self._compile_ahead(worker, job.folder, "validate_model")

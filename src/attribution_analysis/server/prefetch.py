@@ -13,23 +13,28 @@ the charts' inputs and drawing code. Drawn in a thread of the server, each chart
 interpreter for up to 2 s, and a step called meanwhile waited for it (measured through the
 server on the demo: 1.1-1.9 s for steps that take 0.3-0.5 s).
 
-A newer request for the workspace being drawn stops that drawing between two charts (SIGUSR1)
-and starts again, finding the charts whose inputs did not change in the store; requests for
-other workspaces queue, one drawing at a time. A report called before its charts are all
-drawn stops their drawing and draws the rest itself (``before``): two processes drawing the
-same charts on two cores made it slower. A failure (a workspace deleted or mid-commit, an
-output the report cannot read, the process gone) is logged and dropped: the report draws, or
-refuses, by itself. Started with the preload (``--no-preload`` leaves both out).
+A newer request for the workspace being drawn stops that drawing before its next chart (a
+``stop`` line on the process's stdin, for that drawing's id) and starts again, finding the
+charts whose inputs did not change in the store; requests for other workspaces queue, one
+drawing at a time. A report called before its charts are all drawn stops their drawing and
+draws the rest itself (``before``): two processes drawing the same charts on two cores made
+it slower. A failure (a workspace deleted or mid-commit, an output the report cannot read,
+the process gone, hung past ``ANSWER_SECONDS`` or saying something else than its protocol)
+is logged and dropped, and the process is replaced: the report draws, or refuses, by
+itself. Started with the preload (``--no-preload`` leaves both out).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-import signal
+import os
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from attribution_analysis.report import chart_store
@@ -45,11 +50,13 @@ STORE = "charts"  # the chart store's folder in the server root's .attribution/
 _pending: dict[Path, None] = {}  # workspaces to draw, oldest first (a dict: ordered, unique)
 _changed = threading.Condition()
 _busy = False
-_drawing: Path | None = None  # the workspace being drawn
-_process: subprocess.Popen[str] | None = None  # the drawing process (report/draw_ahead.py)
+ANSWER_SECONDS = 300.0  # the longest a drawing may take before its process is replaced
+_drawing: tuple[Path, str] | None = None  # the workspace being drawn and its request id
+_drawer: _Drawer | None = None  # the drawing process (report/draw_ahead.py)
 _store: Path | None = None
 _stopped = False  # after stop(): nothing more is drawn
 _thread: threading.Thread | None = None
+_ids = itertools.count(1)
 
 
 def start(store: Path) -> None:
@@ -75,8 +82,8 @@ def request(step_name: str, folder: Path) -> None:
     with _changed:
         _pending.pop(folder, None)
         _pending[folder] = None
-        if _drawing == folder:
-            _interrupt()  # its inputs changed: stop between two charts, then start again
+        if _drawing is not None and _drawing[0] == folder:
+            _interrupt()  # its inputs changed: stop before the next chart, then start again
         _changed.notify()
 
 
@@ -90,7 +97,7 @@ def before(step_name: str, folder: Path) -> None:
         return
     with _changed:
         _pending.pop(folder, None)
-        if _drawing == folder:
+        if _drawing is not None and _drawing[0] == folder:
             _interrupt()
 
 
@@ -100,9 +107,8 @@ def stop() -> None:
     with _changed:
         _stopped = True
         _pending.clear()
-        if _process is not None:
-            with contextlib.suppress(OSError):
-                _process.terminate()
+        if _drawer is not None:
+            _drawer.end()
         _changed.notify_all()
 
 
@@ -113,22 +119,85 @@ def wait_idle(timeout: float) -> bool:
 
 
 def _interrupt() -> None:
-    """Ask the drawing process to stop between two charts (caller holds ``_changed``)."""
-    if _process is not None and _process.poll() is None:
-        with contextlib.suppress(OSError):
-            _process.send_signal(signal.SIGUSR1)
+    """Ask the drawing process to stop the drawing under way before its next chart (the
+    caller holds ``_changed``, under which every line to the process is written)."""
+    if _drawer is not None and _drawing is not None:
+        _drawer.send(f"stop {_drawing[1]}")
 
 
 def _command(store: Path) -> list[str]:
-    """The drawing process (``report/draw_ahead.py``)."""
-    return [sys.executable, "-m", "attribution_analysis.report.draw_ahead", "--store", str(store)]
+    """The drawing process (``report/draw_ahead.py``); ``-P``: the server's working folder,
+    chosen by the MCP client, is not put on its import path."""
+    return [
+        sys.executable,
+        "-P",
+        "-m",
+        "attribution_analysis.report.draw_ahead",
+        "--store",
+        str(store),
+    ]
+
+
+class _Drawer:
+    """The drawing process and its answer stream, read with a deadline."""
+
+    def __init__(self, store: Path) -> None:
+        self.process = subprocess.Popen(
+            _command(store),
+            stdin=subprocess.PIPE,  # requests; end of input (also when the server dies) ends it
+            stdout=subprocess.PIPE,  # answers; never the server's stdout (the transport)
+        )
+        self.buffer = b""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def send(self, line: str) -> None:
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write(f"{line}\n".encode())
+            self.process.stdin.flush()
+        except (OSError, ValueError):  # it ended: the next read says so
+            pass
+
+    def answer(self, request_id: str, seconds: float) -> str | None:
+        """The answer to ``request_id`` (after the ``ready`` line); None when the process
+        ended, hung past ``seconds`` or wrote another line (it is then ended)."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + seconds
+        while True:
+            line, newline, rest = self.buffer.partition(b"\n")
+            if newline:
+                self.buffer = rest
+                text = line.decode("utf-8", "replace")
+                if text == "ready":
+                    continue
+                if text.startswith(f"{request_id} "):
+                    return text.removeprefix(f"{request_id} ")
+                log.warning("the chart-drawing process said %r; replacing it", text[:200])
+                self.end()
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                log.warning("the chart-drawing process did not answer in %.0f s", seconds)
+                self.end()
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+
+    def end(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.kill()
 
 
 def _run() -> None:
     global _busy
     preload.wait()  # never beside the start-up warm-up's imports
     while True:
-        _keep_process()
+        _keep_drawer()
         with _changed:
             _changed.wait_for(lambda: bool(_pending) or _stopped)
             if _stopped:
@@ -146,50 +215,44 @@ def _run() -> None:
                 _changed.notify_all()
 
 
-def _keep_process() -> None:
+def _keep_drawer() -> None:
     """A drawing process running, its imports under way or done, before there is work."""
-    global _process
+    global _drawer
     with _changed:
-        if _stopped or (_process is not None and _process.poll() is None):
+        if _stopped or (_drawer is not None and _drawer.alive()):
             return
         assert _store is not None
         try:
-            _process = subprocess.Popen(
-                _command(_store),
-                stdin=subprocess.PIPE,  # one workspace per line; end of input ends it
-                stdout=subprocess.PIPE,  # never the server's stdout: that is the transport
-                text=True,
-                bufsize=1,
-            )
+            _drawer = _Drawer(_store)
         except OSError:
             log.warning("could not start the process that draws report charts", exc_info=True)
-            _process = None
+            _drawer = None
 
 
 def _draw(folder: Path) -> None:
     global _drawing
+    request_id = str(next(_ids))
     with _changed:
-        process = _process
-        if process is None or process.poll() is not None:
+        drawer = _drawer
+        if drawer is None or not drawer.alive():
             raise RuntimeError("the chart-drawing process is not running")
-        _drawing = folder
+        _drawing = (folder, request_id)
+        drawer.send(f"draw {request_id} {folder}")
     try:
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(f"{folder}\n")
-        process.stdin.flush()
-        answer = process.stdout.readline().strip()  # one line per request
+        answer = drawer.answer(request_id, ANSWER_SECONDS)
     finally:
         with _changed:
             _drawing = None
-    if answer.startswith("drew"):
+    if answer is not None and answer.startswith("drew"):
         log.info("%s report charts for %s ahead of the report", answer, folder)
     elif answer == "stopped" or _stopped:  # a newer request or its report, or the shutdown
         log.info("stopped drawing the report charts of %s ahead", folder)
-    elif answer.startswith("failed"):
+    elif answer is not None:
         log.warning("drawing the report charts of %s ahead %s", folder, answer)
-    else:  # no answer: the process ended (its stderr is the server's log)
+    else:  # the process ended (its stderr is the server's log), hung, or broke the protocol
+        drawer.end()
         log.warning(
             "drawing the report charts of %s ahead failed: the process ended (exit code %s)",
             folder,
-            process.wait(),
+            drawer.process.wait(),
         )
