@@ -33,7 +33,7 @@ def refit_key(fitted: FittedModel, kind: str, periods: int | None = None) -> str
 def precompile(ws: Workspace, params: ValidateModelParams | None = None) -> list[str]:
     """Compile the refits ``validate_model`` with ``params`` (None: its defaults) would make
     of the workspace's fit, into ``sampling.ONE_OFF``, without sampling or writing anything;
-    the keys compiled. None for a fit that ``validate_model`` does not refit (a quick fit, the
+    the keys compiled: none for a fit that ``validate_model`` does not refit (a quick fit, the
     ridge model) or that samples with another backend than nutpie. Raises what opening the
     fit raises (no fit, a stale fit)."""
     from attribution_analysis.mmm.build import build_mmm

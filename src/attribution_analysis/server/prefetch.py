@@ -231,6 +231,8 @@ def _keep_drawer() -> None:
 
 def _draw(folder: Path) -> None:
     global _drawing
+    if "\n" in str(folder):  # one request per line (the server's workspace names have none)
+        raise ValueError(f"a workspace path with a line break: {folder!r}")
     request_id = str(next(_ids))
     with _changed:
         drawer = _drawer
