@@ -36,16 +36,22 @@ def test_the_charts_drawn_ahead_are_the_ones_the_report_draws(
     optimize_budget(ws, OptimizeBudgetParams(draws=100, override_reason=OVERRIDE))
     store = tmp_path / "charts"
     # The very command the server runs, in a process of its own.
-    command = prefetch._command(store)
+    drawer = subprocess.Popen(
+        prefetch._command(store), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     # A drawing stopped before it starts draws nothing, and the stop concerns its id only.
-    asked = f"draw 1 {validated}\nstop 1\ndraw 2 {validated}\n"
-    done = subprocess.run(command, input=asked, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    ready, first, second = done.stdout.splitlines()
-    assert (ready, first) == ("ready", "1 stopped")
-    drawn = int(second.removeprefix("2 drew "))
+    drawer.stdin.write(f"draw 1 {validated}\nstop 1\ndraw 2 {validated}\n")
+    drawer.stdin.flush()
+    assert drawer.stdout.readline() == "ready\n"
+    assert drawer.stdout.readline() == "1 stopped\n"
+    drawn = int(drawer.stdout.readline().removeprefix("2 drew "))
     assert drawn >= 5  # waterfall, ROAS, budget shift, curves, trace, coverage
     assert len(list(store.glob("*.json"))) == drawn
+    # The end of input (the server gone) stops a drawing and ends the process.
+    drawer.stdin.write(f"draw 3 {validated}\n")
+    drawer.stdin.close()
+    assert drawer.stdout.readline() == "3 stopped\n"
+    assert drawer.wait(30) == 0
 
     monkeypatch.setattr(charts, "_RENDERED", {})
     monkeypatch.setattr(chart_store, "_STORE", store)

@@ -12,7 +12,8 @@ Protocol, one line each way: after its imports it says ``ready``; then the serve
 ``draw ID PATH`` and gets ``ID drew N``, ``ID stopped`` or ``ID failed: MESSAGE`` back.
 ``stop ID`` may come at any time: the drawing with that id stops before its next chart
 (a stop for a drawing that ended, or has not been read yet, still applies to that id and no
-other). End of input ends the process. Answers go out on a copy of the original stdout;
+other). End of input (the server ended, or was killed) stops the drawing before its next
+chart and ends the process. Answers go out on a copy of the original stdout;
 the process's own stdout is its stderr, so that nothing a library prints is read as one.
 """
 
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         request_id, path = asked
 
         def keep_going(request_id: str = request_id) -> bool:
-            requests.poll()
-            return request_id not in requests.stopped
+            requests.poll()  # a stop for this drawing, or the end of input: the server is gone
+            return request_id not in requests.stopped and not requests.ended
 
         try:
             drawn = draw_charts(Workspace.open(Path(path)), keep_going)
