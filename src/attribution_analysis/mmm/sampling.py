@@ -165,7 +165,8 @@ def sample_posterior(
         report(progress, 0, total, "compiling the model")
         if structure is None:
             ahead = ONE_OFF.take(one_off) if one_off is not None else None
-            compiled, reused = ahead or compile_frozen(model, free), ahead is not None
+            reused = ahead is not None
+            compiled = ahead if reused else compile_frozen(model, free)
         else:
             compiled, reused = COMPILED.get_or_compile(structure, model, free)
         compile_seconds = time.perf_counter() - start

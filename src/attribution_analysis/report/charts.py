@@ -58,6 +58,7 @@ MAX_LABEL = 40  # characters of a name shown on an axis (full names are in the t
 _RENDERED: dict[str, Chart] = {}
 _DRAWING = threading.Lock()
 _RENDERED_MAX = 64
+_REMEMBERING = threading.Lock()
 
 
 @functools.cache
@@ -89,7 +90,7 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
             return _RENDERED[key]
         stored = chart_store.read(key)
         if stored is not None:
-            _RENDERED[key] = stored
+            _remember(key, stored)
             return stored
         # The style is matplotlib's global state, read while drawing and while saving: one
         # chart at a time in the process, inside it (the server draws reports for several
@@ -102,13 +103,20 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
                 chart = draw(*args)
             if chart is None:
                 return None
-            if len(_RENDERED) >= _RENDERED_MAX:
-                _RENDERED.pop(next(iter(_RENDERED)))
-            _RENDERED[key] = chart
+            _remember(key, chart)
             chart_store.write(key, chart)
             return chart
 
     return cached
+
+
+def _remember(key: str, chart: Chart) -> None:
+    """Keep ``chart`` in the process, the oldest of ``_RENDERED_MAX`` going first (under its
+    own lock: a chart read from the store is kept outside the drawing lock)."""
+    with _REMEMBERING:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.pop(next(iter(_RENDERED)), None)
+        _RENDERED[key] = chart
 
 
 def warm() -> None:
