@@ -259,3 +259,46 @@ def _wait_for(condition, seconds: float = 10) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the drawing thread did not get there in time")
+
+
+def test_the_drawer_ends_at_once_when_the_server_is_killed(tmp_path):
+    """Its input kept open elsewhere (no end of input to notice): the drawer still ends
+    within seconds of its parent's death (negative control: alive while the parent lives)."""
+    import os
+
+    read_end, write_end = os.pipe()  # the test keeps the write end open throughout
+    command = prefetch._command(tmp_path / "charts")
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            f"drawer = subprocess.Popen({command!r}, stdin={read_end}, pass_fds=({read_end},),"
+            " stdout=subprocess.DEVNULL)\n"
+            "print(drawer.pid, flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        pass_fds=(read_end,),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        drawer = int(parent.stdout.readline())
+        time.sleep(2)
+        os.kill(drawer, 0)  # alive while its parent lives
+        parent.kill()
+        parent.wait(10)
+        _wait_for(lambda: not _alive(drawer), seconds=10)
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

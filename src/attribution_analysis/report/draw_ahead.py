@@ -13,8 +13,9 @@ Protocol, one line each way: after its imports it says ``ready``; then the serve
 ``stop ID`` may come at any time: the drawing with that id stops before its next chart
 (a stop for a drawing that ended, or has not been read yet, still applies to that id and no
 other). End of input (the server ended, or was killed) stops the drawing before its next
-chart and ends the process. Answers go out on a copy of the original stdout;
-the process's own stdout is its stderr, so that nothing a library prints is read as one.
+chart and ends the process; a server gone (its parent changed) ends it at once. Answers go
+out on a copy of the original stdout; the process's own stdout is its stderr, so that
+nothing a library prints is read as one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import contextlib
 import os
 import select
 import sys
+import threading
+import time
 from pathlib import Path
 
 NICENESS = 10  # below the server's inline steps and its fits: this work can wait
@@ -63,10 +66,22 @@ class Requests:
         return self.draws.pop(0) if self.draws else None
 
 
+def _exit_when_orphaned(parent: int, every: float = 0.5) -> None:
+    """End the process as soon as the server that started it is gone, even mid-chart. End
+    of input says so too, but only between two charts, and a chart can take tens of seconds
+    at this priority beside a fit. Stopping mid-chart is safe: every stored chart is written
+    whole or not at all."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True, help="the chart store's folder")
     args = parser.parse_args(argv)
+    watch = threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True)
+    watch.start()
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     with contextlib.suppress(OSError, AttributeError):  # no nice() on this platform: as is
