@@ -32,6 +32,7 @@ outputs the later steps read (contributions, allocation) from the first tree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,8 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_KIND = ("--kind", "mta", "--seed", "20261126", "--weeks", "156", "--channels", "5")
@@ -170,8 +173,6 @@ async def _server_round(
     cases: list[Case], bases: dict[str, Path], scratch: Path, at_once: bool, no_preload: bool
 ) -> dict[tuple[str, int], float]:
     """One fresh server: every case called twice, each call on its own workspace copy."""
-    from mcp import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
 
     root = Path(tempfile.mkdtemp(dir=scratch))
     for i, case in enumerate(cases):
@@ -181,6 +182,29 @@ async def _server_round(
                 folder.mkdir()
             else:
                 shutil.copytree(bases[case.workspace], folder)
+    seconds: dict[tuple[str, int], float] = {}
+    async with _session(root, None, no_preload, wait=not (at_once or no_preload)) as session:
+        for call in (1, 2):
+            for i, case in enumerate(cases):
+                arguments = tool_arguments(case, f"case{i}_{call}")
+                start = time.perf_counter()
+                result = await session.call_tool(case.step, arguments)
+                seconds[(case.label, call)] = time.perf_counter() - start
+                if result.is_error == case.expect_ok:
+                    raise RuntimeError(f"{case.label}: is_error={result.is_error}")
+    shutil.rmtree(root)
+    return seconds
+
+
+@contextlib.asynccontextmanager
+async def _session(
+    root: Path, src: Path | None, no_preload: bool, wait: bool
+) -> AsyncIterator[Any]:
+    """An MCP client session with a fresh server on ``root`` (the code of ``src``, else the
+    installed package), its log in ``root/server.log``; ``wait``: until its preload ended."""
+    from mcp import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
     server = StdioServerParameters(
         command=sys.executable,
         args=[
@@ -190,27 +214,17 @@ async def _server_round(
             str(root),
             *(["--no-preload"] if no_preload else []),
         ],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**environment(src), "PYTHONWARNINGS": "ignore"},
     )
-    seconds: dict[tuple[str, int], float] = {}
     log = root / "server.log"
     with log.open("w") as errlog:
         async with stdio_client(server, errlog=errlog) as (read, write):
             session = ClientSession(read, write)
             async with session:
                 await session.initialize()
-                if not (at_once or no_preload):
+                if wait:
                     await _preloaded(log)
-                for call in (1, 2):
-                    for i, case in enumerate(cases):
-                        arguments = tool_arguments(case, f"case{i}_{call}")
-                        start = time.perf_counter()
-                        result = await session.call_tool(case.step, arguments)
-                        seconds[(case.label, call)] = time.perf_counter() - start
-                        if result.is_error == case.expect_ok:
-                            raise RuntimeError(f"{case.label}: is_error={result.is_error}")
-    shutil.rmtree(root)
-    return seconds
+                yield session
 
 
 async def _preloaded(log: Path, limit: float = 300.0) -> None:
@@ -253,31 +267,18 @@ def main_server(args: argparse.Namespace, cases: list[Case]) -> None:
 async def _chain_round(base: Path, scratch: Path, src: Path | None, pause: float) -> list[float]:
     """One fresh server (after its preload), ``CHAIN`` called on one copy of ``base``."""
     import anyio
-    from mcp import ClientSession
-    from mcp.client.stdio import StdioServerParameters, stdio_client
 
     root = Path(tempfile.mkdtemp(dir=scratch))
     shutil.copytree(base, root / "ws")
-    server = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "attribution_analysis.server", "--workspace-root", str(root)],
-        env={**environment(src), "PYTHONWARNINGS": "ignore"},
-    )
     seconds: list[float] = []
-    log = root / "server.log"
-    with log.open("w") as errlog:
-        async with stdio_client(server, errlog=errlog) as (read, write):
-            session = ClientSession(read, write)
-            async with session:
-                await session.initialize()
-                await _preloaded(log)
-                for step in CHAIN:
-                    start = time.perf_counter()
-                    result = await session.call_tool(step, {"workspace": "ws"})
-                    seconds.append(time.perf_counter() - start)
-                    if result.is_error:
-                        raise RuntimeError(f"{step} failed: {result.content}")
-                    await anyio.sleep(pause)
+    async with _session(root, src, False, wait=True) as session:
+        for step in CHAIN:
+            start = time.perf_counter()
+            result = await session.call_tool(step, {"workspace": "ws"})
+            seconds.append(time.perf_counter() - start)
+            if result.is_error:
+                raise RuntimeError(f"{step} failed: {result.content}")
+            await anyio.sleep(pause)
     shutil.rmtree(root)
     return seconds
 
