@@ -232,6 +232,11 @@ def fit_ours(
         }
         for c in contributions.channels
     }
+    # The decomposition's stored draws (a thinned subset of the posterior), summed over weeks.
+    draws = pd.read_csv(ws.path / "analysis" / "mmm_contribution_draws.csv")
+    per_draw = draws.groupby(["channel", "draw"])["contribution"].sum().unstack("draw")
+    for channel, spread in share_spread({c: per_draw.loc[c].to_numpy() for c in estimates}).items():
+        estimates[channel].update(spread)
     summary = result.convergence
     return {
         "model": "ours" if variant == "default" else f"ours:{variant}",
@@ -324,6 +329,9 @@ def fit_library(
             "hdi_90": list(summary.hdi_90),
             "share": float(np.mean(draws / media.values)),
         }
+    spreads = share_spread({c: totals.sel(channel=c).values for c in data.channels})
+    for channel, spread in spreads.items():
+        estimates[channel].update(spread)
     summary = convergence_summary(tree)
     return {
         "model": "library",
@@ -338,11 +346,42 @@ def fit_library(
     }
 
 
+def share_spread(totals: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    """Per channel, from draws of every channel's total (aligned by draw): the share's 90%
+    HDI and the share error the posterior itself expects, E|share - posterior mean share|.
+
+    Averaged over channels, the expected error is what the model says its share MAE should
+    be; set beside the realised MAE it tells a model whose errors match its stated
+    uncertainty (the data left that much open) from one that is wrong with confidence.
+    """
+    media = np.sum(list(totals.values()), axis=0)
+    out = {}
+    for channel, draws in totals.items():
+        shares = draws / media
+        out[channel] = {
+            "share_expected_error": float(np.mean(np.abs(shares - shares.mean()))),
+            "share_hdi_90": list(interval(shares).hdi_90),
+        }
+    return out
+
+
 def score(world: World, estimates: dict[str, dict]) -> dict[str, float]:
-    """Share MAE (points), media-total bias (%), 90% coverage and ROAS error (%) vs truth."""
+    """Share MAE (points), media-total bias (%), 90% coverage and ROAS error (%) vs truth;
+    with share draws, the share error the posterior expects (points) and the share's 90%
+    coverage."""
     truth, share = world.true_contribution, world.true_share
     channels = world.channels
     share_error = [abs(estimates[c]["share"] - share[c]) for c in channels]
+    spread = {}
+    if all("share_expected_error" in estimates[c] for c in channels):
+        share_hdi = {c: estimates[c]["share_hdi_90"] for c in channels}
+        spread = {
+            "share_expected_mae_pts": 100
+            * float(np.mean([estimates[c]["share_expected_error"] for c in channels])),
+            "share_coverage": float(
+                np.mean([share_hdi[c][0] <= share[c] <= share_hdi[c][1] for c in channels])
+            ),
+        }
     inside = [estimates[c]["hdi_90"][0] <= truth[c] <= estimates[c]["hdi_90"][1] for c in channels]
     media = sum(estimates[c]["mean"] for c in channels)
     # ROAS = contribution / spend with the world's own spend, so its relative error is the
@@ -354,6 +393,7 @@ def score(world: World, estimates: dict[str, dict]) -> dict[str, float]:
         "coverage": float(np.mean(inside)),
         "n_channels": len(channels),
         "roas_error_pct": 100 * float(np.mean(roas_error)),
+        **spread,
     }
 
 
@@ -546,6 +586,17 @@ def print_table(rows: list[dict]) -> None:
             f"  sec {np.mean([r['seconds'] for r in mine]):.0f}"
             f"  gates {sum(r['gates'] for r in mine)}/{len(mine)}"
         )
+        spread = [r for r in mine if "share_expected_mae_pts" in r]
+        if spread:
+            realised = np.mean([r["share_mae_pts"] for r in spread])
+            expected = np.mean([r["share_expected_mae_pts"] for r in spread])
+            inside = sum(r["share_coverage"] * r["n_channels"] for r in spread)
+            print(
+                f"  {'':28s} on the {len(spread)} fits with share draws: share MAE"
+                f" realised {realised:.1f}p, expected by the posterior {expected:.1f}p"
+                f" (ratio {realised / expected:.2f}), shares in their 90% HDI"
+                f" {inside / sum(r['n_channels'] for r in spread):.0%}"
+            )
     print_family_choice(rows)
 
 

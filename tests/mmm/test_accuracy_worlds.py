@@ -88,6 +88,39 @@ def test_score_matches_hand_computed_figures_and_fails_a_wrong_estimate():
     assert scored["share_mae_pts"] == pytest.approx(100 * expected_mae)
 
 
+def test_share_spread_is_the_posterior_expected_share_error():
+    # Two channels whose totals are known per draw: shares 0.2 and 0.4 in alternate draws
+    # for "a", so E|share - mean| = 0.1 for both (b's share mirrors a's).
+    a = np.array([20.0, 40.0] * 50)
+    b = np.array([80.0, 60.0] * 50)
+    spread = mmm_accuracy.share_spread({"a": a, "b": b})
+    assert spread["a"]["share_expected_error"] == pytest.approx(0.1)
+    assert spread["b"]["share_expected_error"] == pytest.approx(0.1)
+    low, high = spread["a"]["share_hdi_90"]
+    assert low == pytest.approx(0.2) and high == pytest.approx(0.4)
+    # Negative control: draws that agree have no expected error.
+    still = mmm_accuracy.share_spread({"a": np.full(100, 30.0), "b": np.full(100, 70.0)})
+    assert still["a"]["share_expected_error"] == pytest.approx(0.0, abs=1e-12)
+
+    # Scored against a world: the expected error is the channels' mean, the share coverage
+    # counts true shares inside their interval (a wrong interval must miss).
+    world = worlds.make_world("correlated_weak", 1)
+    share = world.true_share
+    estimates = {
+        c: {
+            "mean": world.true_contribution[c],
+            "hdi_90": [0.0, 2 * world.true_contribution[c]],
+            "share": share[c],
+            "share_expected_error": 0.01 * (i + 1),
+            "share_hdi_90": [share[c] - 0.01, share[c] + 0.01] if i else [0.9, 1.0],
+        }
+        for i, c in enumerate(world.channels)
+    }
+    scored = mmm_accuracy.score(world, estimates)
+    assert scored["share_expected_mae_pts"] == pytest.approx(2.5)
+    assert scored["share_coverage"] == pytest.approx(0.75)
+
+
 def test_every_world_passes_import_and_validation(tmp_path):
     for name in worlds.WORLDS:
         world = worlds.make_world(name, 1)
