@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from attribution_analysis import layout
 from attribution_analysis.api import decompose_contributions, fit_mmm, validate_data
@@ -232,10 +233,12 @@ def fit_ours(
         }
         for c in contributions.channels
     }
-    # The decomposition's stored draws (a thinned subset of the posterior), summed over weeks.
-    draws = pd.read_csv(ws.path / "analysis" / "mmm_contribution_draws.csv")
-    per_draw = draws.groupby(["channel", "draw"])["contribution"].sum().unstack("draw")
-    for channel, spread in share_spread({c: per_draw.loc[c].to_numpy() for c in estimates}).items():
+    # The decomposition's stored draws (500, thinned from the posterior), summed over weeks.
+    with xr.open_dataset(ws.root / layout.CONTRIBUTION_DRAWS.path) as stored:
+        draws = stored["channel_contribution"]
+        totals = draws.sum([d for d in draws.dims if d not in ("channel", "sample")]).load()
+    spreads = share_spread({c: totals.sel(channel=c).values for c in estimates})
+    for channel, spread in spreads.items():
         estimates[channel].update(spread)
     summary = result.convergence
     return {
