@@ -59,6 +59,7 @@ from attribution_analysis.contracts.inputs import IncrementalityResult
 from attribution_analysis.contracts.mmm import FitMMMParams, MMMConfig, SamplerSettings
 from attribution_analysis.mmm.calibration import calibrate, lift_test_frame
 from attribution_analysis.mmm.convergence import convergence_summary, passes_gates
+from attribution_analysis.mmm.decompose import expected_share_error
 from attribution_analysis.mmm.panel import load_model_data
 from attribution_analysis.runner import run_step
 from attribution_analysis.steps import step
@@ -351,21 +352,24 @@ def fit_library(
 
 def share_spread(totals: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """Per channel, from draws of every channel's total (aligned by draw): the share's 90%
-    HDI and the share error the posterior itself expects, E|share - posterior mean share|.
+    HDI and the share error the posterior itself expects, E|share - posterior mean share|
+    (the product's own ``expected_share_error``, which its decomposition reports).
 
     Averaged over channels, the expected error is what the model says its share MAE should
     be; set beside the realised MAE it tells a model whose errors match its stated
     uncertainty (the data left that much open) from one that is wrong with confidence.
     """
-    media = np.sum(list(totals.values()), axis=0)
-    out = {}
-    for channel, draws in totals.items():
-        shares = draws / media
-        out[channel] = {
-            "share_expected_error": float(np.mean(np.abs(shares - shares.mean()))),
-            "share_hdi_90": list(interval(shares).hdi_90),
+    channels = list(totals)
+    media = np.column_stack([totals[c] for c in channels])
+    expected = expected_share_error(media)
+    shares = media / media.sum(axis=1, keepdims=True)
+    return {
+        c: {
+            "share_expected_error": float(expected[k]),
+            "share_hdi_90": list(interval(shares[:, k]).hdi_90),
         }
-    return out
+        for k, c in enumerate(channels)
+    }
 
 
 def score(world: World, estimates: dict[str, dict]) -> dict[str, float]:

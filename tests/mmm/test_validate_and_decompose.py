@@ -61,6 +61,14 @@ def test_validation_then_decomposition_are_consistent_for_any_posterior(fitted):
         for row in written["channels"]:
             mean = row["total_contribution"]["mean"]
             assert float(totals.sel(channel=row["channel"])) == pytest.approx(mean, rel=0.1)
+        # The share precision the decomposition states, recomputed from the stored draws.
+        per_draw = draws["channel_contribution"].sum("date").transpose("sample", "channel")
+        shares = per_draw / per_draw.sum("channel")
+        expected = abs(shares - shares.mean("sample")).mean("sample")
+    (precision,) = [f for f in result.findings if f.code == "share_precision"]
+    assert precision.value == pytest.approx(100 * float(expected.mean()), rel=0.15)
+    # The least certain channel (500 stored draws against all of them: within 15% of it).
+    assert float(expected.sel(channel=precision.subject)) >= 0.85 * float(expected.max())
 
 
 @pytest.mark.slow
