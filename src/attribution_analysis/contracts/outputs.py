@@ -144,9 +144,10 @@ class DecomposeAnswer(StepAnswer):
     geos: list[GeoChannelContribution] = Field(
         default_factory=list,
         description="Geo panels only: per (geo, channel) contribution, share of the geo's "
-        "media and ROAS on the geo's spend, with intervals. Nothing is pooled across geos, so "
-        "a small geo's figures rest on its own data and the priors: quote them with their "
-        "intervals.",
+        "media and ROAS on the geo's spend, with intervals. Geos share each channel's curve "
+        "shape, and its effect size is partially pooled across geos: a small geo's figure is "
+        "pulled towards the channel's mean over geos and rests on the other geos as well as "
+        "its own data, so quote it with its interval.",
     )
     sum_check: SumCheck = Field(
         description="Whether base + channels + components add up to the fitted outcome "
