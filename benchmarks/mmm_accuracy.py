@@ -234,7 +234,8 @@ def fit_ours(
         }
         for c in contributions.channels
     }
-    # The decomposition's stored draws (500, thinned from the posterior), summed over weeks.
+    # The decomposition's stored draws (500 or more, thinned from the posterior), summed over
+    # the weeks.
     with xr.open_dataset(ws.root / layout.CONTRIBUTION_DRAWS.path) as stored:
         draws = stored["channel_contribution"]
         totals = draws.sum([d for d in draws.dims if d not in ("channel", "sample")]).load()
@@ -362,7 +363,8 @@ def share_spread(totals: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     channels = list(totals)
     media = np.column_stack([totals[c] for c in channels])
     expected = expected_share_error(media)
-    shares = media / media.sum(axis=1, keepdims=True)
+    kept = media[media.sum(axis=1) > 0]  # as expected_share_error: draws with media
+    shares = kept / kept.sum(axis=1, keepdims=True)
     return {
         c: {
             "share_expected_error": float(expected[k]),

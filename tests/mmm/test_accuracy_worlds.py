@@ -105,6 +105,7 @@ def test_share_spread_is_the_posterior_expected_share_error():
     # Scored against a world: the expected error is the channels' mean, the share coverage
     # counts true shares inside their interval (a wrong interval must miss).
     world = worlds.make_world("correlated_weak", 1)
+    assert len(world.channels) == 4  # the figures below are for four channels
     share = world.true_share
     estimates = {
         c: {

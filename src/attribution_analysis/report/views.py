@@ -547,6 +547,7 @@ def environment(recorder: trace.Recorder | None = None) -> Environment:
     out = trace.formatted
     env.filters.update(
         num=lambda v: out(fmt.num_parts(v)),
+        points=lambda v: out(fmt.num_parts(v, 1)),  # percentage points, one decimal
         pct=lambda v, signed=False: out(fmt.pct_parts(v, signed)),
         integer=lambda v: out(fmt.integer_parts(v)),
         iv=lambda v, as_pct=False: out(fmt.interval_parts(v, as_pct)),
