@@ -99,6 +99,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # default geometric, on worlds whose carry-over peaks late (delayed_events) and others.
     "weibull": {"adstock": "weibull"},
     "no_roi_prior": {"roi_prior": None},
+    # Carry-over longer than the default 8 weeks (two worlds' retention runs past it): 13
+    # weeks, a quarter, the longest window commonly used for weekly data.
+    "l_max_13": {"l_max": 13},
     "logistic_roi_prior": {"saturation": "logistic", "roi_prior": {"mu": 0.2, "sigma": 0.9}},
     # The Hill slope prior: the default's LogNormal(0, 0.5) (median 1: concave, S-shapes
     # allowed) against the previous default, chosen on the project's own simulator (median 1.5),
