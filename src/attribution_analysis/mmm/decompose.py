@@ -207,7 +207,7 @@ def share_precision(media: np.ndarray, channels: list[str], method: str) -> Find
     It is the model's own account, right only as far as the model is: on the 9 simulated
     accuracy worlds x 2 seeds the default's realised share error was at or below it on 15 of
     18 (it is conservative there), PyMC-Marketing's default erred beyond its own on 13
-    (``references/mmm_methodology.md``, "What the data leave open")."""
+    (``references/mmm_methodology.md``, "What the model leaves open")."""
     source = _SPREAD_SOURCE.get(method)
     if source is None or len(channels) < 2 or not (media.sum(axis=1) > 0).any():
         return None
