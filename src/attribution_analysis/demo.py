@@ -246,6 +246,13 @@ def _decompose(ws: Workspace, root: Path, console: Console) -> None:
             highlight=False,
         )
     console.print(f"   (ROAS in {result.roas_unit})")
+    for finding in result.findings:
+        if finding.code == "share_precision":
+            console.print(
+                f"   shares of media uncertain by about {finding.value:.1f} points on average"
+                f" if the model is right (least certain: {finding.subject})",
+                highlight=False,
+            )
     console.print(f"   contributions: {root / 'analysis' / 'mmm_channel_contributions.json'}")
 
 
