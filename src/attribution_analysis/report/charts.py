@@ -86,8 +86,10 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
     def cached(*args: Any) -> Chart | None:
         parts = [a.model_dump_json() if isinstance(a, BaseModel) else repr(a) for a in args]
         key = hashlib.sha256("\x00".join([_code_key(), draw.__name__, *parts]).encode()).hexdigest()
-        if key in _RENDERED:
-            return _RENDERED[key]
+        # One look-up, not "in" then "[]": another thread may evict the key in between.
+        remembered = _RENDERED.get(key)
+        if remembered is not None:
+            return remembered
         stored = chart_store.read(key)
         if stored is not None:
             _remember(key, stored)
@@ -97,8 +99,9 @@ def _memoised(draw: Callable[..., Chart | None]) -> Callable[..., Chart | None]:
         # workspaces in worker threads). Looked up again inside: the thread that held the
         # lock may have drawn this very chart.
         with _DRAWING:
-            if key in _RENDERED:
-                return _RENDERED[key]
+            remembered = _RENDERED.get(key)
+            if remembered is not None:
+                return remembered
             with mpl.rc_context(STYLE):
                 chart = draw(*args)
             if chart is None:
